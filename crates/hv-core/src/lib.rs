@@ -1,0 +1,11 @@
+//! Oxen's pure logic, kept free of the CPU so that it is tested on the host.
+//!
+//! Everything here is `no_std` outside of tests; `src/` in the hypervisor binds it
+//! to the machine (page tables, port I/O, the serial line).
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
+pub mod addr;
+pub mod bootinfo;
+pub mod cmdline;
+pub mod frame_alloc;
+pub mod mapcache;
