@@ -1,0 +1,63 @@
+//! The IDT: interrupt gates for the 32 exceptions and the 16 legacy PIC IRQs
+//! (vectors 0x20..0x30), and a task gate for #DF. Gates are DPL 0 for now, so a
+//! guest `int $n` of them raises #GP; the hypercall gate (0x82, DPL 1) and the
+//! guest-visible vectors (#BP, #OF) are added with the hypercall entry.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use xen_abi::selectors::FLAT_RING0_CS;
+
+use super::gdt::DF_TSS_SELECTOR;
+
+/// Vectors with a stub in traps.S.
+pub const NR_STUBS: usize = 48;
+/// First vector of the remapped master PIC.
+pub const IRQ_BASE: u8 = 0x20;
+/// The double-fault vector.
+pub const VECTOR_DF: usize = 8;
+
+static IDT: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+
+unsafe extern "C" {
+    static oxen_trap_stubs: [u32; NR_STUBS];
+}
+
+/// A 32-bit interrupt gate (IF cleared on entry) to `handler` with privilege `dpl`.
+const fn interrupt_gate(handler: u32, dpl: u64) -> u64 {
+    let h = handler as u64;
+    (h & 0xFFFF) | ((FLAT_RING0_CS as u64) << 16) | ((0x8E | (dpl << 5)) << 40) | ((h >> 16) << 48)
+}
+
+/// A task gate to the TSS `selector`.
+const fn task_gate(selector: u16) -> u64 {
+    ((selector as u64) << 16) | (0x85u64 << 40)
+}
+
+/// Installs a gate for `vector` with privilege `dpl` to `handler`.
+pub fn set_gate(vector: usize, handler: u32, dpl: u64) {
+    IDT[vector].store(interrupt_gate(handler, dpl), Ordering::Relaxed);
+}
+
+#[repr(C, packed)]
+struct DescriptorTablePointer {
+    limit: u16,
+    base: u32,
+}
+
+/// Fills the IDT from the stub table and loads IDTR.
+pub fn init() {
+    // SAFETY: `oxen_trap_stubs` is a read-only table of NR_STUBS addresses
+    // emitted by traps.S, never written after link time.
+    let stubs = unsafe { &oxen_trap_stubs };
+    for (vector, &stub) in stubs.iter().enumerate() {
+        set_gate(vector, stub, 0);
+    }
+    IDT[VECTOR_DF].store(task_gate(DF_TSS_SELECTOR), Ordering::Relaxed);
+    let ptr = DescriptorTablePointer {
+        limit: (256 * 8 - 1) as u16,
+        base: IDT.as_ptr() as u32,
+    };
+    // SAFETY: the IDT is a static that lives forever; every gate present in it
+    // points at a stub in traps.S or at the #DF task.
+    unsafe { core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack)) };
+}

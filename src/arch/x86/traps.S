@@ -1,0 +1,104 @@
+/*
+ * Trap entry stubs: one per vector 0..47. Each leaves one word with the error
+ * code in its low half and the vector in its high half (as Xen's cpu_user_regs
+ * `error_code`/`entry_vector`), then `trap_common` saves the general registers
+ * in cpu_user_regs order (ebx first) with the data segments below them, loads
+ * Oxen's data selector and calls `oxen_handle_trap(&mut TrapFrame)`.
+ */
+    .set FLAT_RING0_DS, 0xE010
+
+    .macro TRAP_NOERR vec
+    .global oxen_trap_\vec
+oxen_trap_\vec:
+    pushl   $0
+    movw    $\vec, 2(%esp)
+    jmp     oxen_trap_common
+    .endm
+
+    .macro TRAP_ERR vec
+    .global oxen_trap_\vec
+oxen_trap_\vec:
+    movw    $\vec, 2(%esp)
+    jmp     oxen_trap_common
+    .endm
+
+    .text
+    .balign 16
+    TRAP_NOERR 0
+    TRAP_NOERR 1
+    TRAP_NOERR 2
+    TRAP_NOERR 3
+    TRAP_NOERR 4
+    TRAP_NOERR 5
+    TRAP_NOERR 6
+    TRAP_NOERR 7
+    TRAP_ERR   8
+    TRAP_NOERR 9
+    TRAP_ERR   10
+    TRAP_ERR   11
+    TRAP_ERR   12
+    TRAP_ERR   13
+    TRAP_ERR   14
+    TRAP_NOERR 15
+    TRAP_NOERR 16
+    TRAP_ERR   17
+    TRAP_NOERR 18
+    TRAP_NOERR 19
+    TRAP_NOERR 20
+    TRAP_ERR   21
+    .irp vec, 22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
+    TRAP_NOERR \vec
+    .endr
+
+oxen_trap_common:
+    pushl   %eax
+    pushl   %ebp
+    pushl   %edi
+    pushl   %esi
+    pushl   %edx
+    pushl   %ecx
+    pushl   %ebx
+    subl    $16, %esp
+    movl    %ds, %eax
+    movl    %eax, 12(%esp)
+    movl    %es, %eax
+    movl    %eax, 8(%esp)
+    movl    %fs, %eax
+    movl    %eax, 4(%esp)
+    movl    %gs, %eax
+    movl    %eax, 0(%esp)
+    movl    $FLAT_RING0_DS, %eax
+    movl    %eax, %ds
+    movl    %eax, %es
+    cld
+    movl    %esp, %eax
+    pushl   %eax
+    call    oxen_handle_trap
+    addl    $4, %esp
+    movl    0(%esp), %eax
+    movl    %eax, %gs
+    movl    4(%esp), %eax
+    movl    %eax, %fs
+    movl    8(%esp), %eax
+    movl    %eax, %es
+    movl    12(%esp), %eax
+    movl    %eax, %ds
+    addl    $16, %esp
+    popl    %ebx
+    popl    %ecx
+    popl    %edx
+    popl    %esi
+    popl    %edi
+    popl    %ebp
+    popl    %eax
+    addl    $4, %esp
+    iret
+
+    /* Table of the stubs' addresses, indexed by vector. */
+    .section .rodata
+    .balign 4
+    .global oxen_trap_stubs
+oxen_trap_stubs:
+    .irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
+    .long oxen_trap_\vec
+    .endr

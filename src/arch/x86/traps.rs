@@ -1,0 +1,238 @@
+//! Trap dispatch: what happens after a stub in traps.S saved the registers.
+//!
+//! For now every trap is Oxen's own (no guest runs yet): a CPU exception is a
+//! bug in Oxen and stops the machine with a report (vector, error code,
+//! registers, CR2, the domain); a PIC interrupt goes to its handler.
+
+use core::fmt;
+
+use super::cpu;
+use super::idt::IRQ_BASE;
+
+/// The registers saved on a trap, in Xen's `cpu_user_regs` order from `ebx` on,
+/// with the data segments saved below them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TrapFrame {
+    pub gs: u32,
+    pub fs: u32,
+    pub es: u32,
+    pub ds: u32,
+    pub ebx: u32,
+    pub ecx: u32,
+    pub edx: u32,
+    pub esi: u32,
+    pub edi: u32,
+    pub ebp: u32,
+    pub eax: u32,
+    pub error_code: u16,
+    pub entry_vector: u16,
+    pub eip: u32,
+    pub cs: u32,
+    pub eflags: u32,
+    /// Only pushed by the CPU when the trap came from ring 1 or 3.
+    pub esp: u32,
+    /// Only pushed by the CPU when the trap came from ring 1 or 3.
+    pub ss: u32,
+}
+
+const _: () = assert!(core::mem::offset_of!(TrapFrame, ebx) == 16);
+const _: () = assert!(core::mem::offset_of!(TrapFrame, eip) == 16 + 32);
+
+impl TrapFrame {
+    /// Whether the trap interrupted Oxen itself (ring 0).
+    pub fn interrupted_hypervisor(&self) -> bool {
+        self.cs & 3 == 0
+    }
+
+    /// The stack pointer at the time of the trap.
+    pub fn interrupted_esp(&self) -> u32 {
+        if self.interrupted_hypervisor() {
+            // No privilege change: the CPU pushed no ESP/SS; the interrupted
+            // stack continues right where `esp` would have been.
+            core::ptr::addr_of!(self.esp) as u32
+        } else {
+            self.esp
+        }
+    }
+}
+
+/// Mnemonics of the architectural exception vectors.
+pub fn vector_name(vector: u16) -> &'static str {
+    const NAMES: [&str; 22] = [
+        "#DE divide error",
+        "#DB debug",
+        "NMI",
+        "#BP breakpoint",
+        "#OF overflow",
+        "#BR bound range",
+        "#UD invalid opcode",
+        "#NM device not available",
+        "#DF double fault",
+        "coprocessor segment overrun",
+        "#TS invalid TSS",
+        "#NP segment not present",
+        "#SS stack fault",
+        "#GP general protection",
+        "#PF page fault",
+        "reserved",
+        "#MF x87 error",
+        "#AC alignment check",
+        "#MC machine check",
+        "#XM SIMD error",
+        "#VE virtualization",
+        "#CP control protection",
+    ];
+    NAMES
+        .get(usize::from(vector))
+        .copied()
+        .unwrap_or("reserved")
+}
+
+/// The register dump printed by fatal traps and panics.
+pub struct RegisterDump<'a> {
+    pub frame: &'a TrapFrame,
+    /// The stack pointer at the time of the trap.
+    pub esp: u32,
+}
+
+impl fmt::Display for RegisterDump<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.frame;
+        writeln!(
+            f,
+            "EIP:    {:04x}:[<{:08x}>]  EFLAGS: {:08x}",
+            r.cs, r.eip, r.eflags
+        )?;
+        writeln!(
+            f,
+            "eax: {:08x}   ebx: {:08x}   ecx: {:08x}   edx: {:08x}",
+            r.eax, r.ebx, r.ecx, r.edx
+        )?;
+        writeln!(
+            f,
+            "esi: {:08x}   edi: {:08x}   ebp: {:08x}   esp: {:08x}",
+            r.esi, r.edi, r.ebp, self.esp
+        )?;
+        writeln!(
+            f,
+            "cr0: {:08x}   cr2: {:08x}   cr3: {:08x}   cr4: {:08x}",
+            cpu::read_cr0(),
+            cpu::read_cr2(),
+            cpu::read_cr3(),
+            cpu::read_cr4()
+        )?;
+        write!(
+            f,
+            "ds: {:04x}   es: {:04x}   fs: {:04x}   gs: {:04x}   cs: {:04x}",
+            r.ds, r.es, r.fs, r.gs, r.cs
+        )
+    }
+}
+
+/// Called by traps.S with interrupts off.
+#[unsafe(no_mangle)]
+extern "C" fn oxen_handle_trap(frame: &mut TrapFrame) {
+    let vector = frame.entry_vector;
+    if vector >= u16::from(IRQ_BASE) && vector < u16::from(IRQ_BASE) + 16 {
+        let irq = (vector - u16::from(IRQ_BASE)) as u8;
+        crate::time::handle_irq(irq);
+        super::pic::eoi(irq);
+        return;
+    }
+    fatal_trap(frame);
+}
+
+fn fatal_trap(frame: &TrapFrame) -> ! {
+    let vector = frame.entry_vector;
+    let cr2 = cpu::read_cr2();
+    crate::panic::fatal(format_args!(
+        "FATAL TRAP: vector = {} ({}), error code = {:#06x}{}\n{}",
+        vector,
+        vector_name(vector),
+        frame.error_code,
+        PageFaultDetail {
+            vector,
+            cr2,
+            error_code: frame.error_code
+        },
+        RegisterDump {
+            frame,
+            esp: frame.interrupted_esp()
+        }
+    ))
+}
+
+struct PageFaultDetail {
+    vector: u16,
+    cr2: u32,
+    error_code: u16,
+}
+
+impl fmt::Display for PageFaultDetail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.vector != 14 {
+            return Ok(());
+        }
+        let e = self.error_code;
+        write!(
+            f,
+            "\nPage fault at CR2={:#010x}: {} {} in {} mode{}",
+            self.cr2,
+            if e & 1 != 0 {
+                "protection violation"
+            } else {
+                "not-present page"
+            },
+            if e & 2 != 0 {
+                "on write"
+            } else if e & 16 != 0 {
+                "on instruction fetch"
+            } else {
+                "on read"
+            },
+            if e & 4 != 0 { "user" } else { "supervisor" },
+            if e & 8 != 0 {
+                " (reserved bit set)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// The double-fault task: runs on its own TSS, stack and the idle page table,
+/// and reports the state the CPU saved in the main TSS.
+pub extern "C" fn double_fault_task() -> ! {
+    // SAFETY: the CPU wrote the faulting context into the main TSS during the
+    // task switch; nothing else runs any more, so reading it is race-free.
+    let t = unsafe { &*super::gdt::TSS.get() };
+    let frame = TrapFrame {
+        gs: t.gs,
+        fs: t.fs,
+        es: t.es,
+        ds: t.ds,
+        ebx: t.ebx,
+        ecx: t.ecx,
+        edx: t.edx,
+        esi: t.esi,
+        edi: t.edi,
+        ebp: t.ebp,
+        eax: t.eax,
+        error_code: 0,
+        entry_vector: 8,
+        eip: t.eip,
+        cs: t.cs,
+        eflags: t.eflags,
+        esp: t.esp,
+        ss: t.ss,
+    };
+    crate::panic::fatal(format_args!(
+        "FATAL TRAP: vector = 8 (#DF double fault), esp at fault = {:#010x}\n{}",
+        t.esp,
+        RegisterDump {
+            frame: &frame,
+            esp: t.esp
+        }
+    ))
+}

@@ -1,0 +1,160 @@
+//! Oxen's console: COM1 (16550) and optionally the VGA text screen, behind the
+//! `log` crate.
+//!
+//! Every line is prefixed `(XEN) ` as Xen's console is, so transcripts read the
+//! same to a Xen engineer. Two kinds of output:
+//! - `printk!`: the boot banner and reports, printed whatever the log level
+//!   (as Xen's plain `printk`);
+//! - `log::error!..trace!`: diagnostics filtered by `loglvl=` (Xen's levels map
+//!   to the `log` crate's: none=off, error, warning=warn, info, debug, all=trace).
+//!
+//! The console is one spin lock. The fatal path (`panic::fatal`) takes it by
+//! force, so a trap taken while the lock was held still gets its report out.
+
+mod serial;
+mod vga;
+
+use core::fmt::{self, Write};
+
+use hv_core::cmdline::{ComConfig, LogLevel};
+use spin::Mutex;
+
+pub use serial::Serial;
+pub use vga::VgaText;
+
+/// The console sinks.
+pub struct Console {
+    serial: Option<Serial>,
+    vga: Option<VgaText>,
+    /// Whether the next byte starts a new line (and so needs the prefix).
+    at_line_start: bool,
+}
+
+static CONSOLE: Mutex<Console> = Mutex::new(Console {
+    serial: None,
+    vga: None,
+    at_line_start: true,
+});
+
+impl Console {
+    fn put_bytes(&mut self, s: &str) {
+        for line in s.split_inclusive('\n') {
+            if self.at_line_start {
+                self.raw("(XEN) ");
+            }
+            self.raw(line);
+            self.at_line_start = line.ends_with('\n');
+        }
+    }
+
+    fn raw(&mut self, s: &str) {
+        if let Some(serial) = self.serial.as_mut() {
+            serial.write_str(s);
+        }
+        if let Some(vga) = self.vga.as_mut() {
+            vga.write_str(s);
+        }
+    }
+}
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.put_bytes(s);
+        Ok(())
+    }
+}
+
+/// Brings up COM1 at the default 115200 8n1 so that anything, even an early
+/// fatal trap, can be reported.
+pub fn early_init() {
+    let serial = Serial::new(&ComConfig::COM1_DEFAULT);
+    CONSOLE.lock().serial = serial;
+    log::set_logger(&LOGGER).expect("logger set twice");
+    log::set_max_level(log::LevelFilter::Warn);
+}
+
+/// Applies the parsed `com1=` and `console=` options.
+pub fn configure(com1: Option<&ComConfig>, use_com1: bool, use_vga: bool) {
+    let mut c = CONSOLE.lock();
+    if let Some(cfg) = com1 {
+        c.serial = Serial::new(cfg);
+    }
+    if !use_com1 {
+        c.serial = None;
+    }
+    if use_vga {
+        c.vga = Some(VgaText::new());
+    }
+}
+
+/// Sets the hypervisor log level from `loglvl=`.
+pub fn set_log_level(level: LogLevel) {
+    log::set_max_level(level_filter(level));
+}
+
+/// Maps Xen's log levels onto the `log` crate's.
+pub fn level_filter(level: LogLevel) -> log::LevelFilter {
+    match level {
+        LogLevel::None => log::LevelFilter::Off,
+        LogLevel::Error => log::LevelFilter::Error,
+        LogLevel::Warning => log::LevelFilter::Warn,
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Debug => log::LevelFilter::Debug,
+        LogLevel::All => log::LevelFilter::Trace,
+    }
+}
+
+/// Writes formatted text to the console, unfiltered (see `printk!`).
+pub fn print(args: fmt::Arguments<'_>) {
+    let was = crate::arch::x86::cpu::disable_interrupts();
+    let _ = CONSOLE.lock().write_fmt(args);
+    crate::arch::x86::cpu::restore_interrupts(was);
+}
+
+/// Writes on the fatal path: takes the console even if a trapped context held it.
+pub fn print_fatal(args: fmt::Arguments<'_>) {
+    if CONSOLE.is_locked() {
+        // SAFETY: we are on the fatal path with interrupts off on the only CPU;
+        // whoever held the lock will never run again, so breaking it cannot
+        // let two writers interleave.
+        unsafe { CONSOLE.force_unlock() };
+    }
+    let mut c = CONSOLE.lock();
+    if c.serial.is_none() && c.vga.is_none() {
+        c.serial = Serial::new(&ComConfig::COM1_DEFAULT);
+    }
+    if !c.at_line_start {
+        c.raw("\n");
+        c.at_line_start = true;
+    }
+    let _ = c.write_fmt(args);
+}
+
+/// `printk!`: unfiltered console output, as Xen's plain `printk`.
+#[macro_export]
+macro_rules! printk {
+    ($($arg:tt)*) => { $crate::console::print(format_args!($($arg)*)) };
+}
+
+struct Logger;
+static LOGGER: Logger = Logger;
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let tag = match record.level() {
+            log::Level::Error => "error: ",
+            log::Level::Warn => "warning: ",
+            _ => "",
+        };
+        print(format_args!("{}{}\n", tag, record.args()));
+    }
+
+    fn flush(&self) {}
+}

@@ -1,0 +1,58 @@
+//! COM1 through the `uart_16550` driver, programmed from `com1=`.
+
+use hv_core::cmdline::{Baud, ComConfig, Parity};
+use uart_16550::backend::PioBackend;
+use uart_16550::spec::registers::{Parity as UartParity, WordLength};
+use uart_16550::{BaudRate, Config, Uart16550};
+
+/// The rate used for `auto` when the UART was never programmed.
+const DEFAULT_BAUD: u32 = 115_200;
+
+/// A 16550 on port I/O.
+pub struct Serial {
+    uart: Uart16550<PioBackend>,
+}
+
+impl Serial {
+    /// Programs the UART; `None` if no UART answers at the configured port.
+    pub fn new(cfg: &ComConfig) -> Option<Self> {
+        // SAFETY: the port range comes from `com1=` (default 0x3F8) and Oxen is
+        // the only user of the serial line; the driver checks that the range fits.
+        let mut uart = unsafe { Uart16550::new_port(cfg.io_base) }.ok()?;
+        let baud = match cfg.baud {
+            Baud::Rate(rate) => rate,
+            // `auto`: keep what the firmware or loader programmed.
+            Baud::Auto => match uart.dll_dlm() {
+                (0, 0) => DEFAULT_BAUD,
+                (dll, dlm) => {
+                    ComConfig::BASE_BAUD / u32::from(u16::from(dll) | (u16::from(dlm) << 8))
+                }
+            },
+        };
+        let config = Config {
+            baud_rate: BaudRate::from_integer(baud),
+            data_bits: WordLength::from_integer(cfg.data_bits),
+            extra_stop_bits: cfg.stop_bits == 2,
+            parity: match cfg.parity {
+                Parity::None => UartParity::Disabled,
+                Parity::Odd => UartParity::Odd,
+                Parity::Even => UartParity::Even,
+                Parity::Mark => UartParity::Forced1,
+                Parity::Space => UartParity::Forced0,
+            },
+            ..Config::DEFAULT
+        };
+        uart.init(config).ok()?;
+        Some(Self { uart })
+    }
+
+    /// Sends text, turning `\n` into `\r\n` for terminals.
+    pub fn write_str(&mut self, s: &str) {
+        for b in s.bytes() {
+            if b == b'\n' {
+                self.uart.send_bytes_exact(b"\r");
+            }
+            self.uart.send_bytes_exact(&[b]);
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Oxen: a type-1 paravirtualizing hypervisor for 32-bit x86 with PAE paging,
+//! speaking the Xen PV ABI (`xen-3.0-x86_32p`).
+//!
+//! This file is bring-up, in order: descriptor tables, console, paging, boot
+//! information, command line, memory (frames, heap, frame table), time, the
+//! boot report, and then dom0 (or a plain statement that there is none).
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+mod arch;
+mod console;
+mod domain;
+mod mm;
+mod panic;
+mod report;
+mod selftest;
+mod time;
+
+use hv_core::addr::PAGE_SIZE;
+use hv_core::bootinfo::BootInfo;
+use hv_core::cmdline;
+
+use crate::arch::x86::{cpu, gdt, idt, paging, pic, traps};
+use crate::mm::layout::DIRECT_MAP_VIRT;
+
+core::arch::global_asm!(include_str!("../boot/header.S"), options(att_syntax));
+core::arch::global_asm!(include_str!("../boot/entry.S"), options(att_syntax));
+core::arch::global_asm!(include_str!("arch/x86/traps.S"), options(att_syntax));
+
+unsafe extern "C" {
+    static __oxen_image_start: u8;
+    static __oxen_image_end: u8;
+    static oxen_boot_stack_top: u8;
+}
+
+/// Oxen's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Heap size at bring-up.
+const HEAP_BYTES: u32 = 4 << 20;
+
+/// Machine memory below 1 MiB stays out of the allocator (BIOS data, real-mode
+/// IVT, EBDA, option ROMs).
+const LOW_MEMORY_END: u64 = 1 << 20;
+
+fn image_range() -> (u64, u64) {
+    let start = core::ptr::addr_of!(__oxen_image_start) as u32;
+    let end = core::ptr::addr_of!(__oxen_image_end) as u32;
+    (
+        u64::from(start - DIRECT_MAP_VIRT),
+        u64::from(end - DIRECT_MAP_VIRT),
+    )
+}
+
+/// Entered from boot/entry.S on the boot stack, paging on, interrupts off.
+#[unsafe(no_mangle)]
+pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
+    let stack_top = core::ptr::addr_of!(oxen_boot_stack_top) as u32;
+    let idle_cr3 = paging::image_maddr(&paging::IDLE_PG_L3) as u32;
+    gdt::init(
+        traps::double_fault_task as *const () as u32,
+        idle_cr3,
+        stack_top,
+    );
+    idt::init();
+    pic::init();
+    console::early_init();
+    paging::drop_identity_map();
+    mm::mapcache::init();
+
+    let boot = match BootInfo::from_multiboot(magic, info, &mm::mapcache::MachineMemory) {
+        Ok(b) => b,
+        Err(e) => panic!("cannot read the boot information (magic {magic:#x} at {info:#x}): {e}"),
+    };
+    let (opts, warnings) = cmdline::parse(&boot.cmdline);
+    console::configure(opts.com1.as_ref(), opts.console.com1, opts.console.vga);
+    console::set_log_level(opts.loglvl);
+    panic::configure(opts.noreboot, opts.debug_exit);
+    report::banner(&boot);
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+
+    // Machine memory: everything usable minus low memory, Oxen's image, the
+    // modules and the boot information.
+    let image = image_range();
+    let ram = boot.available_ranges();
+    let max_mfn = ram.last().map_or(0, |&(_, end)| end.div_ceil(PAGE_SIZE));
+    mm::frames::init(
+        max_mfn,
+        ram.iter().copied(),
+        [(0, LOW_MEMORY_END), image]
+            .into_iter()
+            .chain(boot.reserved_ranges()),
+    );
+    let heap = mm::heap::init(HEAP_BYTES);
+    mm::frame_table::init(max_mfn, |mfn| {
+        let a = mfn.maddr().0;
+        ram.iter().any(|&(start, end)| (start..end).contains(&a))
+    });
+    let tsc_hz = time::init();
+    cpu::enable_interrupts();
+
+    report::memory(&boot, &opts, image, heap);
+    report::cpu(tsc_hz);
+    selftest::run(&opts);
+    report::modules(&boot);
+
+    match boot.modules.first() {
+        None => {
+            crate::printk!("No dom0 kernel was given (no multiboot module): nothing to run.\n");
+        }
+        Some(m) => {
+            crate::printk!(
+                "dom0 kernel in module 0 ({} bytes); building dom0 is not implemented yet.\n",
+                m.end - m.start
+            );
+        }
+    }
+    panic::machine_halt()
+}

@@ -1,0 +1,32 @@
+//! Oxen's private layout of `[HYPERVISOR_VIRT_START, 4 GiB)` (not ABI; guests
+//! see only the read-only M2P at its start). As on 32-bit Xen:
+//!
+//! | range                   | what                                         |
+//! |-------------------------|----------------------------------------------|
+//! | F5800000 – F6800000     | read-only M2P (guest-visible)                |
+//! | F6800000 – FC800000     | frame table (one `PageInfo` per machine frame)|
+//! | FE000000 – FE800000     | Oxen's heap                                  |
+//! | FE800000 – FEA00000     | map cache (512 temporary 4 KiB slots)        |
+//! | FF000000 – FFC00000     | direct map of machine memory [0, 12 MiB)     |
+
+use xen_abi::layout::MACH2PHYS_VIRT_END;
+
+/// Start of the frame table.
+pub const FRAMETABLE_VIRT_START: u32 = 0xF680_0000;
+/// End of the frame table.
+pub const FRAMETABLE_VIRT_END: u32 = 0xFC80_0000;
+/// Start of the heap window.
+pub const HEAP_VIRT_START: u32 = 0xFE00_0000;
+/// End of the heap window.
+pub const HEAP_VIRT_END: u32 = 0xFE80_0000;
+/// Start of the map-cache window.
+pub const MAPCACHE_VIRT_START: u32 = 0xFE80_0000;
+/// Slots in the map cache (one L1).
+pub const MAPCACHE_SLOTS: usize = 512;
+/// Start of the direct map.
+pub const DIRECT_MAP_VIRT: u32 = 0xFF00_0000;
+/// Bytes of machine memory the direct map covers.
+pub const DIRECT_MAP_SIZE: u32 = 12 << 20;
+
+const _: () = assert!(FRAMETABLE_VIRT_START == MACH2PHYS_VIRT_END);
+const _: () = assert!(MAPCACHE_VIRT_START.is_multiple_of(2 << 20));
