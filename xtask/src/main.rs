@@ -1,0 +1,265 @@
+//! `cargo xtask`: Oxen's build, image, run, test and bench driver.
+//!
+//! - `build`  builds `target/oxen.elf` for `x86_32-hv.json` with build-std;
+//! - `iso`    makes a GRUB rescue ISO (`target/oxen.iso`) from `boot/grub.cfg.in`;
+//! - `run`    boots the ISO in QEMU with the serial console on this terminal;
+//! - `test`   runs the host tests, then the QEMU scenarios, and ends with
+//!   `N passed, M failed`;
+//! - `bench`  measures boot times and prints JSON.
+//!
+//! Missing Debian packages and the nightly `rust-src` component are installed
+//! here when absent (as root), or the exact command is printed.
+
+mod deps;
+mod image;
+mod qemu;
+mod scenarios;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  build [--debug]                 build target/oxen.elf
+  iso [--cmdline STR] [--module 'PATH ARGS']...
+                                  build target/oxen.iso (GRUB, multiboot2)
+  run [--kernel] [--cmdline STR] [--module 'PATH ARGS']... [--mem MIB] [--gdb]
+                                  boot in QEMU, serial console on this terminal
+                                  (--kernel: QEMU -kernel/multiboot1 instead of GRUB;
+                                   --gdb: wait for gdb on :1234)
+  test [--qemu-only] [--host-only] [FILTER]
+                                  host tests, then QEMU scenarios
+  bench                           boot-time measurements as JSON
+  lint                            rustfmt check, clippy -D warnings (host crates and kernel)
+";
+
+/// The default hypervisor command line of `run` (the tutorial's GRUB entry).
+pub const DEFAULT_CMDLINE: &str = "dom0_mem=256M loglvl=all com1=115200,8n1 console=com1";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match cmd.as_str() {
+        "build" => build_cmd(rest),
+        "iso" => iso_cmd(rest),
+        "run" => run_cmd(rest),
+        "test" => scenarios::test_cmd(rest),
+        "bench" => scenarios::bench_cmd(rest),
+        "lint" => lint(),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command '{other}'\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// `target/` of the workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// Runs a command, failing with its name if it does not succeed.
+pub fn run_checked(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {status}"))
+    }
+}
+
+/// Builds the hypervisor and returns the path of `oxen.elf`.
+pub fn build_kernel(release: bool) -> Result<PathBuf, String> {
+    deps::ensure_rust_src()?;
+    let started = Instant::now();
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root())
+        .arg("build")
+        .args(KERNEL_BUILD_FLAGS);
+    if release {
+        cmd.arg("--release");
+    }
+    run_checked(&mut cmd)?;
+    let profile = if release { "release" } else { "debug" };
+    let built = target_dir().join("x86_32-hv").join(profile).join("oxen");
+    let out = target_dir().join("oxen.elf");
+    std::fs::copy(&built, &out).map_err(|e| format!("copying {}: {e}", built.display()))?;
+    eprintln!(
+        "xtask: built {} in {:.1} s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(out)
+}
+
+/// The kernel build's `-Z` flags (build-std lives only here, never in a config file).
+pub const KERNEL_BUILD_FLAGS: &[&str] = &[
+    "--package",
+    "oxen",
+    "--target",
+    "x86_32-hv.json",
+    "-Zbuild-std=core,alloc,compiler_builtins",
+    "-Zbuild-std-features=compiler-builtins-mem",
+    "-Zjson-target-spec",
+];
+
+/// rustfmt and clippy (`-D warnings`) on the host crates and on the kernel.
+/// Fails naming the checks that did not pass.
+pub fn lint() -> Result<(), String> {
+    deps::ensure_rust_src()?;
+    let mut failed = Vec::new();
+    let checks: [(&str, Vec<&str>); 3] = [
+        ("rustfmt", vec!["fmt", "--all", "--", "--check"]),
+        (
+            "clippy (host crates)",
+            vec!["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"],
+        ),
+        ("clippy (kernel)", {
+            let mut v = vec!["clippy", "--quiet", "--release"];
+            v.extend_from_slice(KERNEL_BUILD_FLAGS);
+            v.extend_from_slice(&["--", "-D", "warnings"]);
+            v
+        }),
+    ];
+    for (name, args) in checks {
+        let ok = Command::new("cargo")
+            .current_dir(root())
+            .args(&args)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        println!("lint {name}: {}", if ok { "ok" } else { "FAILED" });
+        if !ok {
+            failed.push(name);
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("lint failed: {}", failed.join(", ")))
+    }
+}
+
+fn build_cmd(args: &[String]) -> Result<(), String> {
+    let release = !args.iter().any(|a| a == "--debug");
+    build_kernel(release).map(|_| ())
+}
+
+/// Options shared by `iso` and `run`.
+struct BootOpts {
+    cmdline: String,
+    modules: Vec<String>,
+    kernel_path: bool,
+    mem_mib: u32,
+    gdb: bool,
+}
+
+fn parse_boot_opts(args: &[String]) -> Result<BootOpts, String> {
+    let mut o = BootOpts {
+        cmdline: DEFAULT_CMDLINE.to_string(),
+        modules: Vec::new(),
+        kernel_path: false,
+        mem_mib: 512,
+        gdb: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--cmdline" => o.cmdline = value("--cmdline")?,
+            "--module" => o.modules.push(value("--module")?),
+            "--mem" => {
+                o.mem_mib = value("--mem")?
+                    .parse()
+                    .map_err(|_| "--mem takes a number of MiB".to_string())?
+            }
+            "--kernel" => o.kernel_path = true,
+            "--gdb" => o.gdb = true,
+            other => return Err(format!("unknown option '{other}'")),
+        }
+    }
+    Ok(o)
+}
+
+fn iso_cmd(args: &[String]) -> Result<(), String> {
+    let o = parse_boot_opts(args)?;
+    deps::ensure_packages()?;
+    let kernel = build_kernel(true)?;
+    let iso = image::make_iso(
+        &kernel,
+        &o.cmdline,
+        &o.modules,
+        &target_dir().join("oxen.iso"),
+    )?;
+    eprintln!("xtask: wrote {}", iso.display());
+    Ok(())
+}
+
+fn run_cmd(args: &[String]) -> Result<(), String> {
+    let o = parse_boot_opts(args)?;
+    deps::ensure_packages()?;
+    let kernel = build_kernel(true)?;
+    let boot = if o.kernel_path {
+        qemu::Boot::Kernel {
+            kernel,
+            cmdline: o.cmdline.clone(),
+            modules: o.modules.clone(),
+        }
+    } else {
+        qemu::Boot::Iso(image::make_iso(
+            &kernel,
+            &o.cmdline,
+            &o.modules,
+            &target_dir().join("oxen.iso"),
+        )?)
+    };
+    eprintln!("xtask: booting Oxen in QEMU (TCG). Quit with Ctrl-A X.");
+    let mut cmd = qemu::command(&boot, o.mem_mib);
+    cmd.args(["-serial", "mon:stdio", "-display", "none"]);
+    if o.gdb {
+        cmd.args(["-s", "-S"]);
+        eprintln!(
+            "xtask: waiting for gdb: target remote :1234 (symbols: {})",
+            target_dir().join("oxen.elf").display()
+        );
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start QEMU: {e}"))?;
+    // isa-debug-exit: 1 = Oxen halted cleanly, 3 = fatal; 0 = reset/quit.
+    match status.code() {
+        Some(0) | Some(1) => Ok(()),
+        Some(3) => Err("Oxen stopped on a fatal error (see above)".into()),
+        _ => Err(format!("QEMU exited with {status}")),
+    }
+}

@@ -1,0 +1,129 @@
+//! QEMU command lines and captured runs.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How Oxen is booted.
+pub enum Boot {
+    /// GRUB from an ISO (multiboot2).
+    Iso(PathBuf),
+    /// QEMU's own multiboot1 loader: `-kernel` with modules as `-initrd`.
+    Kernel {
+        kernel: PathBuf,
+        cmdline: String,
+        modules: Vec<String>,
+    },
+}
+
+/// The I/O port of QEMU's isa-debug-exit device (`debug_exit=0xf4`).
+pub const DEBUG_EXIT_PORT: &str = "0xf4";
+
+/// A QEMU command booting `boot` with `mem_mib` of RAM (TCG, no display).
+pub fn command(boot: &Boot, mem_mib: u32) -> Command {
+    let mut cmd = Command::new("qemu-system-i386");
+    cmd.args(["-machine", "pc", "-cpu", "qemu32,+pae", "-m"])
+        .arg(mem_mib.to_string());
+    cmd.args(["-no-reboot", "-device"]).arg(format!(
+        "isa-debug-exit,iobase={DEBUG_EXIT_PORT},iosize=0x04"
+    ));
+    match boot {
+        Boot::Iso(iso) => {
+            cmd.arg("-cdrom").arg(iso).args(["-boot", "d"]);
+        }
+        Boot::Kernel {
+            kernel,
+            cmdline,
+            modules,
+        } => {
+            cmd.arg("-kernel").arg(kernel).arg("-append").arg(cmdline);
+            if !modules.is_empty() {
+                // QEMU separates modules with commas; a module's string is "PATH ARGS".
+                cmd.arg("-initrd").arg(modules.join(","));
+            }
+        }
+    }
+    cmd
+}
+
+/// The outcome of a captured run.
+pub struct Run {
+    pub transcript: String,
+    /// QEMU's exit code, `None` if it was killed at the timeout.
+    pub exit_code: Option<i32>,
+    pub elapsed: Duration,
+    /// Time from start until the transcript first contained `mark`, if asked.
+    pub mark_at: Option<Duration>,
+}
+
+/// Runs QEMU with the serial line captured, killing it after `timeout`.
+pub fn run_captured(
+    boot: &Boot,
+    mem_mib: u32,
+    timeout: Duration,
+    mark: Option<&str>,
+) -> Result<Run, String> {
+    let mut cmd = command(boot, mem_mib);
+    cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let mut stdout = child.stdout.take().expect("piped");
+    let sink = Arc::clone(&buf);
+    let reader = std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    let mut stderr = child.stderr.take().expect("piped");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut mark_at = None;
+    let exit_code = loop {
+        if let (Some(m), None) = (mark, mark_at)
+            && String::from_utf8_lossy(&buf.lock().unwrap()).contains(m)
+        {
+            mark_at = Some(start.elapsed());
+        }
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(status) => break status.code(),
+            None if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    };
+    let elapsed = start.elapsed();
+    let _ = reader.join();
+    let stderr = err_reader.join().unwrap_or_default();
+    let mut transcript = String::from_utf8_lossy(&buf.lock().unwrap()).replace('\r', "");
+    if let (Some(m), None) = (mark, mark_at)
+        && transcript.contains(m)
+    {
+        mark_at = Some(elapsed);
+    }
+    if !stderr.trim().is_empty() {
+        transcript.push_str("\n[qemu stderr]\n");
+        transcript.push_str(&stderr);
+    }
+    Ok(Run {
+        transcript,
+        exit_code,
+        elapsed,
+        mark_at,
+    })
+}

@@ -1,0 +1,446 @@
+//! `cargo xtask test` and `cargo xtask bench`: the QEMU scenarios.
+//!
+//! Each scenario boots Oxen one way, waits (with a timeout) for QEMU to exit
+//! through isa-debug-exit (1 = Oxen halted, 3 = fatal), and checks the serial
+//! transcript. The run ends with one line `N passed, M failed`, counting the
+//! host test suites and the scenarios.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::qemu::{self, Boot, Run};
+
+/// QEMU exit code when Oxen halts cleanly (isa-debug-exit value 0).
+const EXIT_HALTED: i32 = 1;
+/// QEMU exit code when Oxen stops on a fatal error (value 1).
+const EXIT_FATAL: i32 = 3;
+
+/// Options every scenario passes so that QEMU exits when Oxen stops.
+const TEST_OPTS: &str = "noreboot debug_exit=0xf4";
+
+#[derive(Clone, Copy, PartialEq)]
+enum BootPath {
+    Kernel,
+    Iso,
+}
+
+/// A check on the transcript.
+enum Check {
+    /// The transcript contains this text.
+    Has(&'static str),
+    /// The transcript does not contain this text.
+    Lacks(&'static str),
+    /// A custom check with a description.
+    Custom(&'static str, fn(&str) -> Result<(), String>),
+}
+
+struct Scenario {
+    name: &'static str,
+    path: BootPath,
+    cmdline: String,
+    /// Modules as ("file name in the fixture dir", "args").
+    modules: Vec<(&'static str, &'static str)>,
+    mem_mib: u32,
+    exit: i32,
+    checks: Vec<Check>,
+}
+
+fn fixtures() -> Result<PathBuf, String> {
+    let dir = crate::target_dir().join("test-fixtures");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    // Two stand-in module files with known sizes (the dom0 kernel and initrd
+    // arrive with the dom0 builder).
+    for (name, size) in [
+        ("test-dom0.elf", 300 * 1024 + 123),
+        ("test-initrd.cpio", 64 * 1024),
+    ] {
+        let data: Vec<u8> = (0..size).map(|i: usize| (i % 251) as u8).collect();
+        std::fs::write(dir.join(name), data).map_err(|e| e.to_string())?;
+    }
+    Ok(dir)
+}
+
+fn module_arg(dir: &Path, file: &str, args: &str) -> String {
+    let p = dir.join(file).display().to_string();
+    if args.is_empty() {
+        p
+    } else {
+        format!("{p} {args}")
+    }
+}
+
+fn check_dom0_all_but_128m(t: &str) -> Result<(), String> {
+    let free = number_after(t, "Free memory: ").ok_or("no 'Free memory:' line")?;
+    let dom0 = number_after(t, "dom0_mem: -128M resolved to ")
+        .ok_or("no 'dom0_mem: -128M resolved to' line")?;
+    // MiB are rounded down on both lines, so allow one MiB of slack.
+    if dom0 + 128 == free || dom0 + 129 == free {
+        Ok(())
+    } else {
+        Err(format!(
+            "free {free} MiB but dom0 got {dom0} MiB; expected free - 128"
+        ))
+    }
+}
+
+fn check_frame_table_census(t: &str) -> Result<(), String> {
+    let line = t
+        .lines()
+        .find(|l| l.contains("frame table for "))
+        .ok_or("no frame table line")?;
+    let frames = number_after(line, "frame table for ").ok_or("no frame count")?;
+    let oxen = number_after(line, "frames (").ok_or("no Oxen count")?;
+    let free = number_after(line, "Oxen's, ").ok_or("no free count")?;
+    let io = number_after(line, "free, ").ok_or("no I/O count")?;
+    if oxen + free + io != frames {
+        return Err(format!("census {oxen}+{free}+{io} != {frames} frames"));
+    }
+    let free_line = number_after(t, "Free memory: ").ok_or("no Free memory line")?;
+    let free_pages =
+        number_after(t, &format!("Free memory: {free_line} MiB (")).ok_or("no free pages")?;
+    // The frame table is filled after the heap: everything allocated later is
+    // Oxen's too, so the table can only count fewer free frames than the allocator.
+    if free < free_pages {
+        return Err(format!(
+            "frame table says {free} free, allocator {free_pages}"
+        ));
+    }
+    Ok(())
+}
+
+fn number_after(t: &str, prefix: &str) -> Option<u64> {
+    let rest = &t[t.find(prefix)? + prefix.len()..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+fn scenarios() -> Vec<Scenario> {
+    // GRUB passes a module's arguments as its string; QEMU passes "PATH ARGS".
+    let report = |loader: &'static str, module0: &'static str, module1: &'static str| {
+        vec![
+            Check::Has(loader),
+            Check::Has("Parsed options: dom0_mem=256M"),
+            Check::Has("loglvl=all"),
+            Check::Has("Memory map total: "),
+            Check::Has("dom0_mem: 256M resolved to 256 MiB (65536 pages)"),
+            Check::Has("Modules: 2"),
+            Check::Has(module0),
+            Check::Has(module1),
+            Check::Has("GDT: FLAT_RING1_CS 0xe019 limit 0xf67fffff dpl 1"),
+            Check::Has("GDT: FLAT_RING1_DS 0xe021 limit 0xf67fffff dpl 1"),
+            Check::Has("GDT: FLAT_RING3_CS 0xe02b limit 0xf67fffff dpl 3"),
+            Check::Has("GDT: FLAT_RING3_DS 0xe033 limit 0xf67fffff dpl 3"),
+            Check::Has("TSC: "),
+            Check::Has(" Hz tick running ("),
+            Check::Custom("frame table census adds up", check_frame_table_census),
+            Check::Has("building dom0 is not implemented yet"),
+            Check::Has("Oxen halted."),
+            Check::Lacks("warning:"),
+            Check::Lacks("Panic"),
+        ]
+    };
+    let two_modules = vec![
+        ("test-dom0.elf", "console=hvc0"),
+        ("test-initrd.cpio", "role=initrd"),
+    ];
+    vec![
+        Scenario {
+            name: "grub-iso-boot-report",
+            path: BootPath::Iso,
+            cmdline: format!("dom0_mem=256M loglvl=all com1=115200,8n1 console=com1 {TEST_OPTS}"),
+            modules: two_modules.clone(),
+            mem_mib: 512,
+            exit: EXIT_HALTED,
+            checks: {
+                let mut c = report(
+                    "Loader: multiboot2 (GRUB",
+                    "(301 KiB) 'console=hvc0'",
+                    "(64 KiB) 'role=initrd'",
+                );
+                c.push(Check::Has(
+                    "Command line: dom0_mem=256M loglvl=all com1=115200,8n1 console=com1",
+                ));
+                c
+            },
+        },
+        Scenario {
+            name: "kernel-boot-report",
+            path: BootPath::Kernel,
+            cmdline: format!("dom0_mem=256M loglvl=all com1=115200,8n1 console=com1 {TEST_OPTS}"),
+            modules: two_modules.clone(),
+            mem_mib: 512,
+            exit: EXIT_HALTED,
+            checks: report(
+                "Loader: multiboot1",
+                "/test-fixtures/test-dom0.elf console=hvc0'",
+                "/test-fixtures/test-initrd.cpio role=initrd'",
+            ),
+        },
+        Scenario {
+            name: "no-dom0-module",
+            path: BootPath::Kernel,
+            cmdline: format!("dom0_mem=min:64M,max:512M {TEST_OPTS}"),
+            modules: vec![],
+            mem_mib: 256,
+            exit: EXIT_HALTED,
+            checks: vec![
+                Check::Has("Modules: 0"),
+                Check::Has("dom0_mem: min:64M,max:512M resolved to "),
+                Check::Has("No dom0 kernel was given (no multiboot module): nothing to run."),
+                Check::Has("Oxen halted."),
+            ],
+        },
+        Scenario {
+            name: "dom0-mem-all-but",
+            path: BootPath::Kernel,
+            cmdline: format!("dom0_mem=-128M {TEST_OPTS}"),
+            modules: vec![],
+            mem_mib: 384,
+            exit: EXIT_HALTED,
+            checks: vec![Check::Custom(
+                "dom0 gets free memory less 128 MiB",
+                check_dom0_all_but_128m,
+            )],
+        },
+        Scenario {
+            name: "unknown-option-warns",
+            path: BootPath::Kernel,
+            cmdline: format!("frobnicate=1 loglvl=bogus dom0_mem=12Q {TEST_OPTS}"),
+            modules: vec![],
+            mem_mib: 256,
+            exit: EXIT_HALTED,
+            checks: vec![
+                Check::Has("warning: unknown option 'frobnicate=1'"),
+                Check::Has("warning: malformed value 'bogus' for option 'loglvl'"),
+                Check::Has("warning: malformed value '12Q' for option 'dom0_mem'"),
+                Check::Has("Memory map total: "),
+                Check::Has("Oxen halted."),
+            ],
+        },
+        Scenario {
+            name: "selftest-page-fault",
+            path: BootPath::Kernel,
+            cmdline: format!("selftest_fault=pf {TEST_OPTS}"),
+            modules: vec![],
+            mem_mib: 256,
+            exit: EXIT_FATAL,
+            checks: vec![
+                Check::Has("FATAL TRAP: vector = 14 (#PF page fault), error code = 0x0000"),
+                Check::Has(
+                    "Page fault at CR2=0xa5a5a000: not-present page on read in supervisor mode",
+                ),
+                Check::Has("cr2: a5a5a000"),
+                Check::Has("EIP:    e008:[<"),
+                Check::Has("Current domain: idle"),
+                Check::Has("Manual reset required ('noreboot' specified)"),
+                Check::Lacks("Oxen halted."),
+            ],
+        },
+        Scenario {
+            name: "selftest-divide-error",
+            path: BootPath::Kernel,
+            cmdline: format!("selftest_fault=de loglvl=info {TEST_OPTS}"),
+            modules: vec![],
+            mem_mib: 256,
+            exit: EXIT_FATAL,
+            checks: vec![
+                Check::Has("FATAL TRAP: vector = 0 (#DE divide error)"),
+                Check::Has("eax: 00000001"),
+                Check::Has("Current domain: idle"),
+                Check::Lacks("Oxen halted."),
+            ],
+        },
+        Scenario {
+            name: "vga-console-and-loglvl-none",
+            path: BootPath::Kernel,
+            cmdline: format!("console=com1,vga loglvl=none {TEST_OPTS}"),
+            modules: vec![],
+            mem_mib: 256,
+            exit: EXIT_HALTED,
+            checks: vec![
+                Check::Has("Memory map total: "),
+                Check::Lacks("GDT: FLAT_RING1_CS"),
+                Check::Has("Oxen halted."),
+            ],
+        },
+    ]
+}
+
+fn boot_for(s: &Scenario, kernel: &Path, fixtures: &Path) -> Result<Boot, String> {
+    let modules: Vec<String> = s
+        .modules
+        .iter()
+        .map(|(f, a)| module_arg(fixtures, f, a))
+        .collect();
+    Ok(match s.path {
+        BootPath::Kernel => Boot::Kernel {
+            kernel: kernel.to_path_buf(),
+            cmdline: s.cmdline.clone(),
+            modules,
+        },
+        BootPath::Iso => {
+            let iso = crate::target_dir().join(format!("{}.iso", s.name));
+            Boot::Iso(crate::image::make_iso(kernel, &s.cmdline, &modules, &iso)?)
+        }
+    })
+}
+
+fn judge(s: &Scenario, run: &Run) -> Vec<String> {
+    let mut failures = Vec::new();
+    match run.exit_code {
+        Some(c) if c == s.exit => {}
+        Some(c) => failures.push(format!("QEMU exit code {c}, expected {}", s.exit)),
+        None => failures.push(format!(
+            "timed out after {:.1} s",
+            run.elapsed.as_secs_f64()
+        )),
+    }
+    for c in &s.checks {
+        match c {
+            Check::Has(t) if !run.transcript.contains(t) => {
+                failures.push(format!("missing: {t:?}"))
+            }
+            Check::Lacks(t) if run.transcript.contains(t) => {
+                failures.push(format!("unexpected: {t:?}"))
+            }
+            Check::Custom(what, f) => {
+                if let Err(e) = f(&run.transcript) {
+                    failures.push(format!("{what}: {e}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    failures
+}
+
+/// Host tests: `cargo test` of the default members. Returns (passed, failed)
+/// summed over every test binary's `test result:` line; a build failure or a
+/// crashed test binary counts as one failure.
+fn host_tests() -> (u32, u32) {
+    let output = Command::new("cargo").current_dir(crate::root()).args(["test", "--quiet"]).output();
+    let output = match output {
+        Ok(o) => o,
+        Err(e) => {
+            println!("host tests: cannot run cargo: {e}");
+            return (0, 1);
+        }
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    let (mut passed, mut failed) = (0, 0);
+    for line in stdout.lines().filter(|l| l.starts_with("test result:")) {
+        passed += number_after(line, ". ").unwrap_or(0) as u32;
+        failed += number_after(line, "passed; ").unwrap_or(0) as u32;
+    }
+    if !output.status.success() && failed == 0 {
+        failed = 1;
+    }
+    println!("host tests: {passed} passed, {failed} failed");
+    (passed, failed)
+}
+
+pub fn test_cmd(args: &[String]) -> Result<(), String> {
+    let qemu_only = args.iter().any(|a| a == "--qemu-only");
+    let host_only = args.iter().any(|a| a == "--host-only");
+    let filter = args.iter().find(|a| !a.starts_with("--")).cloned();
+    let (mut passed, mut failed) = (0u32, 0u32);
+    if !qemu_only {
+        let (p, f) = host_tests();
+        passed += p;
+        failed += f;
+        match crate::lint() {
+            Ok(()) => passed += 1,
+            Err(e) => {
+                println!("{e}");
+                failed += 1;
+            }
+        }
+    }
+    if !host_only {
+        crate::deps::ensure_packages()?;
+        let kernel = crate::build_kernel(true)?;
+        let dir = fixtures()?;
+        let logs = crate::target_dir().join("test-logs");
+        std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
+        for s in scenarios() {
+            if filter
+                .as_ref()
+                .is_some_and(|f| !s.name.contains(f.as_str()))
+            {
+                continue;
+            }
+            let boot = boot_for(&s, &kernel, &dir)?;
+            let run = qemu::run_captured(&boot, s.mem_mib, Duration::from_secs(60), None)?;
+            let log = logs.join(format!("{}.log", s.name));
+            let _ = std::fs::write(&log, &run.transcript);
+            let failures = judge(&s, &run);
+            if failures.is_empty() {
+                passed += 1;
+                println!(
+                    "scenario {}: ok ({:.1} s)",
+                    s.name,
+                    run.elapsed.as_secs_f64()
+                );
+            } else {
+                failed += 1;
+                println!(
+                    "scenario {}: FAILED ({:.1} s), transcript in {}",
+                    s.name,
+                    run.elapsed.as_secs_f64(),
+                    log.display()
+                );
+                for f in &failures {
+                    println!("    {f}");
+                }
+                println!(
+                    "---- transcript ----\n{}\n--------------------",
+                    run.transcript.trim_end()
+                );
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("{failed} failed"))
+    }
+}
+
+/// Boot-time figures: wall time from QEMU start to the end of the boot report
+/// ("Modules:" line), for the GRUB and the `-kernel` paths, as JSON.
+pub fn bench_cmd(_args: &[String]) -> Result<(), String> {
+    crate::deps::ensure_packages()?;
+    let kernel = crate::build_kernel(true)?;
+    let dir = fixtures()?;
+    let mut results = Vec::new();
+    for s in scenarios()
+        .into_iter()
+        .filter(|s| s.name == "grub-iso-boot-report" || s.name == "kernel-boot-report")
+    {
+        let boot = boot_for(&s, &kernel, &dir)?;
+        let mut samples = Vec::new();
+        for _ in 0..3 {
+            let run =
+                qemu::run_captured(&boot, s.mem_mib, Duration::from_secs(60), Some("Modules: "))?;
+            let at = run
+                .mark_at
+                .ok_or_else(|| format!("{}: no boot report", s.name))?;
+            samples.push(at.as_secs_f64() * 1000.0);
+        }
+        samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        results.push(format!(
+            "{{\"name\":\"boot_to_report_{}\",\"unit\":\"ms\",\"median\":{:.0},\"min\":{:.0},\"max\":{:.0},\"samples\":{}}}",
+            if s.path == BootPath::Iso { "grub_iso" } else { "qemu_kernel" },
+            samples[1],
+            samples[0],
+            samples[2],
+            samples.len()
+        ));
+    }
+    println!("[{}]", results.join(",\n "));
+    Ok(())
+}
