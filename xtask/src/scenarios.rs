@@ -319,7 +319,10 @@ fn judge(s: &Scenario, run: &Run) -> Vec<String> {
 /// summed over every test binary's `test result:` line; a build failure or a
 /// crashed test binary counts as one failure.
 fn host_tests() -> (u32, u32) {
-    let output = Command::new("cargo").current_dir(crate::root()).args(["test", "--quiet"]).output();
+    let output = Command::new("cargo")
+        .current_dir(crate::root())
+        .args(["test", "--quiet"])
+        .output();
     let output = match output {
         Ok(o) => o,
         Err(e) => {
