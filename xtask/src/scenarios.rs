@@ -16,6 +16,9 @@ const EXIT_HALTED: i32 = 1;
 /// QEMU exit code when Oxen stops on a fatal error (value 1).
 const EXIT_FATAL: i32 = 3;
 
+/// QEMU exit code when the machine resets (QEMU runs with -no-reboot).
+const EXIT_RESET: i32 = 0;
+
 /// Options every scenario passes so that QEMU exits when Oxen stops.
 const TEST_OPTS: &str = "noreboot debug_exit=0xf4";
 
@@ -249,6 +252,21 @@ fn scenarios() -> Vec<Scenario> {
                 Check::Has("eax: 00000001"),
                 Check::Has("Current domain: idle"),
                 Check::Lacks("Oxen halted."),
+            ],
+        },
+        Scenario {
+            // No `noreboot` and no debug_exit: the fatal path must reset the
+            // machine, which QEMU (-no-reboot) turns into a plain exit 0.
+            name: "fatal-error-reboots",
+            path: BootPath::Kernel,
+            cmdline: "selftest_fault=de".to_string(),
+            modules: vec![],
+            mem_mib: 256,
+            exit: EXIT_RESET,
+            checks: vec![
+                Check::Has("FATAL TRAP: vector = 0 (#DE divide error)"),
+                Check::Has("Reboot in five seconds..."),
+                Check::Lacks("Manual reset required"),
             ],
         },
         Scenario {
