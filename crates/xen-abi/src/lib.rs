@@ -8,5 +8,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod domid;
+pub mod errno;
 pub mod layout;
 pub mod selectors;
