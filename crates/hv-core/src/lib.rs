@@ -8,4 +8,6 @@ pub mod addr;
 pub mod bootinfo;
 pub mod cmdline;
 pub mod frame_alloc;
+pub mod guest_access;
+pub mod hypercall;
 pub mod mapcache;

@@ -1,0 +1,205 @@
+//! The hypercall table's shape and its dispatch rules, independent of the CPU.
+//!
+//! The hypervisor declares its table once as a `[Option<Hypercall<C>>; 64]`
+//! (number, name, argument count, who may call it, handler) and everything else
+//! derives from it: dispatch, the argument clobbering Xen does, tracing, and the
+//! tests that every declared entry matches the ABI's numbering.
+//!
+//! Dispatch rules (XEN-PV-ABI.md §1.1, §2): a number at or above 64, or one
+//! without a handler, returns `-ENOSYS`; a privileged hypercall from a domain
+//! without privilege returns `-EPERM`; otherwise the handler's `Result` becomes
+//! the return value (`Ok(n)` → `n`, `Err(e)` → `-e`). A handler may instead ask
+//! for a continuation: the guest re-executes the hypercall with new arguments
+//! (Xen rewinds EIP onto the `int $0x82`), which is how long batches yield.
+
+use xen_abi::errno::Errno;
+
+/// Number of hypercall slots on x86 (`NR_hypercalls`).
+pub const NR_HYPERCALLS: usize = 64;
+
+/// Who may make a hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Any domain.
+    Any,
+    /// Only a privileged domain (dom0).
+    Privileged,
+}
+
+/// What a handler produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Return this value in EAX.
+    Done(i32),
+    /// Re-execute the hypercall with these argument registers (preemption).
+    Continue([u32; 5]),
+}
+
+impl From<Result<i32, Errno>> for Outcome {
+    fn from(r: Result<i32, Errno>) -> Self {
+        match r {
+            Ok(v) => Outcome::Done(v),
+            Err(e) => Outcome::Done(e.to_ret()),
+        }
+    }
+}
+
+/// A handler: the context (the calling vcpu) and the argument registers
+/// (EBX, ECX, EDX, ESI, EDI).
+pub type Handler<C> = fn(&mut C, [u32; 5]) -> Outcome;
+
+/// One declared hypercall.
+pub struct Hypercall<C> {
+    pub nr: u32,
+    pub name: &'static str,
+    /// Arguments the hypercall takes (and so the registers Xen may clobber).
+    pub nargs: u8,
+    pub access: Access,
+    pub handler: Handler<C>,
+}
+
+/// The table: slot `n` holds hypercall `n` or nothing.
+pub struct Table<C: 'static> {
+    slots: [Option<&'static Hypercall<C>>; NR_HYPERCALLS],
+}
+
+/// Why a table is malformed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableError {
+    /// A hypercall number is 64 or more.
+    OutOfRange(u32),
+    /// Two entries claim the same number.
+    Duplicate(u32),
+    /// An entry takes more than five register arguments.
+    TooManyArgs(u32),
+}
+
+impl<C> Table<C> {
+    /// Builds the table from the declarations, rejecting a malformed one.
+    pub fn new(decls: &'static [Hypercall<C>]) -> Result<Self, TableError> {
+        let mut slots: [Option<&'static Hypercall<C>>; NR_HYPERCALLS] = [None; NR_HYPERCALLS];
+        for d in decls {
+            let slot = slots.get_mut(d.nr as usize).ok_or(TableError::OutOfRange(d.nr))?;
+            if slot.is_some() {
+                return Err(TableError::Duplicate(d.nr));
+            }
+            if d.nargs > 5 {
+                return Err(TableError::TooManyArgs(d.nr));
+            }
+            *slot = Some(d);
+        }
+        Ok(Self { slots })
+    }
+
+    /// The declaration of hypercall `nr`, if any.
+    pub fn get(&self, nr: u32) -> Option<&'static Hypercall<C>> {
+        self.slots.get(nr as usize).copied().flatten()
+    }
+
+    /// Runs hypercall `nr` for a caller (`privileged` says whether it is).
+    pub fn dispatch(&self, ctx: &mut C, privileged: bool, nr: u32, args: [u32; 5]) -> Outcome {
+        let Some(h) = self.get(nr) else {
+            return Outcome::Done(Errno::ENOSYS.to_ret());
+        };
+        if h.access == Access::Privileged && !privileged {
+            return Outcome::Done(Errno::EPERM.to_ret());
+        }
+        (h.handler)(ctx, args)
+    }
+
+    /// Declared hypercalls in number order.
+    pub fn iter(&self) -> impl Iterator<Item = &'static Hypercall<C>> + '_ {
+        self.slots.iter().flatten().copied()
+    }
+}
+
+/// Xen's long-batch continuation for `mmu_update`/`mmuext_op`: the remaining
+/// `count` carries bit 31 (`MMU_UPDATE_PREEMPTED`) so the re-executed call knows
+/// it is resumed.
+pub const MMU_UPDATE_PREEMPTED: u32 = 0x8000_0000;
+
+/// Splits a batch `count` argument into (entries, resumed).
+pub fn batch_count(count: u32) -> (u32, bool) {
+    (count & !MMU_UPDATE_PREEMPTED, count & MMU_UPDATE_PREEMPTED != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Ctx {
+        calls: u32,
+    }
+
+    fn echo(c: &mut Ctx, a: [u32; 5]) -> Outcome {
+        c.calls += 1;
+        Outcome::Done(a[0] as i32)
+    }
+
+    fn fails(_: &mut Ctx, _: [u32; 5]) -> Outcome {
+        Err(Errno::EFAULT).into()
+    }
+
+    fn resumes(_: &mut Ctx, a: [u32; 5]) -> Outcome {
+        Outcome::Continue([a[0] + 16, (a[1] - 1) | MMU_UPDATE_PREEMPTED, a[2], a[3], a[4]])
+    }
+
+    static DECLS: [Hypercall<Ctx>; 3] = [
+        Hypercall { nr: 17, name: "xen_version", nargs: 2, access: Access::Any, handler: echo },
+        Hypercall { nr: 36, name: "domctl", nargs: 1, access: Access::Privileged, handler: fails },
+        Hypercall { nr: 1, name: "mmu_update", nargs: 4, access: Access::Any, handler: resumes },
+    ];
+
+    #[test]
+    fn dispatches_declared_numbers() {
+        let t = Table::new(&DECLS).unwrap();
+        let mut c = Ctx { calls: 0 };
+        assert_eq!(t.dispatch(&mut c, false, 17, [7, 0, 0, 0, 0]), Outcome::Done(7));
+        assert_eq!(c.calls, 1);
+        assert_eq!(t.get(17).unwrap().name, "xen_version");
+        assert_eq!(t.iter().map(|h| h.nr).collect::<Vec<_>>(), [1, 17, 36]);
+    }
+
+    #[test]
+    fn unknown_and_out_of_range_numbers_are_enosys() {
+        let t = Table::new(&DECLS).unwrap();
+        let mut c = Ctx { calls: 0 };
+        for nr in [0, 11, 63, 64, 1000, u32::MAX] {
+            assert_eq!(t.dispatch(&mut c, true, nr, [0; 5]), Outcome::Done(-38));
+        }
+        assert_eq!(c.calls, 0);
+    }
+
+    #[test]
+    fn privileged_calls_need_privilege() {
+        let t = Table::new(&DECLS).unwrap();
+        let mut c = Ctx { calls: 0 };
+        assert_eq!(t.dispatch(&mut c, false, 36, [0; 5]), Outcome::Done(-1));
+        assert_eq!(t.dispatch(&mut c, true, 36, [0; 5]), Outcome::Done(-14));
+    }
+
+    #[test]
+    fn continuations_pass_through() {
+        let t = Table::new(&DECLS).unwrap();
+        let mut c = Ctx { calls: 0 };
+        let out = t.dispatch(&mut c, false, 1, [0x1000, 10, 0, 0, 0]);
+        assert_eq!(out, Outcome::Continue([0x1010, 9 | MMU_UPDATE_PREEMPTED, 0, 0, 0]));
+        assert_eq!(batch_count(9 | MMU_UPDATE_PREEMPTED), (9, true));
+        assert_eq!(batch_count(9), (9, false));
+    }
+
+    #[test]
+    fn malformed_tables_are_rejected() {
+        static DUP: [Hypercall<Ctx>; 2] = [
+            Hypercall { nr: 3, name: "a", nargs: 1, access: Access::Any, handler: echo },
+            Hypercall { nr: 3, name: "b", nargs: 1, access: Access::Any, handler: echo },
+        ];
+        static BIG: [Hypercall<Ctx>; 1] =
+            [Hypercall { nr: 64, name: "x", nargs: 1, access: Access::Any, handler: echo }];
+        static ARGS: [Hypercall<Ctx>; 1] =
+            [Hypercall { nr: 5, name: "x", nargs: 6, access: Access::Any, handler: echo }];
+        assert_eq!(Table::new(&DUP).err(), Some(TableError::Duplicate(3)));
+        assert_eq!(Table::new(&BIG).err(), Some(TableError::OutOfRange(64)));
+        assert_eq!(Table::new(&ARGS).err(), Some(TableError::TooManyArgs(5)));
+    }
+}
