@@ -11,3 +11,4 @@ pub mod frame_alloc;
 pub mod guest_access;
 pub mod hypercall;
 pub mod mapcache;
+pub mod ptwr;
