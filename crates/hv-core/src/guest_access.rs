@@ -31,8 +31,14 @@ mod tests {
 
     #[test]
     fn ranges_touching_the_hole_or_wrapping_fail() {
-        assert_eq!(check_guest_range(HYPERVISOR_VIRT_START - 8, 9), Err(Errno::EFAULT));
-        assert_eq!(check_guest_range(HYPERVISOR_VIRT_START, 0), Err(Errno::EFAULT));
+        assert_eq!(
+            check_guest_range(HYPERVISOR_VIRT_START - 8, 9),
+            Err(Errno::EFAULT)
+        );
+        assert_eq!(
+            check_guest_range(HYPERVISOR_VIRT_START, 0),
+            Err(Errno::EFAULT)
+        );
         assert_eq!(check_guest_range(0xF680_0000, 4), Err(Errno::EFAULT));
         assert_eq!(check_guest_range(0xFFFF_FFF0, 0x20), Err(Errno::EFAULT));
         assert_eq!(check_guest_range(0x1000, usize::MAX), Err(Errno::EFAULT));

@@ -1,9 +1,10 @@
 //! The hypercall table's shape and its dispatch rules, independent of the CPU.
 //!
-//! The hypervisor declares its table once as a `[Option<Hypercall<C>>; 64]`
-//! (number, name, argument count, who may call it, handler) and everything else
-//! derives from it: dispatch, the argument clobbering Xen does, tracing, and the
-//! tests that every declared entry matches the ABI's numbering.
+//! The hypervisor declares its table once as a list of `Hypercall<C>` (number,
+//! who may call it, handler); the name and argument count come from the ABI's
+//! own table (`xen_abi::hypercall::HYPERCALLS`), so they cannot disagree.
+//! Dispatch and tracing derive from the table, and `Table::new` rejects a
+//! declaration the ABI does not know.
 //!
 //! Dispatch rules (XEN-PV-ABI.md §1.1, §2): a number at or above 64, or one
 //! without a handler, returns `-ENOSYS`; a privileged hypercall from a domain
@@ -13,9 +14,11 @@
 //! (Xen rewinds EIP onto the `int $0x82`), which is how long batches yield.
 
 use xen_abi::errno::Errno;
+pub use xen_abi::hypercall::MMU_UPDATE_PREEMPTED;
+use xen_abi::hypercall::{HypercallInfo, NR_HYPERCALLS as ABI_NR_HYPERCALLS};
 
 /// Number of hypercall slots on x86 (`NR_hypercalls`).
-pub const NR_HYPERCALLS: usize = 64;
+pub const NR_HYPERCALLS: usize = ABI_NR_HYPERCALLS as usize;
 
 /// Who may make a hypercall.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,16 +54,39 @@ pub type Handler<C> = fn(&mut C, [u32; 5]) -> Outcome;
 /// One declared hypercall.
 pub struct Hypercall<C> {
     pub nr: u32,
-    pub name: &'static str,
-    /// Arguments the hypercall takes (and so the registers Xen may clobber).
-    pub nargs: u8,
     pub access: Access,
     pub handler: Handler<C>,
 }
 
+/// A declared hypercall with its ABI facts.
+pub struct Entry<C: 'static> {
+    pub decl: &'static Hypercall<C>,
+    /// Name and argument count from the ABI table.
+    pub info: &'static HypercallInfo,
+}
+
+impl<C> Clone for Entry<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<C> Copy for Entry<C> {}
+
+impl<C> Entry<C> {
+    /// Xen's name of the hypercall.
+    pub fn name(&self) -> &'static str {
+        self.info.name
+    }
+
+    /// Register arguments it takes.
+    pub fn nargs(&self) -> u8 {
+        self.info.nargs
+    }
+}
+
 /// The table: slot `n` holds hypercall `n` or nothing.
 pub struct Table<C: 'static> {
-    slots: [Option<&'static Hypercall<C>>; NR_HYPERCALLS],
+    slots: [Option<Entry<C>>; NR_HYPERCALLS],
 }
 
 /// Why a table is malformed.
@@ -70,29 +96,29 @@ pub enum TableError {
     OutOfRange(u32),
     /// Two entries claim the same number.
     Duplicate(u32),
-    /// An entry takes more than five register arguments.
-    TooManyArgs(u32),
+    /// The ABI has no hypercall with this number.
+    NotInAbi(u32),
 }
 
 impl<C> Table<C> {
     /// Builds the table from the declarations, rejecting a malformed one.
     pub fn new(decls: &'static [Hypercall<C>]) -> Result<Self, TableError> {
-        let mut slots: [Option<&'static Hypercall<C>>; NR_HYPERCALLS] = [None; NR_HYPERCALLS];
-        for d in decls {
-            let slot = slots.get_mut(d.nr as usize).ok_or(TableError::OutOfRange(d.nr))?;
+        let mut slots: [Option<Entry<C>>; NR_HYPERCALLS] = [None; NR_HYPERCALLS];
+        for decl in decls {
+            let slot = slots
+                .get_mut(decl.nr as usize)
+                .ok_or(TableError::OutOfRange(decl.nr))?;
             if slot.is_some() {
-                return Err(TableError::Duplicate(d.nr));
+                return Err(TableError::Duplicate(decl.nr));
             }
-            if d.nargs > 5 {
-                return Err(TableError::TooManyArgs(d.nr));
-            }
-            *slot = Some(d);
+            let info = xen_abi::hypercall::lookup(decl.nr).ok_or(TableError::NotInAbi(decl.nr))?;
+            *slot = Some(Entry { decl, info });
         }
         Ok(Self { slots })
     }
 
-    /// The declaration of hypercall `nr`, if any.
-    pub fn get(&self, nr: u32) -> Option<&'static Hypercall<C>> {
+    /// The entry of hypercall `nr`, if declared.
+    pub fn get(&self, nr: u32) -> Option<Entry<C>> {
         self.slots.get(nr as usize).copied().flatten()
     }
 
@@ -101,26 +127,25 @@ impl<C> Table<C> {
         let Some(h) = self.get(nr) else {
             return Outcome::Done(Errno::ENOSYS.to_ret());
         };
-        if h.access == Access::Privileged && !privileged {
+        if h.decl.access == Access::Privileged && !privileged {
             return Outcome::Done(Errno::EPERM.to_ret());
         }
-        (h.handler)(ctx, args)
+        (h.decl.handler)(ctx, args)
     }
 
     /// Declared hypercalls in number order.
-    pub fn iter(&self) -> impl Iterator<Item = &'static Hypercall<C>> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = Entry<C>> + '_ {
         self.slots.iter().flatten().copied()
     }
 }
 
-/// Xen's long-batch continuation for `mmu_update`/`mmuext_op`: the remaining
-/// `count` carries bit 31 (`MMU_UPDATE_PREEMPTED`) so the re-executed call knows
-/// it is resumed.
-pub const MMU_UPDATE_PREEMPTED: u32 = 0x8000_0000;
-
-/// Splits a batch `count` argument into (entries, resumed).
+/// Splits a batch `count` argument into (entries, resumed): Xen's long-batch
+/// continuation marks the remaining `count` with bit 31 (`MMU_UPDATE_PREEMPTED`).
 pub fn batch_count(count: u32) -> (u32, bool) {
-    (count & !MMU_UPDATE_PREEMPTED, count & MMU_UPDATE_PREEMPTED != 0)
+    (
+        count & !MMU_UPDATE_PREEMPTED,
+        count & MMU_UPDATE_PREEMPTED != 0,
+    )
 }
 
 #[cfg(test)]
@@ -141,23 +166,46 @@ mod tests {
     }
 
     fn resumes(_: &mut Ctx, a: [u32; 5]) -> Outcome {
-        Outcome::Continue([a[0] + 16, (a[1] - 1) | MMU_UPDATE_PREEMPTED, a[2], a[3], a[4]])
+        Outcome::Continue([
+            a[0] + 16,
+            (a[1] - 1) | MMU_UPDATE_PREEMPTED,
+            a[2],
+            a[3],
+            a[4],
+        ])
     }
 
     static DECLS: [Hypercall<Ctx>; 3] = [
-        Hypercall { nr: 17, name: "xen_version", nargs: 2, access: Access::Any, handler: echo },
-        Hypercall { nr: 36, name: "domctl", nargs: 1, access: Access::Privileged, handler: fails },
-        Hypercall { nr: 1, name: "mmu_update", nargs: 4, access: Access::Any, handler: resumes },
+        Hypercall {
+            nr: 17,
+            access: Access::Any,
+            handler: echo,
+        },
+        Hypercall {
+            nr: 36,
+            access: Access::Privileged,
+            handler: fails,
+        },
+        Hypercall {
+            nr: 1,
+            access: Access::Any,
+            handler: resumes,
+        },
     ];
 
     #[test]
     fn dispatches_declared_numbers() {
         let t = Table::new(&DECLS).unwrap();
         let mut c = Ctx { calls: 0 };
-        assert_eq!(t.dispatch(&mut c, false, 17, [7, 0, 0, 0, 0]), Outcome::Done(7));
+        assert_eq!(
+            t.dispatch(&mut c, false, 17, [7, 0, 0, 0, 0]),
+            Outcome::Done(7)
+        );
         assert_eq!(c.calls, 1);
-        assert_eq!(t.get(17).unwrap().name, "xen_version");
-        assert_eq!(t.iter().map(|h| h.nr).collect::<Vec<_>>(), [1, 17, 36]);
+        assert_eq!(t.get(17).unwrap().name(), "xen_version");
+        assert_eq!(t.get(1).unwrap().nargs(), 4);
+        assert_eq!(t.get(36).unwrap().nargs(), 1);
+        assert_eq!(t.iter().map(|h| h.decl.nr).collect::<Vec<_>>(), [1, 17, 36]);
     }
 
     #[test]
@@ -183,7 +231,10 @@ mod tests {
         let t = Table::new(&DECLS).unwrap();
         let mut c = Ctx { calls: 0 };
         let out = t.dispatch(&mut c, false, 1, [0x1000, 10, 0, 0, 0]);
-        assert_eq!(out, Outcome::Continue([0x1010, 9 | MMU_UPDATE_PREEMPTED, 0, 0, 0]));
+        assert_eq!(
+            out,
+            Outcome::Continue([0x1010, 9 | MMU_UPDATE_PREEMPTED, 0, 0, 0])
+        );
         assert_eq!(batch_count(9 | MMU_UPDATE_PREEMPTED), (9, true));
         assert_eq!(batch_count(9), (9, false));
     }
@@ -191,15 +242,32 @@ mod tests {
     #[test]
     fn malformed_tables_are_rejected() {
         static DUP: [Hypercall<Ctx>; 2] = [
-            Hypercall { nr: 3, name: "a", nargs: 1, access: Access::Any, handler: echo },
-            Hypercall { nr: 3, name: "b", nargs: 1, access: Access::Any, handler: echo },
+            Hypercall {
+                nr: 3,
+                access: Access::Any,
+                handler: echo,
+            },
+            Hypercall {
+                nr: 3,
+                access: Access::Any,
+                handler: echo,
+            },
         ];
-        static BIG: [Hypercall<Ctx>; 1] =
-            [Hypercall { nr: 64, name: "x", nargs: 1, access: Access::Any, handler: echo }];
-        static ARGS: [Hypercall<Ctx>; 1] =
-            [Hypercall { nr: 5, name: "x", nargs: 6, access: Access::Any, handler: echo }];
-        assert_eq!(Table::new(&DUP).err(), Some(TableError::Duplicate(3)));
-        assert_eq!(Table::new(&BIG).err(), Some(TableError::OutOfRange(64)));
-        assert_eq!(Table::new(&ARGS).err(), Some(TableError::TooManyArgs(5)));
+        static BIG: [Hypercall<Ctx>; 1] = [Hypercall {
+            nr: 64,
+            access: Access::Any,
+            handler: echo,
+        }];
+        static UNKNOWN: [Hypercall<Ctx>; 1] = [Hypercall {
+            nr: 11,
+            access: Access::Any,
+            handler: echo,
+        }];
+        assert!(matches!(Table::new(&DUP), Err(TableError::Duplicate(3))));
+        assert!(matches!(Table::new(&BIG), Err(TableError::OutOfRange(64))));
+        assert!(matches!(
+            Table::new(&UNKNOWN),
+            Err(TableError::NotInAbi(11))
+        ));
     }
 }

@@ -15,6 +15,8 @@ pub const DOMID_XEN: DomId = 0x7FF2;
 pub const DOMID_COW: DomId = 0x7FF3;
 /// "No domain".
 pub const DOMID_INVALID: DomId = 0x7FF4;
+/// (later Xen) "any domain".
+pub const DOMID_ANY: DomId = 0x7FF5;
 /// The idle domain (Xen-internal).
 pub const DOMID_IDLE: DomId = 0x7FFF;
 
@@ -30,6 +32,7 @@ mod tests {
             DOMID_XEN,
             DOMID_COW,
             DOMID_INVALID,
+            DOMID_ANY,
             DOMID_IDLE,
         ] {
             assert!(id >= DOMID_FIRST_RESERVED);
