@@ -1,0 +1,260 @@
+//! `PageInfo`, the frame-table entry of one machine frame, and the encoding of
+//! its two counter words.
+//!
+//! The encoding is Oxen's own (not ABI):
+//!
+//! ```text
+//! count_info   31        30..28    27 ........................... 0
+//!              allocated reserved  total reference count (PGC_count_mask)
+//!
+//! type_info    31..29    28      27         26          25 ............. 0
+//!              type      pinned  validated  pae_xen_l2  type count (PGT_count_mask)
+//!
+//! type: 0 none, 1 L1, 2 L2, 3 L3, 4 seg_desc, 5 writable (6, 7 unused)
+//! owner:  the owning domid (DOMID_INVALID when free, DOMID_IO for I/O frames)
+//! extra:  not used by the engine (the hypervisor may keep a TLB-flush stamp here)
+//! ```
+//!
+//! The fields are atomics so that the frame table can be shared (`&[PageInfo]`)
+//! and read without locks; every update is a plain load and store because the
+//! caller serialises all engine calls.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use xen_abi::domid::{DOMID_INVALID, DOMID_IO, DomId};
+
+use crate::types::PageType;
+
+/// `count_info`: the domain's allocation reference is held (Xen's `PGC_allocated`).
+pub const PGC_ALLOCATED: u32 = 1 << 31;
+/// `count_info`: the total reference count.
+pub const PGC_COUNT_MASK: u32 = (1 << 28) - 1;
+
+/// `type_info`: shift of the type field.
+pub const PGT_TYPE_SHIFT: u32 = 29;
+/// `type_info`: the type field.
+pub const PGT_TYPE_MASK: u32 = 0x7 << PGT_TYPE_SHIFT;
+/// `type_info`: a pin holds one type reference.
+pub const PGT_PINNED: u32 = 1 << 28;
+/// `type_info`: the contents have been validated for the current type.
+pub const PGT_VALIDATED: u32 = 1 << 27;
+/// `type_info`: an L2 that sits under L3 slot 3 and carries the hypervisor slots.
+pub const PGT_PAE_XEN_L2: u32 = 1 << 26;
+/// `type_info`: the type reference count.
+pub const PGT_COUNT_MASK: u32 = (1 << 26) - 1;
+
+/// A decoded `count_info` word.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct CountInfo(pub u32);
+
+impl CountInfo {
+    /// The total reference count.
+    pub const fn count(self) -> u32 {
+        self.0 & PGC_COUNT_MASK
+    }
+
+    /// Whether the allocation reference is held.
+    pub const fn allocated(self) -> bool {
+        self.0 & PGC_ALLOCATED != 0
+    }
+
+    /// The same flags with another count.
+    pub const fn with_count(self, count: u32) -> Self {
+        Self((self.0 & !PGC_COUNT_MASK) | (count & PGC_COUNT_MASK))
+    }
+
+    /// The same word with `PGC_allocated` set or clear.
+    pub const fn with_allocated(self, on: bool) -> Self {
+        if on {
+            Self(self.0 | PGC_ALLOCATED)
+        } else {
+            Self(self.0 & !PGC_ALLOCATED)
+        }
+    }
+}
+
+/// A decoded `type_info` word.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct TypeInfo(pub u32);
+
+impl TypeInfo {
+    /// A word of type `ty` with `count` type references and no flags.
+    pub const fn new(ty: PageType, count: u32) -> Self {
+        Self(((ty as u32) << PGT_TYPE_SHIFT) | (count & PGT_COUNT_MASK))
+    }
+
+    /// The type (`None` for an undefined encoding, which the audit reports).
+    pub const fn page_type(self) -> Option<PageType> {
+        PageType::from_bits((self.0 & PGT_TYPE_MASK) >> PGT_TYPE_SHIFT)
+    }
+
+    /// The type reference count.
+    pub const fn count(self) -> u32 {
+        self.0 & PGT_COUNT_MASK
+    }
+
+    /// Whether a pin holds a type reference.
+    pub const fn pinned(self) -> bool {
+        self.0 & PGT_PINNED != 0
+    }
+
+    /// Whether the contents were validated for this type.
+    pub const fn validated(self) -> bool {
+        self.0 & PGT_VALIDATED != 0
+    }
+
+    /// Whether this is an L2 under L3 slot 3 (hypervisor slots 428–511).
+    pub const fn pae_xen_l2(self) -> bool {
+        self.0 & PGT_PAE_XEN_L2 != 0
+    }
+
+    /// The same word with another type count.
+    pub const fn with_count(self, count: u32) -> Self {
+        Self((self.0 & !PGT_COUNT_MASK) | (count & PGT_COUNT_MASK))
+    }
+
+    /// The same word with `flag` (one of the `PGT_*` flag bits) set or clear.
+    pub const fn with_flag(self, flag: u32, on: bool) -> Self {
+        if on {
+            Self(self.0 | flag)
+        } else {
+            Self(self.0 & !flag)
+        }
+    }
+}
+
+/// What Oxen knows about one machine frame (16 bytes; the hypervisor's frame
+/// table is an array of these indexed by MFN).
+#[repr(C)]
+#[derive(Debug)]
+pub struct PageInfo {
+    /// Total references and `PGC_*` flags (see the module documentation).
+    pub count_info: AtomicU32,
+    /// Type, `PGT_*` flags and type references.
+    pub type_info: AtomicU32,
+    /// The owning domain, as a `u32`.
+    pub owner: AtomicU32,
+    /// Free for the hypervisor (e.g. a TLB-flush timestamp); the engine ignores it.
+    pub extra: AtomicU32,
+}
+
+const _: () = assert!(core::mem::size_of::<PageInfo>() == 16);
+
+impl PageInfo {
+    /// A free RAM frame: no owner, no references.
+    pub const fn free() -> Self {
+        Self::with_owner(DOMID_INVALID)
+    }
+
+    /// A frame of I/O memory (owned by `DOMID_IO`): mappable by domains with
+    /// I/O-memory access, never reference-counted.
+    pub const fn io() -> Self {
+        Self::with_owner(DOMID_IO)
+    }
+
+    const fn with_owner(owner: DomId) -> Self {
+        Self {
+            count_info: AtomicU32::new(0),
+            type_info: AtomicU32::new(0),
+            owner: AtomicU32::new(owner as u32),
+            extra: AtomicU32::new(0),
+        }
+    }
+
+    /// The decoded `count_info`.
+    pub fn count_info(&self) -> CountInfo {
+        CountInfo(self.count_info.load(Ordering::Relaxed))
+    }
+
+    /// The decoded `type_info`.
+    pub fn type_info(&self) -> TypeInfo {
+        TypeInfo(self.type_info.load(Ordering::Relaxed))
+    }
+
+    /// The owner.
+    pub fn owner(&self) -> DomId {
+        self.owner.load(Ordering::Relaxed) as DomId
+    }
+
+    /// The total reference count.
+    pub fn count(&self) -> u32 {
+        self.count_info().count()
+    }
+
+    /// The type reference count.
+    pub fn type_count(&self) -> u32 {
+        self.type_info().count()
+    }
+
+    /// The current type; meaningful while [`type_count`](Self::type_count) is
+    /// non-zero (at zero it only remembers the last type, for TLB-flush decisions).
+    pub fn page_type(&self) -> Option<PageType> {
+        self.type_info().page_type()
+    }
+
+    /// Whether the frame is free: no owner and no references.
+    pub fn is_free(&self) -> bool {
+        self.owner() == DOMID_INVALID && self.count_info.load(Ordering::Relaxed) == 0
+    }
+
+    pub(crate) fn set_count_info(&self, c: CountInfo) {
+        self.count_info.store(c.0, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_type_info(&self, t: TypeInfo) {
+        self.type_info.store(t.0, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_owner(&self, owner: DomId) {
+        self.owner.store(u32::from(owner), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_info_encoding() {
+        let c = CountInfo(0).with_count(3).with_allocated(true);
+        assert_eq!(c.0, 0x8000_0003);
+        assert_eq!(c.count(), 3);
+        assert!(c.allocated());
+        assert_eq!(c.with_allocated(false).0, 3);
+        assert_eq!(CountInfo(PGC_COUNT_MASK).count(), (1 << 28) - 1);
+    }
+
+    #[test]
+    fn type_info_encoding() {
+        let t = TypeInfo::new(PageType::L2, 5)
+            .with_flag(PGT_VALIDATED, true)
+            .with_flag(PGT_PAE_XEN_L2, true);
+        assert_eq!(t.0, (2 << 29) | (1 << 27) | (1 << 26) | 5);
+        assert_eq!(t.page_type(), Some(PageType::L2));
+        assert_eq!(t.count(), 5);
+        assert!(t.validated() && t.pae_xen_l2() && !t.pinned());
+        assert_eq!(t.with_count(0).count(), 0);
+        assert_eq!(TypeInfo(7 << 29).page_type(), None);
+        for ty in [
+            PageType::None,
+            PageType::L1,
+            PageType::L2,
+            PageType::L3,
+            PageType::SegDesc,
+            PageType::Writable,
+        ] {
+            assert_eq!(TypeInfo::new(ty, 0).page_type(), Some(ty));
+        }
+    }
+
+    #[test]
+    fn constructors() {
+        let f = PageInfo::free();
+        assert!(f.is_free());
+        assert_eq!(f.owner(), DOMID_INVALID);
+        let io = PageInfo::io();
+        assert!(!io.is_free());
+        assert_eq!(io.owner(), DOMID_IO);
+        assert_eq!(io.count(), 0);
+    }
+}

@@ -1,0 +1,225 @@
+//! PAE page-table entries: their bits (XEN-PV-ABI.md §7.1) and which flags a
+//! present entry may carry at each level (§7.7).
+//!
+//! The checks here look at one entry's bits only; what the entry points at is
+//! the engine's business (`validate.rs`).
+
+use hv_core::addr::Mfn;
+use xen_abi::errno::Errno;
+
+// TODO(lead): take the entry bits and masks from xen_abi::mm once it is exported
+// (crates/xen-abi/src/mm.rs declares the same values under the same names).
+
+/// Present.
+pub const PAGE_PRESENT: u64 = 1 << 0;
+/// Writable.
+pub const PAGE_RW: u64 = 1 << 1;
+/// User-accessible.
+pub const PAGE_USER: u64 = 1 << 2;
+/// Page write-through.
+pub const PAGE_PWT: u64 = 1 << 3;
+/// Page cache disable.
+pub const PAGE_PCD: u64 = 1 << 4;
+/// Accessed (set by the CPU).
+pub const PAGE_ACCESSED: u64 = 1 << 5;
+/// Dirty (set by the CPU).
+pub const PAGE_DIRTY: u64 = 1 << 6;
+/// Page size, in an L2 entry (a 2 MiB superpage).
+pub const PAGE_PSE: u64 = 1 << 7;
+/// Page attribute table index, in an L1 entry (the same bit as PSE).
+pub const PAGE_PAT: u64 = 1 << 7;
+/// Global.
+pub const PAGE_GLOBAL: u64 = 1 << 8;
+/// The three bits left to the guest (9–11).
+pub const PAGE_AVAIL: u64 = 0x7 << 9;
+/// No-execute.
+pub const PAGE_NX: u64 = 1 << 63;
+
+/// The frame-number bits of an entry (12–43: Xen on 32-bit limits machine
+/// addresses to 44 bits).
+pub const PTE_FRAME_MASK: u64 = 0x0000_0FFF_FFFF_F000;
+/// Bits 44–62, which must be 0 in every present entry.
+pub const PTE_HIGH_RESERVED_MASK: u64 = 0x7FFF_F000_0000_0000;
+
+/// The cache-attribute bits of an L1 entry, allowed to domains with I/O-memory
+/// privilege.
+pub const L1_CACHE_ATTRS: u64 = PAGE_PWT | PAGE_PCD | PAGE_PAT;
+/// L1 bits that must be 0 when the entry is present (NX is handled apart).
+pub const L1_DISALLOW_MASK: u64 = L1_CACHE_ATTRS | PAGE_GLOBAL | PTE_HIGH_RESERVED_MASK;
+/// L2 bits that must be 0 when the entry is present (NX and PSE are handled apart).
+///
+/// As in Xen, PWT/PCD are refused here even for I/O-privileged domains: they would
+/// only change how the CPU caches the L1 table itself.
+pub const L2_DISALLOW_MASK: u64 = PAGE_PWT | PAGE_PCD | PAGE_GLOBAL | PTE_HIGH_RESERVED_MASK;
+/// L3 bits that must be 0 when the entry is present: everything but P, the
+/// available bits and the frame (RW, US, PWT, PCD, A, D, PS, G, bits 44–63).
+/// On Xen's 32-bit "flag word" this is the digest's `0xFFFFF1FE`.
+pub const L3_DISALLOW_MASK: u64 = !(PAGE_PRESENT | PAGE_AVAIL | PTE_FRAME_MASK);
+
+const _: () = assert!(L3_DISALLOW_MASK & 0xFFF == 0x1FE);
+const _: () = assert!(L3_DISALLOW_MASK >> 44 == 0xF_FFFF);
+const _: () = assert!(PTE_HIGH_RESERVED_MASK == ((1 << 63) - (1 << 44)));
+const _: () = assert!(PTE_FRAME_MASK == ((1 << 44) - (1 << 12)));
+
+/// Whether an entry is present.
+pub const fn is_present(pte: u64) -> bool {
+    pte & PAGE_PRESENT != 0
+}
+
+/// Whether an entry is writable.
+pub const fn is_writable(pte: u64) -> bool {
+    pte & PAGE_RW != 0
+}
+
+/// The machine frame an entry points at.
+pub const fn pte_mfn(pte: u64) -> Mfn {
+    Mfn((pte & PTE_FRAME_MASK) >> 12)
+}
+
+/// An entry mapping `mfn` with `flags`.
+pub const fn pte(mfn: Mfn, flags: u64) -> u64 {
+    ((mfn.0 << 12) & PTE_FRAME_MASK) | flags
+}
+
+/// Whether two entries differ in their frame or in any of `flags` (Xen's
+/// `l1e_has_changed`): if not, an update only changes bits that hold no
+/// reference and needs no new references.
+pub const fn has_changed(old: u64, new: u64, flags: u64) -> bool {
+    (old ^ new) & (PTE_FRAME_MASK | flags) != 0
+}
+
+/// Checks the flags of a present L1 entry.
+///
+/// `nx_supported`: whether NX may be set. `io_privileged`: whether the domain may
+/// choose cache attributes (PWT/PCD/PAT).
+pub const fn check_l1_flags(
+    pte: u64,
+    nx_supported: bool,
+    io_privileged: bool,
+) -> Result<(), Errno> {
+    let mut disallow = L1_DISALLOW_MASK;
+    if io_privileged {
+        disallow &= !L1_CACHE_ATTRS;
+    }
+    if !nx_supported {
+        disallow |= PAGE_NX;
+    }
+    if pte & disallow != 0 {
+        Err(Errno::EINVAL)
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks the flags of a present L2 entry. PSE is refused: Oxen gives guests no
+/// superpages (Xen accepts them only when booted with `allowsuperpage`).
+pub const fn check_l2_flags(pte: u64, nx_supported: bool) -> Result<(), Errno> {
+    let mut disallow = L2_DISALLOW_MASK | PAGE_PSE;
+    if !nx_supported {
+        disallow |= PAGE_NX;
+    }
+    if pte & disallow != 0 {
+        Err(Errno::EINVAL)
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks the flags of a present L3 entry (only P and bits 9–11 besides the frame).
+pub const fn check_l3_flags(pte: u64) -> Result<(), Errno> {
+    if pte & L3_DISALLOW_MASK != 0 {
+        Err(Errno::EINVAL)
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_round_trip() {
+        let e = pte(Mfn(0xABC_DEF01), PAGE_PRESENT | PAGE_RW);
+        assert_eq!(pte_mfn(e), Mfn(0xABC_DEF01));
+        assert!(is_present(e) && is_writable(e));
+        // Frame bits beyond 44 address bits are dropped, not smuggled into flags.
+        assert_eq!(pte(Mfn(1 << 32), 0), 0);
+    }
+
+    #[test]
+    fn has_changed_looks_at_frame_and_given_flags() {
+        let a = pte(Mfn(5), PAGE_PRESENT | PAGE_RW);
+        assert!(!has_changed(
+            a,
+            a | PAGE_ACCESSED | PAGE_DIRTY,
+            PAGE_PRESENT | PAGE_RW
+        ));
+        assert!(has_changed(a, a & !PAGE_RW, PAGE_PRESENT | PAGE_RW));
+        assert!(!has_changed(a, a & !PAGE_RW, PAGE_PRESENT));
+        assert!(has_changed(a, pte(Mfn(6), PAGE_PRESENT | PAGE_RW), 0));
+    }
+
+    #[test]
+    fn l1_flag_rules() {
+        let ok = pte(
+            Mfn(7),
+            PAGE_PRESENT | PAGE_RW | PAGE_USER | PAGE_ACCESSED | PAGE_DIRTY | PAGE_AVAIL,
+        );
+        assert_eq!(check_l1_flags(ok, false, false), Ok(()));
+        for bad in [PAGE_PWT, PAGE_PCD, PAGE_PAT, PAGE_GLOBAL, 1 << 44, 1 << 62] {
+            assert_eq!(
+                check_l1_flags(ok | bad, true, false),
+                Err(Errno::EINVAL),
+                "{bad:#x}"
+            );
+        }
+        for cache in [PAGE_PWT, PAGE_PCD, PAGE_PAT] {
+            assert_eq!(check_l1_flags(ok | cache, false, true), Ok(()));
+        }
+        assert_eq!(
+            check_l1_flags(ok | PAGE_GLOBAL, false, true),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            check_l1_flags(ok | PAGE_NX, false, false),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(check_l1_flags(ok | PAGE_NX, true, false), Ok(()));
+    }
+
+    #[test]
+    fn l2_flag_rules() {
+        let ok = pte(Mfn(7), PAGE_PRESENT | PAGE_RW | PAGE_USER | PAGE_ACCESSED);
+        assert_eq!(check_l2_flags(ok, false), Ok(()));
+        for bad in [PAGE_PWT, PAGE_PCD, PAGE_PSE, PAGE_GLOBAL, 1 << 44, 1 << 62] {
+            assert_eq!(
+                check_l2_flags(ok | bad, true),
+                Err(Errno::EINVAL),
+                "{bad:#x}"
+            );
+        }
+        assert_eq!(check_l2_flags(ok | PAGE_NX, false), Err(Errno::EINVAL));
+        assert_eq!(check_l2_flags(ok | PAGE_NX, true), Ok(()));
+    }
+
+    #[test]
+    fn l3_flag_rules() {
+        let ok = pte(Mfn(0xF_FFFF_FFFF), PAGE_PRESENT | PAGE_AVAIL);
+        assert_eq!(check_l3_flags(ok), Ok(()));
+        for bit in 1..=8 {
+            assert_eq!(
+                check_l3_flags(ok | 1 << bit),
+                Err(Errno::EINVAL),
+                "bit {bit}"
+            );
+        }
+        for bit in 44..=63 {
+            assert_eq!(
+                check_l3_flags(ok | 1 << bit),
+                Err(Errno::EINVAL),
+                "bit {bit}"
+            );
+        }
+    }
+}

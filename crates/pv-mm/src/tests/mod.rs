@@ -1,0 +1,14 @@
+//! Host tests of the engine against an emulated physical memory.
+
+#[macro_use]
+mod fake;
+
+mod audit;
+mod l1;
+mod l2;
+mod l3;
+mod mmu_update;
+mod mmuext;
+mod prop;
+mod refcount;
+mod teardown;
