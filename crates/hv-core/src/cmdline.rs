@@ -713,6 +713,9 @@ pub struct Options<'a> {
     pub sched: Option<Scheduler>,
     /// `dom0_max_vcpus=`.
     pub dom0_max_vcpus: Option<VcpuRange>,
+    /// `mm_audit`: recount every frame's references after each MMU hypercall
+    /// and stop on the first disagreement (a debugging aid; slow).
+    pub mm_audit: bool,
     /// TEST-ONLY `selftest_fault=pf|de`.
     pub selftest_fault: Option<SelftestFault>,
     /// TEST-ONLY `debug_exit=<port>`: QEMU isa-debug-exit port to write when
@@ -741,6 +744,7 @@ impl Options<'_> {
         noreboot: false,
         sched: None,
         dom0_max_vcpus: None,
+        mm_audit: false,
         selftest_fault: None,
         debug_exit: None,
         dom0_extra: None,
@@ -752,6 +756,7 @@ impl Options<'_> {
     fn bool_field(&mut self, opt: Opt) -> Option<&mut bool> {
         match opt {
             Opt::Noreboot => Some(&mut self.noreboot),
+            Opt::MmAudit => Some(&mut self.mm_audit),
             _ => None,
         }
     }
@@ -793,6 +798,9 @@ impl fmt::Display for Options<'_> {
         if let Some(vcpus) = self.dom0_max_vcpus {
             write!(f, " dom0_max_vcpus={vcpus}")?;
         }
+        if self.mm_audit {
+            f.write_str(" mm_audit")?;
+        }
         if let Some(fault) = self.selftest_fault {
             write!(f, " selftest_fault={fault}")?;
         }
@@ -817,12 +825,13 @@ enum Opt {
     Noreboot,
     Sched,
     Dom0MaxVcpus,
+    MmAudit,
     SelftestFault,
     DebugExit,
 }
 
 impl Opt {
-    const ALL: [Opt; 11] = [
+    const ALL: [Opt; 12] = [
         Opt::Dom0Mem,
         Opt::Loglvl,
         Opt::GuestLoglvl,
@@ -832,6 +841,7 @@ impl Opt {
         Opt::Noreboot,
         Opt::Sched,
         Opt::Dom0MaxVcpus,
+        Opt::MmAudit,
         Opt::SelftestFault,
         Opt::DebugExit,
     ];
@@ -847,6 +857,7 @@ impl Opt {
             Opt::Noreboot => "noreboot",
             Opt::Sched => "sched",
             Opt::Dom0MaxVcpus => "dom0_max_vcpus",
+            Opt::MmAudit => "mm_audit",
             Opt::SelftestFault => "selftest_fault",
             Opt::DebugExit => "debug_exit",
         }
@@ -1028,7 +1039,7 @@ fn apply<'a>(
             });
         }
         // Boolean options never get here.
-        Opt::Noreboot => {}
+        Opt::Noreboot | Opt::MmAudit => {}
     }
     Ok(())
 }
@@ -1505,6 +1516,20 @@ mod tests {
         assert_eq!(warnings.len(), 2);
         let opts = clean("noreboot no-noreboot");
         assert!(!opts.noreboot);
+    }
+
+    // --- mm_audit --------------------------------------------------------
+
+    #[test]
+    fn mm_audit_is_a_boolean() {
+        assert!(!clean("").mm_audit);
+        assert!(clean("mm_audit").mm_audit);
+        assert!(clean("mm-audit=yes").mm_audit);
+        assert!(!clean("mm_audit no-mm_audit").mm_audit);
+        let (opts, warnings) = run("mm_audit=sometimes");
+        assert!(!opts.mm_audit);
+        assert_eq!(warnings.len(), 1);
+        assert!(clean("mm_audit").to_string().contains(" mm_audit"));
     }
 
     // --- noreboot --------------------------------------------------------
