@@ -13,6 +13,7 @@ extern crate alloc;
 mod arch;
 mod console;
 mod domain;
+mod hypercall;
 mod mm;
 mod panic;
 mod report;
@@ -29,6 +30,7 @@ use crate::mm::layout::DIRECT_MAP_VIRT;
 core::arch::global_asm!(include_str!("../boot/header.S"), options(att_syntax));
 core::arch::global_asm!(include_str!("../boot/entry.S"), options(att_syntax));
 core::arch::global_asm!(include_str!("arch/x86/traps.S"), options(att_syntax));
+core::arch::global_asm!(include_str!("arch/x86/uaccess.S"), options(att_syntax));
 
 unsafe extern "C" {
     static __oxen_image_start: u8;
@@ -97,6 +99,7 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
             .chain(boot.reserved_ranges()),
     );
     let heap = mm::heap::init(HEAP_BYTES);
+    mm::m2p::init(max_mfn);
     mm::frame_table::init(max_mfn, |mfn| {
         let a = mfn.maddr().0;
         ram.iter().any(|&(start, end)| (start..end).contains(&a))
@@ -104,21 +107,33 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
     let tsc_hz = time::init();
     cpu::enable_interrupts();
 
-    report::memory(&boot, &opts, image, heap);
+    mm::enable_audit(opts.mm_audit);
+    let dom0_bytes = report::memory(&boot, &opts, image, heap);
     report::cpu(tsc_hz);
+    let hypercalls = hypercall::init();
+    log::info!("Hypercall table: {hypercalls} hypercalls declared");
     selftest::run(&opts);
     report::modules(&boot);
 
-    match boot.modules.first() {
-        None => {
-            crate::printk!("No dom0 kernel was given (no multiboot module): nothing to run.\n");
-        }
-        Some(m) => {
-            crate::printk!(
-                "dom0 kernel in module 0 ({} bytes); building dom0 is not implemented yet.\n",
-                m.end - m.start
-            );
-        }
-    }
-    panic::machine_halt()
+    let Some(kernel) = boot.modules.first() else {
+        crate::printk!("No dom0 kernel was given (no multiboot module): nothing to run.\n");
+        panic::machine_halt()
+    };
+    let nr_pages = dom0_bytes / PAGE_SIZE;
+    let dom0 = match domain::dom0::build(kernel, boot.modules.get(1), nr_pages) {
+        Ok(d) => d,
+        Err(e) => panic!("Could not set up DOM0 guest OS: {e}"),
+    };
+    crate::printk!("{}\n", dom0.summary);
+    crate::printk!(
+        "Starting dom0 (ring 1): {} pages, shared_info {}.\n",
+        dom0.domain.tot_pages,
+        dom0.domain.shared_info
+    );
+    let l3 = dom0.domain.vcpu.cr3;
+    *domain::CURRENT.lock() = Some(dom0.domain);
+    // SAFETY: the L3 was validated and pinned by the builder; its slot-3 L2
+    // carries Oxen's own mappings, so Oxen keeps running after the switch.
+    unsafe { cpu::write_cr3(l3.maddr().0 as u32) };
+    arch::x86::guest::enter(&dom0.frame)
 }

@@ -53,7 +53,7 @@ pub fn fatal(reason: fmt::Arguments<'_>) -> ! {
     crate::console::print_fatal(format_args!(
         "\n****************************************\nPanic on CPU 0:\n{}\nCurrent domain: {}\n****************************************\n",
         reason,
-        crate::domain::current_name()
+        crate::domain::CurrentDomain
     ));
     if NOREBOOT.load(Ordering::Relaxed) {
         crate::console::print_fatal(format_args!(

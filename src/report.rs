@@ -29,8 +29,8 @@ pub fn banner(boot: &BootInfo) {
     printk!("Command line: {}\n", boot.cmdline);
 }
 
-/// The memory map, totals, and dom0's share.
-pub fn memory(boot: &BootInfo, opts: &Options<'_>, image: (u64, u64), heap_bytes: u32) {
+/// The memory map, totals, and dom0's share (returned, in bytes).
+pub fn memory(boot: &BootInfo, opts: &Options<'_>, image: (u64, u64), heap_bytes: u32) -> u64 {
     printk!("Parsed options: {}\n", opts);
     printk!("Physical memory map:\n");
     for r in &boot.memory_map {
@@ -68,6 +68,7 @@ pub fn memory(boot: &BootInfo, opts: &Options<'_>, image: (u64, u64), heap_bytes
         dom0 / MIB,
         dom0 / 4096
     );
+    dom0
 }
 
 /// Clock and segmentation facts.

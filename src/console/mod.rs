@@ -28,12 +28,15 @@ pub struct Console {
     vga: Option<VgaText>,
     /// Whether the next byte starts a new line (and so needs the prefix).
     at_line_start: bool,
+    /// The same for guest output.
+    guest_at_line_start: bool,
 }
 
 static CONSOLE: Mutex<Console> = Mutex::new(Console {
     serial: None,
     vga: None,
     at_line_start: true,
+    guest_at_line_start: true,
 });
 
 impl Console {
@@ -44,7 +47,21 @@ impl Console {
             }
             self.raw(line);
             self.at_line_start = line.ends_with('\n');
+            self.guest_at_line_start = self.at_line_start;
         }
+    }
+
+    fn raw_bytes(&mut self, bytes: &[u8]) {
+        if let Some(serial) = self.serial.as_mut() {
+            serial.write_bytes(bytes);
+        }
+        if let Some(vga) = self.vga.as_mut() {
+            vga.write_bytes(bytes);
+        }
+    }
+
+    fn raw_writer(&mut self) -> RawWriter<'_> {
+        RawWriter(self)
     }
 
     fn raw(&mut self, s: &str) {
@@ -54,6 +71,16 @@ impl Console {
         if let Some(vga) = self.vga.as_mut() {
             vga.write_str(s);
         }
+    }
+}
+
+/// Formats without the `(XEN) ` prefix.
+struct RawWriter<'a>(&'a mut Console);
+
+impl Write for RawWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.raw(s);
+        Ok(())
     }
 }
 
@@ -109,6 +136,36 @@ pub fn print(args: fmt::Arguments<'_>) {
     let was = crate::arch::x86::cpu::disable_interrupts();
     let _ = CONSOLE.lock().write_fmt(args);
     crate::arch::x86::cpu::restore_interrupts(was);
+}
+
+/// Writes a guest's `console_io` output: dom0's text goes out as it is (its
+/// console is this one), another domain's lines are prefixed `(dN) `.
+pub fn guest_write(domid: u16, bytes: &[u8]) {
+    let was = crate::arch::x86::cpu::disable_interrupts();
+    {
+        let mut c = CONSOLE.lock();
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            if domid != 0 && c.guest_at_line_start {
+                let _ = write!(c.raw_writer(), "(d{domid}) ");
+            }
+            c.raw_bytes(line);
+            c.guest_at_line_start = line.ends_with(b"\n");
+        }
+        c.at_line_start = c.guest_at_line_start;
+    }
+    crate::arch::x86::cpu::restore_interrupts(was);
+}
+
+/// Reads one byte from COM1 if one is waiting.
+pub fn try_read_byte() -> Option<u8> {
+    let was = crate::arch::x86::cpu::disable_interrupts();
+    let b = CONSOLE
+        .lock()
+        .serial
+        .as_mut()
+        .and_then(Serial::try_read_byte);
+    crate::arch::x86::cpu::restore_interrupts(was);
+    b
 }
 
 /// Writes on the fatal path: takes the console even if a trapped context held it.

@@ -48,11 +48,21 @@ impl Serial {
 
     /// Sends text, turning `\n` into `\r\n` for terminals.
     pub fn write_str(&mut self, s: &str) {
-        for b in s.bytes() {
+        self.write_bytes(s.as_bytes());
+    }
+
+    /// Sends bytes, turning `\n` into `\r\n` for terminals.
+    pub fn write_bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
             if b == b'\n' {
                 self.uart.send_bytes_exact(b"\r");
             }
             self.uart.send_bytes_exact(&[b]);
         }
+    }
+
+    /// A received byte, if any.
+    pub fn try_read_byte(&mut self) -> Option<u8> {
+        self.uart.try_receive_byte().ok()
     }
 }

@@ -47,7 +47,12 @@ impl VgaText {
 
     /// Writes text; bytes outside printable ASCII show as '?'.
     pub fn write_str(&mut self, s: &str) {
-        for b in s.bytes() {
+        self.write_bytes(s.as_bytes());
+    }
+
+    /// Writes bytes; those outside printable ASCII show as '?'.
+    pub fn write_bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
             match b {
                 b'\n' => {
                     self.col = 0;

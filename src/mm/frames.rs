@@ -60,6 +60,11 @@ pub fn alloc() -> Option<Mfn> {
     with(|a| a.alloc())
 }
 
+/// Returns a frame.
+pub fn free(mfn: Mfn) {
+    with(|a| a.free(mfn)).unwrap_or_else(|e| panic!("freeing {mfn}: {e}"));
+}
+
 /// Whether `mfn` is free.
 pub fn is_free(mfn: Mfn) -> bool {
     with(|a| a.is_free(mfn))

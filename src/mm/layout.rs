@@ -5,16 +5,26 @@
 //! |-------------------------|----------------------------------------------|
 //! | F5800000 – F6800000     | read-only M2P (guest-visible)                |
 //! | F6800000 – FC800000     | frame table (one `PageInfo` per machine frame)|
+//! | FC800000 – FD800000     | writable alias of the M2P                    |
+//! | FD800000 – FE000000     | boot modules, read-only (the dom0 kernel)    |
 //! | FE000000 – FE800000     | Oxen's heap                                  |
 //! | FE800000 – FEA00000     | map cache (512 temporary 4 KiB slots)        |
 //! | FF000000 – FFC00000     | direct map of machine memory [0, 12 MiB)     |
 
-use xen_abi::layout::MACH2PHYS_VIRT_END;
+pub use xen_abi::layout::{MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
 
 /// Start of the frame table.
 pub const FRAMETABLE_VIRT_START: u32 = 0xF680_0000;
 /// End of the frame table.
 pub const FRAMETABLE_VIRT_END: u32 = 0xFC80_0000;
+/// Start of Oxen's writable alias of the M2P.
+pub const RW_MPT_VIRT_START: u32 = 0xFC80_0000;
+/// End of the writable M2P alias.
+pub const RW_MPT_VIRT_END: u32 = 0xFD80_0000;
+/// Start of the window boot modules are read through (the dom0 kernel).
+pub const MODULE_VIRT_START: u32 = 0xFD80_0000;
+/// End of the module window.
+pub const MODULE_VIRT_END: u32 = 0xFE00_0000;
 /// Start of the heap window.
 pub const HEAP_VIRT_START: u32 = 0xFE00_0000;
 /// End of the heap window.

@@ -6,4 +6,32 @@ pub mod frames;
 pub mod heap;
 pub mod hvmap;
 pub mod layout;
+pub mod m2p;
 pub mod mapcache;
+pub mod ptwr;
+pub mod pv;
+
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+static AUDIT: AtomicBool = AtomicBool::new(false);
+static AUDITS: AtomicU32 = AtomicU32::new(0);
+
+/// Turns on the `mm_audit` recount after every MMU hypercall.
+pub fn enable_audit(on: bool) {
+    AUDIT.store(on, Ordering::Relaxed);
+}
+
+/// Whether `mm_audit` is on.
+pub fn audit_enabled() -> bool {
+    AUDIT.load(Ordering::Relaxed)
+}
+
+/// Counts a passed audit.
+pub fn count_audit() {
+    AUDITS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Audits passed so far.
+pub fn audits_passed() -> u32 {
+    AUDITS.load(Ordering::Relaxed)
+}

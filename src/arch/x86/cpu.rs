@@ -71,6 +71,19 @@ pub fn invlpg(va: u32) {
     unsafe { asm!("invlpg [{}]", in(reg) va, options(nostack, preserves_flags)) };
 }
 
+/// Flushes all non-global TLB entries by reloading CR3.
+pub fn flush_tlb_local() {
+    let cr3 = read_cr3();
+    // SAFETY: reloading the current CR3 keeps every mapping as it is.
+    unsafe { write_cr3(cr3) };
+}
+
+/// Writes back and invalidates the caches.
+pub fn wbinvd() {
+    // SAFETY: WBINVD at CPL 0 only flushes caches.
+    unsafe { asm!("wbinvd", options(nostack, preserves_flags)) };
+}
+
 /// The time-stamp counter.
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC is unprivileged and side-effect free.

@@ -243,3 +243,10 @@ pub fn init(df_entry: u32, idle_cr3: u32, ring0_stack_top: u32) {
         );
     }
 }
+
+/// Sets the ring-0 stack the CPU switches to on a trap from a guest ring.
+pub fn set_ring0_stack(top: u32) {
+    // SAFETY: a single aligned store to a field the CPU reads only on a ring
+    // transition, which cannot happen while Oxen runs on this one CPU.
+    unsafe { (*TSS.get()).esp0 = top };
+}

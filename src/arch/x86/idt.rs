@@ -1,7 +1,6 @@
 //! The IDT: interrupt gates for the 32 exceptions and the 16 legacy PIC IRQs
-//! (vectors 0x20..0x30), and a task gate for #DF. Gates are DPL 0 for now, so a
-//! guest `int $n` of them raises #GP; the hypercall gate (0x82, DPL 1) and the
-//! guest-visible vectors (#BP, #OF) are added with the hypercall entry.
+//! (vectors 0x20..0x30), a task gate for #DF, and the hypercall gate (0x82,
+//! DPL 1). The other gates are DPL 0, so a guest `int $n` of them raises #GP.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,8 +17,12 @@ pub const VECTOR_DF: usize = 8;
 
 static IDT: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 
+/// The hypercall vector (XEN-PV-ABI.md §1.1).
+pub const HYPERCALL_VECTOR: usize = 0x82;
+
 unsafe extern "C" {
     static oxen_trap_stubs: [u32; NR_STUBS];
+    fn oxen_hypercall_entry();
 }
 
 /// A 32-bit interrupt gate (IF cleared on entry) to `handler` with privilege `dpl`.
@@ -53,6 +56,12 @@ pub fn init() {
         set_gate(vector, stub, 0);
     }
     IDT[VECTOR_DF].store(task_gate(DF_TSS_SELECTOR), Ordering::Relaxed);
+    // DPL 1: the guest kernel may `int $0x82`; from ring 3 it raises #GP.
+    set_gate(
+        HYPERCALL_VECTOR,
+        oxen_hypercall_entry as *const () as u32,
+        1,
+    );
     let ptr = DescriptorTablePointer {
         limit: (256 * 8 - 1) as u16,
         base: IDT.as_ptr() as u32,

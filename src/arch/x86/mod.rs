@@ -5,8 +5,10 @@
 
 pub mod cpu;
 pub mod gdt;
+pub mod guest;
 pub mod idt;
 pub mod paging;
 pub mod pic;
 pub mod pit;
 pub mod traps;
+pub mod uaccess;

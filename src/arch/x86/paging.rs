@@ -81,6 +81,10 @@ pub fn drop_identity_map() {
 /// bring-up (see the module invariants).
 pub fn install_high_l1(slot: usize, l1_maddr: u64) {
     assert!((xen_abi::layout::FIRST_XEN_L2_SLOT..512).contains(&slot));
+    assert!(
+        !L2_FROZEN.load(Ordering::Relaxed),
+        "Oxen's L2 changed after a guest copied it"
+    );
     let old = IDLE_PG_L2_HIGH.0[slot].swap(l1_maddr | PAGE_PRESENT | PAGE_RW, Ordering::SeqCst);
     assert_eq!(old, 0, "high L2 slot {slot} already in use");
 }
@@ -95,3 +99,14 @@ pub fn high_l1_maddr(slot: usize) -> Option<u64> {
     let e = IDLE_PG_L2_HIGH.0[slot].load(Ordering::Relaxed);
     (e & PAGE_PRESENT != 0 && e & PAGE_PSE == 0).then_some(e & PAGE_ADDR_MASK)
 }
+
+/// Oxen's entry `index` (428..512) of the high L2, which every guest's slot-3
+/// L2 carries too. Reading one freezes Oxen's L2 (see the module invariants).
+pub fn xen_l2_entry(index: usize) -> u64 {
+    assert!((xen_abi::layout::FIRST_XEN_L2_SLOT..512).contains(&index));
+    L2_FROZEN.store(true, Ordering::Relaxed);
+    IDLE_PG_L2_HIGH.0[index].load(Ordering::Relaxed)
+}
+
+/// Set once a guest L2 has copied Oxen's slots: no L1 may be added after that.
+static L2_FROZEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);

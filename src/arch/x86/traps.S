@@ -75,6 +75,8 @@ oxen_trap_common:
     pushl   %eax
     call    oxen_handle_trap
     addl    $4, %esp
+    .global oxen_trap_return
+oxen_trap_return:
     movl    0(%esp), %eax
     movl    %eax, %gs
     movl    4(%esp), %eax
@@ -93,6 +95,23 @@ oxen_trap_common:
     popl    %eax
     addl    $4, %esp
     iret
+
+    /* The hypercall gate (vector 0x82, DPL 1): same frame as any trap. */
+    .global oxen_hypercall_entry
+oxen_hypercall_entry:
+    pushl   $0
+    movw    $0x82, 2(%esp)
+    jmp     oxen_trap_common
+
+    /*
+     * void oxen_enter_guest(struct TrapFrame *frame): switch to the stack
+     * holding `frame` (the top of the per-CPU guest stack) and return to the
+     * context it describes, through the common trap exit.
+     */
+    .global oxen_enter_guest
+oxen_enter_guest:
+    movl    4(%esp), %esp
+    jmp     oxen_trap_return
 
     /* Table of the stubs' addresses, indexed by vector. */
     .section .rodata

@@ -134,13 +134,29 @@ impl fmt::Display for RegisterDump<'_> {
 #[unsafe(no_mangle)]
 extern "C" fn oxen_handle_trap(frame: &mut TrapFrame) {
     let vector = frame.entry_vector;
+    // CR2 first: nothing below may fault before it is read.
+    let cr2 = if vector == 14 { cpu::read_cr2() } else { 0 };
+    if usize::from(vector) == super::idt::HYPERCALL_VECTOR {
+        crate::hypercall::do_hypercall(frame);
+        return;
+    }
     if vector >= u16::from(IRQ_BASE) && vector < u16::from(IRQ_BASE) + 16 {
         let irq = (vector - u16::from(IRQ_BASE)) as u8;
         crate::time::handle_irq(irq);
         super::pic::eoi(irq);
         return;
     }
-    fatal_trap(frame);
+    if frame.interrupted_hypervisor() {
+        // A fault on one of the guest-memory copies: resume at its fixup.
+        if vector == 14
+            && let Some(fixup) = super::uaccess::search_exception_table(frame.eip)
+        {
+            frame.eip = fixup;
+            return;
+        }
+        fatal_trap(frame);
+    }
+    crate::domain::fault::guest_trap(frame, cr2);
 }
 
 fn fatal_trap(frame: &TrapFrame) -> ! {

@@ -1,0 +1,104 @@
+//! Domains and their vcpus.
+//!
+//! Until domUs exist there is at most one guest, dom0, built at boot; `CURRENT`
+//! says whether it runs. A domain here is what Oxen must remember about a
+//! guest between traps: its identity and privilege, its memory bookkeeping, the
+//! shared-info frame, the VM assists it enabled and its vcpu's base page table.
+
+pub mod dom0;
+pub mod fault;
+
+use alloc::string::String;
+
+use hv_core::addr::Mfn;
+use spin::Mutex;
+use xen_abi::domid::DomId;
+
+/// One virtual CPU (a domain has one until SMP guests are supported).
+pub struct Vcpu {
+    /// The machine frame of the PAE L3 this vcpu runs on (its "CR3").
+    pub cr3: Mfn,
+}
+
+/// A guest domain.
+pub struct Domain {
+    pub domid: DomId,
+    pub name: String,
+    /// dom0 and toolstack domains: may use the privileged hypercalls and map
+    /// other domains' memory.
+    pub privileged: bool,
+    /// May map I/O memory (frames that are not RAM) and use PWT/PCD/PAT.
+    pub iomem_access: bool,
+    /// Pages the domain owns.
+    pub tot_pages: u64,
+    /// The frame shared between Oxen and the guest (`shared_info`).
+    pub shared_info: Mfn,
+    /// Bitmap of enabled `VMASST_TYPE_*` assists.
+    pub vm_assist: u32,
+    pub vcpu: Vcpu,
+    /// Set when the domain has shut down, with the reason.
+    pub shutdown_reason: Option<u32>,
+}
+
+impl Domain {
+    /// Whether `VMASST_TYPE_*` assist `ty` is enabled.
+    pub fn has_assist(&self, ty: u32) -> bool {
+        ty < 32 && self.vm_assist & (1 << ty) != 0
+    }
+}
+
+/// Records that `dom` shut down for `reason` (`SHUTDOWN_*`) and reports it.
+/// The initial domain's shutdown is the machine's: poweroff halts, reboot
+/// resets, a crash resets after five seconds unless `noreboot`.
+pub fn shutdown(dom: &mut Domain, reason: u32) {
+    dom.shutdown_reason = Some(reason);
+    let name = xen_abi::sched::shutdown_reason_name(reason).unwrap_or("unknown");
+    crate::printk!(
+        "Domain {} ({}) shutdown: reason {name} ({reason})\n",
+        dom.domid,
+        dom.name
+    );
+    if crate::mm::audit_enabled() {
+        crate::printk!(
+            "mm audit: {} recounts of the frame table, all consistent\n",
+            crate::mm::audits_passed()
+        );
+    }
+    if dom.domid == 0 {
+        hardware_domain_shutdown(reason);
+    }
+}
+
+fn hardware_domain_shutdown(reason: u32) -> ! {
+    use xen_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF};
+    match reason {
+        SHUTDOWN_POWEROFF => {
+            crate::printk!("Hardware Dom0 halted: halting machine\n");
+            crate::panic::machine_halt()
+        }
+        SHUTDOWN_CRASH => crate::panic::fatal(format_args!("Hardware Dom0 crashed")),
+        _ => {
+            crate::printk!("Hardware Dom0 shutdown: rebooting machine\n");
+            crate::panic::machine_restart()
+        }
+    }
+}
+
+/// The running guest, if any.
+pub static CURRENT: Mutex<Option<Domain>> = Mutex::new(None);
+
+/// Names the domain whose context Oxen is in, for reports (no allocation, so
+/// it is safe on the fatal path).
+pub struct CurrentDomain;
+
+impl core::fmt::Display for CurrentDomain {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match CURRENT.try_lock() {
+            Some(guard) => match guard.as_ref() {
+                Some(d) => write!(f, "d{} ({})", d.domid, d.name),
+                None => f.write_str("idle (no guest has run yet)"),
+            },
+            None => f.write_str("unknown (domain lock held)"),
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The PV MMU hypercalls (XEN-PV-ABI.md §7): `mmu_update`, `mmuext_op`,
+//! `update_va_mapping(_otherdomain)` and `vm_assist`, bound to the engine in
+//! `pv_mm`. Here: argument decoding, guest copies, `foreigndom`, TLB flushes,
+//! CR3 loads, the `done` counts, and Xen's continuation for long batches.
+
+use hv_core::addr::Mfn;
+use hv_core::hypercall::{MMU_UPDATE_PREEMPTED, Outcome, batch_count};
+use pv_mm::{Caller, PtLevel};
+use xen_abi::domid::{DOMID_IO, DOMID_SELF, DOMID_XEN, DomId};
+use xen_abi::errno::Errno;
+use xen_abi::layout::HYPERVISOR_VIRT_START;
+use xen_abi::mm::*;
+use xen_abi::traps::{VMASST_CMD_DISABLE, VMASST_CMD_ENABLE, VMASST_TYPE_PAE_EXTENDED_CR3};
+
+use super::Ctx;
+use crate::arch::x86::cpu;
+use crate::arch::x86::uaccess::{read_guest, write_guest};
+use crate::domain::Domain;
+use crate::mm::frame_table::MM;
+
+/// Entries served per invocation before a long batch yields (continuation).
+const BATCH_PREEMPT: u32 = 1024;
+
+/// The highest `VMASST_TYPE_*` a 32-bit guest may use (Xen 4.1's MAX_VMASST_TYPE).
+const MAX_VMASST_TYPE: u32 = 3;
+
+fn caller(dom: &Domain) -> Caller {
+    Caller {
+        domid: dom.domid,
+        privileged: dom.privileged,
+        iomem_access: dom.iomem_access,
+    }
+}
+
+/// Resolves a domain id argument: `DOMID_SELF` is the caller; a domain other
+/// than the caller must exist (only the caller does, until domUs arrive) or be
+/// one of the special owners a privileged caller may name.
+fn resolve_domid(dom: &Domain, id: DomId) -> Result<DomId, Errno> {
+    match id {
+        DOMID_SELF => Ok(dom.domid),
+        id if id == dom.domid => Ok(id),
+        DOMID_IO | DOMID_XEN if dom.privileged => Ok(id),
+        _ => Err(Errno::ESRCH),
+    }
+}
+
+/// Loads `l3` into CR3 (the vcpu's base pointer changed or its L3 was edited).
+fn load_cr3(l3: Mfn) {
+    let maddr = l3.maddr().0;
+    assert!(
+        maddr < 1 << 32,
+        "an L3 above 4 GiB cannot be loaded into CR3"
+    );
+    // SAFETY: the engine validated `l3` as this vcpu's L3: its slot-3 L2 carries
+    // Oxen's own mappings, so Oxen keeps running across the switch.
+    unsafe { cpu::write_cr3(maddr as u32) };
+}
+
+fn record_done(pdone: u32, done: u32) -> Result<(), Errno> {
+    if pdone != 0 {
+        write_guest(pdone, &done)
+    } else {
+        Ok(())
+    }
+}
+
+fn done_so_far(pdone: u32, resumed: bool) -> Result<u32, Errno> {
+    if resumed && pdone != 0 {
+        read_guest::<u32>(pdone)
+    } else {
+        Ok(0)
+    }
+}
+
+pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
+    let [reqs, count, pdone, foreigndom, _] = args;
+    let (count, resumed) = batch_count(count);
+    let dom = ctx.dom();
+    let caller = caller(dom);
+    let result = (|| -> Result<Outcome, Errno> {
+        let base = done_so_far(pdone, resumed)?;
+        let pg_owner = resolve_domid(dom, foreigndom_fd(foreigndom))?;
+        let pt_owner = match foreigndom_pfd(foreigndom) {
+            Some(id) => resolve_domid(dom, id)?,
+            None => dom.domid,
+        };
+        let mut guard = MM.lock();
+        let mm = guard.as_mut().expect("frame table initialised");
+        let mut outcome = Ok(Outcome::Done(0));
+        let mut i = 0;
+        while i < count {
+            if i == BATCH_PREEMPT {
+                record_done(pdone, base + i)?;
+                let next = reqs.wrapping_add(i * core::mem::size_of::<MmuUpdate>() as u32);
+                outcome = Ok(Outcome::Continue([
+                    next,
+                    (count - i) | MMU_UPDATE_PREEMPTED,
+                    pdone,
+                    foreigndom,
+                    0,
+                ]));
+                break;
+            }
+            let req: MmuUpdate = match read_guest(reqs.wrapping_add(i * 16)) {
+                Ok(r) => r,
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            };
+            let (ptr, val) = ({ req.ptr }, { req.val });
+            if let Err(e) = mm.mmu_update_one(ptr, val, &caller, pt_owner, pg_owner) {
+                outcome = Err(e);
+                break;
+            }
+            i += 1;
+        }
+        drop(guard);
+        // An edited L3 or L2 must reach the CPU (PDPTEs are cached at CR3 load);
+        // reloading CR3 also flushes stale translations of edited L1s.
+        if i > 0 {
+            load_cr3(dom.vcpu.cr3);
+        }
+        if matches!(outcome, Ok(Outcome::Continue(_))) {
+            return outcome;
+        }
+        record_done(pdone, base + i)?;
+        outcome
+    })();
+    audit_if_asked(dom);
+    match result {
+        Ok(o) => o,
+        Err(e) => Outcome::Done(e.to_ret()),
+    }
+}
+
+pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
+    let [ops, count, pdone, foreigndom, _] = args;
+    let (count, resumed) = batch_count(count);
+    let dom = ctx.dom();
+    let result = (|| -> Result<Outcome, Errno> {
+        let base = done_so_far(pdone, resumed)?;
+        let pg_owner = resolve_domid(dom, foreigndom_fd(foreigndom))?;
+        let mut i = 0;
+        while i < count {
+            if i == BATCH_PREEMPT {
+                record_done(pdone, base + i)?;
+                let next = ops.wrapping_add(i * core::mem::size_of::<MmuextOp>() as u32);
+                return Ok(Outcome::Continue([
+                    next,
+                    (count - i) | MMU_UPDATE_PREEMPTED,
+                    pdone,
+                    foreigndom,
+                    0,
+                ]));
+            }
+            let op: MmuextOp = read_guest(ops.wrapping_add(i * 12)).inspect_err(|_| {
+                let _ = record_done(pdone, base + i);
+            })?;
+            if let Err(e) = mmuext_one(dom, &op, pg_owner) {
+                record_done(pdone, base + i)?;
+                return Err(e);
+            }
+            i += 1;
+        }
+        record_done(pdone, base + count)?;
+        Ok(Outcome::Done(0))
+    })();
+    audit_if_asked(dom);
+    match result {
+        Ok(o) => o,
+        Err(e) => Outcome::Done(e.to_ret()),
+    }
+}
+
+fn mmuext_one(dom: &mut Domain, op: &MmuextOp, pg_owner: DomId) -> Result<(), Errno> {
+    let caller = caller(dom);
+    let mut guard = MM.lock();
+    let mm = guard.as_mut().expect("frame table initialised");
+    let mfn = Mfn(u64::from(op.mfn()));
+    match op.cmd {
+        MMUEXT_PIN_L1_TABLE => mm.pin(mfn, PtLevel::L1, &caller, pg_owner),
+        MMUEXT_PIN_L2_TABLE => mm.pin(mfn, PtLevel::L2, &caller, pg_owner),
+        MMUEXT_PIN_L3_TABLE => mm.pin(mfn, PtLevel::L3, &caller, pg_owner),
+        MMUEXT_PIN_L4_TABLE => Err(Errno::EINVAL),
+        MMUEXT_UNPIN_TABLE => mm.unpin(mfn, &caller, pg_owner),
+        MMUEXT_NEW_BASEPTR => {
+            if pg_owner != dom.domid {
+                return Err(Errno::EINVAL);
+            }
+            let extended = dom.has_assist(VMASST_TYPE_PAE_EXTENDED_CR3);
+            mm.new_baseptr(mfn, Some(dom.vcpu.cr3), &caller, extended)?;
+            dom.vcpu.cr3 = mfn;
+            drop(guard);
+            load_cr3(mfn);
+            Ok(())
+        }
+        MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_MULTI | MMUEXT_TLB_FLUSH_ALL => {
+            // One vcpu: every flush scope is this CPU's TLB. A MULTI mask must
+            // still be readable.
+            if op.cmd == MMUEXT_TLB_FLUSH_MULTI {
+                read_guest::<u32>(op.vcpumask())?;
+            }
+            cpu::flush_tlb_local();
+            Ok(())
+        }
+        MMUEXT_INVLPG_LOCAL | MMUEXT_INVLPG_MULTI | MMUEXT_INVLPG_ALL => {
+            if op.cmd == MMUEXT_INVLPG_MULTI {
+                read_guest::<u32>(op.vcpumask())?;
+            }
+            cpu::invlpg(op.linear_addr());
+            Ok(())
+        }
+        MMUEXT_FLUSH_CACHE | MMUEXT_FLUSH_CACHE_GLOBAL => {
+            if !dom.iomem_access {
+                return Err(Errno::EPERM);
+            }
+            cpu::wbinvd();
+            Ok(())
+        }
+        MMUEXT_CLEAR_PAGE => mm.clear_page(mfn, &caller),
+        MMUEXT_COPY_PAGE => mm.copy_page(mfn, Mfn(u64::from(op.src_mfn())), &caller),
+        MMUEXT_NEW_USER_BASEPTR => Err(Errno::EINVAL),
+        // LDTs come with the descriptor-table work; superpages are not offered.
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// Applies the flush that `UVMF_*` `flags` ask for after changing `va`.
+fn uvmf_flush(flags: u32, va: u32) -> Result<(), Errno> {
+    // Bits above the flush type are either ALL (4) or a pointer to a vcpu mask
+    // (MULTI), which must be readable; with one vcpu every scope is local.
+    let scope = flags & !UVMF_FLUSHTYPE_MASK;
+    if scope != 0 && scope != UVMF_ALL {
+        read_guest::<u32>(scope)?;
+    }
+    match flags & UVMF_FLUSHTYPE_MASK {
+        UVMF_TLB_FLUSH => cpu::flush_tlb_local(),
+        UVMF_INVLPG => cpu::invlpg(va),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn update_va_mapping(
+    dom: &mut Domain,
+    va: u32,
+    val: u64,
+    flags: u32,
+    pg_owner: DomId,
+) -> Result<i32, Errno> {
+    if va >= HYPERVISOR_VIRT_START {
+        return Err(Errno::EINVAL);
+    }
+    let caller = caller(dom);
+    {
+        let mut guard = MM.lock();
+        let mm = guard.as_mut().expect("frame table initialised");
+        let (l1, index) = mm.l1_slot_for_va(dom.vcpu.cr3, va)?;
+        mm.mod_l1_entry(l1, index, val, &caller, pg_owner, false)?;
+    }
+    uvmf_flush(flags, va)?;
+    Ok(0)
+}
+
+pub fn do_update_va_mapping(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
+    let [va, lo, hi, flags, _] = args;
+    let dom = ctx.dom();
+    let pg_owner = dom.domid;
+    let r = update_va_mapping(
+        dom,
+        va,
+        (u64::from(hi) << 32) | u64::from(lo),
+        flags,
+        pg_owner,
+    );
+    audit_if_asked(dom);
+    r.into()
+}
+
+pub fn do_update_va_mapping_otherdomain(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
+    let [va, lo, hi, flags, domid] = args;
+    let dom = ctx.dom();
+    let r = resolve_domid(dom, domid as DomId).and_then(|owner| {
+        update_va_mapping(dom, va, (u64::from(hi) << 32) | u64::from(lo), flags, owner)
+    });
+    audit_if_asked(dom);
+    r.into()
+}
+
+pub fn do_vm_assist(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
+    let [cmd, ty, ..] = args;
+    let dom = ctx.dom();
+    if ty > MAX_VMASST_TYPE {
+        return Err(Errno::EINVAL).into();
+    }
+    match cmd {
+        VMASST_CMD_ENABLE => dom.vm_assist |= 1 << ty,
+        VMASST_CMD_DISABLE => dom.vm_assist &= !(1 << ty),
+        _ => return Err(Errno::EINVAL).into(),
+    }
+    Ok(0).into()
+}
+
+/// With `mm_audit`, recounts every frame after an MMU hypercall; a mismatch
+/// is an Oxen bug and stops the machine.
+pub fn audit_if_asked(dom: &Domain) {
+    if !crate::mm::audit_enabled() {
+        return;
+    }
+    static SCRATCH: spin::Mutex<alloc::vec::Vec<u32>> = spin::Mutex::new(alloc::vec::Vec::new());
+    let guard = MM.lock();
+    let mm = guard.as_ref().expect("frame table initialised");
+    let mut scratch = SCRATCH.lock();
+    scratch.resize(2 * mm.frames().len(), 0);
+    match mm.audit_with_scratch(&[dom.vcpu.cr3], &[], &mut scratch) {
+        Ok(_) => crate::mm::count_audit(),
+        Err(e) => panic!("mm audit failed after a hypercall of d{}: {e}", dom.domid),
+    }
+}

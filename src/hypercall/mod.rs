@@ -1,0 +1,126 @@
+//! The hypercall table, declared once, and the entry from `int $0x82`.
+//!
+//! Each declaration names the ABI number, who may call it and the handler; the
+//! name and argument count come from `xen_abi` (see `hv_core::hypercall`).
+//! Handlers run with interrupts enabled on the guest stack, with the calling
+//! domain locked, and return `Outcome::Done(eax)` or a continuation.
+
+mod console;
+mod mm;
+
+pub use mm::audit_if_asked;
+mod sched;
+
+use hv_core::hypercall::{Access, Hypercall, Outcome, Table};
+use spin::{MutexGuard, Once};
+use xen_abi::hypercall as nr;
+
+use crate::arch::x86::cpu;
+use crate::arch::x86::traps::TrapFrame;
+use crate::domain::{CURRENT, Domain};
+
+/// What a handler works on: a copy of the caller's saved registers (written
+/// back when the handler returns) and its locked domain.
+pub struct Ctx {
+    pub frame: TrapFrame,
+    guard: MutexGuard<'static, Option<Domain>>,
+}
+
+impl Ctx {
+    /// The calling domain.
+    pub fn dom(&mut self) -> &mut Domain {
+        self.guard
+            .as_mut()
+            .expect("a hypercall always has a current domain")
+    }
+}
+
+static DECLS: [Hypercall<Ctx>; 7] = [
+    Hypercall {
+        nr: nr::MMU_UPDATE,
+        access: Access::Any,
+        handler: mm::do_mmu_update,
+    },
+    Hypercall {
+        nr: nr::UPDATE_VA_MAPPING,
+        access: Access::Any,
+        handler: mm::do_update_va_mapping,
+    },
+    Hypercall {
+        nr: nr::CONSOLE_IO,
+        access: Access::Privileged,
+        handler: console::do_console_io,
+    },
+    Hypercall {
+        nr: nr::VM_ASSIST,
+        access: Access::Any,
+        handler: mm::do_vm_assist,
+    },
+    Hypercall {
+        nr: nr::UPDATE_VA_MAPPING_OTHERDOMAIN,
+        access: Access::Privileged,
+        handler: mm::do_update_va_mapping_otherdomain,
+    },
+    Hypercall {
+        nr: nr::MMUEXT_OP,
+        access: Access::Any,
+        handler: mm::do_mmuext_op,
+    },
+    Hypercall {
+        nr: nr::SCHED_OP,
+        access: Access::Any,
+        handler: sched::do_sched_op,
+    },
+];
+
+static TABLE: Once<Table<Ctx>> = Once::new();
+
+fn table() -> &'static Table<Ctx> {
+    TABLE.call_once(|| match Table::new(&DECLS) {
+        Ok(t) => t,
+        Err(e) => panic!("hypercall table is malformed: {e:?}"),
+    })
+}
+
+/// Checks the table at boot and reports its size.
+pub fn init() -> usize {
+    let t = table();
+    for e in t.iter() {
+        log::debug!(
+            "hypercall {:2} {} ({} args)",
+            e.decl.nr,
+            e.name(),
+            e.nargs()
+        );
+    }
+    t.iter().count()
+}
+
+/// The length of `int $0x82`, which a continuation re-executes.
+const INT82_LEN: u32 = 2;
+
+/// Serves the hypercall whose registers are in `frame` (from the trap entry).
+pub fn do_hypercall(frame: &mut TrapFrame) {
+    let nr = frame.eax;
+    let args = [frame.ebx, frame.ecx, frame.edx, frame.esi, frame.edi];
+    let guard = CURRENT.lock();
+    let Some(privileged) = guard.as_ref().map(|d| d.privileged) else {
+        panic!("hypercall {nr} with no current domain");
+    };
+    let mut ctx = Ctx {
+        frame: *frame,
+        guard,
+    };
+    cpu::enable_interrupts();
+    let outcome = table().dispatch(&mut ctx, privileged, nr, args);
+    cpu::disable_interrupts();
+    *frame = ctx.frame;
+    drop(ctx);
+    match outcome {
+        Outcome::Done(v) => frame.eax = v as u32,
+        Outcome::Continue(a) => {
+            [frame.ebx, frame.ecx, frame.edx, frame.esi, frame.edi] = a;
+            frame.eip = frame.eip.wrapping_sub(INT82_LEN);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The machine-to-phys table (M2P): one `u32` pfn per machine frame, written by
+//! Oxen through a writable window and mapped read-only at `MACH2PHYS_VIRT_START`
+//! (0xF5800000) in every address space, where guests read it (XEN-PV-ABI.md §3.2).
+//! Frames that belong to no guest hold `INVALID_M2P_ENTRY`.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use hv_core::addr::{Mfn, PAGE_SIZE};
+
+use super::layout::{MACH2PHYS_VIRT_START, RW_MPT_VIRT_END, RW_MPT_VIRT_START};
+use crate::arch::x86::paging::PAGE_PRESENT;
+
+/// The entry of a frame no guest has a pfn for.
+pub const INVALID_M2P_ENTRY: u32 = u32::MAX;
+
+static NR_ENTRIES: AtomicU32 = AtomicU32::new(0);
+
+/// Backs the M2P for `nr_frames` machine frames: fresh frames in the writable
+/// window, the same frames read-only in the guest-visible window, all entries
+/// invalid. Returns the frames used.
+pub fn init(nr_frames: u64) -> u32 {
+    let bytes = nr_frames * 4;
+    assert!(bytes <= u64::from(RW_MPT_VIRT_END - RW_MPT_VIRT_START));
+    let pages = bytes.div_ceil(PAGE_SIZE) as u32;
+    let mut used = super::hvmap::populate(RW_MPT_VIRT_START, pages);
+    for i in 0..pages {
+        let va = RW_MPT_VIRT_START + i * PAGE_SIZE as u32;
+        let mfn = super::hvmap::lookup(va).expect("just populated");
+        used += u32::from(super::hvmap::map_page(
+            MACH2PHYS_VIRT_START + i * PAGE_SIZE as u32,
+            mfn,
+            PAGE_PRESENT,
+        ));
+    }
+    NR_ENTRIES.store(nr_frames as u32, Ordering::Relaxed);
+    for mfn in 0..nr_frames {
+        entry(Mfn(mfn))
+            .expect("in range")
+            .store(INVALID_M2P_ENTRY, Ordering::Relaxed);
+    }
+    used
+}
+
+fn entry(mfn: Mfn) -> Option<&'static AtomicU32> {
+    if mfn.0 >= u64::from(NR_ENTRIES.load(Ordering::Relaxed)) {
+        return None;
+    }
+    let va = RW_MPT_VIRT_START as usize + mfn.0 as usize * 4;
+    // SAFETY: entries below NR_ENTRIES are mapped writable for Oxen's lifetime
+    // (init populated them); the entry is an aligned u32 used only atomically.
+    Some(unsafe { &*(va as *const AtomicU32) })
+}
+
+/// Records that machine frame `mfn` is the guest's pfn `pfn`.
+pub fn set(mfn: Mfn, pfn: u32) {
+    if let Some(e) = entry(mfn) {
+        e.store(pfn, Ordering::Relaxed);
+    }
+}
