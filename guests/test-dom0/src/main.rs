@@ -1,0 +1,672 @@
+//! test-dom0: an initial domain that checks what Oxen gives a PV kernel at boot
+//! and the validated PV MMU, printing one line per check (`check NAME: ok` or
+//! `check NAME: FAILED ...`), then a summary, then powers off.
+//!
+//! It runs on the bootstrap page tables the dom0 builder made (XEN-PV-ABI.md
+//! §4.3): the region at VIRT_BASE maps pfns one-to-one, page-table frames are
+//! read-only, and the padding after the boot stack (mapped one-to-one to pfns
+//! nothing uses) serves as scratch mappings. Frames past the region are free
+//! for building new tables.
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use core::fmt;
+
+use pvrt::mm::{
+    mfn_to_pfn, mmu_update, mmuext, mmuext_op, pfn_to_mfn, pfn_to_va, update_va_mapping, vm_assist,
+};
+use pvrt::{StartInfo, println};
+use xen_abi::domid::DOMID_SELF;
+use xen_abi::errno::Errno;
+use xen_abi::mm::{
+    MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT_INVLPG_LOCAL,
+    MMUEXT_NEW_BASEPTR, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE,
+    MMUEXT_PIN_L4_TABLE, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_UNPIN_TABLE, MmuUpdate, MmuextOp,
+    UVMF_INVLPG,
+};
+use xen_abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
+use xen_abi::traps::{VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES};
+
+const P: u64 = 1;
+const RW: u64 = 2;
+const US: u64 = 4;
+const A: u64 = 0x20;
+const D: u64 = 0x40;
+const FRAME: u64 = 0x000F_FFFF_FFFF_F000;
+const PAGE: u32 = 4096;
+/// A frame of Oxen's own image (machine address 1 MiB): never dom0's.
+const OXEN_IMAGE_MFN: u32 = 0x100;
+
+pvrt::guest_main!(main);
+
+struct Checks {
+    passed: u32,
+    failed: u32,
+}
+
+impl Checks {
+    fn check(&mut self, name: &str, ok: bool, detail: fmt::Arguments<'_>) {
+        if ok {
+            self.passed += 1;
+            println!("check {name}: ok");
+        } else {
+            self.failed += 1;
+            println!("check {name}: FAILED ({detail})");
+        }
+    }
+
+    fn ok<T: fmt::Debug>(&mut self, name: &str, r: Result<T, Errno>) {
+        self.check(name, r.is_ok(), format_args!("{r:?}"));
+    }
+
+    fn err<T: fmt::Debug>(&mut self, name: &str, r: Result<T, Errno>, want: Errno) {
+        self.check(
+            name,
+            matches!(r, Err(e) if e == want),
+            format_args!("got {r:?}, want {want}"),
+        );
+    }
+}
+
+/// What the test knows about its own memory.
+struct Mem<'a> {
+    si: &'a StartInfo,
+    /// First scratch VA (the padding after the boot stack).
+    scratch: u32,
+    /// First pfn not in the bootstrap region.
+    first_free_pfn: u32,
+}
+
+impl Mem<'_> {
+    fn mfn(&self, pfn: u32) -> u32 {
+        pfn_to_mfn(self.si, pfn).expect("pfn in range")
+    }
+
+    fn scratch_va(&self, i: u32) -> u32 {
+        assert!(i < 64, "scratch slots are the first 256 KiB of the padding");
+        self.scratch + i * PAGE
+    }
+
+    /// The virtual address of a frame of the bootstrap region.
+    fn va_of_mfn(&self, mfn: u32) -> u32 {
+        pfn_to_va(mfn_to_pfn(mfn))
+    }
+
+    /// The machine address of the bootstrap L1 entry that maps `va`.
+    fn l1e_maddr(&self, va: u32) -> u64 {
+        let l3 = self.si.pt_base as *const u64;
+        // SAFETY: pt_base and the L2s are mapped read-only in the bootstrap region.
+        let l3e = unsafe { l3.add((va >> 30) as usize).read_volatile() };
+        let l2 = self.va_of_mfn(((l3e & FRAME) >> 12) as u32) as *const u64;
+        // SAFETY: as above.
+        let l2e = unsafe { l2.add(((va >> 21) & 511) as usize).read_volatile() };
+        (l2e & FRAME) + u64::from((va >> 12) & 511) * 8
+    }
+
+    /// Reads the current bootstrap L1 entry for `va`.
+    fn l1e(&self, va: u32) -> u64 {
+        let maddr = self.l1e_maddr(va);
+        let l1 = self.va_of_mfn((maddr >> 12) as u32) as *const u64;
+        // SAFETY: bootstrap L1s are mapped read-only in the region.
+        unsafe { l1.add(((maddr & 0xFFF) / 8) as usize).read_volatile() }
+    }
+
+    fn map(&self, va: u32, mfn: u32, rw: bool) -> Result<u32, Errno> {
+        let pte = (u64::from(mfn) << 12) | P | A | if rw { RW | D } else { 0 };
+        update_va_mapping(va, pte, UVMF_INVLPG)
+    }
+
+    fn unmap(&self, va: u32) -> Result<u32, Errno> {
+        update_va_mapping(va, 0, UVMF_INVLPG)
+    }
+}
+
+fn pte(mfn: u32, flags: u64) -> u64 {
+    (u64::from(mfn) << 12) | flags
+}
+
+fn normal(maddr: u64, val: u64) -> MmuUpdate {
+    MmuUpdate::new(MMU_NORMAL_PT_UPDATE, maddr, val)
+}
+
+fn self_dom() -> u32 {
+    u32::from(DOMID_SELF)
+}
+
+fn read_u32(va: u32) -> u32 {
+    // SAFETY: callers pass a VA they just mapped.
+    unsafe { (va as *const u32).read_volatile() }
+}
+
+fn write_u32(va: u32, v: u32) {
+    // SAFETY: callers pass a VA they just mapped writable.
+    unsafe { (va as *mut u32).write_volatile(v) }
+}
+
+fn main(si: &'static StartInfo) -> ! {
+    println!("test-dom0: started");
+    let mut c = Checks {
+        passed: 0,
+        failed: 0,
+    };
+    let stack_end = si.pt_base + si.nr_pt_frames * PAGE + PAGE;
+    let region_end = (stack_end + 512 * 1024).next_multiple_of(4 << 20);
+    let mem = Mem {
+        si,
+        scratch: stack_end,
+        first_free_pfn: (region_end - pvrt::VIRT_BASE) / PAGE,
+    };
+
+    let cmdline = core::str::from_utf8(si.cmd_line()).unwrap_or("");
+    if cmdline.split_whitespace().any(|w| w == "test=fault") {
+        // Asked to misbehave: a page fault with no trap handler. Oxen must
+        // report it and crash this domain, not itself.
+        println!("test-dom0: reading unmapped address 0x1000");
+        // SAFETY: deliberately faulting.
+        let v = unsafe { (0x1000 as *const u32).read_volatile() };
+        println!("test-dom0: read returned {v:#x}");
+    }
+    boot_state(&mut c, &mem);
+    mappings(&mut c, &mem);
+    new_page_tables(&mut c, &mem);
+    writable_pagetables(&mut c, &mem);
+    bad_input(&mut c, &mem);
+    long_batch(&mut c, &mem);
+
+    println!("test-dom0: {} passed, {} failed", c.passed, c.failed);
+    pvrt::hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);
+    panic!("shutdown returned");
+}
+
+/// start_info, the P2M/M2P, the initrd and shared_info as the builder left them.
+fn boot_state(c: &mut Checks, mem: &Mem<'_>) {
+    let si = mem.si;
+    c.check(
+        "start_info.magic",
+        si.magic_is_valid(),
+        format_args!("{:?}", si.magic()),
+    );
+    let want = SIF_PRIVILEGED | SIF_INITDOMAIN;
+    c.check(
+        "start_info.flags",
+        si.flags & want == want,
+        format_args!("{:#x}", si.flags),
+    );
+    println!(
+        "test-dom0: nr_pages={} nr_pt_frames={} pt_base={:#x}",
+        si.nr_pages, si.nr_pt_frames, si.pt_base
+    );
+    c.check(
+        "start_info.nr_pages",
+        si.nr_pages > mem.first_free_pfn,
+        format_args!("{}", si.nr_pages),
+    );
+    c.check(
+        "start_info.pt_base",
+        si.pt_base > pvrt::VIRT_BASE && si.pt_base.is_multiple_of(PAGE),
+        format_args!("{:#x}", si.pt_base),
+    );
+    c.check(
+        "start_info.nr_pt_frames",
+        si.nr_pt_frames >= 6,
+        format_args!("{}", si.nr_pt_frames),
+    );
+    let cmdline = si.cmd_line();
+    let cmdline = core::str::from_utf8(cmdline).unwrap_or("<not utf-8>");
+    println!("test-dom0: cmd_line='{cmdline}'");
+    c.check(
+        "start_info.cmd_line",
+        cmdline.contains("console=hvc0"),
+        format_args!("{cmdline:?}"),
+    );
+
+    let mut bad = 0;
+    for pfn in 0..si.nr_pages {
+        if mfn_to_pfn(mem.mfn(pfn)) != pfn {
+            bad += 1;
+        }
+    }
+    c.check(
+        "p2m_m2p_consistent",
+        bad == 0,
+        format_args!("{bad} pfns disagree"),
+    );
+
+    // The initrd: the test fixture holds byte i = i % 251.
+    let ok = si.mod_len > 0
+        && (0..si.mod_len)
+            .step_by(509)
+            .chain([si.mod_len - 1])
+            .all(|i| {
+                // SAFETY: the initrd is mapped in the bootstrap region at mod_start.
+                let b = unsafe { ((si.mod_start + i) as *const u8).read_volatile() };
+                b == (i % 251) as u8
+            });
+    c.check(
+        "initrd_contents",
+        ok,
+        format_args!("mod_start={:#x} mod_len={}", si.mod_start, si.mod_len),
+    );
+
+    // shared_info: not mapped at boot; map it from its machine address.
+    let va = mem.scratch_va(0);
+    c.ok("map_shared_info", mem.map(va, si.shared_info >> 12, true));
+    // SAFETY: just mapped; vcpu_info[0].evtchn_upcall_mask is byte 1.
+    let mask = unsafe { ((va + 1) as *const u8).read_volatile() };
+    c.check("shared_info.upcall_mask", mask == 1, format_args!("{mask}"));
+    c.ok("unmap_shared_info", mem.unmap(va));
+}
+
+/// update_va_mapping, mmu_update and MACHPHYS_UPDATE on ordinary frames.
+fn mappings(c: &mut Checks, mem: &Mem<'_>) {
+    let frame = mem.mfn(mem.first_free_pfn);
+    let (va_rw, va_ro) = (mem.scratch_va(1), mem.scratch_va(2));
+    c.ok("update_va_mapping_rw", mem.map(va_rw, frame, true));
+    write_u32(va_rw, 0x0DE0_0DE0);
+    c.ok("update_va_mapping_ro_alias", mem.map(va_ro, frame, false));
+    c.check(
+        "alias_sees_write",
+        read_u32(va_ro) == 0x0DE0_0DE0,
+        format_args!("{:#x}", read_u32(va_ro)),
+    );
+    c.ok("unmap_alias", mem.unmap(va_ro));
+    c.check(
+        "unmapped_entry_is_clear",
+        mem.l1e(va_ro) == 0,
+        format_args!("{:#x}", mem.l1e(va_ro)),
+    );
+
+    // The same through mmu_update, as a batch of two.
+    let reqs = [
+        normal(mem.l1e_maddr(va_ro), pte(frame, P | A)),
+        normal(mem.l1e_maddr(mem.scratch_va(3)), pte(frame, P | RW | A | D)),
+    ];
+    let (r, done) = mmu_update(&reqs, self_dom());
+    c.check(
+        "mmu_update_batch",
+        r.is_ok() && done == 2,
+        format_args!("{r:?} done={done}"),
+    );
+    c.check(
+        "mmu_update_mapped",
+        read_u32(va_ro) == 0x0DE0_0DE0,
+        format_args!("{:#x}", read_u32(va_ro)),
+    );
+
+    // PRESERVE_AD keeps the accessed/dirty bits the CPU set.
+    write_u32(mem.scratch_va(3), 7);
+    let (r, _) = mmu_update(
+        &[MmuUpdate::new(
+            MMU_PT_UPDATE_PRESERVE_AD,
+            mem.l1e_maddr(mem.scratch_va(3)),
+            pte(frame, P | RW),
+        )],
+        self_dom(),
+    );
+    let e = mem.l1e(mem.scratch_va(3));
+    c.check(
+        "mmu_update_preserve_ad",
+        r.is_ok() && e & (A | D) == (A | D),
+        format_args!("{r:?} entry={e:#x}"),
+    );
+
+    // MACHPHYS_UPDATE: point the M2P entry elsewhere and back.
+    let pfn = mem.first_free_pfn;
+    let m2p = |v: u32| MmuUpdate::new(MMU_MACHPHYS_UPDATE, u64::from(frame) << 12, u64::from(v));
+    let r1 = mmu_update(&[m2p(0x1234)], self_dom()).0;
+    let seen = mfn_to_pfn(frame);
+    let r2 = mmu_update(&[m2p(pfn)], self_dom()).0;
+    c.check(
+        "machphys_update",
+        r1.is_ok() && r2.is_ok() && seen == 0x1234 && mfn_to_pfn(frame) == pfn,
+        format_args!("{r1:?} {r2:?} seen={seen:#x}"),
+    );
+
+    c.ok("tlb_flush_local", mmuext(MMUEXT_TLB_FLUSH_LOCAL, 0, 0));
+    c.ok("invlpg_local", mmuext(MMUEXT_INVLPG_LOCAL, va_rw, 0));
+    for i in 1..4 {
+        let _ = mem.unmap(mem.scratch_va(i));
+    }
+}
+
+/// Builds a new address space (new L3 and a new slot-3 L2 sharing the
+/// bootstrap L1s), pins it, switches to it and back, and unpins it.
+fn new_page_tables(c: &mut Checks, mem: &Mem<'_>) {
+    let si = mem.si;
+    let (l3_pfn, l2_pfn) = (mem.first_free_pfn + 1, mem.first_free_pfn + 2);
+    let (l3_mfn, l2_mfn) = (mem.mfn(l3_pfn), mem.mfn(l2_pfn));
+    let (l3_va, l2_va) = (mem.scratch_va(10), mem.scratch_va(11));
+    let boot_l3 = si.pt_base as *const u64;
+    // SAFETY: the bootstrap L3 is mapped read-only at pt_base.
+    let boot_l3e = |i: usize| unsafe { boot_l3.add(i).read_volatile() };
+    let boot_l2 = mem.va_of_mfn(((boot_l3e(3) & FRAME) >> 12) as u32) as *const u64;
+
+    c.ok(
+        "map_new_tables_rw",
+        mem.map(l3_va, l3_mfn, true)
+            .and(mem.map(l2_va, l2_mfn, true)),
+    );
+    // SAFETY: both frames are mapped writable at l3_va/l2_va; boot_l2 is readable.
+    unsafe {
+        core::ptr::write_bytes(l3_va as *mut u8, 0, PAGE as usize);
+        core::ptr::write_bytes(l2_va as *mut u8, 0, PAGE as usize);
+        for i in 0..428 {
+            (l2_va as *mut u64)
+                .add(i)
+                .write_volatile(boot_l2.add(i).read_volatile());
+        }
+        for i in 0..3 {
+            (l3_va as *mut u64).add(i).write_volatile(boot_l3e(i));
+        }
+        (l3_va as *mut u64).add(3).write_volatile(pte(l2_mfn, P));
+    }
+    // Pinning while a writable mapping exists must fail.
+    c.err(
+        "pin_while_writable",
+        mmuext(MMUEXT_PIN_L3_TABLE, l3_mfn, 0),
+        Errno::EINVAL,
+    );
+    c.ok("unmap_new_tables", mem.unmap(l3_va).and(mem.unmap(l2_va)));
+    c.ok("pin_l3", mmuext(MMUEXT_PIN_L3_TABLE, l3_mfn, 0));
+    c.err(
+        "pin_l3_twice",
+        mmuext(MMUEXT_PIN_L3_TABLE, l3_mfn, 0),
+        Errno::EINVAL,
+    );
+    c.err(
+        "map_pinned_l2_writable",
+        mem.map(l2_va, l2_mfn, true),
+        Errno::EINVAL,
+    );
+    c.ok("map_pinned_l2_readonly", mem.map(l2_va, l2_mfn, false));
+    c.ok("new_baseptr", mmuext(MMUEXT_NEW_BASEPTR, l3_mfn, 0));
+    // Still alive on the new tables: the kernel and stack are reachable.
+    let probe = mem.first_free_pfn + 3;
+    c.ok(
+        "map_on_new_tables",
+        mem.map(mem.scratch_va(12), mem.mfn(probe), true),
+    );
+    write_u32(mem.scratch_va(12), 42);
+    c.check(
+        "write_on_new_tables",
+        read_u32(mem.scratch_va(12)) == 42,
+        format_args!("{}", read_u32(mem.scratch_va(12))),
+    );
+    c.ok("unmap_on_new_tables", mem.unmap(mem.scratch_va(12)));
+    let boot_l3_mfn = pfn_to_mfn(si, (si.pt_base - pvrt::VIRT_BASE) / PAGE).unwrap_or(0);
+    c.ok(
+        "new_baseptr_back",
+        mmuext(MMUEXT_NEW_BASEPTR, boot_l3_mfn, 0),
+    );
+    c.ok("unmap_l2_view", mem.unmap(l2_va));
+    c.ok("unpin_l3", mmuext(MMUEXT_UNPIN_TABLE, l3_mfn, 0));
+    // Unpinned and unused: the frames are ordinary memory again.
+    c.ok("remap_old_l3_writable", mem.map(l3_va, l3_mfn, true));
+    c.ok("unmap_old_l3", mem.unmap(l3_va));
+
+    // Pin an L1 and an L2 directly as well.
+    let l1_mfn = mem.mfn(mem.first_free_pfn + 4);
+    c.ok("pin_l1", mmuext(MMUEXT_PIN_L1_TABLE, l1_mfn, 0));
+    c.ok("unpin_l1", mmuext(MMUEXT_UNPIN_TABLE, l1_mfn, 0));
+    c.ok("pin_l2", mmuext(MMUEXT_PIN_L2_TABLE, l1_mfn, 0));
+    c.ok("unpin_l2", mmuext(MMUEXT_UNPIN_TABLE, l1_mfn, 0));
+}
+
+/// `writable_pagetables`: plain stores to a (read-only) L1 are emulated.
+fn writable_pagetables(c: &mut Checks, mem: &Mem<'_>) {
+    c.ok(
+        "vm_assist_writable_pagetables",
+        vm_assist(VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES),
+    );
+    let va = mem.scratch_va(20);
+    let frame = mem.mfn(mem.first_free_pfn + 5);
+    let maddr = mem.l1e_maddr(va);
+    let entry_va = mem.va_of_mfn((maddr >> 12) as u32) + (maddr & 0xFFF) as u32;
+    let new = pte(frame, P | RW | A | D);
+    // Two 32-bit stores, high half first (as a PAE kernel's set_pte does).
+    // SAFETY: entry_va is the L1 entry's read-only mapping; the store faults and
+    // Oxen emulates it.
+    unsafe {
+        core::arch::asm!("mov [{p} + 4], {hi}", "mov [{p}], {lo}", p = in(reg) entry_va,
+                         hi = in(reg) (new >> 32) as u32, lo = in(reg) new as u32)
+    };
+    c.check(
+        "ptwr_mov_entry",
+        mem.l1e(va) == new,
+        format_args!("{:#x}", mem.l1e(va)),
+    );
+    write_u32(va, 0xFEED);
+    c.check(
+        "ptwr_mapping_works",
+        read_u32(va) == 0xFEED,
+        format_args!("{:#x}", read_u32(va)),
+    );
+    // cmpxchg8b: swap the entry for a read-only one.
+    let ro = pte(frame, P | A);
+    let (lo, hi): (u32, u32);
+    // SAFETY: as above, with LOCK CMPXCHG8B; ESI is saved and restored by hand
+    // because Rust reserves it on x86.
+    unsafe {
+        core::arch::asm!(
+            "push esi", "mov esi, {p}", "lock cmpxchg8b [esi]", "pop esi",
+            p = in(reg) entry_va, inout("eax") new as u32 => lo, inout("edx") (new >> 32) as u32 => hi,
+            in("ebx") ro as u32, in("ecx") (ro >> 32) as u32,
+        )
+    };
+    let _ = (lo, hi);
+    c.check(
+        "ptwr_cmpxchg8b",
+        mem.l1e(va) & !(A | D) == ro & !(A | D),
+        format_args!("{:#x}", mem.l1e(va)),
+    );
+    // A store that would map one of our page tables writable is refused: the
+    // entry stays as it was (the guest would get the fault; we check the entry).
+    c.ok("ptwr_cleanup", mem.unmap(va));
+}
+
+/// Every bad input gets Xen's errno and changes nothing.
+fn bad_input(c: &mut Checks, mem: &Mem<'_>) {
+    let si = mem.si;
+    let va = mem.scratch_va(30);
+    let slot = mem.l1e_maddr(va);
+    c.err(
+        "map_foreign_frame",
+        mem.map(va, OXEN_IMAGE_MFN, false),
+        Errno::EINVAL,
+    );
+    let (r, done) = mmu_update(&[normal(slot, pte(OXEN_IMAGE_MFN, P))], self_dom());
+    c.check(
+        "mmu_update_foreign_frame",
+        r == Err(Errno::EINVAL) && done == 0,
+        format_args!("{r:?} done={done}"),
+    );
+    let own_l1 = (mem.l1e_maddr(va) >> 12) as u32;
+    c.err(
+        "map_own_l1_writable",
+        mem.map(va, own_l1, true),
+        Errno::EINVAL,
+    );
+    c.ok("map_own_l1_readonly", mem.map(va, own_l1, false));
+    c.ok("unmap_own_l1", mem.unmap(va));
+    c.check(
+        "entry_clean_after_errors",
+        mem.l1e(va) == 0,
+        format_args!("{:#x}", mem.l1e(va)),
+    );
+
+    // The Xen slots of the slot-3 L2 and slot 3 of the L3 are off limits.
+    let boot_l3_mfn = pfn_to_mfn(si, (si.pt_base - pvrt::VIRT_BASE) / PAGE).unwrap_or(0);
+    // SAFETY: the bootstrap L3 is mapped read-only at pt_base.
+    let l3e3 = unsafe { (si.pt_base as *const u64).add(3).read_volatile() };
+    let l2_slot3 = l3e3 & FRAME;
+    let (r, _) = mmu_update(
+        &[normal(
+            l2_slot3 + 428 * 8,
+            pte(mem.mfn(mem.first_free_pfn + 6), P | RW | US | A | D),
+        )],
+        self_dom(),
+    );
+    c.err("l2_write_into_xen_slot", r, Errno::EINVAL);
+    let (r, _) = mmu_update(
+        &[normal((u64::from(boot_l3_mfn) << 12) + 24, l3e3)],
+        self_dom(),
+    );
+    c.err("l3_slot3_rewrite", r, Errno::EINVAL);
+
+    // An L3 entry must point at an L2: a frame that is mapped writable can't be one.
+    let data = mem.mfn(mem.first_free_pfn + 7);
+    c.ok("map_data_rw", mem.map(va, data, true));
+    let (r, _) = mmu_update(
+        &[normal(u64::from(boot_l3_mfn) << 12, pte(data, P))],
+        self_dom(),
+    );
+    c.err("l3_to_non_l2", r, Errno::EINVAL);
+    c.err(
+        "new_baseptr_non_l3",
+        mmuext(MMUEXT_NEW_BASEPTR, data, 0),
+        Errno::EINVAL,
+    );
+    c.err(
+        "pin_l1_while_writable",
+        mmuext(MMUEXT_PIN_L1_TABLE, data, 0),
+        Errno::EINVAL,
+    );
+    c.ok("unmap_data", mem.unmap(va));
+    c.err(
+        "unpin_not_pinned",
+        mmuext(MMUEXT_UNPIN_TABLE, data, 0),
+        Errno::EINVAL,
+    );
+    c.err(
+        "pin_l4",
+        mmuext(MMUEXT_PIN_L4_TABLE, data, 0),
+        Errno::EINVAL,
+    );
+    c.err(
+        "pin_foreign_frame",
+        mmuext(MMUEXT_PIN_L1_TABLE, OXEN_IMAGE_MFN, 0),
+        Errno::EINVAL,
+    );
+
+    // Malformed machine addresses.
+    let (r, _) = mmu_update(&[normal(slot + 4, 0)], self_dom());
+    c.err("mmu_update_misaligned_ptr", r, Errno::EINVAL);
+    let (r, _) = mmu_update(&[normal(0xF_FFFF_F000, 0)], self_dom());
+    c.err("mmu_update_ptr_out_of_range", r, Errno::EINVAL);
+    // Bits 44-62 are reserved in every entry (PAT and the cache bits are
+    // allowed for dom0, which has I/O privilege).
+    let (r, _) = mmu_update(
+        &[normal(
+            slot,
+            pte(mem.mfn(mem.first_free_pfn + 8), P) | (1 << 52),
+        )],
+        self_dom(),
+    );
+    c.err("l1_reserved_bit", r, Errno::EINVAL);
+    let (r, _) = mmu_update(
+        &[normal(
+            slot,
+            pte(mem.mfn(mem.first_free_pfn + 8), P | (1 << 8)),
+        )],
+        self_dom(),
+    );
+    c.err("l1_global_bit", r, Errno::EINVAL);
+    c.err(
+        "update_va_mapping_in_hole",
+        update_va_mapping(0xF580_0000, 0, 0),
+        Errno::EINVAL,
+    );
+
+    // A batch with a bad entry in the middle: the good ones before it apply,
+    // `done` says how many, the rest are untouched.
+    let f = |i: u32| mem.mfn(mem.first_free_pfn + 10 + i);
+    let vas = [
+        mem.scratch_va(31),
+        mem.scratch_va(32),
+        mem.scratch_va(33),
+        mem.scratch_va(34),
+    ];
+    // The padding is mapped at boot (one-to-one to unused pfns): clear it first.
+    for v in vas {
+        let _ = mem.unmap(v);
+    }
+    let reqs = [
+        normal(mem.l1e_maddr(vas[0]), pte(f(0), P | A)),
+        normal(mem.l1e_maddr(vas[1]), pte(f(1), P | A)),
+        normal(mem.l1e_maddr(vas[2]), pte(OXEN_IMAGE_MFN, P | A)),
+        normal(mem.l1e_maddr(vas[3]), pte(f(3), P | A)),
+    ];
+    let (r, done) = mmu_update(&reqs, self_dom());
+    let applied = [
+        mem.l1e(vas[0]) != 0,
+        mem.l1e(vas[1]) != 0,
+        mem.l1e(vas[2]) != 0,
+        mem.l1e(vas[3]) != 0,
+    ];
+    c.check(
+        "batch_stops_at_bad_entry",
+        r == Err(Errno::EINVAL) && done == 2 && applied == [true, true, false, false],
+        format_args!("{r:?} done={done} applied={applied:?}"),
+    );
+    for v in vas {
+        let _ = mem.unmap(v);
+    }
+
+    // Pointers into the hypervisor hole.
+    // SAFETY: deliberately bad pointers; Oxen must refuse them, not follow them.
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(
+            xen_abi::hypercall::MMU_UPDATE,
+            [0xF580_0000, 1, 0, self_dom(), 0],
+        )
+    });
+    c.err("mmu_update_reqs_in_hole", r, Errno::EFAULT);
+    // SAFETY: as above (the `done` pointer).
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(
+            xen_abi::hypercall::MMU_UPDATE,
+            [reqs.as_ptr() as u32, 1, 0xFF00_0000, self_dom(), 0],
+        )
+    });
+    c.err("mmu_update_done_in_hole", r, Errno::EFAULT);
+    let _ = mem.unmap(vas[0]);
+    // SAFETY: as above.
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(xen_abi::hypercall::CONSOLE_IO, [0, 16, 0xFF00_0000, 0, 0])
+    });
+    c.err("console_io_buffer_in_hole", r, Errno::EFAULT);
+    let ops = [MmuextOp::new(MMUEXT_TLB_FLUSH_LOCAL, 0, 0)];
+    let (r, _) = mmuext_op(&ops, self_dom());
+    c.ok("mmuext_op_after_faults", r);
+
+    // Numbers nobody serves.
+    for nr in [11u32, 50, 63, 100] {
+        // SAFETY: no pointers.
+        let r = pvrt::hypercall::result(unsafe { pvrt::hypercall::raw(nr, [0; 5]) });
+        c.err("unknown_hypercall", r, Errno::ENOSYS);
+    }
+}
+
+/// A batch far longer than Oxen serves in one go: it is preempted and resumed
+/// (continuation) transparently, and `done` counts every entry.
+fn long_batch(c: &mut Checks, mem: &Mem<'_>) {
+    const N: usize = 5000;
+    let va = mem.scratch_va(40);
+    let slot = mem.l1e_maddr(va);
+    let frame = mem.mfn(mem.first_free_pfn + 20);
+    static mut REQS: [MmuUpdate; N] = [MmuUpdate::new(0, 0, 0); N];
+    // SAFETY: one vcpu, and only this function touches REQS.
+    let reqs = unsafe { &mut *core::ptr::addr_of_mut!(REQS) };
+    for (i, r) in reqs.iter_mut().enumerate() {
+        *r = normal(slot, if i % 2 == 0 { pte(frame, P | A) } else { 0 });
+    }
+    reqs[N - 1] = normal(slot, pte(frame, P | A));
+    let (r, done) = mmu_update(reqs, self_dom());
+    c.check(
+        "long_batch",
+        r.is_ok() && done == N as u32 && mem.l1e(va) & FRAME == u64::from(frame) << 12,
+        format_args!("{r:?} done={done}"),
+    );
+    let _ = mem.unmap(va);
+}
