@@ -140,8 +140,16 @@ pub fn lint() -> Result<(), String> {
             "clippy (host crates)",
             vec!["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"],
         ),
-        ("clippy (kernel)", {
-            let mut v = vec!["clippy", "--quiet", "--release"];
+        ("clippy (kernel and guests)", {
+            let mut v = vec![
+                "clippy",
+                "--quiet",
+                "--release",
+                "--package",
+                "pvrt",
+                "--package",
+                "test-dom0",
+            ];
             v.extend_from_slice(KERNEL_BUILD_FLAGS);
             v.extend_from_slice(&["--", "-D", "warnings"]);
             v
@@ -166,9 +174,36 @@ pub fn lint() -> Result<(), String> {
     }
 }
 
+/// Builds a guest kernel of `guests/` for the same target and returns
+/// `target/<name>.elf`.
+pub fn build_guest(name: &str) -> Result<PathBuf, String> {
+    deps::ensure_rust_src()?;
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root())
+        .args(["build", "--release", "--package", name])
+        .args(&KERNEL_BUILD_FLAGS[2..]);
+    run_checked(&mut cmd)?;
+    let built = target_dir().join("x86_32-hv").join("release").join(name);
+    let out = target_dir().join(format!("{name}.elf"));
+    std::fs::copy(&built, &out).map_err(|e| format!("copying {}: {e}", built.display()))?;
+    Ok(out)
+}
+
+/// The modules `run` and `iso` use when none are given: the test dom0 and
+/// its initrd fixture.
+fn default_modules() -> Result<Vec<String>, String> {
+    let dom0 = build_guest("test-dom0")?;
+    let initrd = scenarios::initrd_fixture()?;
+    Ok(vec![
+        format!("{} console=hvc0", dom0.display()),
+        initrd.display().to_string(),
+    ])
+}
+
 fn build_cmd(args: &[String]) -> Result<(), String> {
     let release = !args.iter().any(|a| a == "--debug");
-    build_kernel(release).map(|_| ())
+    build_kernel(release)?;
+    build_guest("test-dom0").map(|_| ())
 }
 
 /// Options shared by `iso` and `run`.
@@ -215,10 +250,15 @@ fn iso_cmd(args: &[String]) -> Result<(), String> {
     let o = parse_boot_opts(args)?;
     deps::ensure_packages()?;
     let kernel = build_kernel(true)?;
+    let modules = if o.modules.is_empty() {
+        default_modules()?
+    } else {
+        o.modules.clone()
+    };
     let iso = image::make_iso(
         &kernel,
         &o.cmdline,
-        &o.modules,
+        &modules,
         &target_dir().join("oxen.iso"),
     )?;
     eprintln!("xtask: wrote {}", iso.display());
@@ -229,17 +269,22 @@ fn run_cmd(args: &[String]) -> Result<(), String> {
     let o = parse_boot_opts(args)?;
     deps::ensure_packages()?;
     let kernel = build_kernel(true)?;
+    let modules = if o.modules.is_empty() {
+        default_modules()?
+    } else {
+        o.modules.clone()
+    };
     let boot = if o.kernel_path {
         qemu::Boot::Kernel {
             kernel,
             cmdline: o.cmdline.clone(),
-            modules: o.modules.clone(),
+            modules,
         }
     } else {
         qemu::Boot::Iso(image::make_iso(
             &kernel,
             &o.cmdline,
-            &o.modules,
+            &modules,
             &target_dir().join("oxen.iso"),
         )?)
     };

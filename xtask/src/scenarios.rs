@@ -49,18 +49,27 @@ struct Scenario {
     checks: Vec<Check>,
 }
 
-fn fixtures() -> Result<PathBuf, String> {
+/// The initrd fixture: 64 KiB where byte i is i % 251 (test-dom0 checks it).
+pub fn initrd_fixture() -> Result<PathBuf, String> {
     let dir = crate::target_dir().join("test-fixtures");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    // Two stand-in module files with known sizes (the dom0 kernel and initrd
-    // arrive with the dom0 builder).
-    for (name, size) in [
-        ("test-dom0.elf", 300 * 1024 + 123),
-        ("test-initrd.cpio", 64 * 1024),
-    ] {
-        let data: Vec<u8> = (0..size).map(|i: usize| (i % 251) as u8).collect();
-        std::fs::write(dir.join(name), data).map_err(|e| e.to_string())?;
-    }
+    let path = dir.join("test-initrd.cpio");
+    let data: Vec<u8> = (0..64 * 1024).map(|i: usize| (i % 251) as u8).collect();
+    std::fs::write(&path, data).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// Builds the module files the scenarios boot with: the test dom0, its initrd,
+/// and a "kernel" that is not an ELF file.
+fn fixtures() -> Result<PathBuf, String> {
+    let initrd = initrd_fixture()?;
+    let dir = initrd.parent().expect("in the fixture dir").to_path_buf();
+    let dom0 = crate::build_guest("test-dom0")?;
+    std::fs::copy(&dom0, dir.join("test-dom0.elf")).map_err(|e| e.to_string())?;
+    let garbage: Vec<u8> = (0..300 * 1024 + 123)
+        .map(|i: usize| (i % 251) as u8)
+        .collect();
+    std::fs::write(dir.join("not-a-kernel.bin"), garbage).map_err(|e| e.to_string())?;
     Ok(dir)
 }
 
@@ -112,6 +121,31 @@ fn check_frame_table_census(t: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn check_dom0_passed(t: &str) -> Result<(), String> {
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("test-dom0: ") && l.contains(" passed, "))
+        .ok_or("no test-dom0 summary line")?;
+    let passed = number_after(line, "test-dom0: ").ok_or("no pass count")?;
+    let failed = number_after(line, "passed, ").ok_or("no fail count")?;
+    if failed != 0 || passed < 70 {
+        return Err(format!("{line:?}"));
+    }
+    match t.lines().find(|l| l.contains(": FAILED")) {
+        Some(l) => Err(format!("{l:?}")),
+        None => Ok(()),
+    }
+}
+
+fn check_audits(t: &str) -> Result<(), String> {
+    let n = number_after(t, "mm audit: ").ok_or("no 'mm audit:' line")?;
+    if n >= 50 {
+        Ok(())
+    } else {
+        Err(format!("only {n} recounts"))
+    }
+}
+
 fn number_after(t: &str, prefix: &str) -> Option<u64> {
     let rest = &t[t.find(prefix)? + prefix.len()..];
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
@@ -137,16 +171,20 @@ fn scenarios() -> Vec<Scenario> {
             Check::Has("TSC: "),
             Check::Has(" Hz tick running ("),
             Check::Custom("frame table census adds up", check_frame_table_census),
-            Check::Has("building dom0 is not implemented yet"),
+            Check::Has("dom0: Oxen-pvrt '0.1' entry 0xc0000000, 65536 pages"),
+            Check::Has("cmdline 'console=hvc0'"),
+            Check::Has("Starting dom0 (ring 1)"),
+            Check::Custom("test-dom0 passes every check", check_dom0_passed),
+            Check::Has("Domain 0 (Domain-0) shutdown: reason poweroff (0)"),
+            Check::Has("Hardware Dom0 halted: halting machine"),
             Check::Has("Oxen halted."),
             Check::Lacks("warning:"),
             Check::Lacks("Panic"),
         ]
     };
-    let two_modules = vec![
-        ("test-dom0.elf", "console=hvc0"),
-        ("test-initrd.cpio", "role=initrd"),
-    ];
+    let dom0_modules =
+        |args: &'static str| vec![("test-dom0.elf", args), ("test-initrd.cpio", "role=initrd")];
+    let two_modules = dom0_modules("console=hvc0");
     vec![
         Scenario {
             name: "grub-iso-boot-report",
@@ -158,7 +196,7 @@ fn scenarios() -> Vec<Scenario> {
             checks: {
                 let mut c = report(
                     "Loader: multiboot2 (GRUB",
-                    "(301 KiB) 'console=hvc0'",
+                    "KiB) 'console=hvc0'",
                     "(64 KiB) 'role=initrd'",
                 );
                 c.push(Check::Has(
@@ -179,6 +217,64 @@ fn scenarios() -> Vec<Scenario> {
                 "/test-fixtures/test-dom0.elf console=hvc0'",
                 "/test-fixtures/test-initrd.cpio role=initrd'",
             ),
+        },
+        Scenario {
+            // The PV MMU through GRUB: dom0 builds, pins and switches page
+            // tables and tries every bad input; Oxen recounts the whole frame
+            // table after each MMU hypercall (mm_audit).
+            name: "grub-dom0-mmu-audit",
+            path: BootPath::Iso,
+            cmdline: format!("dom0_mem=64M mm_audit {TEST_OPTS}"),
+            modules: dom0_modules("console=hvc0"),
+            mem_mib: 256,
+            exit: EXIT_HALTED,
+            checks: vec![
+                Check::Has("Loader: multiboot2 (GRUB"),
+                Check::Has("dom0: Oxen-pvrt '0.1' entry 0xc0000000, 16384 pages"),
+                Check::Has("check start_info.magic: ok"),
+                Check::Has("check p2m_m2p_consistent: ok"),
+                Check::Has("check initrd_contents: ok"),
+                Check::Has("check new_baseptr: ok"),
+                Check::Has("check ptwr_mov_entry: ok"),
+                Check::Has("check batch_stops_at_bad_entry: ok"),
+                Check::Has("check mmu_update_reqs_in_hole: ok"),
+                Check::Has("check long_batch: ok"),
+                Check::Custom("test-dom0 passes every check", check_dom0_passed),
+                Check::Custom("the frame table was recounted", check_audits),
+                Check::Has("Domain 0 (Domain-0) shutdown: reason poweroff (0)"),
+                Check::Has("Hardware Dom0 halted: halting machine"),
+                Check::Lacks("Panic"),
+            ],
+        },
+        Scenario {
+            name: "dom0-guest-fault-crashes-domain",
+            path: BootPath::Kernel,
+            cmdline: format!("dom0_mem=32M {TEST_OPTS}"),
+            modules: dom0_modules("console=hvc0 test=fault"),
+            mem_mib: 256,
+            exit: EXIT_FATAL,
+            checks: vec![
+                Check::Has("test-dom0: reading unmapped address 0x1000"),
+                Check::Has(
+                    "d0: unhandled trap 14 (#PF page fault) error code 0x0000, cr2 0x00001000",
+                ),
+                Check::Has("EIP:    e019:[<c"),
+                Check::Has("Domain 0 (Domain-0) shutdown: reason crash (3)"),
+                Check::Has("Hardware Dom0 crashed"),
+                Check::Lacks("test-dom0: read returned"),
+            ],
+        },
+        Scenario {
+            name: "bad-dom0-kernel",
+            path: BootPath::Kernel,
+            cmdline: format!("dom0_mem=32M {TEST_OPTS}"),
+            modules: vec![("not-a-kernel.bin", "console=hvc0")],
+            mem_mib: 256,
+            exit: EXIT_FATAL,
+            checks: vec![
+                Check::Has("Could not set up DOM0 guest OS: kernel refused: "),
+                Check::Lacks("Starting dom0"),
+            ],
         },
         Scenario {
             name: "no-dom0-module",
