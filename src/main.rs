@@ -131,7 +131,7 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
         dom0.domain.shared_info
     );
     let l3 = dom0.domain.vcpu.cr3;
-    *domain::CURRENT.lock() = Some(dom0.domain);
+    domain::set_current(dom0.domain);
     // SAFETY: the L3 was validated and pinned by the builder; its slot-3 L2
     // carries Oxen's own mappings, so Oxen keeps running after the switch.
     unsafe { cpu::write_cr3(l3.maddr().0 as u32) };

@@ -18,6 +18,11 @@ use xen_abi::domid::DomId;
 pub struct Vcpu {
     /// The machine frame of the PAE L3 this vcpu runs on (its "CR3").
     pub cr3: Mfn,
+    /// The LDT the guest asked for with `MMUEXT_SET_LDT` (linear address and
+    /// entries; 0 entries = none). Loading it into the CPU comes with the
+    /// descriptor-table work.
+    pub ldt_base: u32,
+    pub ldt_ents: u32,
 }
 
 /// A guest domain.
@@ -58,6 +63,10 @@ pub fn shutdown(dom: &mut Domain, reason: u32) {
         dom.domid,
         dom.name
     );
+    crate::printk!(
+        "Hypercall continuations (preempted batches) so far: {}\n",
+        crate::hypercall::continuations()
+    );
     if crate::mm::audit_enabled() {
         crate::printk!(
             "mm audit: {} recounts of the frame table, all consistent\n",
@@ -84,6 +93,17 @@ fn hardware_domain_shutdown(reason: u32) -> ! {
     }
 }
 
+const NO_DOMAIN: u32 = u32::MAX;
+
+/// The id of the domain Oxen runs for, readable without any lock.
+static RUNNING_DOMID: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(NO_DOMAIN);
+
+/// Makes `dom` the running domain.
+pub fn set_current(dom: Domain) {
+    RUNNING_DOMID.store(u32::from(dom.domid), core::sync::atomic::Ordering::Relaxed);
+    *CURRENT.lock() = Some(dom);
+}
+
 /// The running guest, if any.
 pub static CURRENT: Mutex<Option<Domain>> = Mutex::new(None);
 
@@ -98,7 +118,11 @@ impl core::fmt::Display for CurrentDomain {
                 Some(d) => write!(f, "d{} ({})", d.domid, d.name),
                 None => f.write_str("idle (no guest has run yet)"),
             },
-            None => f.write_str("unknown (domain lock held)"),
+            // The fatal path may run while a hypercall holds the lock.
+            None => match RUNNING_DOMID.load(core::sync::atomic::Ordering::Relaxed) {
+                NO_DOMAIN => f.write_str("idle"),
+                id => write!(f, "d{id} (in a hypercall or trap)"),
+            },
         }
     }
 }

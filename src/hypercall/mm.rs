@@ -21,6 +21,9 @@ use crate::mm::frame_table::MM;
 /// Entries served per invocation before a long batch yields (continuation).
 const BATCH_PREEMPT: u32 = 1024;
 
+/// Entries an LDT may have.
+const MAX_LDT_ENTRIES: u32 = 8192;
+
 /// The highest `VMASST_TYPE_*` a 32-bit guest may use (Xen 4.1's MAX_VMASST_TYPE).
 const MAX_VMASST_TYPE: u32 = 3;
 
@@ -221,7 +224,18 @@ fn mmuext_one(dom: &mut Domain, op: &MmuextOp, pg_owner: DomId) -> Result<(), Er
         MMUEXT_CLEAR_PAGE => mm.clear_page(mfn, &caller),
         MMUEXT_COPY_PAGE => mm.copy_page(mfn, Mfn(u64::from(op.src_mfn())), &caller),
         MMUEXT_NEW_USER_BASEPTR => Err(Errno::EINVAL),
-        // LDTs come with the descriptor-table work; superpages are not offered.
+        MMUEXT_SET_LDT => {
+            let (base, ents) = (op.linear_addr(), op.nr_ents());
+            let end = u64::from(base) + u64::from(ents) * 8;
+            if base % 4096 != 0 || ents > MAX_LDT_ENTRIES || end > u64::from(HYPERVISOR_VIRT_START)
+            {
+                return Err(Errno::EINVAL);
+            }
+            dom.vcpu.ldt_base = base;
+            dom.vcpu.ldt_ents = ents;
+            Ok(())
+        }
+        // Superpages (MARK_SUPER/UNMARK_SUPER) are not offered.
         _ => Err(Errno::ENOSYS),
     }
 }

@@ -11,7 +11,9 @@ mod mm;
 pub use mm::audit_if_asked;
 mod sched;
 
+use core::sync::atomic::{AtomicU32, Ordering};
 use hv_core::hypercall::{Access, Hypercall, Outcome, Table};
+
 use spin::{MutexGuard, Once};
 use xen_abi::hypercall as nr;
 
@@ -96,6 +98,13 @@ pub fn init() -> usize {
     t.iter().count()
 }
 
+static CONTINUATIONS: AtomicU32 = AtomicU32::new(0);
+
+/// Hypercalls preempted and re-executed so far.
+pub fn continuations() -> u32 {
+    CONTINUATIONS.load(Ordering::Relaxed)
+}
+
 /// The length of `int $0x82`, which a continuation re-executes.
 const INT82_LEN: u32 = 2;
 
@@ -119,6 +128,7 @@ pub fn do_hypercall(frame: &mut TrapFrame) {
     match outcome {
         Outcome::Done(v) => frame.eax = v as u32,
         Outcome::Continue(a) => {
+            CONTINUATIONS.fetch_add(1, Ordering::Relaxed);
             [frame.ebx, frame.ecx, frame.edx, frame.esi, frame.edi] = a;
             frame.eip = frame.eip.wrapping_sub(INT82_LEN);
         }

@@ -14,16 +14,18 @@
 use core::fmt;
 
 use pvrt::mm::{
-    mfn_to_pfn, mmu_update, mmuext, mmuext_op, pfn_to_mfn, pfn_to_va, update_va_mapping, vm_assist,
+    mfn_to_pfn, mmu_update, mmuext, mmuext_op, pfn_to_mfn, pfn_to_va, update_va_mapping,
+    update_va_mapping_otherdomain, vm_assist,
 };
 use pvrt::{StartInfo, println};
-use xen_abi::domid::DOMID_SELF;
+use xen_abi::domid::{DOMID_IO, DOMID_SELF};
 use xen_abi::errno::Errno;
 use xen_abi::mm::{
-    MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT_INVLPG_LOCAL,
-    MMUEXT_NEW_BASEPTR, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE,
-    MMUEXT_PIN_L4_TABLE, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_UNPIN_TABLE, MmuUpdate, MmuextOp,
-    UVMF_INVLPG,
+    MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT_CLEAR_PAGE,
+    MMUEXT_COPY_PAGE, MMUEXT_INVLPG_LOCAL, MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR,
+    MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE,
+    MMUEXT_SET_LDT, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_UNPIN_TABLE, MmuUpdate, MmuextOp, UVMF_ALL,
+    UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
 use xen_abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
 use xen_abi::traps::{VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES};
@@ -169,6 +171,7 @@ fn main(si: &'static StartInfo) -> ! {
     }
     boot_state(&mut c, &mem);
     mappings(&mut c, &mem);
+    more_mmu_ops(&mut c, &mem);
     new_page_tables(&mut c, &mem);
     writable_pagetables(&mut c, &mem);
     bad_input(&mut c, &mem);
@@ -328,6 +331,104 @@ fn mappings(c: &mut Checks, mem: &Mem<'_>) {
     for i in 1..4 {
         let _ = mem.unmap(mem.scratch_va(i));
     }
+}
+
+/// The remaining MMU operations and flags: other-domain mappings, flush
+/// scopes, page clearing and copying, I/O frames, LDT registration.
+fn more_mmu_ops(c: &mut Checks, mem: &Mem<'_>) {
+    let (va, va2) = (mem.scratch_va(50), mem.scratch_va(51));
+    let (f1, f2) = (
+        mem.mfn(mem.first_free_pfn + 30),
+        mem.mfn(mem.first_free_pfn + 31),
+    );
+    let rw = |f: u32| pte(f, P | RW | A | D);
+    c.ok(
+        "uvmf_tlb_flush",
+        update_va_mapping(va, rw(f1), UVMF_TLB_FLUSH),
+    );
+    c.ok(
+        "uvmf_invlpg_all",
+        update_va_mapping(va, rw(f1), UVMF_INVLPG | UVMF_ALL),
+    );
+    let mask: u32 = 1;
+    c.ok(
+        "uvmf_multi_mask",
+        update_va_mapping(va, rw(f1), UVMF_INVLPG | (&mask as *const u32 as u32)),
+    );
+    c.err(
+        "uvmf_multi_mask_in_hole",
+        update_va_mapping(va, rw(f1), UVMF_INVLPG | 0xFF00_0000),
+        Errno::EFAULT,
+    );
+    c.ok(
+        "update_va_mapping_otherdomain_self",
+        update_va_mapping_otherdomain(va2, rw(f2), UVMF_INVLPG, DOMID_SELF),
+    );
+    c.ok(
+        "update_va_mapping_otherdomain_dom0",
+        update_va_mapping_otherdomain(va2, rw(f2), UVMF_INVLPG, 0),
+    );
+    c.err(
+        "update_va_mapping_otherdomain_no_such_domain",
+        update_va_mapping_otherdomain(va2, rw(f2), UVMF_INVLPG, 7),
+        Errno::ESRCH,
+    );
+    let (r, _) = mmu_update(&[normal(mem.l1e_maddr(va2), rw(f2))], 9);
+    c.err("mmu_update_foreign_no_such_domain", r, Errno::ESRCH);
+
+    // CLEAR_PAGE and COPY_PAGE work on frames by number.
+    write_u32(va, 0x1234_5678);
+    write_u32(va2, 0);
+    c.ok("copy_page", mmuext(MMUEXT_COPY_PAGE, f2, f1));
+    c.check(
+        "copy_page_copied",
+        read_u32(va2) == 0x1234_5678,
+        format_args!("{:#x}", read_u32(va2)),
+    );
+    c.ok("clear_page", mmuext(MMUEXT_CLEAR_PAGE, f1, 0));
+    c.check(
+        "clear_page_cleared",
+        read_u32(va) == 0,
+        format_args!("{:#x}", read_u32(va)),
+    );
+    c.err(
+        "clear_page_foreign",
+        mmuext(MMUEXT_CLEAR_PAGE, OXEN_IMAGE_MFN, 0),
+        Errno::EINVAL,
+    );
+    c.err(
+        "new_user_baseptr",
+        mmuext(MMUEXT_NEW_USER_BASEPTR, f1, 0),
+        Errno::EINVAL,
+    );
+
+    // dom0 has I/O privilege: it may map a frame that is not RAM (VGA text at
+    // 0xB8000) with FD = DOMID_IO.
+    let (r, _) = mmu_update(
+        &[normal(mem.l1e_maddr(va2), pte(0xB8, P | RW | A | D))],
+        u32::from(DOMID_IO),
+    );
+    c.ok("map_io_frame", r);
+    c.ok("unmap_io_frame", mem.unmap(va2));
+
+    c.ok("set_ldt", mmuext(MMUEXT_SET_LDT, 0xC000_0000, 16));
+    c.ok("set_ldt_none", mmuext(MMUEXT_SET_LDT, 0, 0));
+    c.err(
+        "set_ldt_misaligned",
+        mmuext(MMUEXT_SET_LDT, 0xC000_0008, 16),
+        Errno::EINVAL,
+    );
+    c.err(
+        "set_ldt_too_many",
+        mmuext(MMUEXT_SET_LDT, 0xC000_0000, 8193),
+        Errno::EINVAL,
+    );
+    c.err(
+        "set_ldt_into_hole",
+        mmuext(MMUEXT_SET_LDT, 0xF57F_F000, 1024),
+        Errno::EINVAL,
+    );
+    let _ = mem.unmap(va);
 }
 
 /// Builds a new address space (new L3 and a new slot-3 L2 sharing the
