@@ -65,7 +65,19 @@ pub fn run_captured(
     timeout: Duration,
     mark: Option<&str>,
 ) -> Result<Run, String> {
+    run_captured_with(boot, mem_mib, timeout, mark, &[])
+}
+
+/// `run_captured` with extra QEMU arguments (e.g. `-icount`).
+pub fn run_captured_with(
+    boot: &Boot,
+    mem_mib: u32,
+    timeout: Duration,
+    mark: Option<&str>,
+    extra: &[&str],
+) -> Result<Run, String> {
     let mut cmd = command(boot, mem_mib);
+    cmd.args(extra);
     cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

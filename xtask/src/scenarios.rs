@@ -560,6 +560,57 @@ pub fn bench_cmd(_args: &[String]) -> Result<(), String> {
             samples.len()
         ));
     }
+    results.extend(guest_benches(&kernel, &dir)?);
     println!("[{}]", results.join(",\n "));
     Ok(())
+}
+
+/// test-dom0's micro-benchmarks (`bench` on its command line), run twice: under
+/// `-icount` (the guest's TSC counts instructions: stable figures) and under
+/// plain TCG (TSC cycles converted to ns with the TSC rate Oxen measured).
+fn guest_benches(kernel: &Path, dir: &Path) -> Result<Vec<String>, String> {
+    let boot = Boot::Kernel {
+        kernel: kernel.to_path_buf(),
+        cmdline: format!("dom0_mem=64M {TEST_OPTS}"),
+        modules: vec![module_arg(dir, "test-dom0.elf", "console=hvc0 bench")],
+    };
+    let parse = |t: &str| -> Vec<(String, u64, u64)> {
+        t.lines()
+            .filter_map(|l| l.strip_prefix("bench "))
+            .filter_map(|l| {
+                let name = l.split_whitespace().next()?.to_string();
+                Some((
+                    name,
+                    number_after(l, "ops=")?,
+                    number_after(l, "tsc_per_op=")?,
+                ))
+            })
+            .collect()
+    };
+    let icount = qemu::run_captured_with(
+        &boot,
+        256,
+        Duration::from_secs(300),
+        None,
+        &["-icount", "shift=0,sleep=off"],
+    )?;
+    let tcg = qemu::run_captured(&boot, 256, Duration::from_secs(300), None)?;
+    let mhz = number_after(&tcg.transcript, "TSC: ").ok_or("no TSC line in the bench run")?;
+    let (a, b) = (parse(&icount.transcript), parse(&tcg.transcript));
+    if a.is_empty() || a.len() != b.len() {
+        return Err(format!(
+            "bench runs printed {} and {} results",
+            a.len(),
+            b.len()
+        ));
+    }
+    Ok(a.iter()
+        .zip(&b)
+        .map(|((name, ops, icount_tsc), (_, _, tcg_tsc))| {
+            format!(
+                "{{\"name\":\"{name}\",\"ops\":{ops},\"icount_tsc_per_op\":{icount_tsc},\"tcg_ns_per_op\":{}}}",
+                tcg_tsc * 1000 / mhz.max(1)
+            )
+        })
+        .collect())
 }

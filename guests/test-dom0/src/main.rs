@@ -169,6 +169,10 @@ fn main(si: &'static StartInfo) -> ! {
         let v = unsafe { (0x1000 as *const u32).read_volatile() };
         println!("test-dom0: read returned {v:#x}");
     }
+    if cmdline.split_whitespace().any(|w| w == "bench") {
+        bench(&mem);
+        pvrt::hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);
+    }
     boot_state(&mut c, &mem);
     mappings(&mut c, &mem);
     more_mmu_ops(&mut c, &mem);
@@ -770,4 +774,67 @@ fn long_batch(c: &mut Checks, mem: &Mem<'_>) {
         format_args!("{r:?} done={done}"),
     );
     let _ = mem.unmap(va);
+}
+
+fn rdtsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: RDTSC has no side effects.
+    unsafe { core::arch::asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Prints `bench NAME ops=N tsc_per_op=T` for `cargo xtask bench`.
+fn report(name: &str, ops: u64, start: u64) {
+    let per = (rdtsc() - start) / ops.max(1);
+    println!("bench {name} ops={ops} tsc_per_op={per}");
+}
+
+/// Micro-benchmarks of the PV MMU path, run instead of the checks when the
+/// command line says `bench`.
+fn bench(mem: &Mem<'_>) {
+    use xen_abi::sched::SCHEDOP_YIELD;
+    let va = mem.scratch_va(60);
+    let frame = mem.mfn(mem.first_free_pfn + 40);
+    let slot = mem.l1e_maddr(va);
+
+    const N: u64 = 20_000;
+    let t = rdtsc();
+    for _ in 0..N {
+        // SAFETY: no pointers.
+        unsafe { pvrt::hypercall::raw(xen_abi::hypercall::SCHED_OP, [SCHEDOP_YIELD, 0, 0, 0, 0]) };
+    }
+    report("hypercall_round_trip", N, t);
+
+    const M: u64 = 2_000;
+    let t = rdtsc();
+    for _ in 0..M {
+        let _ = mem.map(va, frame, true);
+        let _ = mem.unmap(va);
+    }
+    report("update_va_mapping", 2 * M, t);
+
+    // One batch of 512 entries, alternately mapping and unmapping one slot.
+    let mut reqs = [MmuUpdate::new(0, 0, 0); 512];
+    for (i, r) in reqs.iter_mut().enumerate() {
+        *r = normal(
+            slot,
+            if i % 2 == 0 {
+                pte(frame, P | RW | A | D)
+            } else {
+                0
+            },
+        );
+    }
+    const B: u64 = 40;
+    let t = rdtsc();
+    for _ in 0..B {
+        let _ = mmu_update(&reqs, self_dom());
+    }
+    report("mmu_update_batch_entry", B * reqs.len() as u64, t);
+
+    let t = rdtsc();
+    for _ in 0..M {
+        let _ = mmuext(MMUEXT_TLB_FLUSH_LOCAL, 0, 0);
+    }
+    report("mmuext_tlb_flush", M, t);
 }
