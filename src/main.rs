@@ -78,6 +78,7 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
         Err(e) => panic!("cannot read the boot information (magic {magic:#x} at {info:#x}): {e}"),
     };
     let (opts, warnings) = cmdline::parse(&boot.cmdline);
+    hypercall::version::set_command_line(&boot.cmdline);
     console::configure(opts.com1.as_ref(), opts.console.com1, opts.console.vga);
     console::set_log_level(opts.loglvl);
     panic::configure(opts.noreboot, opts.debug_exit);

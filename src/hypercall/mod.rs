@@ -10,6 +10,7 @@ mod mm;
 
 pub use mm::audit_if_asked;
 mod sched;
+pub mod version;
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use hv_core::hypercall::{Access, Hypercall, Outcome, Table};
@@ -37,7 +38,12 @@ impl Ctx {
     }
 }
 
-static DECLS: [Hypercall<Ctx>; 7] = [
+static DECLS: [Hypercall<Ctx>; 8] = [
+    Hypercall {
+        nr: nr::XEN_VERSION,
+        access: Access::Any,
+        handler: version::do_xen_version,
+    },
     Hypercall {
         nr: nr::MMU_UPDATE,
         access: Access::Any,

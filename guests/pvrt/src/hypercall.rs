@@ -44,3 +44,12 @@ pub fn shutdown(reason: u32) -> Errno {
     };
     Errno::from_ret(ret).unwrap_or(Errno::EINVAL)
 }
+
+/// `xen_version(cmd, arg)`.
+///
+/// # Safety
+/// `arg` must be null or point at a buffer of the size `cmd` writes.
+pub unsafe fn xen_version(cmd: u32, arg: *mut u8) -> Result<u32, Errno> {
+    // SAFETY: the caller vouches for `arg`.
+    result(unsafe { raw(nr::XEN_VERSION, [cmd, arg as u32, 0, 0, 0]) })
+}

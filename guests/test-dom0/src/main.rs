@@ -174,6 +174,7 @@ fn main(si: &'static StartInfo) -> ! {
         pvrt::hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);
     }
     boot_state(&mut c, &mem);
+    version(&mut c);
     mappings(&mut c, &mem);
     more_mmu_ops(&mut c, &mem);
     new_page_tables(&mut c, &mem);
@@ -263,6 +264,104 @@ fn boot_state(c: &mut Checks, mem: &Mem<'_>) {
     let mask = unsafe { ((va + 1) as *const u8).read_volatile() };
     c.check("shared_info.upcall_mask", mask == 1, format_args!("{mask}"));
     c.ok("unmap_shared_info", mem.unmap(va));
+}
+
+/// `xen_version`: every sub-op, and the errors.
+fn version(c: &mut Checks) {
+    use pvrt::hypercall::xen_version;
+    use xen_abi::version::*;
+    // SAFETY (all calls below): each buffer is as large as the sub-op writes.
+    let v = unsafe { xen_version(XENVER_VERSION, core::ptr::null_mut()) };
+    c.check(
+        "xen_version_version",
+        v == Ok(0x0004_0001),
+        format_args!("{v:x?}"),
+    );
+    let mut buf = [0u8; 1024];
+    let r = unsafe { xen_version(XENVER_CAPABILITIES, buf.as_mut_ptr()) };
+    let caps = cstr(&buf);
+    c.check(
+        "xen_version_capabilities",
+        r.is_ok() && caps == "xen-3.0-x86_32p",
+        format_args!("{r:?} {:?}", caps),
+    );
+    let mut extra = [0u8; 16];
+    let r = unsafe { xen_version(XENVER_EXTRAVERSION, extra.as_mut_ptr()) };
+    c.check(
+        "xen_version_extraversion",
+        r.is_ok() && cstr(&extra).starts_with(".0-oxen"),
+        format_args!("{:?}", cstr(&extra)),
+    );
+    let mut info = [0u8; 144];
+    let r = unsafe { xen_version(XENVER_COMPILE_INFO, info.as_mut_ptr()) };
+    c.check(
+        "xen_version_compile_info",
+        r.is_ok() && cstr(&info[..64]).starts_with("rustc"),
+        format_args!("{r:?}"),
+    );
+    let mut cs = [0u8; 64];
+    let r = unsafe { xen_version(XENVER_CHANGESET, cs.as_mut_ptr()) };
+    c.check(
+        "xen_version_changeset",
+        r.is_ok() && cstr(&cs).starts_with("oxen"),
+        format_args!("{r:?}"),
+    );
+    let mut vs = 0u32;
+    let r = unsafe { xen_version(XENVER_PLATFORM_PARAMETERS, &mut vs as *mut u32 as *mut u8) };
+    c.check(
+        "xen_version_platform_parameters",
+        r.is_ok() && vs == 0xF580_0000,
+        format_args!("{r:?} {vs:#x}"),
+    );
+    let mut fi = [0u32, 0];
+    let r = unsafe { xen_version(XENVER_GET_FEATURES, fi.as_mut_ptr() as *mut u8) };
+    let want = (1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD)
+        | (1 << XENFEAT_HIGHMEM_ASSIST)
+        | (1 << XENFEAT_PAE_PGDIR_ABOVE_4GB);
+    c.check(
+        "xen_version_get_features",
+        r.is_ok() && fi[1] & want == want,
+        format_args!("{r:?} {:#x}", fi[1]),
+    );
+    let mut fi = [1u32, 0xFFFF];
+    let r = unsafe { xen_version(XENVER_GET_FEATURES, fi.as_mut_ptr() as *mut u8) };
+    c.check(
+        "xen_version_get_features_submap1",
+        r.is_ok() && fi[1] == 0,
+        format_args!("{r:?} {:#x}", fi[1]),
+    );
+    let r = unsafe { xen_version(XENVER_PAGESIZE, core::ptr::null_mut()) };
+    c.check("xen_version_pagesize", r == Ok(4096), format_args!("{r:?}"));
+    let mut h = [0xAAu8; 16];
+    let r = unsafe { xen_version(XENVER_GUEST_HANDLE, h.as_mut_ptr()) };
+    c.check(
+        "xen_version_guest_handle",
+        r.is_ok() && h == [0; 16],
+        format_args!("{r:?}"),
+    );
+    let r = unsafe { xen_version(XENVER_COMMANDLINE, buf.as_mut_ptr()) };
+    let cl = cstr(&buf);
+    c.check(
+        "xen_version_commandline",
+        r.is_ok() && cl.contains("dom0_mem="),
+        format_args!("{r:?} {:?}", cl),
+    );
+    c.err(
+        "xen_version_unknown_cmd",
+        unsafe { xen_version(99, core::ptr::null_mut()) },
+        Errno::ENOSYS,
+    );
+    c.err(
+        "xen_version_buffer_in_hole",
+        unsafe { xen_version(XENVER_CAPABILITIES, 0xF580_0000 as *mut u8) },
+        Errno::EFAULT,
+    );
+}
+
+/// A NUL-terminated byte string from the hypervisor, as `&str`.
+fn cstr(b: &[u8]) -> &str {
+    let n = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    core::str::from_utf8(&b[..n]).unwrap_or("<not utf-8>")
 }
 
 /// update_va_mapping, mmu_update and MACHPHYS_UPDATE on ordinary frames.
