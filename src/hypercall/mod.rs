@@ -20,7 +20,9 @@ use xen_abi::hypercall as nr;
 
 use crate::arch::x86::cpu;
 use crate::arch::x86::traps::TrapFrame;
+use crate::arch::x86::uaccess::{read_guest, write_guest};
 use crate::domain::{CURRENT, Domain};
+use xen_abi::errno::Errno;
 
 /// What a handler works on: a copy of the caller's saved registers (written
 /// back when the handler returns) and its locked domain.
@@ -38,7 +40,12 @@ impl Ctx {
     }
 }
 
-static DECLS: [Hypercall<Ctx>; 8] = [
+static DECLS: [Hypercall<Ctx>; 9] = [
+    Hypercall {
+        nr: nr::MULTICALL,
+        access: Access::Any,
+        handler: do_multicall,
+    },
     Hypercall {
         nr: nr::XEN_VERSION,
         access: Access::Any,
@@ -109,6 +116,40 @@ static CONTINUATIONS: AtomicU32 = AtomicU32::new(0);
 /// Hypercalls preempted and re-executed so far.
 pub fn continuations() -> u32 {
     CONTINUATIONS.load(Ordering::Relaxed)
+}
+
+/// `multicall(list, nr)` (XEN-PV-ABI.md §2.1): runs each entry as a hypercall
+/// with its arguments and stores the result in the entry. A call that would be
+/// preempted is simply run on to completion here; a nested multicall gets
+/// `-EINVAL`. Returns 0 unless the list cannot be read or written.
+fn do_multicall(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
+    use xen_abi::hypercall::MulticallEntry;
+    let [list, count, ..] = args;
+    let privileged = ctx.dom().privileged;
+    for i in 0..count {
+        let va = list.wrapping_add(i.wrapping_mul(core::mem::size_of::<MulticallEntry>() as u32));
+        let mut entry: MulticallEntry = match read_guest(va) {
+            Ok(e) => e,
+            Err(e) => return Err(e).into(),
+        };
+        let result = if entry.op == nr::MULTICALL {
+            Errno::EINVAL.to_ret()
+        } else {
+            let a = &entry.args;
+            let mut call = [a[0], a[1], a[2], a[3], a[4]];
+            loop {
+                match table().dispatch(ctx, privileged, entry.op, call) {
+                    Outcome::Done(v) => break v,
+                    Outcome::Continue(next) => call = next,
+                }
+            }
+        };
+        entry.result = result as u32;
+        if let Err(e) = write_guest(va, &entry) {
+            return Err(e).into();
+        }
+    }
+    Ok(0).into()
 }
 
 /// The length of `int $0x82`, which a continuation re-executes.

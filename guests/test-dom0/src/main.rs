@@ -177,6 +177,7 @@ fn main(si: &'static StartInfo) -> ! {
     version(&mut c);
     mappings(&mut c, &mem);
     more_mmu_ops(&mut c, &mem);
+    multicall(&mut c, &mem);
     new_page_tables(&mut c, &mem);
     writable_pagetables(&mut c, &mem);
     bad_input(&mut c, &mem);
@@ -532,6 +533,52 @@ fn more_mmu_ops(c: &mut Checks, mem: &Mem<'_>) {
         Errno::EINVAL,
     );
     let _ = mem.unmap(va);
+}
+
+/// `multicall`: each entry runs as its own hypercall and gets its result.
+fn multicall(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::hypercall::{MULTICALL, MulticallEntry, UPDATE_VA_MAPPING, XEN_VERSION};
+    let va = mem.scratch_va(52);
+    let frame = mem.mfn(mem.first_free_pfn + 32);
+    let map = pte(frame, P | RW | A | D);
+    let ops = [MmuextOp::new(MMUEXT_TLB_FLUSH_LOCAL, 0, 0)];
+    let e = |op: u32, args: [u32; 6]| MulticallEntry {
+        op,
+        result: 0xDEAD,
+        args,
+    };
+    let mut list = [
+        e(
+            UPDATE_VA_MAPPING,
+            [va, map as u32, (map >> 32) as u32, UVMF_INVLPG, 0, 0],
+        ),
+        e(
+            xen_abi::hypercall::MMUEXT_OP,
+            [ops.as_ptr() as u32, 1, 0, self_dom(), 0, 0],
+        ),
+        e(XEN_VERSION, [0; 6]),
+        e(11, [0; 6]),
+        e(MULTICALL, [0; 6]),
+        e(UPDATE_VA_MAPPING, [va, 0, 0, UVMF_INVLPG, 0, 0]),
+    ];
+    // SAFETY: the list is read and written for its length.
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(
+            MULTICALL,
+            [list.as_mut_ptr() as u32, list.len() as u32, 0, 0, 0],
+        )
+    });
+    let results: [i32; 6] = core::array::from_fn(|i| list[i].result as i32);
+    c.check(
+        "multicall",
+        r == Ok(0) && results == [0, 0, 0x0004_0001, -38, -22, 0],
+        format_args!("{r:?} {results:?}"),
+    );
+    // SAFETY: a bad pointer on purpose.
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(MULTICALL, [0xF580_0000, 1, 0, 0, 0])
+    });
+    c.err("multicall_list_in_hole", r, Errno::EFAULT);
 }
 
 /// Builds a new address space (new L3 and a new slot-3 L2 sharing the
