@@ -91,7 +91,15 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
     // modules and the boot information.
     let image = image_range();
     let ram = boot.available_ranges();
-    let max_mfn = ram.last().map_or(0, |&(_, end)| end.div_ceil(PAGE_SIZE));
+    let mut max_mfn = ram.last().map_or(0, |&(_, end)| end.div_ceil(PAGE_SIZE));
+    if max_mfn > mm::frames::MAX_MFN {
+        log::warn!(
+            "ignoring memory above {} GiB: the M2P describes machine frames below {:#x}",
+            (mm::frames::MAX_MFN * PAGE_SIZE) >> 30,
+            mm::frames::MAX_MFN
+        );
+        max_mfn = mm::frames::MAX_MFN;
+    }
     mm::frames::init(
         max_mfn,
         ram.iter().copied(),

@@ -11,10 +11,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use core::mem::{offset_of, size_of};
 use hv_core::addr::{Mfn, PAGE_SIZE};
 use hv_core::bootinfo::Module;
-use pv_mm::{Caller, PtLevel};
+
+use pv_mm::{Caller, PageType, PtLevel};
 use xen_abi::hypercall::hypercall_page;
+use xen_abi::shared_info::VcpuInfo;
 use xen_abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED, StartInfo};
 use xen_abi::traps::VMASST_TYPE_PAE_EXTENDED_CR3;
 use xen_abi::version::{
@@ -29,7 +32,7 @@ use super::{Domain, Vcpu};
 use crate::arch::x86::guest;
 use crate::arch::x86::paging::{PAGE_PRESENT, high_l2_slot};
 use crate::arch::x86::traps::TrapFrame;
-use crate::mm::frame_table::{MM, alloc_domain_frame};
+use crate::mm::frame_table::{MM, alloc_domain_frame, alloc_domain_frame_below};
 use crate::mm::layout::{MODULE_VIRT_END, MODULE_VIRT_START};
 use crate::mm::{hvmap, m2p, mapcache};
 
@@ -37,6 +40,9 @@ use crate::mm::{hvmap, m2p, mapcache};
 pub const OFFERED_FEATURES: u32 = (1 << XENFEAT_WRITABLE_PAGE_TABLES)
     | (1 << XENFEAT_PAE_PGDIR_ABOVE_4GB)
     | (1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD);
+
+/// First machine frame at 4 GiB.
+const BELOW_4G: u64 = 1 << 20;
 
 /// Why dom0 could not be built.
 #[derive(Debug)]
@@ -51,6 +57,8 @@ pub enum BuildError {
     OutOfMemory { wanted: u64 },
     /// The PV MMU refused the bootstrap page tables (a builder bug).
     PageTables(xen_abi::errno::Errno),
+    /// The L3 landed above 4 GiB, where CR3 cannot reach it.
+    L3Above4G(Mfn),
 }
 
 impl fmt::Display for BuildError {
@@ -66,6 +74,7 @@ impl fmt::Display for BuildError {
                 write!(f, "out of memory allocating {wanted} pages for dom0")
             }
             Self::PageTables(e) => write!(f, "bootstrap page tables refused by the PV MMU: {e}"),
+            Self::L3Above4G(m) => write!(f, "bootstrap L3 at {m} is above 4 GiB"),
         }
     }
 }
@@ -207,17 +216,26 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
     let list: Vec<u32> = p2m.iter().map(|m| m.0 as u32).collect();
     let Ok(()) = mem.write(layout.mfn_list(), list.as_bytes());
 
-    // shared_info: a page Oxen and dom0 share; every vcpu starts with events masked.
-    let shared_info = alloc_domain_frame(0).ok_or(BuildError::OutOfMemory { wanted: 1 })?;
+    // shared_info: a page Oxen and dom0 share (its machine address must fit
+    // start_info's 32-bit field); every vcpu starts with events masked. Like
+    // Xen's shared Xen pages it holds a permanent `writable` type reference,
+    // so the guest can map it but never turn it into a page table.
+    let shared_info = alloc_domain_frame_below(0, Some(Mfn(BELOW_4G)))
+        .ok_or(BuildError::OutOfMemory { wanted: 1 })?;
     mapcache::clear_frame(shared_info);
     {
         let m = mapcache::map_frame(shared_info);
         for vcpu in 0..xen_abi::layout::XEN_LEGACY_MAX_VCPUS {
-            // SAFETY: vcpu_info[vcpu].evtchn_upcall_mask is byte 1 of each
-            // 64-byte vcpu_info, inside the mapped page.
-            unsafe { m.as_mut_ptr().add(vcpu * 64 + 1).write(1) };
+            let at = vcpu * size_of::<VcpuInfo>() + offset_of!(VcpuInfo, evtchn_upcall_mask);
+            // SAFETY: `at` is inside vcpu_info[vcpu], inside the mapped page.
+            unsafe { m.as_mut_ptr().add(at).write(1) };
         }
     }
+    MM.lock()
+        .as_mut()
+        .expect("frame table initialised")
+        .get_page_and_type(shared_info, 0, PageType::Writable)
+        .map_err(BuildError::PageTables)?;
 
     // start_info.
     let cmdline = dom0_cmdline(kernel);
@@ -254,6 +272,9 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
 
     // Validate, pin, and make it vcpu0's base pointer.
     let l3 = p2m[layout.l3_pfn() as usize];
+    if l3.0 >= BELOW_4G {
+        return Err(BuildError::L3Above4G(l3));
+    }
     let caller = Caller {
         domid: 0,
         privileged: true,

@@ -10,7 +10,10 @@ use xen_abi::domid::{DOMID_IO, DOMID_SELF, DOMID_XEN, DomId};
 use xen_abi::errno::Errno;
 use xen_abi::layout::HYPERVISOR_VIRT_START;
 use xen_abi::mm::*;
-use xen_abi::traps::{VMASST_CMD_DISABLE, VMASST_CMD_ENABLE, VMASST_TYPE_PAE_EXTENDED_CR3};
+use xen_abi::traps::{
+    MAX_LDT_ENTRIES, MAX_VMASST_TYPE, VMASST_CMD_DISABLE, VMASST_CMD_ENABLE,
+    VMASST_TYPE_PAE_EXTENDED_CR3,
+};
 
 use super::Ctx;
 use crate::arch::x86::cpu;
@@ -20,12 +23,6 @@ use crate::mm::frame_table::MM;
 
 /// Entries served per invocation before a long batch yields (continuation).
 const BATCH_PREEMPT: u32 = 1024;
-
-/// Entries an LDT may have.
-const MAX_LDT_ENTRIES: u32 = 8192;
-
-/// The highest `VMASST_TYPE_*` a 32-bit guest may use (Xen 4.1's MAX_VMASST_TYPE).
-const MAX_VMASST_TYPE: u32 = 3;
 
 fn caller(dom: &Domain) -> Caller {
     Caller {
@@ -47,12 +44,15 @@ fn resolve_domid(dom: &Domain, id: DomId) -> Result<DomId, Errno> {
     }
 }
 
+/// First machine frame at 4 GiB: L3s must lie below it (see NEW_BASEPTR).
+const L3_BELOW_4G_LIMIT: u64 = 1 << 20;
+
 /// Loads `l3` into CR3 (the vcpu's base pointer changed or its L3 was edited).
 fn load_cr3(l3: Mfn) {
     let maddr = l3.maddr().0;
     assert!(
         maddr < 1 << 32,
-        "an L3 above 4 GiB cannot be loaded into CR3"
+        "an L3 above 4 GiB reached CR3 (NEW_BASEPTR refuses those)"
     );
     // SAFETY: the engine validated `l3` as this vcpu's L3: its slot-3 L2 carries
     // Oxen's own mappings, so Oxen keeps running across the switch.
@@ -93,7 +93,7 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         let mut i = 0;
         while i < count {
             if i == BATCH_PREEMPT {
-                record_done(pdone, base + i)?;
+                record_done(pdone, base.wrapping_add(i))?;
                 let next = reqs.wrapping_add(i * core::mem::size_of::<MmuUpdate>() as u32);
                 outcome = Ok(Outcome::Continue([
                     next,
@@ -127,7 +127,7 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         if matches!(outcome, Ok(Outcome::Continue(_))) {
             return outcome;
         }
-        record_done(pdone, base + i)?;
+        record_done(pdone, base.wrapping_add(i))?;
         outcome
     })();
     audit_if_asked(dom);
@@ -147,7 +147,7 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         let mut i = 0;
         while i < count {
             if i == BATCH_PREEMPT {
-                record_done(pdone, base + i)?;
+                record_done(pdone, base.wrapping_add(i))?;
                 let next = ops.wrapping_add(i * core::mem::size_of::<MmuextOp>() as u32);
                 return Ok(Outcome::Continue([
                     next,
@@ -158,15 +158,15 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
                 ]));
             }
             let op: MmuextOp = read_guest(ops.wrapping_add(i * 12)).inspect_err(|_| {
-                let _ = record_done(pdone, base + i);
+                let _ = record_done(pdone, base.wrapping_add(i));
             })?;
             if let Err(e) = mmuext_one(dom, &op, pg_owner) {
-                record_done(pdone, base + i)?;
+                record_done(pdone, base.wrapping_add(i))?;
                 return Err(e);
             }
             i += 1;
         }
-        record_done(pdone, base + count)?;
+        record_done(pdone, base.wrapping_add(count))?;
         Ok(Outcome::Done(0))
     })();
     audit_if_asked(dom);
@@ -189,6 +189,13 @@ fn mmuext_one(dom: &mut Domain, op: &MmuextOp, pg_owner: DomId) -> Result<(), Er
         MMUEXT_UNPIN_TABLE => mm.unpin(mfn, &caller, pg_owner),
         MMUEXT_NEW_BASEPTR => {
             if pg_owner != dom.domid {
+                return Err(Errno::EINVAL);
+            }
+            // PAE CR3 holds a 32-bit address: an L3 above 4 GiB would need a
+            // per-vcpu copy below 4 GiB, which Oxen does not make yet, so it
+            // refuses such an L3 even with pae_extended_cr3 (and does not
+            // offer XENFEAT_pae_pgdir_above_4gb).
+            if mfn.0 >= L3_BELOW_4G_LIMIT {
                 return Err(Errno::EINVAL);
             }
             let extended = dom.has_assist(VMASST_TYPE_PAE_EXTENDED_CR3);
@@ -227,7 +234,9 @@ fn mmuext_one(dom: &mut Domain, op: &MmuextOp, pg_owner: DomId) -> Result<(), Er
         MMUEXT_SET_LDT => {
             let (base, ents) = (op.linear_addr(), op.nr_ents());
             let end = u64::from(base) + u64::from(ents) * 8;
-            if base % 4096 != 0 || ents > MAX_LDT_ENTRIES || end > u64::from(HYPERVISOR_VIRT_START)
+            if base % 4096 != 0
+                || ents as usize > MAX_LDT_ENTRIES
+                || end > u64::from(HYPERVISOR_VIRT_START)
             {
                 return Err(Errno::EINVAL);
             }
@@ -327,7 +336,11 @@ pub fn audit_if_asked(dom: &Domain) {
     let mm = guard.as_ref().expect("frame table initialised");
     let mut scratch = SCRATCH.lock();
     scratch.resize(2 * mm.frames().len(), 0);
-    match mm.audit_with_scratch(&[dom.vcpu.cr3], &[], &mut scratch) {
+    let external = [pv_mm::ExternalRef {
+        mfn: dom.shared_info,
+        ty: Some(pv_mm::PageType::Writable),
+    }];
+    match mm.audit_with_scratch(&[dom.vcpu.cr3], &external, &mut scratch) {
         Ok(_) => crate::mm::count_audit(),
         Err(e) => panic!("mm audit failed after a hypercall of d{}: {e}", dom.domid),
     }

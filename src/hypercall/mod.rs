@@ -111,6 +111,9 @@ pub fn init() -> usize {
     t.iter().count()
 }
 
+/// Entries a multicall runs before it yields.
+const MULTICALL_PREEMPT: u32 = 64;
+
 static CONTINUATIONS: AtomicU32 = AtomicU32::new(0);
 
 /// Hypercalls preempted and re-executed so far.
@@ -119,15 +122,20 @@ pub fn continuations() -> u32 {
 }
 
 /// `multicall(list, nr)` (XEN-PV-ABI.md §2.1): runs each entry as a hypercall
-/// with its arguments and stores the result in the entry. A call that would be
-/// preempted is simply run on to completion here; a nested multicall gets
-/// `-EINVAL`. Returns 0 unless the list cannot be read or written.
+/// with its arguments and stores the result in the entry; a nested multicall
+/// gets `-EINVAL`. Returns 0 unless the list cannot be read or written. Long
+/// lists yield every `MULTICALL_PREEMPT` entries, and an entry whose own call
+/// yields keeps its progress in its `args` while the multicall resumes at it.
 fn do_multicall(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     use xen_abi::hypercall::MulticallEntry;
     let [list, count, ..] = args;
     let privileged = ctx.dom().privileged;
+    let entry_size = core::mem::size_of::<MulticallEntry>() as u32;
     for i in 0..count {
-        let va = list.wrapping_add(i.wrapping_mul(core::mem::size_of::<MulticallEntry>() as u32));
+        let va = list.wrapping_add(i.wrapping_mul(entry_size));
+        if i == MULTICALL_PREEMPT {
+            return Outcome::Continue([va, count - i, 0, 0, 0]);
+        }
         let mut entry: MulticallEntry = match read_guest(va) {
             Ok(e) => e,
             Err(e) => return Err(e).into(),
@@ -136,11 +144,14 @@ fn do_multicall(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
             Errno::EINVAL.to_ret()
         } else {
             let a = &entry.args;
-            let mut call = [a[0], a[1], a[2], a[3], a[4]];
-            loop {
-                match table().dispatch(ctx, privileged, entry.op, call) {
-                    Outcome::Done(v) => break v,
-                    Outcome::Continue(next) => call = next,
+            match table().dispatch(ctx, privileged, entry.op, [a[0], a[1], a[2], a[3], a[4]]) {
+                Outcome::Done(v) => v,
+                Outcome::Continue(next) => {
+                    entry.args[..5].copy_from_slice(&next);
+                    if let Err(e) = write_guest(va, &entry) {
+                        return Err(e).into();
+                    }
+                    return Outcome::Continue([va, count - i, 0, 0, 0]);
                 }
             }
         };

@@ -81,13 +81,33 @@ pub fn census() -> (u64, u64, u64) {
     (xen, free, io)
 }
 
-/// Allocates a frame and gives it to `owner` (a domain or `DOMID_XEN`).
-pub fn alloc_domain_frame(owner: DomId) -> Option<Mfn> {
-    let mfn = super::frames::alloc()?;
+/// Allocates a frame (below `limit` if given) and gives it to `owner` (a
+/// domain or `DOMID_XEN`).
+pub fn alloc_domain_frame_below(owner: DomId, limit: Option<Mfn>) -> Option<Mfn> {
+    let mfn = match limit {
+        Some(l) => super::frames::alloc_below(l)?,
+        None => super::frames::alloc()?,
+    };
     let mm = MM.lock();
     mm.as_ref()
         .expect("frame table initialised")
         .assign(mfn, owner)
         .expect("allocator and frame table agree");
     Some(mfn)
+}
+
+/// Allocates a frame and gives it to `owner` (a domain or `DOMID_XEN`).
+pub fn alloc_domain_frame(owner: DomId) -> Option<Mfn> {
+    alloc_domain_frame_below(owner, None)
+}
+
+/// Allocates a frame for Oxen's own use. Before the frame table exists the
+/// allocator's bitmap is the only record (`init` then assigns such frames to
+/// `DOMID_XEN`); afterwards the frame table records it too.
+pub fn alloc_xen_frame() -> Option<Mfn> {
+    if NR_FRAMES.load(Ordering::Relaxed) == 0 {
+        super::frames::alloc()
+    } else {
+        alloc_domain_frame(DOMID_XEN)
+    }
 }

@@ -60,6 +60,11 @@ pub fn alloc() -> Option<Mfn> {
     with(|a| a.alloc())
 }
 
+/// One free frame below `limit`.
+pub fn alloc_below(limit: Mfn) -> Option<Mfn> {
+    with(|a| a.alloc_below(limit))
+}
+
 /// Returns a frame.
 pub fn free(mfn: Mfn) {
     with(|a| a.free(mfn)).unwrap_or_else(|e| panic!("freeing {mfn}: {e}"));

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use hv_core::addr::{Maddr, Mfn, PAGE_SIZE};
 
-use super::{frames, mapcache};
+use super::{frame_table, mapcache};
 use crate::arch::x86::paging::{self, PAGE_PRESENT, PAGE_RW};
 
 /// Makes `va` (page aligned, in Oxen's area) map machine frame `mfn` with
@@ -23,7 +23,7 @@ pub fn map_page(va: u32, mfn: Mfn, flags: u64) -> bool {
                 !paging::high_l2_present(slot),
                 "superpage in the way at {va:#x}"
             );
-            let l1 = frames::alloc().expect("out of memory for Oxen's page tables");
+            let l1 = frame_table::alloc_xen_frame().expect("out of memory for Oxen's page tables");
             mapcache::clear_frame(l1);
             paging::install_high_l1(slot, l1.maddr().0);
             (l1, true)
@@ -44,7 +44,7 @@ pub fn map_page(va: u32, mfn: Mfn, flags: u64) -> bool {
 pub fn populate(va: u32, pages: u32) -> u32 {
     let mut used = 0;
     for i in 0..pages {
-        let frame = frames::alloc().expect("out of memory for Oxen's own mappings");
+        let frame = frame_table::alloc_xen_frame().expect("out of memory for Oxen's own mappings");
         mapcache::clear_frame(frame);
         used += 1 + u32::from(map_page(
             va + i * PAGE_SIZE as u32,

@@ -47,6 +47,20 @@ impl fmt::Display for PtwrError {
     }
 }
 
+/// The saved register with x86 encoding number `reg` (0..8).
+fn register(frame: &mut TrapFrame, reg: usize) -> &mut u32 {
+    match reg & 7 {
+        EAX => &mut frame.eax,
+        ECX => &mut frame.ecx,
+        EDX => &mut frame.edx,
+        3 => &mut frame.ebx,
+        4 => &mut frame.esp,
+        5 => &mut frame.ebp,
+        6 => &mut frame.esi,
+        _ => &mut frame.edi,
+    }
+}
+
 fn fetch_insn(eip: u32) -> Option<([u8; MAX_INSN_LEN], usize)> {
     let mut buf = [0u8; MAX_INSN_LEN];
     // The instruction may end just before an unmapped page: try shorter reads.
@@ -146,22 +160,15 @@ pub fn emulate(frame: &mut TrapFrame, dom: &Domain, cr2: u32) -> Result<(), Ptwr
             }
         }
     };
+    // Everything that can fail is above this line: the entry is committed only
+    // when the whole instruction can complete.
     if let Some(new) = new {
         mm.mod_l1_entry(table, index, new, &caller, dom.domid, false)
             .map_err(PtwrError::Refused)?;
     }
     drop(guard);
     if let Some((reg, v)) = load {
-        match reg {
-            EAX => frame.eax = v,
-            ECX => frame.ecx = v,
-            EDX => frame.edx = v,
-            3 => frame.ebx = v,
-            5 => frame.ebp = v,
-            6 => frame.esi = v,
-            7 => frame.edi = v,
-            _ => return Err(PtwrError::Decode(None)),
-        }
+        *register(frame, reg) = v;
     }
     if let Some(z) = zf {
         frame.eflags = if z {

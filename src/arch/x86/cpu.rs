@@ -93,14 +93,16 @@ pub fn rdtsc() -> u64 {
 /// Enables maskable interrupts.
 pub fn enable_interrupts() {
     // SAFETY: the IDT is loaded before anyone calls this (see `main`).
-    unsafe { asm!("sti", options(nomem, nostack)) };
+    // Not `nomem`: memory accesses must not move across the interrupt flag.
+    unsafe { asm!("sti", options(nostack)) };
 }
 
 /// Disables maskable interrupts; returns whether they were enabled.
 pub fn disable_interrupts() -> bool {
     let flags: u32;
     // SAFETY: reading EFLAGS and clearing IF has no memory effects.
-    unsafe { asm!("pushfd", "pop {}", "cli", out(reg) flags, options(nomem)) };
+    // Not `nomem`: memory accesses must not move across the interrupt flag.
+    unsafe { asm!("pushfd", "pop {}", "cli", out(reg) flags) };
     flags & (1 << 9) != 0
 }
 

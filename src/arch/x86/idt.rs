@@ -18,7 +18,7 @@ pub const VECTOR_DF: usize = 8;
 static IDT: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 
 /// The hypercall vector (XEN-PV-ABI.md §1.1).
-pub const HYPERCALL_VECTOR: usize = 0x82;
+pub const HYPERCALL_VECTOR: usize = xen_abi::hypercall::HYPERCALL_VECTOR as usize;
 
 unsafe extern "C" {
     static oxen_trap_stubs: [u32; NR_STUBS];

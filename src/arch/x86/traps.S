@@ -46,7 +46,12 @@ oxen_trap_\vec:
     TRAP_NOERR 19
     TRAP_NOERR 20
     TRAP_ERR   21
-    .irp vec, 22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
+    .irp vec, 22,23,24,25,26,27,28
+    TRAP_NOERR \vec
+    .endr
+    TRAP_ERR   29                       /* #VC */
+    TRAP_ERR   30                       /* #SX */
+    .irp vec, 31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
     TRAP_NOERR \vec
     .endr
 

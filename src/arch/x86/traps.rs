@@ -146,6 +146,20 @@ extern "C" fn oxen_handle_trap(frame: &mut TrapFrame) {
         super::pic::eoi(irq);
         return;
     }
+    match vector {
+        // An NMI is the machine's (watchdog, I/O error), not the guest's fault.
+        VECTOR_NMI => {
+            log::warn!(
+                "NMI received at {:#06x}:{:#010x}; ignored",
+                frame.cs,
+                frame.eip
+            );
+            return;
+        }
+        // A machine check is fatal for the machine, whoever was running.
+        VECTOR_MC => fatal_trap(frame, cr2),
+        _ => {}
+    }
     if frame.interrupted_hypervisor() {
         // A fault on one of the guest-memory copies: resume at its fixup.
         if vector == 14
@@ -154,14 +168,18 @@ extern "C" fn oxen_handle_trap(frame: &mut TrapFrame) {
             frame.eip = fixup;
             return;
         }
-        fatal_trap(frame);
+        fatal_trap(frame, cr2);
     }
     crate::domain::fault::guest_trap(frame, cr2);
 }
 
-fn fatal_trap(frame: &TrapFrame) -> ! {
+/// The NMI vector.
+const VECTOR_NMI: u16 = 2;
+/// The machine-check vector.
+const VECTOR_MC: u16 = 18;
+
+fn fatal_trap(frame: &TrapFrame, cr2: u32) -> ! {
     let vector = frame.entry_vector;
-    let cr2 = cpu::read_cr2();
     crate::panic::fatal(format_args!(
         "FATAL TRAP: vector = {} ({}), error code = {:#06x}{}\n{}",
         vector,
