@@ -84,6 +84,6 @@ oxen_entry_high:
     .balign 4096
     .global oxen_boot_stack_bottom
 oxen_boot_stack_bottom:
-    .space  64 * 1024
+    .space  128 * 1024
     .global oxen_boot_stack_top
 oxen_boot_stack_top:

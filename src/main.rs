@@ -116,6 +116,7 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
     let tsc_hz = time::init();
     cpu::enable_interrupts();
 
+    arch::x86::guest::init_stack();
     mm::enable_audit(opts.mm_audit);
     let dom0_bytes = report::memory(&boot, &opts, image, heap);
     report::cpu(tsc_hz);

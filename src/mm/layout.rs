@@ -9,6 +9,7 @@
 //! | FD800000 – FE000000     | boot modules, read-only (the dom0 kernel)    |
 //! | FE000000 – FE800000     | Oxen's heap                                  |
 //! | FE800000 – FEA00000     | map cache (512 temporary 4 KiB slots)        |
+//! | FEA00000 – FEA09000     | guard page, then the guest stack (32 KiB)    |
 //! | FF000000 – FFC00000     | direct map of machine memory [0, 12 MiB)     |
 
 pub use xen_abi::layout::{MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
@@ -33,6 +34,10 @@ pub const HEAP_VIRT_END: u32 = 0xFE80_0000;
 pub const MAPCACHE_VIRT_START: u32 = 0xFE80_0000;
 /// Slots in the map cache (one L1).
 pub const MAPCACHE_SLOTS: usize = 512;
+/// The guard page below the guest stack (never mapped).
+pub const GUEST_STACK_GUARD: u32 = 0xFEA0_0000;
+/// Pages of the guest stack, above its guard page.
+pub const GUEST_STACK_PAGES: u32 = 8;
 /// Start of the direct map.
 pub const DIRECT_MAP_VIRT: u32 = 0xFF00_0000;
 /// Bytes of machine memory the direct map covers.

@@ -1,20 +1,24 @@
 //! Running guest code: the per-CPU stack whose top holds the interrupted guest's
 //! registers, and the jump into ring 1.
 //!
-//! Invariant: while a guest runs, TSS.esp0 is the top of `GUEST_STACK`, so every
-//! trap or hypercall from ring 1 or 3 saves the guest's registers in the
+//! Invariant: while a guest runs, TSS.esp0 is the top of the guest stack, so
+//! every trap or hypercall from ring 1 or 3 saves the guest's registers in the
 //! `TrapFrame` at the very top of that stack (`guest_frame()`), where the
 //! hypercall and trap handlers find and change them.
+//!
+//! The guest stack lives in its own window with an unmapped guard page below
+//! it: an overflow faults, and the #DF task (own stack, own TSS) reports it
+//! instead of letting it overwrite Oxen's data.
 
 use xen_abi::selectors::{FLAT_KERNEL_CS, FLAT_KERNEL_DS};
 
 use super::traps::TrapFrame;
 
-const GUEST_STACK_SIZE: usize = 32 * 1024;
+use crate::arch::x86::paging::{PAGE_PRESENT, PAGE_RW};
+use crate::mm::layout::{GUEST_STACK_GUARD, GUEST_STACK_PAGES};
 
-#[repr(C, align(16))]
-struct GuestStack([u8; GUEST_STACK_SIZE]);
-static mut GUEST_STACK: GuestStack = GuestStack([0; GUEST_STACK_SIZE]);
+/// The stack's first mapped page (the page below it is the guard).
+const GUEST_STACK_BOTTOM: u32 = GUEST_STACK_GUARD + 4096;
 
 unsafe extern "C" {
     fn oxen_enter_guest(frame: *mut TrapFrame) -> !;
@@ -25,9 +29,18 @@ pub const EFLAGS_IF: u32 = 1 << 9;
 /// EFLAGS bit 1, always set.
 const EFLAGS_MBS: u32 = 1 << 1;
 
+/// Maps the guest stack (bring-up only), leaving its guard page unmapped.
+pub fn init_stack() {
+    for i in 0..GUEST_STACK_PAGES {
+        let mfn = crate::mm::frame_table::alloc_xen_frame().expect("out of memory for the guest stack");
+        crate::mm::mapcache::clear_frame(mfn);
+        crate::mm::hvmap::map_page(GUEST_STACK_BOTTOM + i * 4096, mfn, PAGE_PRESENT | PAGE_RW);
+    }
+}
+
 /// The top of the stack Oxen runs on while serving a guest.
 pub fn guest_stack_top() -> u32 {
-    core::ptr::addr_of!(GUEST_STACK) as u32 + GUEST_STACK_SIZE as u32
+    GUEST_STACK_BOTTOM + GUEST_STACK_PAGES * 4096
 }
 
 /// Where the CPU saves the guest's registers on a trap from ring 1 or 3.
@@ -70,9 +83,10 @@ pub fn enter(frame: &TrapFrame) -> ! {
     assert!(frame.cs & 3 != 0, "refusing to 'enter' a ring-0 context");
     let dst = guest_frame();
     super::gdt::set_ring0_stack(guest_stack_top());
-    // SAFETY: `dst` is the top of GUEST_STACK, which nothing else uses while
-    // Oxen runs on the boot stack (the caller); after the write we switch to
-    // that stack for good and never return to the caller's frames.
+    // SAFETY: `dst` is the top of the guest stack (mapped by `init_stack`),
+    // which nothing else uses while Oxen runs on the boot stack (the caller);
+    // after the write we switch to that stack for good and never return to
+    // the caller's frames.
     unsafe {
         dst.write(*frame);
         oxen_enter_guest(dst)
