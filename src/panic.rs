@@ -81,12 +81,7 @@ pub fn machine_restart() -> ! {
     cpu::outb(0x64, 0xFE);
     crate::time::delay_ms(100);
     // Triple fault: an empty IDT and a trap.
-    #[repr(C, packed)]
-    struct Idtr {
-        limit: u16,
-        base: u32,
-    }
-    let empty = Idtr { limit: 0, base: 0 };
+    let empty = crate::arch::x86::DescriptorTablePointer { limit: 0, base: 0 };
     // SAFETY: deliberately making the CPU reset; nothing runs after this.
     unsafe { core::arch::asm!("lidt [{}]", "int3", in(reg) &empty, options(noreturn)) }
 }

@@ -46,6 +46,15 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// The domain as the PV MMU engine sees a caller.
+    pub fn caller(&self) -> pv_mm::Caller {
+        pv_mm::Caller {
+            domid: self.domid,
+            privileged: self.privileged,
+            iomem_access: self.iomem_access,
+        }
+    }
+
     /// Whether `VMASST_TYPE_*` assist `ty` is enabled.
     pub fn has_assist(&self, ty: u32) -> bool {
         ty < 32 && self.vm_assist & (1 << ty) != 0

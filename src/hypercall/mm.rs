@@ -5,7 +5,7 @@
 
 use hv_core::addr::Mfn;
 use hv_core::hypercall::{MMU_UPDATE_PREEMPTED, Outcome, batch_count};
-use pv_mm::{Caller, PtLevel};
+use pv_mm::PtLevel;
 use xen_abi::domid::{DOMID_IO, DOMID_SELF, DOMID_XEN, DomId};
 use xen_abi::errno::Errno;
 use xen_abi::layout::HYPERVISOR_VIRT_START;
@@ -23,14 +23,6 @@ use crate::mm::frame_table::MM;
 
 /// Entries served per invocation before a long batch yields (continuation).
 const BATCH_PREEMPT: u32 = 1024;
-
-fn caller(dom: &Domain) -> Caller {
-    Caller {
-        domid: dom.domid,
-        privileged: dom.privileged,
-        iomem_access: dom.iomem_access,
-    }
-}
 
 /// Resolves a domain id argument: `DOMID_SELF` is the caller; a domain other
 /// than the caller must exist (only the caller does, until domUs arrive) or be
@@ -79,7 +71,7 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [reqs, count, pdone, foreigndom, _] = args;
     let (count, resumed) = batch_count(count);
     let dom = ctx.dom();
-    let caller = caller(dom);
+    let caller = dom.caller();
     let result = (|| -> Result<Outcome, Errno> {
         let base = done_so_far(pdone, resumed)?;
         let pg_owner = resolve_domid(dom, foreigndom_fd(foreigndom))?;
@@ -177,7 +169,7 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
 }
 
 fn mmuext_one(dom: &mut Domain, op: &MmuextOp, pg_owner: DomId) -> Result<(), Errno> {
-    let caller = caller(dom);
+    let caller = dom.caller();
     let mut guard = MM.lock();
     let mm = guard.as_mut().expect("frame table initialised");
     let mfn = Mfn(u64::from(op.mfn()));
@@ -275,7 +267,7 @@ fn update_va_mapping(
     if va >= HYPERVISOR_VIRT_START {
         return Err(Errno::EINVAL);
     }
-    let caller = caller(dom);
+    let caller = dom.caller();
     {
         let mut guard = MM.lock();
         let mm = guard.as_mut().expect("frame table initialised");

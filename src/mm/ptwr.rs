@@ -9,7 +9,7 @@ use core::fmt;
 
 use hv_core::addr::Mfn;
 use hv_core::ptwr::{self, EAX, ECX, EDX, MAX_INSN_LEN, PtWrite, Regs, merge_write};
-use pv_mm::{Caller, Machine, PageType};
+use pv_mm::{Machine, PageType};
 use xen_abi::errno::Errno;
 use xen_abi::mm::{PAGE_PRESENT, PAGE_RW, pte_mfn};
 
@@ -72,11 +72,7 @@ fn fetch_insn(eip: u32) -> Option<([u8; MAX_INSN_LEN], usize)> {
 
 /// Emulates the store that faulted at `cr2` with `frame`'s registers.
 pub fn emulate(frame: &mut TrapFrame, dom: &Domain, cr2: u32) -> Result<(), PtwrError> {
-    let caller = Caller {
-        domid: dom.domid,
-        privileged: dom.privileged,
-        iomem_access: dom.iomem_access,
-    };
+    let caller = dom.caller();
     let mut guard = MM.lock();
     let mm = guard.as_mut().expect("frame table initialised");
     // Which frame does the faulting address hit, and is it one of our L1s?

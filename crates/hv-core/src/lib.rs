@@ -6,9 +6,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 pub mod addr;
 pub mod bootinfo;
+pub mod bounce;
 pub mod cmdline;
+pub mod descriptor;
 pub mod frame_alloc;
 pub mod guest_access;
 pub mod hypercall;
 pub mod mapcache;
 pub mod ptwr;
+pub mod vidt;

@@ -285,7 +285,7 @@ fn boot_state(c: &mut Checks, mem: &Mem<'_>) {
 fn version(c: &mut Checks) {
     use pvrt::hypercall::xen_version;
     use xen_abi::version::*;
-    // SAFETY (all calls below): each buffer is as large as the sub-op writes.
+    // Each call below passes a buffer as large as its sub-op writes.
     let v = unsafe { xen_version(XENVER_VERSION, core::ptr::null_mut()) };
     c.check(
         "xen_version_version",
@@ -293,6 +293,7 @@ fn version(c: &mut Checks) {
         format_args!("{v:x?}"),
     );
     let mut buf = [0u8; 1024];
+    // SAFETY: the buffer passed is as large as the sub-op writes (or null where it takes none).
     let r = unsafe { xen_version(XENVER_CAPABILITIES, buf.as_mut_ptr()) };
     let caps = cstr(&buf);
     c.check(
@@ -301,6 +302,7 @@ fn version(c: &mut Checks) {
         format_args!("{r:?} {:?}", caps),
     );
     let mut extra = [0u8; 16];
+    // SAFETY: the buffer passed is as large as the sub-op writes (or null where it takes none).
     let r = unsafe { xen_version(XENVER_EXTRAVERSION, extra.as_mut_ptr()) };
     c.check(
         "xen_version_extraversion",
@@ -308,6 +310,7 @@ fn version(c: &mut Checks) {
         format_args!("{:?}", cstr(&extra)),
     );
     let mut info = [0u8; 144];
+    // SAFETY: the buffer passed is as large as the sub-op writes (or null where it takes none).
     let r = unsafe { xen_version(XENVER_COMPILE_INFO, info.as_mut_ptr()) };
     c.check(
         "xen_version_compile_info",
@@ -315,6 +318,7 @@ fn version(c: &mut Checks) {
         format_args!("{r:?}"),
     );
     let mut cs = [0u8; 64];
+    // SAFETY: the buffer passed is as large as the sub-op writes (or null where it takes none).
     let r = unsafe { xen_version(XENVER_CHANGESET, cs.as_mut_ptr()) };
     c.check(
         "xen_version_changeset",
@@ -322,6 +326,7 @@ fn version(c: &mut Checks) {
         format_args!("{r:?}"),
     );
     let mut vs = 0u32;
+    // SAFETY: the buffer passed is as large as the sub-op writes (or null where it takes none).
     let r = unsafe { xen_version(XENVER_PLATFORM_PARAMETERS, &mut vs as *mut u32 as *mut u8) };
     c.check(
         "xen_version_platform_parameters",
@@ -329,6 +334,7 @@ fn version(c: &mut Checks) {
         format_args!("{r:?} {vs:#x}"),
     );
     let mut fi = [0u32, 0];
+    // SAFETY: the buffer passed is as large as the sub-op writes (or null where it takes none).
     let r = unsafe { xen_version(XENVER_GET_FEATURES, fi.as_mut_ptr() as *mut u8) };
     // Oxen keeps L3s below 4 GiB and has no grant tables yet: exactly these two.
     let want = (1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD) | (1 << XENFEAT_HIGHMEM_ASSIST);
@@ -338,21 +344,25 @@ fn version(c: &mut Checks) {
         format_args!("{r:?} {:#x}", fi[1]),
     );
     let mut fi = [1u32, 0xFFFF];
+    // SAFETY: the buffer passed is as large as the sub-op writes (or null where it takes none).
     let r = unsafe { xen_version(XENVER_GET_FEATURES, fi.as_mut_ptr() as *mut u8) };
     c.check(
         "xen_version_get_features_submap1",
         r.is_ok() && fi[1] == 0,
         format_args!("{r:?} {:#x}", fi[1]),
     );
+    // SAFETY: the buffer passed is as large as the sub-op writes (or null where it takes none).
     let r = unsafe { xen_version(XENVER_PAGESIZE, core::ptr::null_mut()) };
     c.check("xen_version_pagesize", r == Ok(4096), format_args!("{r:?}"));
     let mut h = [0xAAu8; 16];
+    // SAFETY: the buffer passed is as large as the sub-op writes (or null where it takes none).
     let r = unsafe { xen_version(XENVER_GUEST_HANDLE, h.as_mut_ptr()) };
     c.check(
         "xen_version_guest_handle",
         r.is_ok() && h == [0; 16],
         format_args!("{r:?}"),
     );
+    // SAFETY: the buffer passed is as large as the sub-op writes (or null where it takes none).
     let r = unsafe { xen_version(XENVER_COMMANDLINE, buf.as_mut_ptr()) };
     let cl = cstr(&buf);
     c.check(
@@ -362,11 +372,13 @@ fn version(c: &mut Checks) {
     );
     c.err(
         "xen_version_unknown_cmd",
+        // SAFETY: the buffer passed is as large as the sub-op writes (or null where it takes none).
         unsafe { xen_version(99, core::ptr::null_mut()) },
         Errno::ENOSYS,
     );
     c.err(
         "xen_version_buffer_in_hole",
+        // SAFETY: a pointer into the hypervisor hole on purpose: Oxen must refuse it.
         unsafe { xen_version(XENVER_CAPABILITIES, 0xF580_0000 as *mut u8) },
         Errno::EFAULT,
     );

@@ -13,6 +13,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use super::DescriptorTablePointer;
+
 use xen_abi::layout::GUEST_SEGMENT_LIMIT_END;
 use xen_abi::selectors::{
     FIRST_RESERVED_GDT_ENTRY, FLAT_RING0_CS, FLAT_RING0_DS, FLAT_RING1_CS, FLAT_RING1_DS,
@@ -168,12 +170,6 @@ fn tss_descriptor(tss: &TssCell) -> u64 {
         ACCESS_PRESENT | TYPE_TSS_AVAILABLE,
         0,
     )
-}
-
-#[repr(C, packed)]
-struct DescriptorTablePointer {
-    limit: u16,
-    base: u32,
 }
 
 /// Builds the GDT and both TSSs, loads GDTR and TR, and reloads every segment

@@ -32,7 +32,8 @@ const EFLAGS_MBS: u32 = 1 << 1;
 /// Maps the guest stack (bring-up only), leaving its guard page unmapped.
 pub fn init_stack() {
     for i in 0..GUEST_STACK_PAGES {
-        let mfn = crate::mm::frame_table::alloc_xen_frame().expect("out of memory for the guest stack");
+        let mfn =
+            crate::mm::frame_table::alloc_xen_frame().expect("out of memory for the guest stack");
         crate::mm::mapcache::clear_frame(mfn);
         crate::mm::hvmap::map_page(GUEST_STACK_BOTTOM + i * 4096, mfn, PAGE_PRESENT | PAGE_RW);
     }

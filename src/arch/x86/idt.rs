@@ -6,6 +6,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use xen_abi::selectors::FLAT_RING0_CS;
 
+use super::DescriptorTablePointer;
 use super::gdt::DF_TSS_SELECTOR;
 
 /// Vectors with a stub in traps.S.
@@ -39,12 +40,6 @@ const fn task_gate(selector: u16) -> u64 {
 /// Installs a gate for `vector` with privilege `dpl` to `handler`.
 pub fn set_gate(vector: usize, handler: u32, dpl: u64) {
     IDT[vector].store(interrupt_gate(handler, dpl), Ordering::Relaxed);
-}
-
-#[repr(C, packed)]
-struct DescriptorTablePointer {
-    limit: u16,
-    base: u32,
 }
 
 /// Fills the IDT from the stub table and loads IDTR.

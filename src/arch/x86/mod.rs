@@ -12,3 +12,10 @@ pub mod pic;
 pub mod pit;
 pub mod traps;
 pub mod uaccess;
+
+/// The operand of `lgdt`/`lidt`: a table's limit and linear base.
+#[repr(C, packed)]
+pub struct DescriptorTablePointer {
+    pub limit: u16,
+    pub base: u32,
+}

@@ -17,13 +17,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::mm::layout::{DIRECT_MAP_SIZE, DIRECT_MAP_VIRT};
 
-/// Present.
-pub const PAGE_PRESENT: u64 = 1 << 0;
-/// Writable.
-pub const PAGE_RW: u64 = 1 << 1;
-/// 2 MiB page (in an L2 entry).
-pub const PAGE_PSE: u64 = 1 << 7;
-/// Mask of the frame address bits in a PAE entry (52-bit physical addresses).
+pub use xen_abi::mm::{PAGE_PRESENT, PAGE_PSE, PAGE_RW};
+
+/// Mask of the frame address bits in a PAE entry as the CPU reads it (52-bit
+/// physical addresses; guests are held to 44 bits by the PV MMU rules).
 pub const PAGE_ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
 /// One page-table page: 512 64-bit entries.
