@@ -9,6 +9,7 @@ pub mod bootinfo;
 pub mod bounce;
 pub mod cmdline;
 pub mod descriptor;
+pub mod evtchn;
 pub mod frame_alloc;
 pub mod guest_access;
 pub mod hypercall;
