@@ -315,11 +315,7 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
         } else {
             0
         },
-        vcpu: Vcpu {
-            cr3: l3,
-            ldt_base: 0,
-            ldt_ents: 0,
-        },
+        vcpu: Vcpu::new(l3),
         shutdown_reason: None,
     };
     let frame = guest::initial_frame(img.entry(), layout.stack_top(), layout.start_info_va());

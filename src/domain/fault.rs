@@ -1,18 +1,109 @@
-//! Traps taken while a guest ran. Until guests can register trap handlers
-//! (`set_trap_table`), a fault Oxen does not resolve itself crashes the domain
-//! with a report; the only fault Oxen resolves is a store to a read-only L1
-//! under `writable_pagetables`.
+//! Traps taken while a guest ran (XEN-PV-ABI.md §6): stores to read-only L1s
+//! under `writable_pagetables` are emulated; a guest's `int n` (arriving as
+//! #GP) is re-delivered when its trap table allows it; #NM implements the
+//! virtual CR0.TS; everything else is bounced to the handler the guest
+//! registered with `set_trap_table`. A trap the guest cannot take (no handler,
+//! no kernel stack, a stack Oxen cannot write) crashes the domain.
 
+use core::fmt;
+
+use hv_core::bounce::{Interrupted, bounce};
 use xen_abi::sched::SHUTDOWN_CRASH;
+use xen_abi::selectors::{FLAT_KERNEL_CS, FLAT_KERNEL_SS, FLAT_USER_CS, FLAT_USER_SS};
 use xen_abi::traps::VMASST_TYPE_WRITABLE_PAGETABLES;
+use zerocopy::IntoBytes;
 
-use super::CURRENT;
+use super::{CURRENT, Domain, shared};
+use crate::arch::x86::cpu;
 use crate::arch::x86::traps::{RegisterDump, TrapFrame, vector_name};
+use crate::arch::x86::uaccess::copy_to_guest;
 
 /// #PF error code bits.
 const PF_PRESENT: u16 = 1 << 0;
 const PF_WRITE: u16 = 1 << 1;
 const PF_USER: u16 = 1 << 2;
+const VECTOR_NM: u16 = 7;
+const VECTOR_GP: u16 = 13;
+const VECTOR_PF: u16 = 14;
+
+/// Exceptions for which the CPU pushes an error code.
+fn has_error_code(vector: u16) -> bool {
+    matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
+}
+
+/// Whether Oxen may return to `cs:…`/`ss:…` in a guest: until guests have
+/// descriptor tables of their own, only the flat kernel and user selectors
+/// (anything else would fault on Oxen's own `iret`).
+pub fn resume_selectors_ok(cs: u16, ss: u16) -> bool {
+    matches!(
+        (cs, ss),
+        (FLAT_KERNEL_CS, FLAT_KERNEL_SS) | (FLAT_USER_CS, FLAT_USER_SS)
+    )
+}
+
+/// Reports why `dom` cannot go on and shuts it down as crashed.
+pub fn crash_domain(dom: &mut Domain, frame: &TrapFrame, why: fmt::Arguments<'_>) {
+    crate::printk!(
+        "d{}: {why}: crashing the domain\n{}\n",
+        dom.domid,
+        RegisterDump {
+            frame,
+            esp: frame.esp
+        }
+    );
+    super::shutdown(dom, SHUTDOWN_CRASH);
+}
+
+/// Bounces `vector` (with `error_code`, if any) to the guest's handler.
+fn deliver(
+    frame: &mut TrapFrame,
+    dom: &Domain,
+    vector: u8,
+    error_code: Option<u32>,
+) -> Result<(), fmt::Arguments<'static>> {
+    let entry = dom.vcpu.idt.entry(vector);
+    let ctx = Interrupted {
+        eip: frame.eip,
+        cs: frame.cs as u16,
+        eflags: frame.eflags,
+        esp: frame.esp,
+        ss: frame.ss as u16,
+        ds: frame.ds as u16,
+        es: frame.es as u16,
+        fs: frame.fs as u16,
+        gs: frame.gs as u16,
+    };
+    let mask = shared::upcall_mask(dom.shared_info);
+    let b = bounce(
+        &ctx,
+        mask,
+        dom.vcpu.kernel_stack,
+        entry.delivery(error_code),
+        entry.handler(),
+    )
+    .map_err(|_| format_args!("no way to deliver the trap (no handler, or no kernel stack)"))?;
+    if !resume_selectors_ok(b.resume.cs, b.resume.ss) {
+        return Err(format_args!(
+            "trap handler or kernel stack uses a selector Oxen cannot return to"
+        ));
+    }
+    copy_to_guest(b.resume.esp, b.frame.words().as_bytes())
+        .map_err(|_| format_args!("cannot write the trap frame on the guest's kernel stack"))?;
+    (frame.eip, frame.cs, frame.eflags, frame.esp, frame.ss) = (
+        b.resume.eip,
+        u32::from(b.resume.cs),
+        b.resume.eflags,
+        b.resume.esp,
+        u32::from(b.resume.ss),
+    );
+    if b.set_upcall_mask {
+        shared::set_upcall_mask(dom.shared_info, 1);
+    }
+    if b.clear_data_segments {
+        (frame.ds, frame.es, frame.fs, frame.gs) = (0, 0, 0, 0);
+    }
+    Ok(())
+}
 
 /// Handles exception `frame.entry_vector` from a guest ring; `cr2` was read
 /// on entry.
@@ -22,7 +113,7 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
         .as_mut()
         .expect("a guest trap always has a current domain");
     let vector = frame.entry_vector;
-    let ptwr_candidate = vector == 14
+    let ptwr_candidate = vector == VECTOR_PF
         && dom.has_assist(VMASST_TYPE_WRITABLE_PAGETABLES)
         && frame.error_code & (PF_PRESENT | PF_WRITE | PF_USER) == (PF_PRESENT | PF_WRITE);
     if ptwr_candidate {
@@ -38,17 +129,50 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
             ),
         }
     }
-    crate::printk!(
-        "d{}: unhandled trap {} ({}) error code {:#06x}, cr2 {:#010x}, no trap handler: crashing the domain\n{}\n",
-        dom.domid,
-        vector,
-        vector_name(vector),
-        frame.error_code,
-        cr2,
-        RegisterDump {
-            frame,
-            esp: frame.esp
+    if vector == VECTOR_NM {
+        // Oxen never uses the FPU and runs one domain, so there is no state to
+        // restore: the trap is the guest's only if its virtual TS is set.
+        cpu::set_task_switched(false);
+        if !dom.vcpu.fpu_ts {
+            return;
         }
-    );
-    super::shutdown(dom, SHUTDOWN_CRASH);
+        dom.vcpu.fpu_ts = false;
+    }
+    // `int n` from the guest arrives as #GP with error code (n << 3) | 2.
+    let (deliver_vector, error_code) = if vector == VECTOR_GP && frame.error_code & 3 == 2 {
+        let n = (frame.error_code >> 3) as u8;
+        if dom.vcpu.idt.softint_permitted(n, (frame.cs & 3) as u8) {
+            frame.eip = frame.eip.wrapping_add(2);
+            (n, None)
+        } else {
+            (vector as u8, Some(u32::from(frame.error_code)))
+        }
+    } else {
+        (
+            vector as u8,
+            has_error_code(vector).then_some(u32::from(frame.error_code)),
+        )
+    };
+    match deliver(frame, dom, deliver_vector, error_code) {
+        Ok(()) => {
+            if vector == VECTOR_PF {
+                shared::set_cr2(dom.shared_info, cr2);
+            }
+        }
+        Err(why) => {
+            let frame_copy = *frame;
+            crash_domain(
+                dom,
+                &frame_copy,
+                format_args!(
+                    "unhandled trap {} ({}) error code {:#06x}, cr2 {:#010x}, {}",
+                    vector,
+                    vector_name(vector),
+                    frame.error_code,
+                    cr2,
+                    why
+                ),
+            );
+        }
+    }
 }

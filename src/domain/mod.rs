@@ -7,15 +7,26 @@
 
 pub mod dom0;
 pub mod fault;
+pub mod shared;
 
 use alloc::string::String;
 
 use hv_core::addr::Mfn;
+use hv_core::bounce::KernelStack;
+use hv_core::vidt::{Callbacks, VirtualIdt};
 use spin::Mutex;
 use xen_abi::domid::DomId;
 
 /// One virtual CPU (a domain has one until SMP guests are supported).
 pub struct Vcpu {
+    /// The virtual IDT (`set_trap_table`).
+    pub idt: alloc::boxed::Box<VirtualIdt>,
+    /// Event, failsafe and other callbacks.
+    pub callbacks: Callbacks,
+    /// The ring-1 stack for traps from ring 3 (`stack_switch`).
+    pub kernel_stack: KernelStack,
+    /// The virtual CR0.TS (`fpu_taskswitch`, `clts`).
+    pub fpu_ts: bool,
     /// The machine frame of the PAE L3 this vcpu runs on (its "CR3").
     pub cr3: Mfn,
     /// The LDT the guest asked for with `MMUEXT_SET_LDT` (linear address and
@@ -43,6 +54,21 @@ pub struct Domain {
     pub vcpu: Vcpu,
     /// Set when the domain has shut down, with the reason.
     pub shutdown_reason: Option<u32>,
+}
+
+impl Vcpu {
+    /// A vcpu on base pointer `cr3` with no handlers registered yet.
+    pub fn new(cr3: Mfn) -> Self {
+        Self {
+            idt: alloc::boxed::Box::new(VirtualIdt::new()),
+            callbacks: Callbacks::default(),
+            kernel_stack: KernelStack::default(),
+            fpu_ts: false,
+            cr3,
+            ldt_base: 0,
+            ldt_ents: 0,
+        }
+    }
 }
 
 impl Domain {

@@ -10,6 +10,7 @@ mod mm;
 
 pub use mm::audit_if_asked;
 mod sched;
+mod traps;
 pub mod version;
 
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -40,7 +41,37 @@ impl Ctx {
     }
 }
 
-static DECLS: [Hypercall<Ctx>; 9] = [
+static DECLS: [Hypercall<Ctx>; 15] = [
+    Hypercall {
+        nr: nr::SET_TRAP_TABLE,
+        access: Access::Any,
+        handler: traps::do_set_trap_table,
+    },
+    Hypercall {
+        nr: nr::STACK_SWITCH,
+        access: Access::Any,
+        handler: traps::do_stack_switch,
+    },
+    Hypercall {
+        nr: nr::SET_CALLBACKS,
+        access: Access::Any,
+        handler: traps::do_set_callbacks,
+    },
+    Hypercall {
+        nr: nr::FPU_TASKSWITCH,
+        access: Access::Any,
+        handler: traps::do_fpu_taskswitch,
+    },
+    Hypercall {
+        nr: nr::IRET,
+        access: Access::Any,
+        handler: traps::do_iret,
+    },
+    Hypercall {
+        nr: nr::CALLBACK_OP,
+        access: Access::Any,
+        handler: traps::do_callback_op,
+    },
     Hypercall {
         nr: nr::MULTICALL,
         access: Access::Any,

@@ -123,7 +123,7 @@ fn check_frame_table_census(t: &str) -> Result<(), String> {
 
 /// How many checks test-dom0 runs: a section that silently stopped running
 /// shows up as a different count.
-const TEST_DOM0_CHECKS: u64 = 115;
+const TEST_DOM0_CHECKS: u64 = 134;
 
 fn check_dom0_passed(t: &str) -> Result<(), String> {
     let line = t
@@ -243,6 +243,9 @@ fn scenarios() -> Vec<Scenario> {
                 Check::Has("check batch_stops_at_bad_entry: ok"),
                 Check::Has("check mmu_update_reqs_in_hole: ok"),
                 Check::Has("check long_batch: ok"),
+                Check::Has("check trap_page_fault_caught: ok"),
+                Check::Has("check trap_gp_caught: ok"),
+                Check::Has("check fpu_taskswitch_nm_once: ok"),
                 Check::Custom("test-dom0 passes every check", check_dom0_passed),
                 Check::Custom("the frame table was recounted", check_audits),
                 // test-dom0's 5000-entry batch is served 1024 entries at a time

@@ -125,9 +125,12 @@ pub const fn check_l2_flags(pte: u64, nx_supported: bool) -> Result<(), Errno> {
     }
 }
 
-/// Checks the flags of a present L3 entry (only P and bits 9–11 besides the frame).
+/// Checks the flags of a present L3 entry (only P and bits 9–11 besides the
+/// frame). The accessed bit is tolerated: some CPU models (QEMU's TCG among
+/// them) set it in PDPTEs they load, so a guest copying its own L3 entries
+/// copies it too; 64-bit Xen accepts it from compat guests as well (§7.7, §18).
 pub const fn check_l3_flags(pte: u64) -> Result<(), Errno> {
-    if pte & L3_DISALLOW_MASK != 0 {
+    if pte & L3_DISALLOW_MASK & !PAGE_ACCESSED != 0 {
         Err(Errno::EINVAL)
     } else {
         Ok(())
@@ -207,13 +210,15 @@ mod tests {
     fn l3_flag_rules() {
         let ok = pte(Mfn(0xF_FFFF_FFFF), PAGE_PRESENT | PAGE_AVAIL);
         assert_eq!(check_l3_flags(ok), Ok(()));
-        for bit in 1..=8 {
+        for bit in [1, 2, 3, 4, 6, 7, 8] {
             assert_eq!(
                 check_l3_flags(ok | 1 << bit),
                 Err(Errno::EINVAL),
                 "bit {bit}"
             );
         }
+        // The accessed bit is the CPU's (see check_l3_flags).
+        assert_eq!(check_l3_flags(ok | PAGE_ACCESSED), Ok(()));
         for bit in 44..=63 {
             assert_eq!(
                 check_l3_flags(ok | 1 << bit),

@@ -189,6 +189,7 @@ fn main(si: &'static StartInfo) -> ! {
     }
     boot_state(&mut c, &mem);
     version(&mut c);
+    traps(&mut c, &mem);
     mappings(&mut c, &mem);
     more_mmu_ops(&mut c, &mem);
     multicall(&mut c, &mem);
@@ -1056,4 +1057,255 @@ fn bench(mem: &Mem<'_>) {
         let _ = mmuext(MMUEXT_TLB_FLUSH_LOCAL, 0, 0);
     }
     report("mmuext_tlb_flush", M, t);
+}
+
+// Trap handlers for `traps()`: each counts its vector, records the error code
+// where there is one, and resumes past the instruction that trapped.
+core::arch::global_asm!(
+    r#"
+    .data
+    .balign 4
+    .global td_counts
+td_counts:          /* #PF, #GP, #BP, int 0x81, #NM */
+    .long 0, 0, 0, 0, 0
+    .global td_errors
+td_errors:          /* #PF, #GP error codes */
+    .long 0, 0
+
+    .text
+    .global td_pf_handler
+td_pf_handler:      /* [error code][eip][cs|mask<<16][eflags] */
+    incl    td_counts
+    pushl   %eax
+    movl    4(%esp), %eax
+    movl    %eax, td_errors
+    popl    %eax
+    addl    $4, %esp
+    addl    $2, (%esp)          /* skip the 2-byte load that faulted */
+    jmp     hypercall_page + 23 * 32   /* return with the iret hypercall */
+
+    .global td_gp_handler
+td_gp_handler:
+    incl    td_counts + 4
+    pushl   %eax
+    movl    4(%esp), %eax
+    movl    %eax, td_errors + 4
+    popl    %eax
+    addl    $4, %esp
+    addl    $2, (%esp)          /* skip `int $0x40` */
+    iret
+
+    .global td_bp_handler
+td_bp_handler:
+    incl    td_counts + 8
+    iret
+
+    .global td_soft_handler
+td_soft_handler:
+    incl    td_counts + 12
+    iret
+
+    .global td_nm_handler
+td_nm_handler:
+    incl    td_counts + 16
+    iret
+    "#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    static td_counts: [u32; 5];
+    static td_errors: [u32; 2];
+    fn td_pf_handler();
+    fn td_gp_handler();
+    fn td_bp_handler();
+    fn td_soft_handler();
+    fn td_nm_handler();
+}
+
+fn trap_count(i: usize) -> u32 {
+    // SAFETY: td_counts is a static the handlers update; read it volatile.
+    unsafe { core::ptr::read_volatile(core::ptr::addr_of!(td_counts).cast::<u32>().add(i)) }
+}
+
+fn trap_error(i: usize) -> u32 {
+    // SAFETY: as for `trap_count`.
+    unsafe { core::ptr::read_volatile(core::ptr::addr_of!(td_errors).cast::<u32>().add(i)) }
+}
+
+/// set_trap_table, stack_switch, callbacks, fpu_taskswitch and iret, with
+/// faults the domain catches and recovers from.
+fn traps(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::hypercall::{
+        CALLBACK_OP, FPU_TASKSWITCH, SET_CALLBACKS, SET_TRAP_TABLE, STACK_SWITCH,
+    };
+    use xen_abi::selectors::{FLAT_KERNEL_CS, FLAT_KERNEL_SS};
+    use xen_abi::traps::*;
+    let call = |nr: u32, args: [u32; 5]| {
+        // SAFETY: every pointer passed below is valid for what the call reads.
+        pvrt::hypercall::result(unsafe { pvrt::hypercall::raw(nr, args) })
+    };
+    let ti = |vector: u8, dpl: u8, handler: unsafe extern "C" fn()| TrapInfo {
+        vector,
+        flags: dpl,
+        cs: FLAT_KERNEL_CS & !3, // RPL 0: Oxen raises it to 1
+        address: handler as usize as u32,
+    };
+    let table = [
+        ti(3, 3, td_bp_handler),
+        ti(7, 0, td_nm_handler),
+        ti(13, 0, td_gp_handler),
+        ti(14, 0, td_pf_handler),
+        ti(0x81, 1, td_soft_handler),
+        TrapInfo::default(),
+    ];
+    c.ok(
+        "set_trap_table",
+        call(SET_TRAP_TABLE, [table.as_ptr() as u32, 0, 0, 0, 0]),
+    );
+    static mut KSTACK: [u8; 4096] = [0; 4096];
+    let kstack_top = core::ptr::addr_of!(KSTACK) as u32 + 4096;
+    c.ok(
+        "stack_switch",
+        call(
+            STACK_SWITCH,
+            [u32::from(FLAT_KERNEL_SS), kstack_top, 0, 0, 0],
+        ),
+    );
+
+    // A page fault the domain handles: its handler skips the load and returns
+    // with the iret hypercall; Oxen reports the address in vcpu_info.arch.cr2.
+    let v: u32;
+    // SAFETY: reads an unmapped address on purpose; the #PF handler skips the
+    // 2-byte `mov (%eax),%edx` and resumes.
+    unsafe { core::arch::asm!(".byte 0x8b, 0x10", in("eax") 0x2000u32, out("edx") v) };
+    let _ = v;
+    let si_va = mem.scratch_va(63);
+    let _ = mem.map(si_va, mem.si.shared_info >> 12, true);
+    // SAFETY: shared_info is mapped at si_va; vcpu_info[0].arch.cr2 is at +8.
+    let cr2 = unsafe { ((si_va + 8) as *const u32).read_volatile() };
+    c.check(
+        "trap_page_fault_caught",
+        trap_count(0) == 1 && trap_error(0) == 0 && cr2 == 0x2000,
+        format_args!(
+            "count={} err={:#x} cr2={cr2:#x}",
+            trap_count(0),
+            trap_error(0)
+        ),
+    );
+
+    // `int $0x40` has no gate the guest may use: a #GP with error code
+    // (0x40 << 3) | 2 reaches the domain's #GP handler.
+    // SAFETY: the #GP handler skips the 2-byte instruction.
+    unsafe { core::arch::asm!("int 0x40") };
+    c.check(
+        "trap_gp_caught",
+        trap_count(1) == 1 && trap_error(1) == (0x40 << 3) | 2,
+        format_args!("count={} err={:#x}", trap_count(1), trap_error(1)),
+    );
+    // `int3` reaches the #BP handler directly; `int $0x81` is allowed from
+    // ring 1 by its trap-table DPL and is re-delivered as vector 0x81.
+    // SAFETY: both handlers return with iret.
+    unsafe { core::arch::asm!("int3", "int 0x81") };
+    c.check(
+        "trap_int3",
+        trap_count(2) == 1,
+        format_args!("count={}", trap_count(2)),
+    );
+    c.check(
+        "trap_softint_permitted",
+        trap_count(3) == 1,
+        format_args!("count={}", trap_count(3)),
+    );
+
+    // fpu_taskswitch(1): the next FPU instruction raises #NM to the domain,
+    // once; Oxen clears the virtual TS when it delivers it.
+    c.ok("fpu_taskswitch_set", call(FPU_TASKSWITCH, [1, 0, 0, 0, 0]));
+    // SAFETY: `fnop` changes no state; it only probes CR0.TS.
+    unsafe { core::arch::asm!("fnop", "fnop") };
+    c.check(
+        "fpu_taskswitch_nm_once",
+        trap_count(4) == 1,
+        format_args!("count={}", trap_count(4)),
+    );
+    c.ok(
+        "fpu_taskswitch_clear",
+        call(FPU_TASKSWITCH, [0, 0, 0, 0, 0]),
+    );
+    // SAFETY: as above.
+    unsafe { core::arch::asm!("fnop") };
+    c.check(
+        "fpu_taskswitch_clear_no_nm",
+        trap_count(4) == 1,
+        format_args!("count={}", trap_count(4)),
+    );
+
+    // Callbacks: both forms; syscall32/sysenter are accepted (§18); only NMI
+    // may be unregistered.
+    let handler = td_soft_handler as *const () as u32;
+    c.ok(
+        "set_callbacks",
+        call(
+            SET_CALLBACKS,
+            [
+                u32::from(FLAT_KERNEL_CS),
+                handler,
+                u32::from(FLAT_KERNEL_CS),
+                handler,
+                0,
+            ],
+        ),
+    );
+    let reg = |type_: u16| CallbackRegister {
+        type_,
+        flags: 0,
+        address: XenCallback {
+            cs: u32::from(FLAT_KERNEL_CS),
+            eip: handler,
+        },
+    };
+    for (name, ty) in [
+        ("callback_register_event", CALLBACKTYPE_EVENT),
+        ("callback_register_syscall32", CALLBACKTYPE_SYSCALL32),
+        ("callback_register_sysenter", CALLBACKTYPE_SYSENTER),
+        ("callback_register_nmi", CALLBACKTYPE_NMI),
+    ] {
+        let r = reg(ty);
+        c.ok(
+            name,
+            call(
+                CALLBACK_OP,
+                [CALLBACKOP_REGISTER, &r as *const _ as u32, 0, 0, 0],
+            ),
+        );
+    }
+    let unreg = |type_: u16| CallbackUnregister { type_, _unused: 0 };
+    let u = unreg(CALLBACKTYPE_EVENT);
+    c.err(
+        "callback_unregister_event",
+        call(
+            CALLBACK_OP,
+            [CALLBACKOP_UNREGISTER, &u as *const _ as u32, 0, 0, 0],
+        ),
+        Errno::EINVAL,
+    );
+    let u = unreg(CALLBACKTYPE_NMI);
+    c.ok(
+        "callback_unregister_nmi",
+        call(
+            CALLBACK_OP,
+            [CALLBACKOP_UNREGISTER, &u as *const _ as u32, 0, 0, 0],
+        ),
+    );
+    c.err(
+        "callback_op_bad_cmd",
+        call(CALLBACK_OP, [9, 0, 0, 0, 0]),
+        Errno::ENOSYS,
+    );
+    c.err(
+        "set_trap_table_in_hole",
+        call(SET_TRAP_TABLE, [0xF580_0000, 0, 0, 0, 0]),
+        Errno::EFAULT,
+    );
+    let _ = mem.unmap(si_va);
 }

@@ -78,6 +78,17 @@ pub fn flush_tlb_local() {
     unsafe { write_cr3(cr3) };
 }
 
+/// Sets or clears CR0.TS (so the next x87/SSE instruction raises #NM).
+pub fn set_task_switched(on: bool) {
+    const CR0_TS: u32 = 1 << 3;
+    let cr0 = read_cr0();
+    let new = if on { cr0 | CR0_TS } else { cr0 & !CR0_TS };
+    if new != cr0 {
+        // SAFETY: only the TS bit changes; Oxen itself never uses the FPU.
+        unsafe { asm!("mov cr0, {}", in(reg) new, options(nostack, preserves_flags)) };
+    }
+}
+
 /// Writes back and invalidates the caches.
 pub fn wbinvd() {
     // SAFETY: WBINVD at CPL 0 only flushes caches.

@@ -48,7 +48,11 @@ pub fn init() {
     // emitted by traps.S, never written after link time.
     let stubs = unsafe { &oxen_trap_stubs };
     for (vector, &stub) in stubs.iter().enumerate() {
-        set_gate(vector, stub, 0);
+        // #BP and #OF may be raised by `int3`/`into` from any ring (their
+        // handlers are the guest's); every other gate is DPL 0, so a guest's
+        // `int n` arrives as #GP and is re-delivered if its trap table allows.
+        let dpl = if vector == 3 || vector == 4 { 3 } else { 0 };
+        set_gate(vector, stub, dpl);
     }
     IDT[VECTOR_DF].store(task_gate(DF_TSS_SELECTOR), Ordering::Relaxed);
     // DPL 1: the guest kernel may `int $0x82`; from ring 3 it raises #GP.

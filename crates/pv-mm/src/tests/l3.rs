@@ -48,7 +48,6 @@ fn l3_entries_allow_only_present_and_available_bits() {
         PAGE_USER,
         1 << 3,
         1 << 4,
-        PAGE_ACCESSED,
         PAGE_DIRTY,
         1 << 7,
         1 << 8,
@@ -240,5 +239,15 @@ fn a_failing_l3_rolls_back_the_l2s_it_validated() {
     for f in [s.l2_0, l2_1, s.l1_0, s.l2_3, s.l1_3] {
         assert_eq!((w.count(f), w.type_count(f)), (1, 0), "{f}");
     }
+    w.audit();
+}
+
+#[test]
+fn l3_entries_may_carry_the_cpus_accessed_bit() {
+    let mut w = World::new();
+    let s = w.pinned_space(DOMU);
+    let l2b = w.fresh(DOMU);
+    w.mm.mod_l3_entry(s.l3, 2, pte(l2b, L3F) | PAGE_ACCESSED, &DOMU_CALLER, false)
+        .unwrap();
     w.audit();
 }
