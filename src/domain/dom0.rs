@@ -316,6 +316,7 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
             0
         },
         vcpu: Vcpu::new(l3),
+        ports: alloc::boxed::Box::new(hv_core::evtchn::DomainPorts::new(0, 1)),
         shutdown_reason: None,
     };
     let frame = guest::initial_frame(img.entry(), layout.stack_top(), layout.start_info_va());

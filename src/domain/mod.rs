@@ -6,6 +6,7 @@
 //! shared-info frame, the VM assists it enabled and its vcpu's base page table.
 
 pub mod dom0;
+pub mod events;
 pub mod fault;
 pub mod shared;
 
@@ -49,6 +50,8 @@ pub struct Domain {
     pub tot_pages: u64,
     /// The frame shared between Oxen and the guest (`shared_info`).
     pub shared_info: Mfn,
+    /// Event channels.
+    pub ports: alloc::boxed::Box<hv_core::evtchn::DomainPorts>,
     /// Bitmap of enabled `VMASST_TYPE_*` assists.
     pub vm_assist: u32,
     pub vcpu: Vcpu,

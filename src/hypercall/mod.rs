@@ -6,6 +6,7 @@
 //! domain locked, and return `Outcome::Done(eax)` or a continuation.
 
 mod console;
+mod evtchn;
 mod mm;
 
 pub use mm::audit_if_asked;
@@ -41,7 +42,17 @@ impl Ctx {
     }
 }
 
-static DECLS: [Hypercall<Ctx>; 15] = [
+static DECLS: [Hypercall<Ctx>; 17] = [
+    Hypercall {
+        nr: nr::EVENT_CHANNEL_OP,
+        access: Access::Any,
+        handler: evtchn::do_event_channel_op,
+    },
+    Hypercall {
+        nr: nr::EVENT_CHANNEL_OP_COMPAT,
+        access: Access::Any,
+        handler: evtchn::do_event_channel_op_compat,
+    },
     Hypercall {
         nr: nr::SET_TRAP_TABLE,
         access: Access::Any,

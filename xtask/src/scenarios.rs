@@ -123,7 +123,7 @@ fn check_frame_table_census(t: &str) -> Result<(), String> {
 
 /// How many checks test-dom0 runs: a section that silently stopped running
 /// shows up as a different count.
-const TEST_DOM0_CHECKS: u64 = 134;
+const TEST_DOM0_CHECKS: u64 = 163;
 
 fn check_dom0_passed(t: &str) -> Result<(), String> {
     let line = t
@@ -246,6 +246,8 @@ fn scenarios() -> Vec<Scenario> {
                 Check::Has("check trap_page_fault_caught: ok"),
                 Check::Has("check trap_gp_caught: ok"),
                 Check::Has("check fpu_taskswitch_nm_once: ok"),
+                Check::Has("check evtchn_ipi_delivered: ok"),
+                Check::Has("check evtchn_delivered_on_unmask: ok"),
                 Check::Custom("test-dom0 passes every check", check_dom0_passed),
                 Check::Custom("the frame table was recounted", check_audits),
                 // test-dom0's 5000-entry batch is served 1024 entries at a time

@@ -190,6 +190,7 @@ fn main(si: &'static StartInfo) -> ! {
     boot_state(&mut c, &mem);
     version(&mut c);
     traps(&mut c, &mem);
+    events(&mut c, &mem);
     mappings(&mut c, &mem);
     more_mmu_ops(&mut c, &mem);
     multicall(&mut c, &mem);
@@ -1308,4 +1309,285 @@ fn traps(c: &mut Checks, mem: &Mem<'_>) {
         Errno::EFAULT,
     );
     let _ = mem.unmap(si_va);
+}
+
+// The event upcall: save registers, scan the event words, return with the
+// iret hypercall (which restores the upcall mask from EFLAGS.IF).
+core::arch::global_asm!(
+    r#"
+    .text
+    .global td_event_handler
+td_event_handler:   /* [eip][cs|mask<<16][eflags] */
+    pushal
+    call    td_event_scan
+    popal
+    jmp     hypercall_page + 23 * 32
+    "#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn td_event_handler();
+}
+
+use core::sync::atomic::{AtomicU32, Ordering as AtOrd};
+
+/// Where `events()` mapped shared_info, for the upcall handler.
+static SHARED_VA: AtomicU32 = AtomicU32::new(0);
+/// Upcalls taken.
+static UPCALLS: AtomicU32 = AtomicU32::new(0);
+/// Events seen, per port (the first 64 ports).
+static SEEN: [AtomicU32; 64] = [const { AtomicU32::new(0) }; 64];
+
+fn shared_u32(offset: u32) -> &'static AtomicU32 {
+    // SAFETY: shared_info is mapped at SHARED_VA for as long as events are
+    // enabled; every field the test touches is an aligned u32 inside it.
+    unsafe { &*((SHARED_VA.load(AtOrd::SeqCst) + offset) as *const AtomicU32) }
+}
+
+fn shared_u8(offset: u32) -> &'static core::sync::atomic::AtomicU8 {
+    // SAFETY: as for `shared_u32`.
+    unsafe { &*((SHARED_VA.load(AtOrd::SeqCst) + offset) as *const core::sync::atomic::AtomicU8) }
+}
+
+const PENDING: u32 = 2048;
+const MASKS: u32 = 2176;
+
+/// The guest's half of two-level delivery: clear upcall_pending, take the
+/// selector, handle each pending unmasked port once.
+#[unsafe(no_mangle)]
+extern "C" fn td_event_scan() {
+    UPCALLS.fetch_add(1, AtOrd::SeqCst);
+    shared_u8(0).store(0, AtOrd::SeqCst);
+    let sel = shared_u32(4).swap(0, AtOrd::SeqCst);
+    for w in (0..32).filter(|w| sel & (1 << w) != 0) {
+        let ready = shared_u32(PENDING + 4 * w).load(AtOrd::SeqCst)
+            & !shared_u32(MASKS + 4 * w).load(AtOrd::SeqCst);
+        for b in (0..32).filter(|b| ready & (1 << b) != 0) {
+            shared_u32(PENDING + 4 * w).fetch_and(!(1 << b), AtOrd::SeqCst);
+            if let Some(n) = SEEN.get((w * 32 + b) as usize) {
+                n.fetch_add(1, AtOrd::SeqCst);
+            }
+        }
+    }
+}
+
+fn evtchn<T>(cmd: u32, arg: &mut T) -> Result<u32, Errno> {
+    // SAFETY: `arg` is a live ABI struct of the size the command reads/writes.
+    pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(
+            xen_abi::hypercall::EVENT_CHANNEL_OP,
+            [cmd, arg as *mut T as u32, 0, 0, 0],
+        )
+    })
+}
+
+/// Event channels on one domain: IPI, loopback, VIRQ binding, masking by port
+/// and by vcpu, unmask re-raising, status, close, the compat form.
+fn events(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::evtchn::*;
+    use xen_abi::hypercall::{CALLBACK_OP, EVENT_CHANNEL_OP_COMPAT};
+    use xen_abi::selectors::FLAT_KERNEL_CS;
+    use xen_abi::traps::{CALLBACKOP_REGISTER, CALLBACKTYPE_EVENT, CallbackRegister, XenCallback};
+    let va = mem.scratch_va(61);
+    c.ok(
+        "map_shared_info_for_events",
+        mem.map(va, mem.si.shared_info >> 12, true),
+    );
+    SHARED_VA.store(va, AtOrd::SeqCst);
+    let reg = CallbackRegister {
+        type_: CALLBACKTYPE_EVENT,
+        flags: 0,
+        address: XenCallback {
+            cs: u32::from(FLAT_KERNEL_CS),
+            eip: td_event_handler as *const () as u32,
+        },
+    };
+    // SAFETY: `reg` lives across the call.
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(
+            CALLBACK_OP,
+            [CALLBACKOP_REGISTER, &reg as *const _ as u32, 0, 0, 0],
+        )
+    });
+    c.ok("register_event_callback", r);
+
+    let mut ipi = EvtchnBindIpi { vcpu: 0, port: 0 };
+    c.ok("evtchn_bind_ipi", evtchn(EVTCHNOP_BIND_IPI, &mut ipi));
+    let p = ipi.port;
+    c.check("evtchn_first_port_is_1", p == 1, format_args!("{p}"));
+    // Events on: clear the vcpu's upcall mask.
+    shared_u8(1).store(0, AtOrd::SeqCst);
+    let mut send = EvtchnSend { port: p };
+    c.ok("evtchn_send_ipi", evtchn(EVTCHNOP_SEND, &mut send));
+    c.check(
+        "evtchn_ipi_delivered",
+        UPCALLS.load(AtOrd::SeqCst) == 1 && SEEN[p as usize].load(AtOrd::SeqCst) == 1,
+        format_args!(
+            "upcalls={} seen={}",
+            UPCALLS.load(AtOrd::SeqCst),
+            SEEN[p as usize].load(AtOrd::SeqCst)
+        ),
+    );
+    c.check(
+        "evtchn_upcall_mask_restored",
+        shared_u8(1).load(AtOrd::SeqCst) == 0,
+        format_args!("{}", shared_u8(1).load(AtOrd::SeqCst)),
+    );
+
+    // Masked port: raised but not delivered until EVTCHNOP_unmask.
+    shared_u32(MASKS).fetch_or(1 << p, AtOrd::SeqCst);
+    c.ok("evtchn_send_masked", evtchn(EVTCHNOP_SEND, &mut send));
+    let pending = shared_u32(PENDING).load(AtOrd::SeqCst) & (1 << p) != 0;
+    c.check(
+        "evtchn_masked_not_delivered",
+        UPCALLS.load(AtOrd::SeqCst) == 1 && pending,
+        format_args!("upcalls={} pending={pending}", UPCALLS.load(AtOrd::SeqCst)),
+    );
+    let mut unmask = EvtchnUnmask { port: p };
+    c.ok("evtchn_unmask", evtchn(EVTCHNOP_UNMASK, &mut unmask));
+    c.check(
+        "evtchn_delivered_on_unmask",
+        UPCALLS.load(AtOrd::SeqCst) == 2 && SEEN[p as usize].load(AtOrd::SeqCst) == 2,
+        format_args!(
+            "upcalls={} seen={}",
+            UPCALLS.load(AtOrd::SeqCst),
+            SEEN[p as usize].load(AtOrd::SeqCst)
+        ),
+    );
+
+    // Vcpu-wide mask: the upcall waits until the mask clears and Oxen next
+    // returns to the guest (here: the next hypercall).
+    shared_u8(1).store(1, AtOrd::SeqCst);
+    c.ok(
+        "evtchn_send_while_vcpu_masked",
+        evtchn(EVTCHNOP_SEND, &mut send),
+    );
+    c.check(
+        "evtchn_vcpu_masked_not_delivered",
+        UPCALLS.load(AtOrd::SeqCst) == 2,
+        format_args!("upcalls={}", UPCALLS.load(AtOrd::SeqCst)),
+    );
+    shared_u8(1).store(0, AtOrd::SeqCst);
+    let mut st = EvtchnStatus {
+        dom: xen_abi::domid::DOMID_SELF,
+        port: p,
+        ..Default::default()
+    };
+    c.ok("evtchn_status_ipi", evtchn(EVTCHNOP_STATUS, &mut st));
+    c.check(
+        "evtchn_delivered_after_vcpu_unmask",
+        UPCALLS.load(AtOrd::SeqCst) == 3 && SEEN[p as usize].load(AtOrd::SeqCst) == 3,
+        format_args!("upcalls={}", UPCALLS.load(AtOrd::SeqCst)),
+    );
+    c.check(
+        "evtchn_status_is_ipi",
+        st.status == EVTCHNSTAT_IPI && st.vcpu == 0,
+        format_args!("status={} vcpu={}", st.status, st.vcpu),
+    );
+
+    // Loopback: an unbound port bound from the same domain.
+    let mut ub = EvtchnAllocUnbound {
+        dom: xen_abi::domid::DOMID_SELF,
+        remote_dom: xen_abi::domid::DOMID_SELF,
+        port: 0,
+    };
+    c.ok(
+        "evtchn_alloc_unbound",
+        evtchn(EVTCHNOP_ALLOC_UNBOUND, &mut ub),
+    );
+    let mut bi = EvtchnBindInterdomain {
+        remote_dom: xen_abi::domid::DOMID_SELF,
+        _pad: 0,
+        remote_port: ub.port,
+        local_port: 0,
+    };
+    c.ok(
+        "evtchn_bind_interdomain_loopback",
+        evtchn(EVTCHNOP_BIND_INTERDOMAIN, &mut bi),
+    );
+    let mut send_lb = EvtchnSend {
+        port: bi.local_port,
+    };
+    c.ok("evtchn_send_loopback", evtchn(EVTCHNOP_SEND, &mut send_lb));
+    c.check(
+        "evtchn_loopback_delivered",
+        SEEN.get(ub.port as usize)
+            .is_some_and(|n| n.load(AtOrd::SeqCst) == 1),
+        format_args!("ports {} -> {}", bi.local_port, ub.port),
+    );
+
+    // VIRQs.
+    let mut virq = EvtchnBindVirq {
+        virq: VIRQ_DEBUG,
+        vcpu: 0,
+        port: 0,
+    };
+    c.ok("evtchn_bind_virq", evtchn(EVTCHNOP_BIND_VIRQ, &mut virq));
+    let mut again = EvtchnBindVirq {
+        virq: VIRQ_DEBUG,
+        vcpu: 0,
+        port: 0,
+    };
+    c.err(
+        "evtchn_bind_virq_twice",
+        evtchn(EVTCHNOP_BIND_VIRQ, &mut again),
+        Errno::EEXIST,
+    );
+    let mut bad_vcpu = EvtchnBindVirq {
+        virq: VIRQ_TIMER,
+        vcpu: 5,
+        port: 0,
+    };
+    c.err(
+        "evtchn_bind_virq_no_such_vcpu",
+        evtchn(EVTCHNOP_BIND_VIRQ, &mut bad_vcpu),
+        Errno::ENOENT,
+    );
+
+    // Close; a closed port can be neither closed nor used again.
+    let mut close = EvtchnClose { port: p };
+    c.ok("evtchn_close", evtchn(EVTCHNOP_CLOSE, &mut close));
+    c.err(
+        "evtchn_close_twice",
+        evtchn(EVTCHNOP_CLOSE, &mut close),
+        Errno::EINVAL,
+    );
+    c.err(
+        "evtchn_send_closed",
+        evtchn(EVTCHNOP_SEND, &mut send),
+        Errno::EINVAL,
+    );
+    c.err("evtchn_unknown_cmd", evtchn(99, &mut send), Errno::ENOSYS);
+    let mut other = EvtchnAllocUnbound {
+        dom: 3,
+        remote_dom: 0,
+        port: 0,
+    };
+    c.err(
+        "evtchn_alloc_unbound_other_domain",
+        evtchn(EVTCHNOP_ALLOC_UNBOUND, &mut other),
+        Errno::ESRCH,
+    );
+
+    // The compat #16 form: cmd then the same struct at offset 4.
+    let mut op = [0u32; 7];
+    op[0] = EVTCHNOP_ALLOC_UNBOUND;
+    op[1] = u32::from(xen_abi::domid::DOMID_SELF) | (u32::from(xen_abi::domid::DOMID_SELF) << 16);
+    // SAFETY: `op` is a 28-byte evtchn_op read and written by the call.
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(
+            EVENT_CHANNEL_OP_COMPAT,
+            [op.as_mut_ptr() as u32, 0, 0, 0, 0],
+        )
+    });
+    c.check(
+        "evtchn_compat_alloc_unbound",
+        r.is_ok() && op[2] == p, // the lowest free port: the one closed above
+        format_args!("{r:?} port={}", op[2]),
+    );
+
+    // Events off again before the rest of the test.
+    shared_u8(1).store(1, AtOrd::SeqCst);
+    let _ = mem.unmap(va);
 }

@@ -1,0 +1,211 @@
+//! Event channels bound to the machine (XEN-PV-ABI.md §8): the shared-info
+//! page's event words with atomic operations (`SharedWords`), the hypercalls'
+//! environment, and the upcall Oxen delivers on its way back to the guest.
+//! The rules are `hv_core::evtchn`.
+
+use core::mem::offset_of;
+use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+
+use hv_core::addr::Mfn;
+use hv_core::bounce::{Delivery, Interrupted, bounce};
+use hv_core::evtchn::{EventWords, EvtchnEnv, Port, PortTable, Raised, VcpuId, upcall_needed};
+use xen_abi::domid::DomId;
+use xen_abi::errno::Errno;
+use xen_abi::shared_info::{SharedInfo, VcpuInfo};
+use zerocopy::IntoBytes;
+
+use super::{CURRENT, fault};
+use crate::arch::x86::traps::TrapFrame;
+use crate::arch::x86::uaccess::copy_to_guest;
+use crate::mm::mapcache::{self, Mapping};
+
+/// A domain's shared-info event fields, mapped for the duration of one use.
+pub struct SharedWords {
+    map: Mapping,
+}
+
+impl SharedWords {
+    /// Maps the shared-info page `page`.
+    pub fn new(page: Mfn) -> Self {
+        Self {
+            map: mapcache::map_frame(page),
+        }
+    }
+
+    fn u32_at(&self, offset: usize) -> &AtomicU32 {
+        assert!(offset.is_multiple_of(4) && offset + 4 <= core::mem::size_of::<SharedInfo>());
+        // SAFETY: an aligned u32 inside the mapped page; the guest may change it
+        // at any time, so it is only ever accessed atomically.
+        unsafe { &*(self.map.as_mut_ptr().add(offset) as *const AtomicU32) }
+    }
+
+    fn u8_at(&self, offset: usize) -> &AtomicU8 {
+        assert!(offset < core::mem::size_of::<SharedInfo>());
+        // SAFETY: a byte inside the mapped page, only accessed atomically.
+        unsafe { &*(self.map.as_mut_ptr().add(offset) as *const AtomicU8) }
+    }
+
+    fn vcpu(vcpu: VcpuId, field: usize) -> usize {
+        offset_of!(SharedInfo, vcpu_info) + vcpu as usize * core::mem::size_of::<VcpuInfo>() + field
+    }
+
+    fn bit(base: usize, port: Port) -> (usize, u32) {
+        (base + (port as usize / 32) * 4, 1 << (port % 32))
+    }
+}
+
+const PENDING: usize = offset_of!(SharedInfo, evtchn_pending);
+const MASK: usize = offset_of!(SharedInfo, evtchn_mask);
+
+impl EventWords for SharedWords {
+    fn pending_word(&self, word: usize) -> u32 {
+        self.u32_at(PENDING + word * 4).load(Ordering::SeqCst)
+    }
+
+    fn mask_word(&self, word: usize) -> u32 {
+        self.u32_at(MASK + word * 4).load(Ordering::SeqCst)
+    }
+
+    fn test_and_set_pending(&mut self, port: Port) -> bool {
+        let (at, b) = Self::bit(PENDING, port);
+        self.u32_at(at).fetch_or(b, Ordering::SeqCst) & b != 0
+    }
+
+    fn test_and_clear_pending(&mut self, port: Port) -> bool {
+        let (at, b) = Self::bit(PENDING, port);
+        self.u32_at(at).fetch_and(!b, Ordering::SeqCst) & b != 0
+    }
+
+    fn test_and_set_mask(&mut self, port: Port) -> bool {
+        let (at, b) = Self::bit(MASK, port);
+        self.u32_at(at).fetch_or(b, Ordering::SeqCst) & b != 0
+    }
+
+    fn test_and_clear_mask(&mut self, port: Port) -> bool {
+        let (at, b) = Self::bit(MASK, port);
+        self.u32_at(at).fetch_and(!b, Ordering::SeqCst) & b != 0
+    }
+
+    fn sel(&self, vcpu: VcpuId) -> u32 {
+        self.u32_at(Self::vcpu(vcpu, offset_of!(VcpuInfo, evtchn_pending_sel)))
+            .load(Ordering::SeqCst)
+    }
+
+    fn test_and_set_sel(&mut self, vcpu: VcpuId, word: usize) -> bool {
+        let b = 1 << word;
+        self.u32_at(Self::vcpu(vcpu, offset_of!(VcpuInfo, evtchn_pending_sel)))
+            .fetch_or(b, Ordering::SeqCst)
+            & b
+            != 0
+    }
+
+    fn take_sel(&mut self, vcpu: VcpuId) -> u32 {
+        self.u32_at(Self::vcpu(vcpu, offset_of!(VcpuInfo, evtchn_pending_sel)))
+            .swap(0, Ordering::SeqCst)
+    }
+
+    fn upcall_pending(&self, vcpu: VcpuId) -> bool {
+        self.u8_at(Self::vcpu(
+            vcpu,
+            offset_of!(VcpuInfo, evtchn_upcall_pending),
+        ))
+        .load(Ordering::SeqCst)
+            != 0
+    }
+
+    fn test_and_set_upcall_pending(&mut self, vcpu: VcpuId) -> bool {
+        self.u8_at(Self::vcpu(
+            vcpu,
+            offset_of!(VcpuInfo, evtchn_upcall_pending),
+        ))
+        .swap(1, Ordering::SeqCst)
+            != 0
+    }
+
+    fn clear_upcall_pending(&mut self, vcpu: VcpuId) {
+        self.u8_at(Self::vcpu(
+            vcpu,
+            offset_of!(VcpuInfo, evtchn_upcall_pending),
+        ))
+        .store(0, Ordering::SeqCst);
+    }
+
+    fn upcall_mask(&self, vcpu: VcpuId) -> bool {
+        self.u8_at(Self::vcpu(vcpu, offset_of!(VcpuInfo, evtchn_upcall_mask)))
+            .load(Ordering::SeqCst)
+            != 0
+    }
+
+    fn set_upcall_mask(&mut self, vcpu: VcpuId, masked: bool) {
+        self.u8_at(Self::vcpu(vcpu, offset_of!(VcpuInfo, evtchn_upcall_mask)))
+            .store(u8::from(masked), Ordering::SeqCst);
+    }
+}
+
+/// The event-channel environment while only one domain exists: no other
+/// domain can be named, and a raised port is delivered by the upcall check on
+/// the way back to the guest (one vcpu, never blocked inside a hypercall).
+pub struct SoleDomain;
+
+impl<const N: usize> EvtchnEnv<N> for SoleDomain {
+    type Words = SharedWords;
+
+    fn with_domain<R>(
+        &mut self,
+        _dom: DomId,
+        _f: impl FnOnce(&mut PortTable<N>, &mut Self::Words) -> R,
+    ) -> Result<R, Errno> {
+        Err(Errno::ESRCH)
+    }
+
+    fn notify(&mut self, _dom: DomId, _raised: Raised) {}
+}
+
+/// On the way back to a guest context: if an upcall is due (pending and not
+/// masked) and the guest registered an event callback, bounce to it.
+pub fn deliver_upcall(frame: &mut TrapFrame) {
+    if frame.cs & 3 == 0 {
+        return;
+    }
+    let mut guard = CURRENT.lock();
+    let Some(dom) = guard.as_mut() else { return };
+    let words = SharedWords::new(dom.shared_info);
+    let handler = dom.vcpu.callbacks.event;
+    if !upcall_needed(&words, 0) || handler.cs & !3 == 0 {
+        return;
+    }
+    let ctx = Interrupted {
+        eip: frame.eip,
+        cs: frame.cs as u16,
+        eflags: frame.eflags,
+        esp: frame.esp,
+        ss: frame.ss as u16,
+        ds: frame.ds as u16,
+        es: frame.es as u16,
+        fs: frame.fs as u16,
+        gs: frame.gs as u16,
+    };
+    let mask = u8::from(words.upcall_mask(0));
+    let delivered = bounce(&ctx, mask, dom.vcpu.kernel_stack, Delivery::Event, handler)
+        .ok()
+        .filter(|b| fault::resume_selectors_ok(b.resume.cs, b.resume.ss))
+        .filter(|b| copy_to_guest(b.resume.esp, b.frame.words().as_bytes()).is_ok());
+    match delivered {
+        Some(b) => {
+            (frame.eip, frame.cs, frame.eflags, frame.esp, frame.ss) = (
+                b.resume.eip,
+                u32::from(b.resume.cs),
+                b.resume.eflags,
+                b.resume.esp,
+                u32::from(b.resume.ss),
+            );
+            let mut words = words;
+            words.set_upcall_mask(0, true);
+        }
+        None => {
+            drop(words);
+            let copy = *frame;
+            fault::crash_domain(dom, &copy, format_args!("cannot deliver the event upcall"));
+        }
+    }
+}
