@@ -1,7 +1,6 @@
-//! Time: the TSC frequency and the periodic tick (PIT channel 0 on IRQ 0).
-//!
-//! The tick exists to drive the scheduler once there is one; the boot report
-//! checks that it runs.
+//! Time: the TSC frequency, system time (ns since boot, Xen's `NOW()`), the
+//! wall clock read from the CMOS RTC at boot, and the periodic tick (PIT
+//! channel 0 on IRQ 0), which wakes a blocked vcpu and lets timers fire.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,6 +10,9 @@ use crate::arch::x86::{cpu, pic, pit};
 pub const TICK_HZ: u32 = 100;
 
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
+static SCALE: AtomicU64 = AtomicU64::new(0);
+static WALLCLOCK_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 static TICKS: AtomicU64 = AtomicU64::new(0);
 
 /// Calibrates the TSC and starts the tick. Interrupts stay off until the caller
@@ -18,6 +20,13 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 pub fn init() -> u64 {
     let hz = pit::calibrate_tsc(20);
     TSC_HZ.store(hz, Ordering::Relaxed);
+    let (mul, shift) = xen_abi::shared_info::VcpuTimeInfo::scale_for_tsc_hz(hz);
+    SCALE.store(
+        u64::from(mul) | (u64::from(shift as u8) << 32),
+        Ordering::Relaxed,
+    );
+    TSC_AT_BOOT.store(cpu::rdtsc(), Ordering::Relaxed);
+    WALLCLOCK_AT_BOOT.store(read_rtc().unwrap_or(0), Ordering::Relaxed);
     pit::start_periodic(TICK_HZ);
     pic::unmask(0);
     hz
@@ -26,6 +35,88 @@ pub fn init() -> u64 {
 /// TSC ticks per second.
 pub fn tsc_hz() -> u64 {
     TSC_HZ.load(Ordering::Relaxed)
+}
+
+/// The TSC-to-ns scale as Xen publishes it: (`tsc_to_system_mul`, `tsc_shift`).
+pub fn scale() -> (u32, i8) {
+    let s = SCALE.load(Ordering::Relaxed);
+    (s as u32, (s >> 32) as u8 as i8)
+}
+
+/// The TSC value at system time 0.
+pub fn tsc_at_boot() -> u64 {
+    TSC_AT_BOOT.load(Ordering::Relaxed)
+}
+
+/// System time: nanoseconds since `init`.
+pub fn now_ns() -> u64 {
+    let (mul, shift) = scale();
+    xen_abi::shared_info::scale_delta(cpu::rdtsc().wrapping_sub(tsc_at_boot()), mul, shift)
+}
+
+/// Seconds since 1970 (UTC) at system time 0, from the RTC (0 if unreadable).
+pub fn wallclock_at_boot() -> u64 {
+    WALLCLOCK_AT_BOOT.load(Ordering::Relaxed)
+}
+
+/// Reads the CMOS real-time clock (assumed UTC, as Xen assumes).
+fn read_rtc() -> Option<u64> {
+    use crate::arch::x86::cpu::{inb, outb};
+    let reg = |r: u8| {
+        outb(0x70, r);
+        inb(0x71)
+    };
+    // Wait for the end of an update cycle, then read twice until stable.
+    for _ in 0..1_000_000 {
+        if reg(0x0A) & 0x80 == 0 {
+            break;
+        }
+    }
+    let read = || {
+        [
+            reg(0x00),
+            reg(0x02),
+            reg(0x04),
+            reg(0x07),
+            reg(0x08),
+            reg(0x09),
+            reg(0x32),
+        ]
+    };
+    let mut t = read();
+    loop {
+        let again = read();
+        if again == t {
+            break;
+        }
+        t = again;
+    }
+    let status_b = reg(0x0B);
+    let dec = |v: u8| {
+        if status_b & 0x04 == 0 {
+            hv_core::rtc::bcd(v)
+        } else {
+            v
+        }
+    };
+    let [sec, min, hour, day, month, year, century] = t;
+    let hour24 = if status_b & 0x02 == 0 && hour & 0x80 != 0 {
+        (dec(hour & 0x7F) % 12) + 12
+    } else {
+        dec(hour & 0x7F)
+    };
+    let century = match dec(century) {
+        c @ 19..=21 => u32::from(c),
+        _ => 20,
+    };
+    hv_core::rtc::unix_time(
+        century * 100 + u32::from(dec(year)),
+        u32::from(dec(month)),
+        u32::from(dec(day)),
+        u32::from(hour24),
+        u32::from(dec(min)),
+        u32::from(dec(sec)),
+    )
 }
 
 /// Periodic ticks since the timer started.

@@ -236,6 +236,7 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
         .expect("frame table initialised")
         .get_page_and_type(shared_info, 0, PageType::Writable)
         .map_err(BuildError::PageTables)?;
+    super::events::SharedWords::new(shared_info).update_time();
 
     // start_info.
     let cmdline = dom0_cmdline(kernel);

@@ -11,7 +11,7 @@ use hv_core::bounce::{Delivery, Interrupted, bounce};
 use hv_core::evtchn::{EventWords, EvtchnEnv, Port, PortTable, Raised, VcpuId, upcall_needed};
 use xen_abi::domid::DomId;
 use xen_abi::errno::Errno;
-use xen_abi::shared_info::{SharedInfo, VcpuInfo};
+use xen_abi::shared_info::{SharedInfo, VcpuInfo, VcpuTimeInfo};
 use zerocopy::IntoBytes;
 
 use super::{CURRENT, fault};
@@ -161,15 +161,78 @@ impl<const N: usize> EvtchnEnv<N> for SoleDomain {
     fn notify(&mut self, _dom: DomId, _raised: Raised) {}
 }
 
-/// On the way back to a guest context: if an upcall is due (pending and not
-/// masked) and the guest registered an event callback, bounce to it.
-pub fn deliver_upcall(frame: &mut TrapFrame) {
+impl SharedWords {
+    fn store_u32(&self, offset: usize, v: u32) {
+        self.u32_at(offset).store(v, Ordering::SeqCst);
+    }
+
+    /// Publishes system time for vcpu 0 (`vcpu_time_info`, with the odd/even
+    /// version protocol) and the wall clock at system time 0 (XEN-PV-ABI.md §5.3).
+    pub fn update_time(&self) {
+        let (mul, shift) = crate::time::scale();
+        let tsc = crate::arch::x86::cpu::rdtsc();
+        let now = xen_abi::shared_info::scale_delta(
+            tsc.wrapping_sub(crate::time::tsc_at_boot()),
+            mul,
+            shift,
+        );
+        let t = Self::vcpu(0, offset_of!(VcpuInfo, time));
+        let version = self.u32_at(t + offset_of!(VcpuTimeInfo, version));
+        let v = version.load(Ordering::SeqCst);
+        version.store(v.wrapping_add(1) | 1, Ordering::SeqCst);
+        let ts = t + offset_of!(VcpuTimeInfo, tsc_timestamp);
+        self.store_u32(ts, tsc as u32);
+        self.store_u32(ts + 4, (tsc >> 32) as u32);
+        let st = t + offset_of!(VcpuTimeInfo, system_time);
+        self.store_u32(st, now as u32);
+        self.store_u32(st + 4, (now >> 32) as u32);
+        self.store_u32(t + offset_of!(VcpuTimeInfo, tsc_to_system_mul), mul);
+        self.u8_at(t + offset_of!(VcpuTimeInfo, tsc_shift))
+            .store(shift as u8, Ordering::SeqCst);
+        version.store((v | 1).wrapping_add(1), Ordering::SeqCst);
+
+        let wc = self.u32_at(offset_of!(SharedInfo, wc_version));
+        let w = wc.load(Ordering::SeqCst);
+        wc.store(w.wrapping_add(1) | 1, Ordering::SeqCst);
+        self.store_u32(
+            offset_of!(SharedInfo, wc_sec),
+            crate::time::wallclock_at_boot() as u32,
+        );
+        self.store_u32(offset_of!(SharedInfo, wc_nsec), 0);
+        wc.store((w | 1).wrapping_add(1), Ordering::SeqCst);
+    }
+}
+
+/// Fires the vcpu's timers that are due at `now`: each raises VIRQ_TIMER (if
+/// the guest bound it).
+pub fn fire_timers(dom: &mut super::Domain, words: &mut SharedWords, now: u64) {
+    let vcpu = &mut dom.vcpu;
+    let mut fire = false;
+    if vcpu.singleshot.is_some_and(|d| now >= d) {
+        vcpu.singleshot = None;
+        fire = true;
+    }
+    if vcpu.periodic_ns != 0 && now >= vcpu.next_periodic {
+        vcpu.next_periodic = now + vcpu.periodic_ns;
+        fire = true;
+    }
+    if fire {
+        let _ = dom.ports.raise_virq(words, xen_abi::evtchn::VIRQ_TIMER, 0);
+    }
+}
+
+/// On the way back to a guest context: fire due timers, refresh the PV clock,
+/// and if an upcall is due (pending and not masked) and the guest registered
+/// an event callback, bounce to it.
+pub fn return_to_guest(frame: &mut TrapFrame) {
     if frame.cs & 3 == 0 {
         return;
     }
     let mut guard = CURRENT.lock();
     let Some(dom) = guard.as_mut() else { return };
-    let words = SharedWords::new(dom.shared_info);
+    let mut words = SharedWords::new(dom.shared_info);
+    fire_timers(dom, &mut words, crate::time::now_ns());
+    words.update_time();
     let handler = dom.vcpu.callbacks.event;
     if !upcall_needed(&words, 0) || handler.cs & !3 == 0 {
         return;

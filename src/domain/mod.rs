@@ -28,6 +28,11 @@ pub struct Vcpu {
     pub kernel_stack: KernelStack,
     /// The virtual CR0.TS (`fpu_taskswitch`, `clts`).
     pub fpu_ts: bool,
+    /// The single-shot timer's deadline (system time, ns), if armed.
+    pub singleshot: Option<u64>,
+    /// The periodic timer's period (ns), 0 when stopped; and its next expiry.
+    pub periodic_ns: u64,
+    pub next_periodic: u64,
     /// The machine frame of the PAE L3 this vcpu runs on (its "CR3").
     pub cr3: Mfn,
     /// The LDT the guest asked for with `MMUEXT_SET_LDT` (linear address and
@@ -59,6 +64,9 @@ pub struct Domain {
     pub shutdown_reason: Option<u32>,
 }
 
+/// The periodic timer a vcpu starts with (Xen's 10 ms).
+pub const DEFAULT_PERIOD_NS: u64 = 10_000_000;
+
 impl Vcpu {
     /// A vcpu on base pointer `cr3` with no handlers registered yet.
     pub fn new(cr3: Mfn) -> Self {
@@ -67,6 +75,10 @@ impl Vcpu {
             callbacks: Callbacks::default(),
             kernel_stack: KernelStack::default(),
             fpu_ts: false,
+            singleshot: None,
+            // Xen starts every vcpu with a 10 ms periodic timer.
+            periodic_ns: DEFAULT_PERIOD_NS,
+            next_periodic: DEFAULT_PERIOD_NS,
             cr3,
             ldt_base: 0,
             ldt_ents: 0,

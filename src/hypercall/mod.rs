@@ -12,6 +12,7 @@ mod mm;
 pub use mm::audit_if_asked;
 mod sched;
 mod traps;
+mod vcpu;
 pub mod version;
 
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -42,7 +43,22 @@ impl Ctx {
     }
 }
 
-static DECLS: [Hypercall<Ctx>; 17] = [
+static DECLS: [Hypercall<Ctx>; 20] = [
+    Hypercall {
+        nr: nr::SET_TIMER_OP,
+        access: Access::Any,
+        handler: sched::do_set_timer_op,
+    },
+    Hypercall {
+        nr: nr::SCHED_OP_COMPAT,
+        access: Access::Any,
+        handler: sched::do_sched_op_compat,
+    },
+    Hypercall {
+        nr: nr::VCPU_OP,
+        access: Access::Any,
+        handler: vcpu::do_vcpu_op,
+    },
     Hypercall {
         nr: nr::EVENT_CHANNEL_OP,
         access: Access::Any,

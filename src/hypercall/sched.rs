@@ -1,26 +1,107 @@
-//! `sched_op` (XEN-PV-ABI.md §15.1). Until the scheduler exists (one domain,
-//! one vcpu), `yield` returns at once and `shutdown` ends the domain; the other
-//! sub-ops answer `-ENOSYS`.
+//! `sched_op` (#29) and its compat form (#6), and `set_timer_op` (#15)
+//! (XEN-PV-ABI.md §15.1–15.2). One domain, one vcpu: `yield` returns at once,
+//! `block` enables events and idles the CPU until an upcall is due (timers
+//! fire meanwhile), `poll` waits for one of some ports or a timeout, and
+//! `shutdown` ends the domain.
 
+use hv_core::evtchn::{EventWords, upcall_needed};
 use hv_core::hypercall::Outcome;
 use xen_abi::errno::Errno;
-use xen_abi::sched::{SCHEDOP_SHUTDOWN, SCHEDOP_YIELD, SchedShutdown, shutdown_reason_name};
+use xen_abi::sched::{
+    SCHED_POLL_MAX_PORTS, SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD, SchedPoll,
+    SchedShutdown, shutdown_reason_name,
+};
+use xen_abi::types::EvtchnPort;
 
 use super::Ctx;
+use crate::arch::x86::cpu;
 use crate::arch::x86::uaccess::read_guest;
+use crate::domain::Domain;
+use crate::domain::events::{SharedWords, fire_timers};
+
+fn shutdown(dom: &mut Domain, reason: u32) -> Result<i32, Errno> {
+    if shutdown_reason_name(reason).is_none() {
+        return Err(Errno::EINVAL);
+    }
+    crate::domain::shutdown(dom, reason);
+    Ok(0)
+}
+
+/// Idles until `done(words)` holds or `deadline` (system time) passes,
+/// firing the vcpu's timers on every tick. Interrupts are on (hypercall).
+fn wait(dom: &mut Domain, deadline: Option<u64>, mut done: impl FnMut(&SharedWords) -> bool) {
+    loop {
+        let mut words = SharedWords::new(dom.shared_info);
+        let now = crate::time::now_ns();
+        fire_timers(dom, &mut words, now);
+        if done(&words) || deadline.is_some_and(|d| now >= d) {
+            return;
+        }
+        drop(words);
+        cpu::halt();
+    }
+}
+
+/// `SCHEDOP_block`: enable events and sleep until one is due.
+fn block(dom: &mut Domain) -> Result<i32, Errno> {
+    SharedWords::new(dom.shared_info).set_upcall_mask(0, false);
+    wait(dom, None, |w| upcall_needed(w, 0));
+    Ok(0)
+}
+
+/// `SCHEDOP_poll`: wait until one of the ports is pending, or the timeout
+/// (absolute system time; 0 = none) passes.
+fn poll(dom: &mut Domain, arg: u32) -> Result<i32, Errno> {
+    let p: SchedPoll = read_guest(arg)?;
+    let (ports, nr, timeout) = ({ p.ports }, { p.nr_ports }, { p.timeout });
+    if nr > SCHED_POLL_MAX_PORTS {
+        return Err(Errno::EINVAL);
+    }
+    let mut list = [0 as EvtchnPort; SCHED_POLL_MAX_PORTS as usize];
+    for (i, slot) in list.iter_mut().take(nr as usize).enumerate() {
+        *slot = read_guest(ports.wrapping_add(4 * i as u32))?;
+        if *slot >= xen_abi::shared_info::NR_EVENT_CHANNELS as u32 {
+            return Err(Errno::EINVAL);
+        }
+    }
+    let list = &list[..nr as usize];
+    wait(dom, (timeout != 0).then_some(timeout), |w| {
+        list.iter().any(|&p| w.is_pending(p))
+    });
+    Ok(0)
+}
 
 pub fn do_sched_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [cmd, arg, ..] = args;
+    let dom = ctx.dom();
     match cmd {
-        SCHEDOP_YIELD => Ok(0).into(),
-        SCHEDOP_SHUTDOWN => match read_guest::<SchedShutdown>(arg) {
-            Ok(s) if shutdown_reason_name(s.reason).is_some() => {
-                crate::domain::shutdown(ctx.dom(), s.reason);
-                Ok(0).into()
-            }
-            Ok(_) => Err(Errno::EINVAL).into(),
-            Err(e) => Err(e).into(),
-        },
-        _ => Err(Errno::ENOSYS).into(),
+        SCHEDOP_YIELD => Ok(0),
+        SCHEDOP_BLOCK => block(dom),
+        SCHEDOP_SHUTDOWN => read_guest::<SchedShutdown>(arg).and_then(|s| shutdown(dom, s.reason)),
+        SCHEDOP_POLL => poll(dom, arg),
+        _ => Err(Errno::ENOSYS),
     }
+    .into()
+}
+
+/// The old `sched_op` (#6): the same commands, with `shutdown`'s reason passed
+/// by value.
+pub fn do_sched_op_compat(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
+    let [cmd, arg, ..] = args;
+    let dom = ctx.dom();
+    match cmd {
+        SCHEDOP_YIELD => Ok(0),
+        SCHEDOP_BLOCK => block(dom),
+        SCHEDOP_SHUTDOWN => shutdown(dom, arg),
+        _ => Err(Errno::ENOSYS),
+    }
+    .into()
+}
+
+/// `set_timer_op(timeout)`: arms the single-shot timer at absolute system time
+/// `timeout` (ns; 0 cancels). A deadline already past fires on the way back.
+pub fn do_set_timer_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
+    let timeout = (u64::from(args[1]) << 32) | u64::from(args[0]);
+    ctx.dom().vcpu.singleshot = (timeout != 0).then_some(timeout);
+    Ok(0).into()
 }

@@ -15,4 +15,5 @@ pub mod guest_access;
 pub mod hypercall;
 pub mod mapcache;
 pub mod ptwr;
+pub mod rtc;
 pub mod vidt;

@@ -138,14 +138,14 @@ extern "C" fn oxen_handle_trap(frame: &mut TrapFrame) {
     let cr2 = if vector == 14 { cpu::read_cr2() } else { 0 };
     if usize::from(vector) == super::idt::HYPERCALL_VECTOR {
         crate::hypercall::do_hypercall(frame);
-        crate::domain::events::deliver_upcall(frame);
+        crate::domain::events::return_to_guest(frame);
         return;
     }
     if vector >= u16::from(IRQ_BASE) && vector < u16::from(IRQ_BASE) + 16 {
         let irq = (vector - u16::from(IRQ_BASE)) as u8;
         crate::time::handle_irq(irq);
         super::pic::eoi(irq);
-        crate::domain::events::deliver_upcall(frame);
+        crate::domain::events::return_to_guest(frame);
         return;
     }
     match vector {
@@ -173,7 +173,7 @@ extern "C" fn oxen_handle_trap(frame: &mut TrapFrame) {
         fatal_trap(frame, cr2);
     }
     crate::domain::fault::guest_trap(frame, cr2);
-    crate::domain::events::deliver_upcall(frame);
+    crate::domain::events::return_to_guest(frame);
 }
 
 /// The NMI vector.

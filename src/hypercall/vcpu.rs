@@ -1,0 +1,65 @@
+//! `vcpu_op(cmd, vcpuid, arg)` (#24, XEN-PV-ABI.md §15.3) for the one vcpu a
+//! domain has: whether it is up, its runstate, and its two timers. Bringing
+//! more vcpus up (`initialise`, `up`, `down`) waits for SMP guests: -ENOSYS.
+
+use hv_core::hypercall::Outcome;
+use xen_abi::errno::Errno;
+use xen_abi::layout::XEN_LEGACY_MAX_VCPUS;
+use xen_abi::vcpu::*;
+
+use super::Ctx;
+use crate::arch::x86::uaccess::{read_guest, write_guest};
+
+/// The shortest periodic timer Xen accepts.
+const MIN_PERIOD_NS: u64 = 1_000_000;
+
+pub fn do_vcpu_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
+    let [cmd, vcpuid, arg, ..] = args;
+    if vcpuid as usize >= XEN_LEGACY_MAX_VCPUS {
+        return Err(Errno::EINVAL).into();
+    }
+    if vcpuid != 0 {
+        return Err(Errno::ENOENT).into();
+    }
+    let now = crate::time::now_ns();
+    let vcpu = &mut ctx.dom().vcpu;
+    let r = match cmd {
+        VCPUOP_IS_UP => Ok(1),
+        VCPUOP_GET_RUNSTATE_INFO => {
+            // One vcpu on its own CPU: it has been running since boot.
+            let info = VcpuRunstateInfo {
+                state: RUNSTATE_RUNNING,
+                state_entry_time: 0,
+                time: [now, 0, 0, 0],
+            };
+            write_guest(arg, &info).map(|()| 0)
+        }
+        VCPUOP_SET_PERIODIC_TIMER => read_guest::<VcpuSetPeriodicTimer>(arg).and_then(|t| {
+            let period = t.period_ns;
+            if period < MIN_PERIOD_NS {
+                return Err(Errno::EINVAL);
+            }
+            vcpu.periodic_ns = period;
+            vcpu.next_periodic = now + period;
+            Ok(0)
+        }),
+        VCPUOP_STOP_PERIODIC_TIMER => {
+            vcpu.periodic_ns = 0;
+            Ok(0)
+        }
+        VCPUOP_SET_SINGLESHOT_TIMER => read_guest::<VcpuSetSingleshotTimer>(arg).and_then(|t| {
+            let (deadline, flags) = (t.timeout_abs_ns, t.flags);
+            if flags & VCPU_SSHOTTMR_FUTURE != 0 && deadline < now {
+                return Err(Errno::ETIME);
+            }
+            vcpu.singleshot = Some(deadline);
+            Ok(0)
+        }),
+        VCPUOP_STOP_SINGLESHOT_TIMER => {
+            vcpu.singleshot = None;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOSYS),
+    };
+    r.into()
+}
