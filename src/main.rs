@@ -79,6 +79,11 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
     };
     let (opts, warnings) = cmdline::parse(&boot.cmdline);
     hypercall::version::set_command_line(&boot.cmdline);
+    hypercall::memory::set_machine_memory_map(
+        boot.memory_map
+            .iter()
+            .map(|r| (r.base, r.len, r.kind.e820_type())),
+    );
     console::configure(opts.com1.as_ref(), opts.console.com1, opts.console.vga);
     console::set_log_level(opts.loglvl);
     panic::configure(opts.noreboot, opts.debug_exit);

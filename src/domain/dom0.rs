@@ -309,7 +309,9 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
         name: String::from("Domain-0"),
         privileged: true,
         iomem_access: true,
-        tot_pages: nr_pages + 1,
+        tot_pages: nr_pages,
+        // As Xen: dom0 may grow while there is free memory.
+        max_pages: u64::from(u32::MAX),
         shared_info,
         vm_assist: if extended_cr3 {
             1 << VMASST_TYPE_PAE_EXTENDED_CR3

@@ -53,6 +53,8 @@ pub struct Domain {
     pub iomem_access: bool,
     /// Pages the domain owns.
     pub tot_pages: u64,
+    /// Pages the domain may own (its reservation limit).
+    pub max_pages: u64,
     /// The frame shared between Oxen and the guest (`shared_info`).
     pub shared_info: Mfn,
     /// Event channels.

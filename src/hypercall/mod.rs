@@ -7,6 +7,7 @@
 
 mod console;
 mod evtchn;
+pub mod memory;
 mod mm;
 
 pub use mm::audit_if_asked;
@@ -43,7 +44,12 @@ impl Ctx {
     }
 }
 
-static DECLS: [Hypercall<Ctx>; 20] = [
+static DECLS: [Hypercall<Ctx>; 21] = [
+    Hypercall {
+        nr: nr::MEMORY_OP,
+        access: Access::Any,
+        handler: memory::do_memory_op,
+    },
     Hypercall {
         nr: nr::SET_TIMER_OP,
         access: Access::Any,

@@ -189,6 +189,7 @@ fn main(si: &'static StartInfo) -> ! {
     }
     boot_state(&mut c, &mem);
     version(&mut c);
+    memory(&mut c, &mem);
     traps(&mut c, &mem);
     events(&mut c, &mem);
     mappings(&mut c, &mem);
@@ -1831,4 +1832,174 @@ fn time(c: &mut Checks) {
     );
     let mut close = EvtchnClose { port: virq.port };
     c.ok("close_virq_timer", evtchn(EVTCHNOP_CLOSE, &mut close));
+}
+
+/// `memory_op`: sizes, maps, and growing and shrinking the reservation.
+fn memory(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::hypercall::MEMORY_OP;
+    use xen_abi::memory::*;
+    let nr = mem.si.nr_pages;
+    let me = DOMID_SELF;
+    let r = hcall(MEMORY_OP, [XENMEM_MAXIMUM_RAM_PAGE, 0, 0, 0, 0]);
+    c.check(
+        "memory_maximum_ram_page",
+        r.is_ok_and(|n| n > nr),
+        format_args!("{r:?}"),
+    );
+    let cur = |c: &mut Checks, name: &str, want: u32| {
+        let r = hcall(
+            MEMORY_OP,
+            [
+                XENMEM_CURRENT_RESERVATION,
+                &me as *const u16 as u32,
+                0,
+                0,
+                0,
+            ],
+        );
+        c.check(name, r == Ok(want), format_args!("{r:?}, want {want}"));
+    };
+    cur(c, "memory_current_reservation", nr);
+    let r = hcall(
+        MEMORY_OP,
+        [
+            XENMEM_MAXIMUM_RESERVATION,
+            &me as *const u16 as u32,
+            0,
+            0,
+            0,
+        ],
+    );
+    c.check(
+        "memory_maximum_reservation",
+        r.is_ok_and(|n| n >= nr),
+        format_args!("{r:?}"),
+    );
+    let other: u16 = 5;
+    c.err(
+        "memory_reservation_no_such_domain",
+        hcall(
+            MEMORY_OP,
+            [
+                XENMEM_CURRENT_RESERVATION,
+                &other as *const u16 as u32,
+                0,
+                0,
+                0,
+            ],
+        ),
+        Errno::ESRCH,
+    );
+    let mut mp = [0u32; 3];
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_MACHPHYS_MAPPING, mp.as_mut_ptr() as u32, 0, 0, 0],
+    );
+    c.check(
+        "memory_machphys_mapping",
+        r.is_ok() && mp[0] == 0xF580_0000 && mp[1] == 0xF680_0000,
+        format_args!("{r:?} {mp:x?}"),
+    );
+    let mut e820 = [0u32; 5 * 16];
+    let mut map = [16u32, e820.as_mut_ptr() as u32];
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_MEMORY_MAP, map.as_mut_ptr() as u32, 0, 0, 0],
+    );
+    c.check(
+        "memory_map",
+        r.is_ok() && map[0] == 1 && e820[2] == nr * 4096 && e820[4] == E820_RAM,
+        format_args!("{r:?} n={} size={:#x}", map[0], e820[2]),
+    );
+    let mut map = [16u32, e820.as_mut_ptr() as u32];
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_MACHINE_MEMORY_MAP, map.as_mut_ptr() as u32, 0, 0, 0],
+    );
+    let has_ram = (0..map[0] as usize).any(|i| e820[i * 5 + 4] == E820_RAM && e820[i * 5 + 2] > 0);
+    c.check(
+        "memory_machine_memory_map",
+        r.is_ok() && map[0] >= 2 && has_ram,
+        format_args!("{r:?} n={}", map[0]),
+    );
+
+    // Grow by four pages, then give them back.
+    let mut extents = [0u32; 4];
+    let res = |ptr: u32, n: u32, order: u32| [ptr, n, order, 0, u32::from(me)];
+    let r1 = res(extents.as_mut_ptr() as u32, 4, 0);
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_INCREASE_RESERVATION, r1.as_ptr() as u32, 0, 0, 0],
+    );
+    c.check(
+        "memory_increase_reservation",
+        r == Ok(4) && extents.iter().all(|&m| m != 0),
+        format_args!("{r:?} {extents:x?}"),
+    );
+    cur(c, "memory_reservation_grew", nr + 4);
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_DECREASE_RESERVATION, r1.as_ptr() as u32, 0, 0, 0],
+    );
+    c.check(
+        "memory_decrease_reservation",
+        r == Ok(4),
+        format_args!("{r:?}"),
+    );
+    cur(c, "memory_reservation_shrank", nr);
+    // populate_physmap: new pfns past the end, with their M2P entries.
+    let mut gpfns = [nr, nr + 1];
+    let r2 = res(gpfns.as_mut_ptr() as u32, 2, 0);
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_POPULATE_PHYSMAP, r2.as_ptr() as u32, 0, 0, 0],
+    );
+    c.check(
+        "memory_populate_physmap",
+        r == Ok(2) && mfn_to_pfn(gpfns[0]) == nr && mfn_to_pfn(gpfns[1]) == nr + 1,
+        format_args!("{r:?} {gpfns:x?}"),
+    );
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_DECREASE_RESERVATION, r2.as_ptr() as u32, 0, 0, 0],
+    );
+    c.check(
+        "memory_populated_given_back",
+        r == Ok(2),
+        format_args!("{r:?}"),
+    );
+    // Someone else's frame cannot be given back; orders above 0 are refused.
+    let mut foreign = [OXEN_IMAGE_MFN];
+    let r3 = res(foreign.as_mut_ptr() as u32, 1, 0);
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_DECREASE_RESERVATION, r3.as_ptr() as u32, 0, 0, 0],
+    );
+    c.check(
+        "memory_decrease_foreign_frame",
+        r == Ok(0),
+        format_args!("{r:?}"),
+    );
+    let r4 = res(extents.as_mut_ptr() as u32, 1, 1);
+    c.err(
+        "memory_extent_order",
+        hcall(
+            MEMORY_OP,
+            [XENMEM_INCREASE_RESERVATION, r4.as_ptr() as u32, 0, 0, 0],
+        ),
+        Errno::EINVAL,
+    );
+    c.err(
+        "memory_op_unknown",
+        hcall(MEMORY_OP, [99, 0, 0, 0, 0]),
+        Errno::ENOSYS,
+    );
+    c.err(
+        "memory_op_arg_in_hole",
+        hcall(
+            MEMORY_OP,
+            [XENMEM_CURRENT_RESERVATION, 0xF580_0000, 0, 0, 0],
+        ),
+        Errno::EFAULT,
+    );
 }

@@ -119,6 +119,18 @@ impl fmt::Display for MemoryKind {
 }
 
 impl MemoryKind {
+    /// The E820 type number of this kind.
+    pub fn e820_type(self) -> u32 {
+        match self {
+            Self::Available => 1,
+            Self::Reserved => 2,
+            Self::AcpiReclaimable => 3,
+            Self::AcpiNvs => 4,
+            Self::Defective => 5,
+            Self::Other(t) => t,
+        }
+    }
+
     /// The kind for a raw multiboot/E820 type number.
     pub fn from_raw(raw: u32) -> Self {
         match raw {

@@ -1400,3 +1400,10 @@ proptest! {
         prop_assert_eq!(info.total_available(), (0..96).filter(|&a| usable(a)).count() as u64);
     }
 }
+
+#[test]
+fn memory_kinds_round_trip_through_e820_numbers() {
+    for t in 0..8 {
+        assert_eq!(MemoryKind::from_raw(t).e820_type(), t);
+    }
+}
