@@ -22,6 +22,7 @@ use crate::arch::x86::uaccess::copy_to_guest;
 const PF_PRESENT: u16 = 1 << 0;
 const PF_WRITE: u16 = 1 << 1;
 const PF_USER: u16 = 1 << 2;
+const VECTOR_UD: u16 = 6;
 const VECTOR_NM: u16 = 7;
 const VECTOR_GP: u16 = 13;
 const VECTOR_PF: u16 = 14;
@@ -128,6 +129,17 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
                 cr2
             ),
         }
+    }
+    // A privileged instruction in ring 1 (#GP with error code 0), or the
+    // forced-emulation CPUID (#UD): emulated where Xen does.
+    if vector == VECTOR_GP
+        && frame.error_code == 0
+        && super::emulate::emulate_privileged(frame, dom).is_ok()
+    {
+        return;
+    }
+    if vector == VECTOR_UD && super::emulate::emulate_cpuid(frame) {
+        return;
     }
     if vector == VECTOR_NM {
         // Oxen never uses the FPU and runs one domain, so there is no state to

@@ -6,6 +6,7 @@
 //! shared-info frame, the VM assists it enabled and its vcpu's base page table.
 
 pub mod dom0;
+pub mod emulate;
 pub mod events;
 pub mod fault;
 pub mod shared;
@@ -28,6 +29,10 @@ pub struct Vcpu {
     pub kernel_stack: KernelStack,
     /// The virtual CR0.TS (`fpu_taskswitch`, `clts`).
     pub fpu_ts: bool,
+    /// The virtual IOPL (`physdev_op(set_iopl)`).
+    pub iopl: u32,
+    /// The I/O bitmap (`physdev_op(set_iobitmap)`): guest address and ports.
+    pub iobitmap: (u32, u32),
     /// The single-shot timer's deadline (system time, ns), if armed.
     pub singleshot: Option<u64>,
     /// The periodic timer's period (ns), 0 when stopped; and its next expiry.
@@ -77,6 +82,8 @@ impl Vcpu {
             callbacks: Callbacks::default(),
             kernel_stack: KernelStack::default(),
             fpu_ts: false,
+            iopl: 0,
+            iobitmap: (0, 0),
             singleshot: None,
             // Xen starts every vcpu with a 10 ms periodic timer.
             periodic_ns: DEFAULT_PERIOD_NS,

@@ -43,6 +43,15 @@ pub fn set_upcall_mask(page: Mfn, mask: u8) {
     );
 }
 
+/// vcpu 0's `arch.cr2`.
+pub fn cr2(page: Mfn) -> u32 {
+    let field = offset_of!(VcpuInfo, arch) + offset_of!(ArchVcpuInfo, cr2);
+    // SAFETY: an aligned u32 inside the mapped vcpu_info.
+    with_field(page, 0, field, |p| unsafe {
+        (p as *const u32).read_volatile()
+    })
+}
+
 /// Records a page fault's address in vcpu 0's `arch.cr2`.
 pub fn set_cr2(page: Mfn, cr2: u32) {
     let field = offset_of!(VcpuInfo, arch) + offset_of!(ArchVcpuInfo, cr2);

@@ -183,19 +183,8 @@ fn mmuext_one(dom: &mut Domain, op: &MmuextOp, pg_owner: DomId) -> Result<(), Er
             if pg_owner != dom.domid {
                 return Err(Errno::EINVAL);
             }
-            // PAE CR3 holds a 32-bit address: an L3 above 4 GiB would need a
-            // per-vcpu copy below 4 GiB, which Oxen does not make yet, so it
-            // refuses such an L3 even with pae_extended_cr3 (and does not
-            // offer XENFEAT_pae_pgdir_above_4gb).
-            if mfn.0 >= L3_BELOW_4G_LIMIT {
-                return Err(Errno::EINVAL);
-            }
-            let extended = dom.has_assist(VMASST_TYPE_PAE_EXTENDED_CR3);
-            mm.new_baseptr(mfn, Some(dom.vcpu.cr3), &caller, extended)?;
-            dom.vcpu.cr3 = mfn;
             drop(guard);
-            load_cr3(mfn);
-            Ok(())
+            switch_base_pointer(dom, mfn)
         }
         MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_MULTI | MMUEXT_TLB_FLUSH_ALL => {
             // One vcpu: every flush scope is this CPU's TLB. A MULTI mask must
@@ -239,6 +228,27 @@ fn mmuext_one(dom: &mut Domain, op: &MmuextOp, pg_owner: DomId) -> Result<(), Er
         // Superpages (MARK_SUPER/UNMARK_SUPER) are not offered.
         _ => Err(Errno::ENOSYS),
     }
+}
+
+/// Makes the L3 `mfn` the vcpu's base pointer (`MMUEXT_NEW_BASEPTR`, an
+/// emulated `mov %reg,%cr3`) and loads it.
+pub fn switch_base_pointer(dom: &mut Domain, mfn: Mfn) -> Result<(), Errno> {
+    // PAE CR3 holds a 32-bit address: an L3 above 4 GiB would need a per-vcpu
+    // copy below 4 GiB, which Oxen does not make yet, so it refuses such an
+    // L3 even with pae_extended_cr3 (and does not offer
+    // XENFEAT_pae_pgdir_above_4gb).
+    if mfn.0 >= L3_BELOW_4G_LIMIT {
+        return Err(Errno::EINVAL);
+    }
+    let caller = dom.caller();
+    let extended = dom.has_assist(VMASST_TYPE_PAE_EXTENDED_CR3);
+    MM.lock()
+        .as_mut()
+        .expect("frame table initialised")
+        .new_baseptr(mfn, Some(dom.vcpu.cr3), &caller, extended)?;
+    dom.vcpu.cr3 = mfn;
+    load_cr3(mfn);
+    Ok(())
 }
 
 /// Applies the flush that `UVMF_*` `flags` ask for after changing `va`.

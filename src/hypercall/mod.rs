@@ -10,7 +10,9 @@ mod evtchn;
 pub mod memory;
 mod mm;
 
-pub use mm::audit_if_asked;
+pub use mm::{audit_if_asked, switch_base_pointer};
+pub use sched::block_domain;
+mod physdev;
 mod sched;
 mod traps;
 mod vcpu;
@@ -44,7 +46,12 @@ impl Ctx {
     }
 }
 
-static DECLS: [Hypercall<Ctx>; 21] = [
+static DECLS: [Hypercall<Ctx>; 22] = [
+    Hypercall {
+        nr: nr::PHYSDEV_OP,
+        access: Access::Any,
+        handler: physdev::do_physdev_op,
+    },
     Hypercall {
         nr: nr::MEMORY_OP,
         access: Access::Any,

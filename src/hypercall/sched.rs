@@ -42,10 +42,15 @@ fn wait(dom: &mut Domain, deadline: Option<u64>, mut done: impl FnMut(&SharedWor
     }
 }
 
-/// `SCHEDOP_block`: enable events and sleep until one is due.
-fn block(dom: &mut Domain) -> Result<i32, Errno> {
+/// `SCHEDOP_block` (and an emulated `hlt`): enable events and sleep until one
+/// is due. Interrupts must be on.
+pub fn block_domain(dom: &mut Domain) {
     SharedWords::new(dom.shared_info).set_upcall_mask(0, false);
     wait(dom, None, |w| upcall_needed(w, 0));
+}
+
+fn block(dom: &mut Domain) -> Result<i32, Errno> {
+    block_domain(dom);
     Ok(0)
 }
 

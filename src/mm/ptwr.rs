@@ -8,7 +8,7 @@
 use core::fmt;
 
 use hv_core::addr::Mfn;
-use hv_core::ptwr::{self, EAX, ECX, EDX, MAX_INSN_LEN, PtWrite, Regs, merge_write};
+use hv_core::ptwr::{self, EAX, MAX_INSN_LEN, PtWrite, Regs, merge_write};
 use pv_mm::{Machine, PageType};
 use xen_abi::errno::Errno;
 use xen_abi::mm::{PAGE_PRESENT, PAGE_RW, pte_mfn};
@@ -44,20 +44,6 @@ impl fmt::Display for PtwrError {
             Self::Misaligned => f.write_str("store straddles two entries"),
             Self::Refused(e) => write!(f, "entry refused ({e})"),
         }
-    }
-}
-
-/// The saved register with x86 encoding number `reg` (0..8).
-fn register(frame: &mut TrapFrame, reg: usize) -> &mut u32 {
-    match reg & 7 {
-        EAX => &mut frame.eax,
-        ECX => &mut frame.ecx,
-        EDX => &mut frame.edx,
-        3 => &mut frame.ebx,
-        4 => &mut frame.esp,
-        5 => &mut frame.ebp,
-        6 => &mut frame.esi,
-        _ => &mut frame.edi,
     }
 }
 
@@ -164,7 +150,7 @@ pub fn emulate(frame: &mut TrapFrame, dom: &Domain, cr2: u32) -> Result<(), Ptwr
     }
     drop(guard);
     if let Some((reg, v)) = load {
-        *register(frame, reg) = v;
+        *frame.reg_mut(reg) = v;
     }
     if let Some(z) = zf {
         frame.eflags = if z {

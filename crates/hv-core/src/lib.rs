@@ -14,6 +14,7 @@ pub mod frame_alloc;
 pub mod guest_access;
 pub mod hypercall;
 pub mod mapcache;
+pub mod privop;
 pub mod ptwr;
 pub mod rtc;
 pub mod vidt;

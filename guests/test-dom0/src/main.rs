@@ -1309,6 +1309,7 @@ fn traps(c: &mut Checks, mem: &Mem<'_>) {
         call(SET_TRAP_TABLE, [0xF580_0000, 0, 0, 0, 0]),
         Errno::EFAULT,
     );
+    privileged_instructions(c, mem);
     let _ = mem.unmap(si_va);
 }
 
@@ -1773,6 +1774,22 @@ fn time(c: &mut Checks) {
         "stop_periodic_timer",
         hcall(VCPU_OP, [VCPUOP_STOP_PERIODIC_TIMER, 0, 0, 0, 0]),
     );
+    // `hlt` in ring 1 is emulated as block.
+    let deadline = guest_now() + 2_000_000;
+    c.ok(
+        "set_timer_op_for_hlt",
+        hcall(
+            SET_TIMER_OP,
+            [deadline as u32, (deadline >> 32) as u32, 0, 0, 0],
+        ),
+    );
+    // SAFETY: emulated by Oxen as SCHEDOP_block; the timer wakes it.
+    unsafe { core::arch::asm!("hlt") };
+    c.check(
+        "hlt_blocks_until_event",
+        seen(tp) == 5 && guest_now() >= deadline,
+        format_args!("seen={}", seen(tp)),
+    );
 
     // poll: nothing arrives on the port, the timeout ends the wait.
     let ports = [virq.port];
@@ -2001,5 +2018,180 @@ fn memory(c: &mut Checks, mem: &Mem<'_>) {
             [XENMEM_CURRENT_RESERVATION, 0xF580_0000, 0, 0, 0],
         ),
         Errno::EFAULT,
+    );
+}
+
+/// Privileged instructions Oxen emulates for ring 1, and ones it does not
+/// (those arrive at the domain's #GP handler, which skips 2 bytes).
+fn privileged_instructions(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::hypercall::{FPU_TASKSWITCH, PHYSDEV_OP};
+    use xen_abi::physdev::{PHYSDEVOP_SET_IOBITMAP, PHYSDEVOP_SET_IOPL};
+    let gp = || trap_count(1);
+    // CR0.TS follows fpu_taskswitch, and clts clears it.
+    let _ = hcall(FPU_TASKSWITCH, [1, 0, 0, 0, 0]);
+    let cr0_ts: u32;
+    // SAFETY: emulated by Oxen (mov %cr0,%eax).
+    unsafe { core::arch::asm!("mov {}, cr0", out(reg) cr0_ts) };
+    // SAFETY: emulated by Oxen.
+    unsafe { core::arch::asm!("clts") };
+    let cr0: u32;
+    // SAFETY: as above.
+    unsafe { core::arch::asm!("mov {}, cr0", out(reg) cr0) };
+    c.check(
+        "emulate_cr0_and_clts",
+        cr0_ts & 8 != 0 && cr0 & 8 == 0 && cr0 & 0x8000_0001 == 0x8000_0001,
+        format_args!("{cr0_ts:#x} {cr0:#x}"),
+    );
+    // CR3 in Xen's rotated form; writing it back switches to the same L3.
+    let cr3: u32;
+    // SAFETY: emulated by Oxen.
+    unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3) };
+    let l3 = pfn_to_mfn(mem.si, (mem.si.pt_base - pvrt::VIRT_BASE) / PAGE).unwrap_or(0);
+    c.check(
+        "emulate_read_cr3",
+        xen_abi::mm::xen_cr3_to_pfn(cr3) == l3,
+        format_args!("{cr3:#x} vs mfn {l3:#x}"),
+    );
+    // SAFETY: emulated: the same base pointer again.
+    unsafe { core::arch::asm!("mov cr3, {}", in(reg) cr3) };
+    let cr2: u32;
+    // SAFETY: emulated by Oxen.
+    unsafe { core::arch::asm!("mov {}, cr2", out(reg) cr2) };
+    c.check("emulate_read_cr2", cr2 == 0x2000, format_args!("{cr2:#x}"));
+    // rdmsr of the TSC works; wrmsr is dropped; other rdmsr is #GP.
+    let (lo, hi): (u32, u32);
+    // SAFETY: emulated by Oxen.
+    unsafe { core::arch::asm!("rdmsr", in("ecx") 0x10, out("eax") lo, out("edx") hi) };
+    c.check(
+        "emulate_rdmsr_tsc",
+        ((u64::from(hi) << 32) | u64::from(lo)) != 0,
+        format_args!("{hi:#x}:{lo:#x}"),
+    );
+    let before = gp();
+    // SAFETY: emulated (ignored) by Oxen.
+    unsafe { core::arch::asm!("wrmsr", in("ecx") 0x1A0, in("eax") 0, in("edx") 0) };
+    c.check(
+        "emulate_wrmsr_ignored",
+        gp() == before,
+        format_args!("gp={}", gp()),
+    );
+    // SAFETY: not emulated: the #GP handler skips the 2-byte rdmsr.
+    unsafe { core::arch::asm!("rdmsr", in("ecx") 0xC000_0080u32, out("eax") _, out("edx") _) };
+    c.check(
+        "rdmsr_unknown_is_gp",
+        gp() == before + 1 && trap_error(1) == 0,
+        format_args!("gp={} err={:#x}", gp(), trap_error(1)),
+    );
+    // Port I/O: refused until the virtual IOPL or the I/O bitmap allows it.
+    // SAFETY: `in $0x71` faults (skipped by the handler) or is emulated.
+    unsafe { core::arch::asm!("in al, 0x71", out("al") _) };
+    c.check(
+        "in_without_iopl_is_gp",
+        gp() == before + 2,
+        format_args!("gp={}", gp()),
+    );
+    let mut bitmap = [0xFFu8; 32];
+    bitmap[0x80 / 8] &= !1; // port 0x80 only
+    let bm = [bitmap.as_ptr() as u32, 0x100];
+    c.ok(
+        "physdev_set_iobitmap",
+        hcall(
+            PHYSDEV_OP,
+            [PHYSDEVOP_SET_IOBITMAP, bm.as_ptr() as u32, 0, 0, 0],
+        ),
+    );
+    // SAFETY: port 0x80 is the POST port (harmless); 0x81 is refused.
+    unsafe { core::arch::asm!("out 0x80, al", "out 0x81, al", in("al") 0u8) };
+    c.check(
+        "iobitmap_allows_only_its_ports",
+        gp() == before + 3,
+        format_args!("gp={}", gp()),
+    );
+    let iopl = [1u32];
+    c.ok(
+        "physdev_set_iopl",
+        hcall(
+            PHYSDEV_OP,
+            [PHYSDEVOP_SET_IOPL, iopl.as_ptr() as u32, 0, 0, 0],
+        ),
+    );
+    let status: u8;
+    // SAFETY: reads CMOS status register A through the emulated in/out.
+    unsafe { core::arch::asm!("out 0x70, al", "in al, 0x71", inout("al") 0x0Au8 => status) };
+    c.check(
+        "port_io_with_iopl",
+        gp() == before + 3 && status & 0x7F != 0,
+        format_args!("gp={} status={status:#x}", gp()),
+    );
+    let bad = [4u32];
+    c.err(
+        "physdev_set_iopl_4",
+        hcall(
+            PHYSDEV_OP,
+            [PHYSDEVOP_SET_IOPL, bad.as_ptr() as u32, 0, 0, 0],
+        ),
+        Errno::EINVAL,
+    );
+    let zero = [0u32];
+    c.ok(
+        "physdev_set_iopl_0",
+        hcall(
+            PHYSDEV_OP,
+            [PHYSDEVOP_SET_IOPL, zero.as_ptr() as u32, 0, 0, 0],
+        ),
+    );
+    c.err(
+        "physdev_op_unknown",
+        hcall(PHYSDEV_OP, [99, 0, 0, 0, 0]),
+        Errno::ENOSYS,
+    );
+
+    // The forced-emulation CPUID: Xen's leaves and the hypervisor bit.
+    let cpuid = |leaf: u32| -> (u32, u32, u32, u32) {
+        let (a, b, c, d): (u32, u32, u32, u32);
+        // SAFETY: ud2a "xen" cpuid: Oxen emulates it (EBX saved by hand, since
+        // Rust reserves it).
+        unsafe {
+            core::arch::asm!(
+                "push ebx",
+                ".byte 0x0f, 0x0b, 0x78, 0x65, 0x6e",
+                "cpuid",
+                "mov {b}, ebx",
+                "pop ebx",
+                b = out(reg) b,
+                inout("eax") leaf => a,
+                inout("ecx") 0 => c,
+                out("edx") d,
+            )
+        };
+        (a, b, c, d)
+    };
+    let (a, b, cx, d) = cpuid(0x4000_0000);
+    let mut sig = [0u8; 12];
+    sig[..4].copy_from_slice(&b.to_le_bytes());
+    sig[4..8].copy_from_slice(&cx.to_le_bytes());
+    sig[8..].copy_from_slice(&d.to_le_bytes());
+    c.check(
+        "cpuid_xen_signature",
+        a >= 0x4000_0002 && &sig == b"XenVMMXenVMM",
+        format_args!("{a:#x} {:?}", core::str::from_utf8(&sig)),
+    );
+    let (a, ..) = cpuid(0x4000_0001);
+    c.check(
+        "cpuid_xen_version",
+        a == 0x0004_0001,
+        format_args!("{a:#x}"),
+    );
+    let (a, b, ..) = cpuid(0x4000_0002);
+    c.check(
+        "cpuid_hypercall_page",
+        a == 1 && b == 0x4000_0000,
+        format_args!("{a} {b:#x}"),
+    );
+    let (_, _, cx, d) = cpuid(1);
+    c.check(
+        "cpuid_leaf1_filtered",
+        cx & (1 << 31) != 0 && d & (1 << 13) == 0,
+        format_args!("ecx={cx:#x} edx={d:#x}"),
     );
 }

@@ -17,6 +17,30 @@ pub fn inb(port: u16) -> u8 {
     unsafe { x86::io::inb(port) }
 }
 
+/// Writes a word to an I/O port.
+pub fn outw(port: u16, val: u16) {
+    // SAFETY: as for `outb`; only called for ports a privileged domain may use.
+    unsafe { x86::io::outw(port, val) }
+}
+
+/// Reads a word from an I/O port.
+pub fn inw(port: u16) -> u16 {
+    // SAFETY: as for `inb`.
+    unsafe { x86::io::inw(port) }
+}
+
+/// Reads a dword from an I/O port.
+pub fn inl(port: u16) -> u32 {
+    // SAFETY: as for `inb`.
+    unsafe { x86::io::inl(port) }
+}
+
+/// CPUID `leaf`/`subleaf`: (eax, ebx, ecx, edx).
+pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
+    let r = core::arch::x86::__cpuid_count(leaf, subleaf);
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
 /// Writes a dword to an I/O port.
 pub fn outl(port: u16, val: u32) {
     // SAFETY: as for `outb`.

@@ -45,6 +45,21 @@ impl TrapFrame {
         self.cs & 3 == 0
     }
 
+    /// The saved general register with x86 encoding number `reg` (0..8:
+    /// eax, ecx, edx, ebx, esp, ebp, esi, edi).
+    pub fn reg_mut(&mut self, reg: usize) -> &mut u32 {
+        match reg & 7 {
+            0 => &mut self.eax,
+            1 => &mut self.ecx,
+            2 => &mut self.edx,
+            3 => &mut self.ebx,
+            4 => &mut self.esp,
+            5 => &mut self.ebp,
+            6 => &mut self.esi,
+            _ => &mut self.edi,
+        }
+    }
+
     /// The stack pointer at the time of the trap.
     pub fn interrupted_esp(&self) -> u32 {
         if self.interrupted_hypervisor() {

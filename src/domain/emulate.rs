@@ -1,0 +1,205 @@
+//! Emulation of the privileged instructions a ring-1 kernel may use
+//! (XEN-PV-ABI.md §3.1, decoding in `hv_core::privop`), and of the
+//! forced-emulation CPUID (§17). What is not emulated stays a #GP (or #UD)
+//! for the guest.
+//!
+//! - `clts`, `mov` to/from CR0 (only TS may change), CR2, CR3 (a new base
+//!   pointer, in Xen's rotated encoding), CR4 (writes ignored);
+//! - `rdmsr` of the TSC; `wrmsr` is ignored (Xen logs and drops such writes);
+//!   any other `rdmsr` faults;
+//! - `wbinvd` (performed only with I/O privilege), `hlt` (blocks, as
+//!   `SCHEDOP_block`);
+//! - `in`/`out` for a domain with I/O privilege whose virtual IOPL admits
+//!   ring 1 or whose I/O bitmap allows the ports (`physdev_op`).
+
+use hv_core::privop::{self, DecodeError, Port, PrivOp};
+use xen_abi::cpuid::*;
+use xen_abi::mm::{xen_cr3_to_pfn, xen_pfn_to_cr3};
+
+use super::Domain;
+use crate::arch::x86::cpu;
+use crate::arch::x86::traps::TrapFrame;
+use crate::arch::x86::uaccess::copy_from_guest;
+
+/// CR0.TS.
+const CR0_TS: u32 = 1 << 3;
+/// The TSC's MSR.
+const MSR_IA32_TSC: u32 = 0x10;
+
+/// Reads up to 15 instruction bytes at the guest's EIP.
+fn fetch(eip: u32) -> ([u8; 15], usize) {
+    let mut buf = [0u8; 15];
+    let n = (1..=15)
+        .rev()
+        .find(|&n| copy_from_guest(&mut buf[..n], eip).is_ok())
+        .unwrap_or(0);
+    (buf, n)
+}
+
+fn virtual_cr0(dom: &Domain) -> u32 {
+    (cpu::read_cr0() & !CR0_TS) | if dom.vcpu.fpu_ts { CR0_TS } else { 0 }
+}
+
+fn port_allowed(dom: &Domain, port: u16, size: u8) -> bool {
+    if !dom.iomem_access {
+        return false;
+    }
+    if dom.vcpu.iopl >= 1 {
+        return true;
+    }
+    let (bitmap, nr_ports) = dom.vcpu.iobitmap;
+    if bitmap == 0 || u32::from(port) + u32::from(size) > nr_ports {
+        return false;
+    }
+    let mut bytes = [0u8; 4];
+    let first = u32::from(port) / 8;
+    let last = (u32::from(port) + u32::from(size) - 1) / 8;
+    let n = (last - first + 1) as usize;
+    if copy_from_guest(&mut bytes[..n], bitmap.wrapping_add(first)).is_err() {
+        return false;
+    }
+    // Re-base the port on the copied bytes.
+    privop::iobitmap_allows(&bytes[..n], port - (first as u16) * 8, size)
+}
+
+/// Tries to emulate the instruction behind a #GP from ring 1. `Ok(())` means
+/// done (EIP advanced); `Err` means the guest gets its #GP.
+pub fn emulate_privileged(frame: &mut TrapFrame, dom: &mut Domain) -> Result<(), DecodeError> {
+    if frame.cs & 3 != 1 {
+        return Err(DecodeError::Unsupported);
+    }
+    let (bytes, n) = fetch(frame.eip);
+    let insn = privop::decode(&bytes[..n])?;
+    match insn.op {
+        PrivOp::Clts => {
+            dom.vcpu.fpu_ts = false;
+            cpu::set_task_switched(false);
+        }
+        PrivOp::MovFromCr { cr, reg } => {
+            let v = match cr {
+                0 => virtual_cr0(dom),
+                2 => super::shared::cr2(dom.shared_info),
+                3 => xen_pfn_to_cr3(dom.vcpu.cr3.0 as u32),
+                _ => cpu::read_cr4(),
+            };
+            *frame.reg_mut(reg) = v;
+        }
+        PrivOp::MovToCr { cr, reg } => {
+            let v = *frame.reg_mut(reg);
+            match cr {
+                0 => {
+                    if (v ^ virtual_cr0(dom)) & !CR0_TS != 0 {
+                        return Err(DecodeError::Unsupported);
+                    }
+                    dom.vcpu.fpu_ts = v & CR0_TS != 0;
+                    cpu::set_task_switched(dom.vcpu.fpu_ts);
+                }
+                2 => super::shared::set_cr2(dom.shared_info, v),
+                3 => {
+                    let mfn = hv_core::addr::Mfn(u64::from(xen_cr3_to_pfn(v)));
+                    crate::hypercall::switch_base_pointer(dom, mfn)
+                        .map_err(|_| DecodeError::Unsupported)?;
+                }
+                _ => {}
+            }
+        }
+        PrivOp::Rdmsr if frame.ecx == MSR_IA32_TSC => {
+            let tsc = cpu::rdtsc();
+            (frame.eax, frame.edx) = (tsc as u32, (tsc >> 32) as u32);
+        }
+        PrivOp::Rdmsr => return Err(DecodeError::Unsupported),
+        PrivOp::Wrmsr => log::debug!("d{}: wrmsr {:#x} ignored", dom.domid, frame.ecx),
+        PrivOp::Wbinvd => {
+            if dom.iomem_access {
+                cpu::wbinvd();
+            }
+        }
+        PrivOp::Hlt => {
+            frame.eip = frame.eip.wrapping_add(u32::from(insn.len));
+            cpu::enable_interrupts();
+            crate::hypercall::block_domain(dom);
+            cpu::disable_interrupts();
+            return Ok(());
+        }
+        PrivOp::In { size, port } | PrivOp::Out { size, port } => {
+            let port = match port {
+                Port::Imm(p) => u16::from(p),
+                Port::Dx => frame.edx as u16,
+            };
+            if !port_allowed(dom, port, size) {
+                return Err(DecodeError::Unsupported);
+            }
+            if let PrivOp::In { .. } = insn.op {
+                let v = match size {
+                    1 => u32::from(cpu::inb(port)),
+                    2 => u32::from(cpu::inw(port)),
+                    _ => cpu::inl(port),
+                };
+                let keep = match size {
+                    1 => 0xFFFF_FF00,
+                    2 => 0xFFFF_0000,
+                    _ => 0,
+                };
+                frame.eax = (frame.eax & keep) | v;
+            } else {
+                match size {
+                    1 => cpu::outb(port, frame.eax as u8),
+                    2 => cpu::outw(port, frame.eax as u16),
+                    _ => cpu::outl(port, frame.eax),
+                }
+            }
+        }
+    }
+    frame.eip = frame.eip.wrapping_add(u32::from(insn.len));
+    Ok(())
+}
+
+/// The forced-emulation CPUID behind a #UD: Xen's leaves 0x40000000.. and
+/// the real CPUID with what a PV guest must not use masked (and the
+/// hypervisor bit set). Returns whether it was one.
+pub fn emulate_cpuid(frame: &mut TrapFrame) -> bool {
+    let (bytes, n) = fetch(frame.eip);
+    if !privop::is_emulated_cpuid(&bytes[..n]) {
+        return false;
+    }
+    let leaf = frame.eax;
+    let (a, b, c, d) = match leaf {
+        XEN_CPUID_LEAF_BASE => (
+            XEN_CPUID_MAX_LEAF,
+            XEN_CPUID_SIGNATURE_EBX,
+            XEN_CPUID_SIGNATURE_ECX,
+            XEN_CPUID_SIGNATURE_EDX,
+        ),
+        XEN_CPUID_LEAF_VERSION => (
+            version_eax(
+                crate::hypercall::version::XEN_MAJOR,
+                crate::hypercall::version::XEN_MINOR,
+            ),
+            0,
+            0,
+            0,
+        ),
+        XEN_CPUID_LEAF_HYPERCALL => (
+            XEN_CPUID_HYPERCALL_PAGES,
+            XEN_CPUID_HYPERCALL_MSR,
+            XEN_CPUID_FEAT1_MMU_PT_UPDATE_PRESERVE_AD,
+            0,
+        ),
+        XEN_CPUID_LEAF_TIME => (0, 0, 0, 0),
+        _ => {
+            let r = cpu::cpuid(leaf, frame.ecx);
+            if leaf == 1 {
+                // EDX: no VME, DE, PSE, PGE, PSE36 for a PV kernel; ECX: no
+                // VMX, SMX, x2APIC, OSXSAVE; the hypervisor bit on.
+                const EDX_MASK: u32 = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 13) | (1 << 17);
+                const ECX_MASK: u32 = (1 << 5) | (1 << 6) | (1 << 21) | (1 << 27);
+                (r.0, r.1, (r.2 & !ECX_MASK) | (1 << 31), r.3 & !EDX_MASK)
+            } else {
+                r
+            }
+        }
+    };
+    (frame.eax, frame.ebx, frame.ecx, frame.edx) = (a, b, c, d);
+    frame.eip = frame.eip.wrapping_add(privop::EMULATED_CPUID_LEN as u32);
+    true
+}
