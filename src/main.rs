@@ -140,6 +140,7 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
         Err(e) => panic!("Could not set up DOM0 guest OS: {e}"),
     };
     crate::printk!("{}\n", dom0.summary);
+    console::enable_input();
     crate::printk!(
         "Starting dom0 (ring 1): {} pages, shared_info {}.\n",
         dom0.domain.tot_pages,

@@ -137,6 +137,8 @@ pub fn delay_ms(ms: u64) {
 pub fn handle_irq(irq: u8) {
     if irq == 0 {
         TICKS.fetch_add(1, Ordering::Relaxed);
+    } else if irq == crate::console::COM1_IRQ {
+        crate::console::handle_rx_irq();
     } else {
         log::debug!("spurious IRQ {irq}");
     }

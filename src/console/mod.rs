@@ -156,16 +156,61 @@ pub fn guest_write(domid: u16, bytes: &[u8]) {
     crate::arch::x86::cpu::restore_interrupts(was);
 }
 
-/// Reads one byte from COM1 if one is waiting.
-pub fn try_read_byte() -> Option<u8> {
+/// Bytes typed on COM1, waiting for dom0's `console_io(read)`.
+static INPUT: Mutex<heapless::Deque<u8, 1024>> = Mutex::new(heapless::Deque::new());
+/// Set when input arrived that dom0 has not been told about (VIRQ_CONSOLE).
+static INPUT_NOTIFY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// The COM1 interrupt line.
+pub const COM1_IRQ: u8 = 4;
+
+/// Turns on COM1's receive interrupt (IRQ 4).
+pub fn enable_input() {
     let was = crate::arch::x86::cpu::disable_interrupts();
-    let b = CONSOLE
-        .lock()
-        .serial
-        .as_mut()
-        .and_then(Serial::try_read_byte);
+    if let Some(s) = CONSOLE.lock().serial.as_mut() {
+        s.enable_rx_interrupt();
+    }
+    crate::arch::x86::pic::unmask(COM1_IRQ);
     crate::arch::x86::cpu::restore_interrupts(was);
-    b
+}
+
+/// IRQ 4: moves the received bytes into the input buffer (dropping what does
+/// not fit) and notes that dom0 should hear of it. Interrupts are off.
+pub fn handle_rx_irq() {
+    let mut c = CONSOLE.lock();
+    let mut input = INPUT.lock();
+    let mut got = false;
+    while let Some(b) = c.serial.as_mut().and_then(Serial::try_read_byte) {
+        let _ = input.push_back(b);
+        got = true;
+    }
+    if got {
+        INPUT_NOTIFY.store(true, core::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Takes up to `buf.len()` bytes of console input.
+pub fn read_input(buf: &mut [u8]) -> usize {
+    let was = crate::arch::x86::cpu::disable_interrupts();
+    let mut input = INPUT.lock();
+    let mut n = 0;
+    while n < buf.len() {
+        match input.pop_front() {
+            Some(b) => {
+                buf[n] = b;
+                n += 1;
+            }
+            None => break,
+        }
+    }
+    drop(input);
+    crate::arch::x86::cpu::restore_interrupts(was);
+    n
+}
+
+/// Whether console input arrived since the last call (for VIRQ_CONSOLE).
+pub fn take_input_notification() -> bool {
+    INPUT_NOTIFY.swap(false, core::sync::atomic::Ordering::SeqCst)
 }
 
 /// Writes on the fatal path: takes the console even if a trapped context held it.

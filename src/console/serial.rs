@@ -61,6 +61,12 @@ impl Serial {
         }
     }
 
+    /// Interrupts on received data.
+    pub fn enable_rx_interrupt(&mut self) {
+        self.uart
+            .enable_interrupts(uart_16550::spec::registers::IER::DATA_READY);
+    }
+
     /// A received byte, if any.
     pub fn try_read_byte(&mut self) -> Option<u8> {
         self.uart.try_receive_byte().ok()

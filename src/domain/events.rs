@@ -203,9 +203,15 @@ impl SharedWords {
     }
 }
 
-/// Fires the vcpu's timers that are due at `now`: each raises VIRQ_TIMER (if
-/// the guest bound it).
+/// Raises the VIRQs that are due at `now`: VIRQ_TIMER for each expired timer
+/// of the vcpu, and VIRQ_CONSOLE for the privileged domain when console input
+/// arrived (if the guest bound them).
 pub fn fire_timers(dom: &mut super::Domain, words: &mut SharedWords, now: u64) {
+    if dom.privileged && crate::console::take_input_notification() {
+        let _ = dom
+            .ports
+            .raise_virq(words, xen_abi::evtchn::VIRQ_CONSOLE, 0);
+    }
     let vcpu = &mut dom.vcpu;
     let mut fire = false;
     if vcpu.singleshot.is_some_and(|d| now >= d) {

@@ -1,6 +1,7 @@
 //! `console_io` (XEN-PV-ABI.md §14.2): the privileged domain's console is
 //! Oxen's serial line. Writes are printed as they come; reads take the bytes
-//! waiting on COM1 without blocking.
+//! COM1 received (VIRQ_CONSOLE tells dom0 when there are some), without
+//! blocking.
 
 use hv_core::hypercall::Outcome;
 use xen_abi::console::{CONSOLEIO_READ, CONSOLEIO_WRITE};
@@ -40,16 +41,7 @@ fn write(domid: u16, count: usize, buf: u32) -> Result<i32, Errno> {
 
 fn read(count: usize, buf: u32) -> Result<i32, Errno> {
     let mut chunk = [0u8; CHUNK];
-    let mut n = 0;
-    while n < count.min(CHUNK) {
-        match crate::console::try_read_byte() {
-            Some(b) => {
-                chunk[n] = b;
-                n += 1;
-            }
-            None => break,
-        }
-    }
+    let n = crate::console::read_input(&mut chunk[..count.min(CHUNK)]);
     copy_to_guest(buf, &chunk[..n])?;
     Ok(n as i32)
 }

@@ -76,10 +76,27 @@ pub fn run_captured_with(
     mark: Option<&str>,
     extra: &[&str],
 ) -> Result<Run, String> {
+    run_captured_full(boot, mem_mib, timeout, mark, extra, None)
+}
+
+/// The general form: `input` is (text to wait for, bytes to type on the
+/// serial console once it appears).
+pub fn run_captured_full(
+    boot: &Boot,
+    mem_mib: u32,
+    timeout: Duration,
+    mark: Option<&str>,
+    extra: &[&str],
+    mut input: Option<(&str, &str)>,
+) -> Result<Run, String> {
     let mut cmd = command(boot, mem_mib);
     cmd.args(extra);
     cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let start = Instant::now();
@@ -102,8 +119,19 @@ pub fn run_captured_with(
         let _ = stderr.read_to_string(&mut s);
         s
     });
+    let mut stdin = child.stdin.take();
     let mut mark_at = None;
     let exit_code = loop {
+        if let Some((wait_for, text)) = input
+            && String::from_utf8_lossy(&buf.lock().unwrap()).contains(wait_for)
+        {
+            if let Some(s) = stdin.as_mut() {
+                use std::io::Write;
+                let _ = s.write_all(text.as_bytes());
+                let _ = s.flush();
+            }
+            input = None;
+        }
         if let (Some(m), None) = (mark, mark_at)
             && String::from_utf8_lossy(&buf.lock().unwrap()).contains(m)
         {

@@ -47,6 +47,8 @@ struct Scenario {
     mem_mib: u32,
     exit: i32,
     checks: Vec<Check>,
+    /// (text to wait for, bytes to type on the serial console then).
+    input: Option<(&'static str, &'static str)>,
 }
 
 /// The initrd fixture: 64 KiB where byte i is i % 251 (test-dom0 checks it).
@@ -197,6 +199,7 @@ fn scenarios() -> Vec<Scenario> {
             modules: two_modules.clone(),
             mem_mib: 512,
             exit: EXIT_HALTED,
+            input: None,
             checks: {
                 let mut c = report(
                     "Loader: multiboot2 (GRUB",
@@ -216,6 +219,7 @@ fn scenarios() -> Vec<Scenario> {
             modules: two_modules.clone(),
             mem_mib: 512,
             exit: EXIT_HALTED,
+            input: None,
             checks: report(
                 "Loader: multiboot1",
                 "/test-fixtures/test-dom0.elf console=hvc0'",
@@ -232,6 +236,7 @@ fn scenarios() -> Vec<Scenario> {
             modules: dom0_modules("console=hvc0"),
             mem_mib: 256,
             exit: EXIT_HALTED,
+            input: None,
             checks: vec![
                 Check::Has("Loader: multiboot2 (GRUB"),
                 Check::Has("dom0: Oxen-pvrt '0.1' entry 0xc0000000, 16384 pages"),
@@ -270,6 +275,7 @@ fn scenarios() -> Vec<Scenario> {
             modules: dom0_modules("console=hvc0 test=fault"),
             mem_mib: 256,
             exit: EXIT_FATAL,
+            input: None,
             checks: vec![
                 Check::Has("test-dom0: reading unmapped address 0x1000"),
                 Check::Has(
@@ -291,6 +297,7 @@ fn scenarios() -> Vec<Scenario> {
             modules: dom0_modules("console=hvc0 test=ptwr-refused"),
             mem_mib: 256,
             exit: EXIT_FATAL,
+            input: None,
             checks: vec![
                 Check::Has("test-dom0: storing a writable mapping of L1"),
                 Check::Has("not emulated: entry refused (-EINVAL)"),
@@ -301,12 +308,29 @@ fn scenarios() -> Vec<Scenario> {
             ],
         },
         Scenario {
+            // Typing on the serial console: VIRQ_CONSOLE wakes dom0, which
+            // reads the line with console_io.
+            name: "dom0-console-input",
+            path: BootPath::Kernel,
+            cmdline: format!("dom0_mem=32M {TEST_OPTS}"),
+            modules: dom0_modules("console=hvc0 test=console-input"),
+            mem_mib: 256,
+            exit: EXIT_HALTED,
+            input: Some(("test-dom0: waiting for console input", "hello oxen\n")),
+            checks: vec![
+                Check::Has("test-dom0: console read 'hello oxen' after "),
+                Check::Has("Hardware Dom0 halted"),
+                Check::Lacks("after 0 VIRQ_CONSOLE"),
+            ],
+        },
+        Scenario {
             name: "bad-dom0-kernel",
             path: BootPath::Kernel,
             cmdline: format!("dom0_mem=32M {TEST_OPTS}"),
             modules: vec![("not-a-kernel.bin", "console=hvc0")],
             mem_mib: 256,
             exit: EXIT_FATAL,
+            input: None,
             checks: vec![
                 Check::Has("Could not set up DOM0 guest OS: kernel refused: "),
                 Check::Lacks("Starting dom0"),
@@ -319,6 +343,7 @@ fn scenarios() -> Vec<Scenario> {
             modules: vec![],
             mem_mib: 256,
             exit: EXIT_HALTED,
+            input: None,
             checks: vec![
                 Check::Has("Modules: 0"),
                 Check::Has("dom0_mem: min:64M,max:512M resolved to "),
@@ -333,6 +358,7 @@ fn scenarios() -> Vec<Scenario> {
             modules: vec![],
             mem_mib: 384,
             exit: EXIT_HALTED,
+            input: None,
             checks: vec![Check::Custom(
                 "dom0 gets free memory less 128 MiB",
                 check_dom0_all_but_128m,
@@ -345,6 +371,7 @@ fn scenarios() -> Vec<Scenario> {
             modules: vec![],
             mem_mib: 256,
             exit: EXIT_HALTED,
+            input: None,
             checks: vec![
                 Check::Has("warning: unknown option 'frobnicate=1'"),
                 Check::Has("warning: malformed value 'bogus' for option 'loglvl'"),
@@ -360,6 +387,7 @@ fn scenarios() -> Vec<Scenario> {
             modules: vec![],
             mem_mib: 256,
             exit: EXIT_FATAL,
+            input: None,
             checks: vec![
                 Check::Has("FATAL TRAP: vector = 14 (#PF page fault), error code = 0x0000"),
                 Check::Has(
@@ -379,6 +407,7 @@ fn scenarios() -> Vec<Scenario> {
             modules: vec![],
             mem_mib: 256,
             exit: EXIT_FATAL,
+            input: None,
             checks: vec![
                 Check::Has("FATAL TRAP: vector = 0 (#DE divide error)"),
                 Check::Has("eax: 00000001"),
@@ -395,6 +424,7 @@ fn scenarios() -> Vec<Scenario> {
             modules: vec![],
             mem_mib: 256,
             exit: EXIT_RESET,
+            input: None,
             checks: vec![
                 Check::Has("FATAL TRAP: vector = 0 (#DE divide error)"),
                 Check::Has("Reboot in five seconds..."),
@@ -408,6 +438,7 @@ fn scenarios() -> Vec<Scenario> {
             modules: vec![],
             mem_mib: 256,
             exit: EXIT_HALTED,
+            input: None,
             checks: vec![
                 Check::Has("Memory map total: "),
                 Check::Lacks("GDT: FLAT_RING1_CS"),
@@ -526,7 +557,14 @@ pub fn test_cmd(args: &[String]) -> Result<(), String> {
                 continue;
             }
             let boot = boot_for(&s, &kernel, &dir)?;
-            let run = qemu::run_captured(&boot, s.mem_mib, Duration::from_secs(60), None)?;
+            let run = qemu::run_captured_full(
+                &boot,
+                s.mem_mib,
+                Duration::from_secs(60),
+                None,
+                &[],
+                s.input,
+            )?;
             let log = logs.join(format!("{}.log", s.name));
             let _ = std::fs::write(&log, &run.transcript);
             let failures = judge(&s, &run);

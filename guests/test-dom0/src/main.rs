@@ -187,6 +187,12 @@ fn main(si: &'static StartInfo) -> ! {
         unsafe { (entry_va as *mut u32).write_volatile((l1 << 12) | 0x63) };
         println!("test-dom0: the store was accepted");
     }
+    if cmdline
+        .split_whitespace()
+        .any(|w| w == "test=console-input")
+    {
+        console_input(&mem);
+    }
     boot_state(&mut c, &mem);
     version(&mut c);
     memory(&mut c, &mem);
@@ -2194,4 +2200,67 @@ fn privileged_instructions(c: &mut Checks, mem: &Mem<'_>) {
         cx & (1 << 31) != 0 && d & (1 << 13) == 0,
         format_args!("ecx={cx:#x} edx={d:#x}"),
     );
+}
+
+/// `test=console-input`: wait for a line typed on the hypervisor console
+/// (VIRQ_CONSOLE wakes the blocked vcpu; console_io reads it), echo it, and
+/// power off.
+fn console_input(mem: &Mem<'_>) -> ! {
+    use xen_abi::console::CONSOLEIO_READ;
+    use xen_abi::evtchn::*;
+    use xen_abi::hypercall::{CALLBACK_OP, CONSOLE_IO, SCHED_OP};
+    use xen_abi::selectors::FLAT_KERNEL_CS;
+    use xen_abi::traps::{CALLBACKOP_REGISTER, CALLBACKTYPE_EVENT, CallbackRegister, XenCallback};
+    let va = mem.scratch_va(61);
+    let _ = mem.map(va, mem.si.shared_info >> 12, true);
+    SHARED_VA.store(va, AtOrd::SeqCst);
+    let reg = CallbackRegister {
+        type_: CALLBACKTYPE_EVENT,
+        flags: 0,
+        address: XenCallback {
+            cs: u32::from(FLAT_KERNEL_CS),
+            eip: td_event_handler as *const () as u32,
+        },
+    };
+    let _ = hcall(
+        CALLBACK_OP,
+        [CALLBACKOP_REGISTER, &reg as *const _ as u32, 0, 0, 0],
+    );
+    let mut virq = EvtchnBindVirq {
+        virq: VIRQ_CONSOLE,
+        vcpu: 0,
+        port: 0,
+    };
+    let _ = evtchn(EVTCHNOP_BIND_VIRQ, &mut virq);
+    // The default 10 ms periodic timer would only wake the vcpu needlessly.
+    let _ = hcall(
+        xen_abi::hypercall::VCPU_OP,
+        [xen_abi::vcpu::VCPUOP_STOP_PERIODIC_TIMER, 0, 0, 0, 0],
+    );
+    println!("test-dom0: waiting for console input");
+    let mut line = [0u8; 128];
+    let mut len = 0;
+    while !line[..len].contains(&b'\n') && len < line.len() {
+        let _ = hcall(SCHED_OP, [xen_abi::sched::SCHEDOP_BLOCK, 0, 0, 0, 0]);
+        let r = hcall(
+            CONSOLE_IO,
+            [
+                CONSOLEIO_READ,
+                (line.len() - len) as u32,
+                line[len..].as_mut_ptr() as u32,
+                0,
+                0,
+            ],
+        );
+        len += r.unwrap_or(0) as usize;
+    }
+    let seen = SEEN
+        .get(virq.port as usize)
+        .map_or(0, |n| n.load(AtOrd::SeqCst));
+    let text = core::str::from_utf8(&line[..len])
+        .unwrap_or("<not utf-8>")
+        .trim_end();
+    println!("test-dom0: console read '{text}' after {seen} VIRQ_CONSOLE event(s)");
+    pvrt::hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);
+    panic!("shutdown returned");
 }
