@@ -29,6 +29,10 @@ pub struct Vcpu {
     pub kernel_stack: KernelStack,
     /// The virtual CR0.TS (`fpu_taskswitch`, `clts`).
     pub fpu_ts: bool,
+    /// The frames of the guest's GDT (`set_gdt`, each holding a `seg_desc`
+    /// type reference) and its number of entries.
+    pub gdt_frames: heapless::Vec<Mfn, 14>,
+    pub gdt_ents: u32,
     /// The virtual IOPL (`physdev_op(set_iopl)`).
     pub iopl: u32,
     /// The I/O bitmap (`physdev_op(set_iobitmap)`): guest address and ports.
@@ -82,6 +86,8 @@ impl Vcpu {
             callbacks: Callbacks::default(),
             kernel_stack: KernelStack::default(),
             fpu_ts: false,
+            gdt_frames: heapless::Vec::new(),
+            gdt_ents: 0,
             iopl: 0,
             iobitmap: (0, 0),
             singleshot: None,

@@ -338,10 +338,19 @@ pub fn audit_if_asked(dom: &Domain) {
     let mm = guard.as_ref().expect("frame table initialised");
     let mut scratch = SCRATCH.lock();
     scratch.resize(2 * mm.frames().len(), 0);
-    let external = [pv_mm::ExternalRef {
+    // References Oxen holds itself: shared_info's permanent writable type and
+    // the GDT frames' seg_desc types.
+    let mut external: heapless::Vec<pv_mm::ExternalRef, 15> = heapless::Vec::new();
+    let _ = external.push(pv_mm::ExternalRef {
         mfn: dom.shared_info,
         ty: Some(pv_mm::PageType::Writable),
-    }];
+    });
+    for &mfn in &dom.vcpu.gdt_frames {
+        let _ = external.push(pv_mm::ExternalRef {
+            mfn,
+            ty: Some(pv_mm::PageType::SegDesc),
+        });
+    }
     match mm.audit_with_scratch(&[dom.vcpu.cr3], &external, &mut scratch) {
         Ok(_) => crate::mm::count_audit(),
         Err(e) => panic!("mm audit failed after a hypercall of d{}: {e}", dom.domid),

@@ -6,6 +6,7 @@
 //! domain locked, and return `Outcome::Done(eax)` or a continuation.
 
 mod console;
+mod descriptors;
 mod evtchn;
 pub mod memory;
 mod mm;
@@ -46,7 +47,17 @@ impl Ctx {
     }
 }
 
-static DECLS: [Hypercall<Ctx>; 22] = [
+static DECLS: [Hypercall<Ctx>; 24] = [
+    Hypercall {
+        nr: nr::SET_GDT,
+        access: Access::Any,
+        handler: descriptors::do_set_gdt,
+    },
+    Hypercall {
+        nr: nr::UPDATE_DESCRIPTOR,
+        access: Access::Any,
+        handler: descriptors::do_update_descriptor,
+    },
     Hypercall {
         nr: nr::PHYSDEV_OP,
         access: Access::Any,

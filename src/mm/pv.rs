@@ -51,10 +51,21 @@ impl Machine for OxenMachine {
         paging::xen_l2_entry(index)
     }
 
-    fn check_seg_desc_page(&self, _mfn: Mfn) -> bool {
-        // Descriptor pages (set_gdt, LDTs) arrive with the trap work; until then
-        // no frame may become one.
-        false
+    fn check_seg_desc_page(&self, mfn: Mfn) -> bool {
+        // Every descriptor must pass Xen's checks; the fixed-up ones (DPL 0
+        // raised, limits truncated) are written back.
+        let m = mapcache::map_frame(mfn);
+        let mut descs = [0u64; 512];
+        for (i, d) in descs.iter_mut().enumerate() {
+            *d = entry(&m, i).load(Ordering::SeqCst);
+        }
+        if hv_core::descriptor::check_descriptor_page(&mut descs).is_err() {
+            return false;
+        }
+        for (i, d) in descs.iter().enumerate() {
+            entry(&m, i).store(*d, Ordering::SeqCst);
+        }
+        true
     }
 
     fn flush_tlb_for_retype(&mut self, _mfn: Mfn) {

@@ -197,6 +197,7 @@ fn main(si: &'static StartInfo) -> ! {
     version(&mut c);
     memory(&mut c, &mem);
     traps(&mut c, &mem);
+    descriptors(&mut c, &mem);
     events(&mut c, &mem);
     mappings(&mut c, &mem);
     more_mmu_ops(&mut c, &mem);
@@ -2263,4 +2264,130 @@ fn console_input(mem: &Mem<'_>) -> ! {
     println!("test-dom0: console read '{text}' after {seen} VIRQ_CONSOLE event(s)");
     pvrt::hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);
     panic!("shutdown returned");
+}
+
+fn read_fs() -> u32 {
+    let v: u32;
+    // SAFETY: reading a segment register has no side effects.
+    unsafe { core::arch::asm!("mov {:e}, fs", out(reg) v) };
+    v & 0xFFFF
+}
+
+fn write_fs(sel: u32) {
+    // SAFETY: callers load selectors valid in the current GDT.
+    unsafe { core::arch::asm!("mov fs, {:e}", in(reg) sel) };
+}
+
+/// `set_gdt` and `update_descriptor`: a GDT of the domain's own, descriptor
+/// checks, and a selector that goes bad while loaded.
+fn descriptors(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::hypercall::{SET_GDT, UPDATE_DESCRIPTOR};
+    const FLAT_DATA_DPL1: u64 = 0x00CF_B200_0000_67FF;
+    const CODE_DPL0: u64 = 0x00CF_9A00_0000_67FF;
+    const INTO_THE_HOLE: u64 = 0xF640_B290_0000_0FFF;
+    let g = mem.mfn(mem.first_free_pfn + 50);
+    let va = mem.scratch_va(45);
+    c.ok("gdt_frame_map", mem.map(va, g, true));
+    // SAFETY: the frame is mapped writable at `va`.
+    unsafe {
+        core::ptr::write_bytes(va as *mut u8, 0, PAGE as usize);
+        (va as *mut u64).add(1).write_volatile(FLAT_DATA_DPL1);
+        (va as *mut u64).add(2).write_volatile(CODE_DPL0);
+    }
+    c.ok("gdt_frame_unmap", mem.unmap(va));
+    let frames = [g];
+    c.ok(
+        "set_gdt",
+        hcall(SET_GDT, [frames.as_ptr() as u32, 3, 0, 0, 0]),
+    );
+    write_fs(0x9);
+    c.check(
+        "gdt_selector_loads",
+        read_fs() == 0x9,
+        format_args!("fs={:#x}", read_fs()),
+    );
+    let ar: u32;
+    // SAFETY: LAR only reads the descriptor.
+    unsafe { core::arch::asm!("lar {0:e}, {1:e}", out(reg) ar, in(reg) 0x11u32) };
+    c.check(
+        "gdt_dpl0_raised_to_1",
+        (ar >> 13) & 3 == 1,
+        format_args!("ar={ar:#x}"),
+    );
+    c.err(
+        "gdt_frame_not_writable",
+        mem.map(va, g, true),
+        Errno::EINVAL,
+    );
+
+    let ud = |ma: u64, d: u64| {
+        hcall(
+            UPDATE_DESCRIPTOR,
+            [ma as u32, (ma >> 32) as u32, d as u32, (d >> 32) as u32, 0],
+        )
+    };
+    let ma = u64::from(g) << 12;
+    c.err(
+        "update_descriptor_into_hole",
+        ud(ma + 16, INTO_THE_HOLE),
+        Errno::EINVAL,
+    );
+    c.ok("update_descriptor_gdt", ud(ma + 16, FLAT_DATA_DPL1));
+    write_fs(0x11);
+    c.check(
+        "updated_selector_loads",
+        read_fs() == 0x11,
+        format_args!("fs={:#x}", read_fs()),
+    );
+    // The loaded selector goes bad: on the way back Oxen loads null instead
+    // of faulting.
+    c.ok("update_descriptor_not_present", ud(ma + 16, 0));
+    c.check(
+        "bad_selector_nulled_on_return",
+        read_fs() == 0,
+        format_args!("fs={:#x}", read_fs()),
+    );
+    write_fs(u32::from(xen_abi::selectors::FLAT_KERNEL_DS));
+    c.err("update_descriptor_misaligned", ud(ma + 4, 0), Errno::EINVAL);
+    let plain = mem.mfn(mem.first_free_pfn + 51);
+    c.ok(
+        "update_descriptor_plain_page",
+        ud((u64::from(plain) << 12) + 8, FLAT_DATA_DPL1),
+    );
+    let _ = mem.map(va, plain, false);
+    // SAFETY: mapped read-only at `va`.
+    let back = unsafe { ((va + 8) as *const u64).read_volatile() };
+    c.check(
+        "update_descriptor_plain_written",
+        back == FLAT_DATA_DPL1,
+        format_args!("{back:#x}"),
+    );
+    let _ = mem.unmap(va);
+    let own_l1 = mem.l1e_maddr(va) & !0xFFF;
+    c.err(
+        "update_descriptor_page_table",
+        ud(own_l1, FLAT_DATA_DPL1),
+        Errno::EINVAL,
+    );
+    c.err(
+        "update_descriptor_foreign",
+        ud(u64::from(OXEN_IMAGE_MFN) << 12, FLAT_DATA_DPL1),
+        Errno::EINVAL,
+    );
+    c.err(
+        "set_gdt_too_many_entries",
+        hcall(SET_GDT, [frames.as_ptr() as u32, 7169, 0, 0, 0]),
+        Errno::EINVAL,
+    );
+    let h = [mem.mfn(mem.first_free_pfn + 52)];
+    let _ = mem.map(va, h[0], true);
+    c.err(
+        "set_gdt_writable_frame",
+        hcall(SET_GDT, [h.as_ptr() as u32, 1, 0, 0, 0]),
+        Errno::EINVAL,
+    );
+    let _ = mem.unmap(va);
+    c.ok("set_gdt_empty", hcall(SET_GDT, [0, 0, 0, 0, 0]));
+    c.ok("gdt_frame_writable_again", mem.map(va, g, true));
+    let _ = mem.unmap(va);
 }

@@ -240,6 +240,13 @@ pub fn init(df_entry: u32, idle_cr3: u32, ring0_stack_top: u32) {
     }
 }
 
+/// Sets guest descriptor `index` (below `FIRST_RESERVED_GDT_ENTRY`) of the
+/// GDT, a shadow of the guest's own GDT frames; the caller checked `desc`.
+pub fn set_guest_entry(index: usize, desc: u64) {
+    assert!(index < FIRST_RESERVED_GDT_ENTRY);
+    set(index, desc);
+}
+
 /// Sets the ring-0 stack the CPU switches to on a trap from a guest ring.
 pub fn set_ring0_stack(top: u32) {
     // SAFETY: a single aligned store to a field the CPU reads only on a ring

@@ -75,6 +75,11 @@ oxen_trap_common:
     movl    $FLAT_RING0_DS, %eax
     movl    %eax, %ds
     movl    %eax, %es
+    /* Oxen uses no FS/GS: null them, so that a nested trap never saves (and
+     * later reloads) a guest selector that may have gone bad meanwhile. */
+    xorl    %eax, %eax
+    movl    %eax, %fs
+    movl    %eax, %gs
     cld
     movl    %esp, %eax
     pushl   %eax
@@ -82,14 +87,27 @@ oxen_trap_common:
     addl    $4, %esp
     .global oxen_trap_return
 oxen_trap_return:
+    /*
+     * A guest's data selector may have gone bad while it was away (its GDT
+     * changed): each load below is fixed up by loading the null selector
+     * instead, as Xen does, rather than faulting inside Oxen.
+     */
     movl    0(%esp), %eax
+.Lload_gs:
     movl    %eax, %gs
+.Lgs_done:
     movl    4(%esp), %eax
+.Lload_fs:
     movl    %eax, %fs
+.Lfs_done:
     movl    8(%esp), %eax
+.Lload_es:
     movl    %eax, %es
+.Les_done:
     movl    12(%esp), %eax
+.Lload_ds:
     movl    %eax, %ds
+.Lds_done:
     addl    $16, %esp
     popl    %ebx
     popl    %ecx
@@ -100,6 +118,35 @@ oxen_trap_return:
     popl    %eax
     addl    $4, %esp
     iret
+
+.Lnull_gs:
+    xorl    %eax, %eax
+    movl    %eax, %gs
+    jmp     .Lgs_done
+.Lnull_fs:
+    xorl    %eax, %eax
+    movl    %eax, %fs
+    jmp     .Lfs_done
+.Lnull_es:
+    xorl    %eax, %eax
+    movl    %eax, %es
+    jmp     .Les_done
+.Lnull_ds:
+    xorl    %eax, %eax
+    movl    %eax, %ds
+    jmp     .Lds_done
+
+    /* Faults on the way back to a guest, and where to resume instead. */
+    .section .rodata
+    .balign 4
+    .global oxen_trap_ex_table_start, oxen_trap_ex_table_end
+oxen_trap_ex_table_start:
+    .long .Lload_gs, .Lnull_gs
+    .long .Lload_fs, .Lnull_fs
+    .long .Lload_es, .Lnull_es
+    .long .Lload_ds, .Lnull_ds
+oxen_trap_ex_table_end:
+    .text
 
     /* The hypercall gate (vector 0x82, DPL 1): same frame as any trap. */
     .global oxen_hypercall_entry

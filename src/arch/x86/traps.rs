@@ -178,8 +178,9 @@ extern "C" fn oxen_handle_trap(frame: &mut TrapFrame) {
         _ => {}
     }
     if frame.interrupted_hypervisor() {
-        // A fault on one of the guest-memory copies: resume at its fixup.
-        if vector == 14
+        // A fault on a guest-memory copy or a segment load back to the guest:
+        // resume at its fixup.
+        if matches!(vector, 11..=14)
             && let Some(fixup) = super::uaccess::search_exception_table(frame.eip)
         {
             frame.eip = fixup;
