@@ -33,6 +33,8 @@ pub struct Vcpu {
     /// type reference) and its number of entries.
     pub gdt_frames: heapless::Vec<Mfn, 14>,
     pub gdt_ents: u32,
+    /// Where the guest asked for its runstate (`register_runstate_memory_area`).
+    pub runstate_area: u32,
     /// The virtual IOPL (`physdev_op(set_iopl)`).
     pub iopl: u32,
     /// The I/O bitmap (`physdev_op(set_iobitmap)`): guest address and ports.
@@ -88,6 +90,7 @@ impl Vcpu {
             fpu_ts: false,
             gdt_frames: heapless::Vec::new(),
             gdt_ents: 0,
+            runstate_area: 0,
             iopl: 0,
             iobitmap: (0, 0),
             singleshot: None,

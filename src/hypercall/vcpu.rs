@@ -10,6 +10,15 @@ use xen_abi::vcpu::*;
 use super::Ctx;
 use crate::arch::x86::uaccess::{read_guest, write_guest};
 
+/// One vcpu on its own CPU: it has been running since boot.
+fn runstate(now: u64) -> VcpuRunstateInfo {
+    VcpuRunstateInfo {
+        state: RUNSTATE_RUNNING,
+        state_entry_time: 0,
+        time: [now, 0, 0, 0],
+    }
+}
+
 /// The shortest periodic timer Xen accepts.
 const MIN_PERIOD_NS: u64 = 1_000_000;
 
@@ -25,15 +34,20 @@ pub fn do_vcpu_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let vcpu = &mut ctx.dom().vcpu;
     let r = match cmd {
         VCPUOP_IS_UP => Ok(1),
-        VCPUOP_GET_RUNSTATE_INFO => {
-            // One vcpu on its own CPU: it has been running since boot.
-            let info = VcpuRunstateInfo {
-                state: RUNSTATE_RUNNING,
-                state_entry_time: 0,
-                time: [now, 0, 0, 0],
-            };
-            write_guest(arg, &info).map(|()| 0)
-        }
+        VCPUOP_GET_RUNSTATE_INFO => write_guest(arg, &runstate(now)).map(|()| 0),
+        VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => read_guest::<VcpuRegisterRunstateMemoryArea>(arg)
+            .and_then(|a| {
+                // Xen writes the runstate there at once and on every change; with
+                // one vcpu that never leaves its CPU the state does not change, so
+                // the first write is the one that matters.
+                let addr = a.addr;
+                let va = u32::try_from(addr).map_err(|_| Errno::EFAULT)?;
+                if va != 0 {
+                    write_guest(va, &runstate(now))?;
+                }
+                vcpu.runstate_area = va;
+                Ok(0)
+            }),
         VCPUOP_SET_PERIODIC_TIMER => read_guest::<VcpuSetPeriodicTimer>(arg).and_then(|t| {
             let period = t.period_ns;
             if period < MIN_PERIOD_NS {

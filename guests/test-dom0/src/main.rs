@@ -1854,6 +1854,26 @@ fn time(c: &mut Checks) {
         rs[0] == RUNSTATE_RUNNING as u32,
         format_args!("state={}", rs[0]),
     );
+    let mut area = [0xFFFF_FFFFu32; 11];
+    let reg = [area.as_mut_ptr() as u32, 0];
+    c.ok(
+        "vcpu_register_runstate_area",
+        hcall(
+            VCPU_OP,
+            [
+                VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA,
+                0,
+                reg.as_ptr() as u32,
+                0,
+                0,
+            ],
+        ),
+    );
+    c.check(
+        "vcpu_runstate_area_written",
+        area[0] == RUNSTATE_RUNNING as u32 && area[3] != 0xFFFF_FFFF,
+        format_args!("{area:x?}"),
+    );
     let mut close = EvtchnClose { port: virq.port };
     c.ok("close_virq_timer", evtchn(EVTCHNOP_CLOSE, &mut close));
 }
