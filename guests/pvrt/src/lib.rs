@@ -15,8 +15,11 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod console;
+pub mod events;
 pub mod hypercall;
 pub mod mm;
+pub mod time;
+pub mod traps;
 
 use xen_abi::elfnote::{
     XEN_ELFNOTE_ENTRY, XEN_ELFNOTE_FEATURES, XEN_ELFNOTE_GUEST_OS, XEN_ELFNOTE_GUEST_VERSION,

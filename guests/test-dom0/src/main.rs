@@ -1320,31 +1320,11 @@ fn traps(c: &mut Checks, mem: &Mem<'_>) {
     let _ = mem.unmap(si_va);
 }
 
-// The event upcall: save registers, scan the event words, return with the
-// iret hypercall (which restores the upcall mask from EFLAGS.IF).
-core::arch::global_asm!(
-    r#"
-    .text
-    .global td_event_handler
-td_event_handler:   /* [eip][cs|mask<<16][eflags] */
-    pushal
-    call    td_event_scan
-    popal
-    jmp     hypercall_page + 23 * 32
-    "#,
-    options(att_syntax)
-);
-
-unsafe extern "C" {
-    fn td_event_handler();
-}
-
 use core::sync::atomic::{AtomicU32, Ordering as AtOrd};
 
 /// Where `events()` mapped shared_info, for the upcall handler.
 static SHARED_VA: AtomicU32 = AtomicU32::new(0);
-/// Upcalls taken.
-static UPCALLS: AtomicU32 = AtomicU32::new(0);
+use pvrt::events::UPCALLS;
 /// Events seen, per port (the first 64 ports).
 static SEEN: [AtomicU32; 64] = [const { AtomicU32::new(0) }; 64];
 
@@ -1362,22 +1342,10 @@ fn shared_u8(offset: u32) -> &'static core::sync::atomic::AtomicU8 {
 const PENDING: u32 = 2048;
 const MASKS: u32 = 2176;
 
-/// The guest's half of two-level delivery: clear upcall_pending, take the
-/// selector, handle each pending unmasked port once.
-#[unsafe(no_mangle)]
-extern "C" fn td_event_scan() {
-    UPCALLS.fetch_add(1, AtOrd::SeqCst);
-    shared_u8(0).store(0, AtOrd::SeqCst);
-    let sel = shared_u32(4).swap(0, AtOrd::SeqCst);
-    for w in (0..32).filter(|w| sel & (1 << w) != 0) {
-        let ready = shared_u32(PENDING + 4 * w).load(AtOrd::SeqCst)
-            & !shared_u32(MASKS + 4 * w).load(AtOrd::SeqCst);
-        for b in (0..32).filter(|b| ready & (1 << b) != 0) {
-            shared_u32(PENDING + 4 * w).fetch_and(!(1 << b), AtOrd::SeqCst);
-            if let Some(n) = SEEN.get((w * 32 + b) as usize) {
-                n.fetch_add(1, AtOrd::SeqCst);
-            }
-        }
+/// The per-port handler test-dom0 gives pvrt: counts events per port.
+fn count_event(port: u32) {
+    if let Some(n) = SEEN.get(port as usize) {
+        n.fetch_add(1, AtOrd::SeqCst);
     }
 }
 
@@ -1395,31 +1363,19 @@ fn evtchn<T>(cmd: u32, arg: &mut T) -> Result<u32, Errno> {
 /// and by vcpu, unmask re-raising, status, close, the compat form.
 fn events(c: &mut Checks, mem: &Mem<'_>) {
     use xen_abi::evtchn::*;
-    use xen_abi::hypercall::{CALLBACK_OP, EVENT_CHANNEL_OP_COMPAT};
-    use xen_abi::selectors::FLAT_KERNEL_CS;
-    use xen_abi::traps::{CALLBACKOP_REGISTER, CALLBACKTYPE_EVENT, CallbackRegister, XenCallback};
+    use xen_abi::hypercall::EVENT_CHANNEL_OP_COMPAT;
     let va = mem.scratch_va(61);
     c.ok(
         "map_shared_info_for_events",
         mem.map(va, mem.si.shared_info >> 12, true),
     );
     SHARED_VA.store(va, AtOrd::SeqCst);
-    let reg = CallbackRegister {
-        type_: CALLBACKTYPE_EVENT,
-        flags: 0,
-        address: XenCallback {
-            cs: u32::from(FLAT_KERNEL_CS),
-            eip: td_event_handler as *const () as u32,
-        },
-    };
-    // SAFETY: `reg` lives across the call.
-    let r = pvrt::hypercall::result(unsafe {
-        pvrt::hypercall::raw(
-            CALLBACK_OP,
-            [CALLBACKOP_REGISTER, &reg as *const _ as u32, 0, 0, 0],
-        )
-    });
-    c.ok("register_event_callback", r);
+    // pvrt owns the upcall: its entry scans the event words and runs the
+    // handler of each port (here: a counter per port).
+    c.ok("register_event_callback", pvrt::events::init(va));
+    for port in 0..SEEN.len() as u32 {
+        pvrt::events::on(port, count_event);
+    }
 
     let mut ipi = EvtchnBindIpi { vcpu: 0, port: 0 };
     c.ok("evtchn_bind_ipi", evtchn(EVTCHNOP_BIND_IPI, &mut ipi));
@@ -1603,26 +1559,9 @@ fn events(c: &mut Checks, mem: &Mem<'_>) {
     let _ = mem.unmap(va);
 }
 
-/// System time from vcpu 0's `vcpu_time_info` (version protocol).
+/// System time, from pvrt's PV clock.
 fn guest_now() -> u64 {
-    let t = SHARED_VA.load(AtOrd::SeqCst) + 32;
-    loop {
-        // SAFETY: shared_info is mapped at SHARED_VA; these are fields of
-        // vcpu_info[0].time, read volatile.
-        let (v, ts, st, mul, shift, tsc) = unsafe {
-            let v = ((t) as *const u32).read_volatile();
-            let ts = ((t + 8) as *const u64).read_volatile();
-            let st = ((t + 16) as *const u64).read_volatile();
-            let mul = ((t + 24) as *const u32).read_volatile();
-            let shift = ((t + 28) as *const i8).read_volatile();
-            (v, ts, st, mul, shift, rdtsc())
-        };
-        // SAFETY: as above.
-        let v2 = unsafe { (t as *const u32).read_volatile() };
-        if v & 1 == 0 && v == v2 {
-            return st + xen_abi::shared_info::scale_delta(tsc.wrapping_sub(ts), mul, shift);
-        }
-    }
+    pvrt::time::now(SHARED_VA.load(AtOrd::SeqCst))
 }
 
 fn hcall(nr: u32, args: [u32; 5]) -> Result<u32, Errno> {
@@ -2232,24 +2171,14 @@ fn privileged_instructions(c: &mut Checks, mem: &Mem<'_>) {
 fn console_input(mem: &Mem<'_>) -> ! {
     use xen_abi::console::CONSOLEIO_READ;
     use xen_abi::evtchn::*;
-    use xen_abi::hypercall::{CALLBACK_OP, CONSOLE_IO, SCHED_OP};
-    use xen_abi::selectors::FLAT_KERNEL_CS;
-    use xen_abi::traps::{CALLBACKOP_REGISTER, CALLBACKTYPE_EVENT, CallbackRegister, XenCallback};
+    use xen_abi::hypercall::{CONSOLE_IO, SCHED_OP};
     let va = mem.scratch_va(61);
     let _ = mem.map(va, mem.si.shared_info >> 12, true);
     SHARED_VA.store(va, AtOrd::SeqCst);
-    let reg = CallbackRegister {
-        type_: CALLBACKTYPE_EVENT,
-        flags: 0,
-        address: XenCallback {
-            cs: u32::from(FLAT_KERNEL_CS),
-            eip: td_event_handler as *const () as u32,
-        },
-    };
-    let _ = hcall(
-        CALLBACK_OP,
-        [CALLBACKOP_REGISTER, &reg as *const _ as u32, 0, 0, 0],
-    );
+    let _ = pvrt::events::init(va);
+    for port in 0..SEEN.len() as u32 {
+        pvrt::events::on(port, count_event);
+    }
     let mut virq = EvtchnBindVirq {
         virq: VIRQ_CONSOLE,
         vcpu: 0,
