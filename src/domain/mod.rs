@@ -47,10 +47,11 @@ pub struct Vcpu {
     /// The machine frame of the PAE L3 this vcpu runs on (its "CR3").
     pub cr3: Mfn,
     /// The LDT the guest asked for with `MMUEXT_SET_LDT` (linear address and
-    /// entries; 0 entries = none). Loading it into the CPU comes with the
-    /// descriptor-table work.
+    /// entries; 0 entries = none), and its frames (each holding a `seg_desc`
+    /// type reference).
     pub ldt_base: u32,
     pub ldt_ents: u32,
+    pub ldt_frames: heapless::Vec<Mfn, 16>,
 }
 
 /// A guest domain.
@@ -100,6 +101,7 @@ impl Vcpu {
             cr3,
             ldt_base: 0,
             ldt_ents: 0,
+            ldt_frames: heapless::Vec::new(),
         }
     }
 }

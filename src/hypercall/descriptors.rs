@@ -1,10 +1,14 @@
-//! `set_gdt` (#2) and `update_descriptor` (#10) (XEN-PV-ABI.md §6.8–6.9).
+//! `set_gdt` (#2), `update_descriptor` (#10) and `MMUEXT_SET_LDT`
+//! (XEN-PV-ABI.md §6.8–6.9).
 //!
 //! The guest's GDT frames take the `seg_desc` type (so nothing can map them
 //! writable, and every descriptor in them passed `check_descriptor`); Oxen's
 //! own GDT holds a shadow of their entries below `FIRST_RESERVED_GDT_ENTRY`,
 //! kept in step by `update_descriptor`, the only way the frames change. (One
 //! vcpu per domain makes a shadow copy enough; Xen maps the frames instead.)
+//! The LDT works the same way: the frames behind its linear range take the
+//! `seg_desc` type when it is set (Xen does this lazily, on first use), and
+//! Oxen loads a shadow of their descriptors.
 
 use hv_core::addr::Mfn;
 use hv_core::descriptor::{set_gdt_frames, update_descriptor_args};
@@ -101,7 +105,75 @@ fn update_descriptor(dom: &mut Domain, args: [u32; 4]) -> Result<i32, Errno> {
             gdt::set_guest_entry(index, u.desc.to_u64());
         }
     }
+    if let Some(k) = dom.vcpu.ldt_frames.iter().position(|&f| f == u.mfn) {
+        let index = k * PER_PAGE + u.slot;
+        if index < dom.vcpu.ldt_ents as usize {
+            gdt::set_ldt_entry(index, u.desc.to_u64());
+        }
+    }
     Ok(0)
+}
+
+/// `MMUEXT_SET_LDT(base, ents)` (arguments already checked): takes the
+/// `seg_desc` type on the frames mapped at `[base, base + ents * 8)` in the
+/// current address space, drops the previous LDT's, and loads the shadow.
+pub fn set_ldt(dom: &mut Domain, base: u32, ents: u32) -> Result<(), Errno> {
+    use pv_mm::Machine;
+    let pages = (ents as usize * 8).div_ceil(4096);
+    let mut frames: heapless::Vec<Mfn, 16> = heapless::Vec::new();
+    let mut guard = MM.lock();
+    let mm = guard.as_mut().expect("frame table initialised");
+    let mut failed = None;
+    for i in 0..pages {
+        let va = base + (i * 4096) as u32;
+        let mfn = mm.l1_slot_for_va(dom.vcpu.cr3, va).and_then(|(l1, idx)| {
+            let pte = mm.machine.read_pte(l1, idx);
+            if pte & xen_abi::mm::PAGE_PRESENT == 0 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(Mfn(xen_abi::mm::pte_mfn(pte)))
+        });
+        match mfn.and_then(|m| {
+            mm.get_page_and_type(m, dom.domid, PageType::SegDesc)
+                .map(|()| m)
+        }) {
+            Ok(m) => {
+                let _ = frames.push(m);
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    if let Some(e) = failed {
+        for &m in &frames {
+            mm.put_page_and_type(m);
+        }
+        return Err(e);
+    }
+    for &old in &dom.vcpu.ldt_frames {
+        mm.put_page_and_type(old);
+    }
+    drop(guard);
+    let mut index = 0usize;
+    for &mfn in &frames {
+        let m = mapcache::map_frame(mfn);
+        for slot in 0..PER_PAGE {
+            if index >= ents as usize {
+                break;
+            }
+            // SAFETY: slot < 512 inside the mapped frame.
+            let d = unsafe { (m.as_mut_ptr() as *const u64).add(slot).read_volatile() };
+            gdt::set_ldt_entry(index, d);
+            index += 1;
+        }
+    }
+    dom.vcpu.ldt_frames = frames;
+    dom.vcpu.ldt_base = base;
+    dom.vcpu.ldt_ents = ents;
+    gdt::load_ldt(ents as usize);
+    Ok(())
 }
 
 pub fn do_set_gdt(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {

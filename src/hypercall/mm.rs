@@ -221,9 +221,8 @@ fn mmuext_one(dom: &mut Domain, op: &MmuextOp, pg_owner: DomId) -> Result<(), Er
             {
                 return Err(Errno::EINVAL);
             }
-            dom.vcpu.ldt_base = base;
-            dom.vcpu.ldt_ents = ents;
-            Ok(())
+            drop(guard);
+            crate::hypercall::descriptors::set_ldt(dom, base, ents)
         }
         // Superpages (MARK_SUPER/UNMARK_SUPER) are not offered.
         _ => Err(Errno::ENOSYS),
@@ -339,13 +338,13 @@ pub fn audit_if_asked(dom: &Domain) {
     let mut scratch = SCRATCH.lock();
     scratch.resize(2 * mm.frames().len(), 0);
     // References Oxen holds itself: shared_info's permanent writable type and
-    // the GDT frames' seg_desc types.
-    let mut external: heapless::Vec<pv_mm::ExternalRef, 15> = heapless::Vec::new();
+    // the GDT and LDT frames' seg_desc types.
+    let mut external: heapless::Vec<pv_mm::ExternalRef, 31> = heapless::Vec::new();
     let _ = external.push(pv_mm::ExternalRef {
         mfn: dom.shared_info,
         ty: Some(pv_mm::PageType::Writable),
     });
-    for &mfn in &dom.vcpu.gdt_frames {
+    for &mfn in dom.vcpu.gdt_frames.iter().chain(&dom.vcpu.ldt_frames) {
         let _ = external.push(pv_mm::ExternalRef {
             mfn,
             ty: Some(pv_mm::PageType::SegDesc),

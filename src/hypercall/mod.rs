@@ -6,7 +6,7 @@
 //! domain locked, and return `Outcome::Done(eax)` or a continuation.
 
 mod console;
-mod descriptors;
+pub mod descriptors;
 mod evtchn;
 pub mod memory;
 mod mm;

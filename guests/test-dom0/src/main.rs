@@ -550,7 +550,12 @@ fn more_mmu_ops(c: &mut Checks, mem: &Mem<'_>) {
     c.ok("map_io_frame", r);
     c.ok("unmap_io_frame", mem.unmap(va2));
 
-    c.ok("set_ldt", mmuext(MMUEXT_SET_LDT, 0xC000_0000, 16));
+    // The kernel image is mapped writable: it cannot become a descriptor page.
+    c.err(
+        "set_ldt_on_writable_memory",
+        mmuext(MMUEXT_SET_LDT, 0xC000_0000, 16),
+        Errno::EINVAL,
+    );
     c.ok("set_ldt_none", mmuext(MMUEXT_SET_LDT, 0, 0));
     c.err(
         "set_ldt_misaligned",
@@ -2340,6 +2345,43 @@ fn descriptors(c: &mut Checks, mem: &Mem<'_>) {
     );
     let _ = mem.unmap(va);
     c.ok("set_gdt_empty", hcall(SET_GDT, [0, 0, 0, 0, 0]));
+
+    // An LDT: its frame must be mapped (read-only) at the LDT's address.
+    let l = mem.mfn(mem.first_free_pfn + 53);
+    let la = mem.scratch_va(46);
+    c.ok("ldt_frame_map", mem.map(la, l, true));
+    // SAFETY: mapped writable at `la`.
+    unsafe {
+        core::ptr::write_bytes(la as *mut u8, 0, PAGE as usize);
+        (la as *mut u64).add(1).write_volatile(FLAT_DATA_DPL1);
+    }
+    c.ok("ldt_frame_read_only", mem.map(la, l, false));
+    c.ok("set_ldt_loaded", mmuext(MMUEXT_SET_LDT, la, 2));
+    write_fs(0xD); // index 1, LDT, RPL 1
+    c.check(
+        "ldt_selector_loads",
+        read_fs() == 0xD,
+        format_args!("fs={:#x}", read_fs()),
+    );
+    c.err(
+        "ldt_frame_not_writable",
+        mem.map(la, l, true),
+        Errno::EINVAL,
+    );
+    c.ok("set_ldt_none_again", mmuext(MMUEXT_SET_LDT, 0, 0));
+    c.check(
+        "ldt_gone_selector_nulled",
+        read_fs() == 0,
+        format_args!("fs={:#x}", read_fs()),
+    );
+    write_fs(u32::from(xen_abi::selectors::FLAT_KERNEL_DS));
+    c.ok("ldt_frame_writable_again", mem.map(la, l, true));
+    c.ok("ldt_frame_unmap", mem.unmap(la));
+    c.err(
+        "set_ldt_unmapped",
+        mmuext(MMUEXT_SET_LDT, la, 2),
+        Errno::EINVAL,
+    );
     c.ok("gdt_frame_writable_again", mem.map(va, g, true));
     let _ = mem.unmap(va);
 }

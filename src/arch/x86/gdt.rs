@@ -25,6 +25,8 @@ use xen_abi::selectors::{
 pub const GDT_ENTRIES: usize = 16 * 512;
 /// Oxen's TSS (`__FIRST_TSS_ENTRY` in Xen's numbering).
 pub const TSS_SELECTOR: u16 = ((FIRST_RESERVED_GDT_ENTRY + 8) * 8) as u16;
+/// The LDT descriptor (the running vcpu's LDT, shadowed in `LDT`).
+pub const LDT_SELECTOR: u16 = ((FIRST_RESERVED_GDT_ENTRY + 9) * 8) as u16;
 /// The double-fault task's TSS.
 pub const DF_TSS_SELECTOR: u16 = ((FIRST_RESERVED_GDT_ENTRY + 10) * 8) as u16;
 
@@ -245,6 +247,35 @@ pub fn init(df_entry: u32, idle_cr3: u32, ring0_stack_top: u32) {
 pub fn set_guest_entry(index: usize, desc: u64) {
     assert!(index < FIRST_RESERVED_GDT_ENTRY);
     set(index, desc);
+}
+
+/// Entries an LDT may have.
+pub const LDT_ENTRIES: usize = 8192;
+
+/// The shadow of the running vcpu's LDT (checked guest descriptors).
+static LDT: [AtomicU64; LDT_ENTRIES] = [const { AtomicU64::new(0) }; LDT_ENTRIES];
+
+/// Sets entry `index` of the shadow LDT; the caller checked `desc`.
+pub fn set_ldt_entry(index: usize, desc: u64) {
+    LDT[index].store(desc, Ordering::Relaxed);
+}
+
+/// Loads an LDT of `entries` descriptors (0 = none) from the shadow.
+pub fn load_ldt(entries: usize) {
+    const TYPE_LDT: u64 = 0x2;
+    let sel = if entries == 0 {
+        0
+    } else {
+        let base = LDT.as_ptr() as u32;
+        set(
+            selector_index(LDT_SELECTOR),
+            descriptor(base, (entries * 8 - 1) as u32, ACCESS_PRESENT | TYPE_LDT, 0),
+        );
+        LDT_SELECTOR
+    };
+    // SAFETY: the selector is null or names the LDT descriptor just written,
+    // whose table is a static of checked guest descriptors.
+    unsafe { core::arch::asm!("lldt {:x}", in(reg) sel, options(nostack, preserves_flags)) };
 }
 
 /// Sets the ring-0 stack the CPU switches to on a trap from a guest ring.
