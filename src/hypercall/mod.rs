@@ -47,7 +47,12 @@ impl Ctx {
     }
 }
 
-static DECLS: [Hypercall<Ctx>; 24] = [
+static DECLS: [Hypercall<Ctx>; 25] = [
+    Hypercall {
+        nr: nr::NMI_OP,
+        access: Access::Any,
+        handler: traps::do_nmi_op,
+    },
     Hypercall {
         nr: nr::SET_GDT,
         access: Access::Any,

@@ -112,3 +112,24 @@ fn crash(ctx: &mut Ctx, why: core::fmt::Arguments<'_>) -> Outcome {
     fault::crash_domain(ctx.dom(), &frame, why);
     Outcome::Done(Errno::EINVAL.to_ret())
 }
+
+/// `nmi_op(cmd, arg)` (#28): the NMI callback (§6.3), kept in slot 2 of the
+/// virtual IDT. Only the privileged domain gets NMIs (Xen's rule); the
+/// registration works for any domain.
+pub fn do_nmi_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
+    use xen_abi::traps::{XENNMI_REGISTER_CALLBACK, XENNMI_UNREGISTER_CALLBACK, XennmiCallback};
+    let [cmd, arg, ..] = args;
+    let idt = &mut ctx.dom().vcpu.idt;
+    let r = match cmd {
+        XENNMI_REGISTER_CALLBACK => read_guest::<XennmiCallback>(arg).map(|cb| {
+            idt.set_nmi_callback(cb.handler_address);
+            0
+        }),
+        XENNMI_UNREGISTER_CALLBACK => {
+            idt.clear_nmi_callback();
+            Ok(0)
+        }
+        _ => Err(Errno::ENOSYS),
+    };
+    r.into()
+}

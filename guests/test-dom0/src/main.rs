@@ -1316,6 +1316,26 @@ fn traps(c: &mut Checks, mem: &Mem<'_>) {
         call(CALLBACK_OP, [9, 0, 0, 0, 0]),
         Errno::ENOSYS,
     );
+    let nmi = [handler, 0];
+    c.ok(
+        "nmi_op_register",
+        call(
+            xen_abi::hypercall::NMI_OP,
+            [XENNMI_REGISTER_CALLBACK, nmi.as_ptr() as u32, 0, 0, 0],
+        ),
+    );
+    c.ok(
+        "nmi_op_unregister",
+        call(
+            xen_abi::hypercall::NMI_OP,
+            [XENNMI_UNREGISTER_CALLBACK, 0, 0, 0, 0],
+        ),
+    );
+    c.err(
+        "nmi_op_unknown",
+        call(xen_abi::hypercall::NMI_OP, [7, 0, 0, 0, 0]),
+        Errno::ENOSYS,
+    );
     c.err(
         "set_trap_table_in_hole",
         call(SET_TRAP_TABLE, [0xF580_0000, 0, 0, 0, 0]),
