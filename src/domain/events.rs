@@ -7,7 +7,7 @@ use core::mem::offset_of;
 use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use hv_core::addr::Mfn;
-use hv_core::bounce::{Delivery, Interrupted, bounce};
+use hv_core::bounce::{Delivery, bounce};
 use hv_core::evtchn::{EventWords, EvtchnEnv, Port, PortTable, Raised, VcpuId, upcall_needed};
 use xen_abi::domid::DomId;
 use xen_abi::errno::Errno;
@@ -243,17 +243,7 @@ pub fn return_to_guest(frame: &mut TrapFrame) {
     if !upcall_needed(&words, 0) || handler.cs & !3 == 0 {
         return;
     }
-    let ctx = Interrupted {
-        eip: frame.eip,
-        cs: frame.cs as u16,
-        eflags: frame.eflags,
-        esp: frame.esp,
-        ss: frame.ss as u16,
-        ds: frame.ds as u16,
-        es: frame.es as u16,
-        fs: frame.fs as u16,
-        gs: frame.gs as u16,
-    };
+    let ctx = frame.interrupted();
     let mask = u8::from(words.upcall_mask(0));
     let delivered = bounce(&ctx, mask, dom.vcpu.kernel_stack, Delivery::Event, handler)
         .ok()
@@ -261,13 +251,7 @@ pub fn return_to_guest(frame: &mut TrapFrame) {
         .filter(|b| copy_to_guest(b.resume.esp, b.frame.words().as_bytes()).is_ok());
     match delivered {
         Some(b) => {
-            (frame.eip, frame.cs, frame.eflags, frame.esp, frame.ss) = (
-                b.resume.eip,
-                u32::from(b.resume.cs),
-                b.resume.eflags,
-                b.resume.esp,
-                u32::from(b.resume.ss),
-            );
+            frame.resume(&b.resume);
             let mut words = words;
             words.set_upcall_mask(0, true);
         }

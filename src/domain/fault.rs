@@ -7,7 +7,7 @@
 
 use core::fmt;
 
-use hv_core::bounce::{Interrupted, bounce};
+use hv_core::bounce::bounce;
 use xen_abi::sched::SHUTDOWN_CRASH;
 use xen_abi::selectors::{FLAT_KERNEL_CS, FLAT_KERNEL_SS, FLAT_USER_CS, FLAT_USER_SS};
 use xen_abi::traps::VMASST_TYPE_WRITABLE_PAGETABLES;
@@ -63,17 +63,7 @@ fn deliver(
     error_code: Option<u32>,
 ) -> Result<(), fmt::Arguments<'static>> {
     let entry = dom.vcpu.idt.entry(vector);
-    let ctx = Interrupted {
-        eip: frame.eip,
-        cs: frame.cs as u16,
-        eflags: frame.eflags,
-        esp: frame.esp,
-        ss: frame.ss as u16,
-        ds: frame.ds as u16,
-        es: frame.es as u16,
-        fs: frame.fs as u16,
-        gs: frame.gs as u16,
-    };
+    let ctx = frame.interrupted();
     let mask = shared::upcall_mask(dom.shared_info);
     let b = bounce(
         &ctx,
@@ -90,13 +80,7 @@ fn deliver(
     }
     copy_to_guest(b.resume.esp, b.frame.words().as_bytes())
         .map_err(|_| format_args!("cannot write the trap frame on the guest's kernel stack"))?;
-    (frame.eip, frame.cs, frame.eflags, frame.esp, frame.ss) = (
-        b.resume.eip,
-        u32::from(b.resume.cs),
-        b.resume.eflags,
-        b.resume.esp,
-        u32::from(b.resume.ss),
-    );
+    frame.resume(&b.resume);
     if b.set_upcall_mask {
         shared::set_upcall_mask(dom.shared_info, 1);
     }

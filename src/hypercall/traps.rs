@@ -82,14 +82,7 @@ pub fn do_iret(ctx: &mut Ctx, _args: [u32; 5]) -> Outcome {
     let decoded = decode_iret(esp, ss, read_guest::<u32>);
     match decoded {
         Ok(Iret::Return(r)) if fault::resume_selectors_ok(r.resume.cs, r.resume.ss) => {
-            let f = &mut ctx.frame;
-            (f.eip, f.cs, f.eflags, f.esp, f.ss) = (
-                r.resume.eip,
-                u32::from(r.resume.cs),
-                r.resume.eflags,
-                r.resume.esp,
-                u32::from(r.resume.ss),
-            );
+            ctx.frame.resume(&r.resume);
             let dom = ctx.dom();
             shared::set_upcall_mask(dom.shared_info, r.upcall_mask);
             Outcome::Done(r.eax as i32)

@@ -7,39 +7,10 @@
 use hv_core::addr::Mfn;
 use xen_abi::errno::Errno;
 
-// TODO(lead): take the entry bits and masks from xen_abi::mm once it is exported
-// (crates/xen-abi/src/mm.rs declares the same values under the same names).
-
-/// Present.
-pub const PAGE_PRESENT: u64 = 1 << 0;
-/// Writable.
-pub const PAGE_RW: u64 = 1 << 1;
-/// User-accessible.
-pub const PAGE_USER: u64 = 1 << 2;
-/// Page write-through.
-pub const PAGE_PWT: u64 = 1 << 3;
-/// Page cache disable.
-pub const PAGE_PCD: u64 = 1 << 4;
-/// Accessed (set by the CPU).
-pub const PAGE_ACCESSED: u64 = 1 << 5;
-/// Dirty (set by the CPU).
-pub const PAGE_DIRTY: u64 = 1 << 6;
-/// Page size, in an L2 entry (a 2 MiB superpage).
-pub const PAGE_PSE: u64 = 1 << 7;
-/// Page attribute table index, in an L1 entry (the same bit as PSE).
-pub const PAGE_PAT: u64 = 1 << 7;
-/// Global.
-pub const PAGE_GLOBAL: u64 = 1 << 8;
-/// The three bits left to the guest (9–11).
-pub const PAGE_AVAIL: u64 = 0x7 << 9;
-/// No-execute.
-pub const PAGE_NX: u64 = 1 << 63;
-
-/// The frame-number bits of an entry (12–43: Xen on 32-bit limits machine
-/// addresses to 44 bits).
-pub const PTE_FRAME_MASK: u64 = 0x0000_0FFF_FFFF_F000;
-/// Bits 44–62, which must be 0 in every present entry.
-pub const PTE_HIGH_RESERVED_MASK: u64 = 0x7FFF_F000_0000_0000;
+pub use xen_abi::mm::{
+    PAGE_ACCESSED, PAGE_AVAIL, PAGE_DIRTY, PAGE_GLOBAL, PAGE_NX, PAGE_PAT, PAGE_PCD, PAGE_PRESENT,
+    PAGE_PSE, PAGE_PWT, PAGE_RW, PAGE_USER, PTE_FRAME_MASK, PTE_HIGH_RESERVED_MASK,
+};
 
 /// The cache-attribute bits of an L1 entry, allowed to domains with I/O-memory
 /// privilege.

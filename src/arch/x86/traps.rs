@@ -60,6 +60,27 @@ impl TrapFrame {
         }
     }
 
+    /// The interrupted guest context, as trap delivery sees it.
+    pub fn interrupted(&self) -> hv_core::bounce::Interrupted {
+        hv_core::bounce::Interrupted {
+            eip: self.eip,
+            cs: self.cs as u16,
+            eflags: self.eflags,
+            esp: self.esp,
+            ss: self.ss as u16,
+            ds: self.ds as u16,
+            es: self.es as u16,
+            fs: self.fs as u16,
+            gs: self.gs as u16,
+        }
+    }
+
+    /// Resumes at `r` (the result of a bounce or an `iret`).
+    pub fn resume(&mut self, r: &hv_core::bounce::Resume) {
+        (self.eip, self.cs, self.eflags, self.esp, self.ss) =
+            (r.eip, u32::from(r.cs), r.eflags, r.esp, u32::from(r.ss));
+    }
+
     /// The stack pointer at the time of the trap.
     pub fn interrupted_esp(&self) -> u32 {
         if self.interrupted_hypervisor() {
