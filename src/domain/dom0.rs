@@ -30,10 +30,10 @@ use zerocopy::{FromZeros, IntoBytes};
 
 use super::{Domain, Vcpu};
 use crate::arch::x86::guest;
-use crate::arch::x86::paging::{PAGE_PRESENT, high_l2_slot};
+use crate::arch::x86::paging::{PAGE_PRESENT, PAGE_RW, high_l2_slot};
 use crate::arch::x86::traps::TrapFrame;
 use crate::mm::frame_table::{MM, alloc_domain_frame, alloc_domain_frame_below};
-use crate::mm::layout::{MODULE_VIRT_END, MODULE_VIRT_START};
+use crate::mm::layout::{MODULE_VIRT_END, MODULE_VIRT_START, SHARED_INFO_VIRT};
 use crate::mm::{hvmap, m2p, mapcache};
 
 /// The features Oxen offers a PV kernel (checked against its required ones).
@@ -236,7 +236,8 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
         .expect("frame table initialised")
         .get_page_and_type(shared_info, 0, PageType::Writable)
         .map_err(BuildError::PageTables)?;
-    super::events::SharedWords::new(shared_info).update_time();
+    crate::mm::hvmap::map_page(SHARED_INFO_VIRT, shared_info, PAGE_PRESENT | PAGE_RW);
+    super::events::SharedWords::new(SHARED_INFO_VIRT).update_time();
 
     // start_info.
     let cmdline = dom0_cmdline(kernel);
@@ -313,6 +314,7 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
         // As Xen: dom0 may grow while there is free memory.
         max_pages: u64::from(u32::MAX),
         shared_info,
+        shared_va: SHARED_INFO_VIRT,
         vm_assist: if extended_cr3 {
             1 << VMASST_TYPE_PAE_EXTENDED_CR3
         } else {

@@ -78,7 +78,7 @@ pub fn emulate_privileged(frame: &mut TrapFrame, dom: &mut Domain) -> Result<(),
         PrivOp::MovFromCr { cr, reg } => {
             let v = match cr {
                 0 => virtual_cr0(dom),
-                2 => super::shared::cr2(dom.shared_info),
+                2 => super::shared::cr2(dom.shared_va),
                 3 => xen_pfn_to_cr3(dom.vcpu.cr3.0 as u32),
                 _ => cpu::read_cr4(),
             };
@@ -94,7 +94,7 @@ pub fn emulate_privileged(frame: &mut TrapFrame, dom: &mut Domain) -> Result<(),
                     dom.vcpu.fpu_ts = v & CR0_TS != 0;
                     cpu::set_task_switched(dom.vcpu.fpu_ts);
                 }
-                2 => super::shared::set_cr2(dom.shared_info, v),
+                2 => super::shared::set_cr2(dom.shared_va, v),
                 3 => {
                     let mfn = hv_core::addr::Mfn(u64::from(xen_cr3_to_pfn(v)));
                     crate::hypercall::switch_base_pointer(dom, mfn)

@@ -6,7 +6,6 @@
 use core::mem::offset_of;
 use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
-use hv_core::addr::Mfn;
 use hv_core::bounce::{Delivery, bounce};
 use hv_core::evtchn::{EventWords, EvtchnEnv, Port, PortTable, Raised, VcpuId, upcall_needed};
 use xen_abi::domid::DomId;
@@ -17,32 +16,31 @@ use zerocopy::IntoBytes;
 use super::{CURRENT, fault};
 use crate::arch::x86::traps::TrapFrame;
 use crate::arch::x86::uaccess::copy_to_guest;
-use crate::mm::mapcache::{self, Mapping};
 
-/// A domain's shared-info event fields, mapped for the duration of one use.
+/// A domain's shared-info event fields, through Oxen's permanent mapping of
+/// the page (`Domain::shared_va`).
 pub struct SharedWords {
-    map: Mapping,
+    base: u32,
 }
 
 impl SharedWords {
-    /// Maps the shared-info page `page`.
-    pub fn new(page: Mfn) -> Self {
-        Self {
-            map: mapcache::map_frame(page),
-        }
+    /// The shared-info page mapped at `va` in Oxen's area.
+    pub fn new(va: u32) -> Self {
+        Self { base: va }
     }
 
     fn u32_at(&self, offset: usize) -> &AtomicU32 {
         assert!(offset.is_multiple_of(4) && offset + 4 <= core::mem::size_of::<SharedInfo>());
-        // SAFETY: an aligned u32 inside the mapped page; the guest may change it
-        // at any time, so it is only ever accessed atomically.
-        unsafe { &*(self.map.as_mut_ptr().add(offset) as *const AtomicU32) }
+        // SAFETY: an aligned u32 inside the page Oxen keeps mapped at `base` for
+        // the domain's life; the guest may change it at any time, so it is only
+        // ever accessed atomically.
+        unsafe { &*((self.base as usize + offset) as *const AtomicU32) }
     }
 
     fn u8_at(&self, offset: usize) -> &AtomicU8 {
         assert!(offset < core::mem::size_of::<SharedInfo>());
-        // SAFETY: a byte inside the mapped page, only accessed atomically.
-        unsafe { &*(self.map.as_mut_ptr().add(offset) as *const AtomicU8) }
+        // SAFETY: a byte inside the page mapped at `base`, only accessed atomically.
+        unsafe { &*((self.base as usize + offset) as *const AtomicU8) }
     }
 
     fn vcpu(vcpu: VcpuId, field: usize) -> usize {
@@ -227,6 +225,10 @@ pub fn fire_timers(dom: &mut super::Domain, words: &mut SharedWords, now: u64) {
     }
 }
 
+/// The tick at which the PV clock was last refreshed.
+static LAST_CLOCK_TICK: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(u64::MAX);
+
 /// On the way back to a guest context: fire due timers, refresh the PV clock,
 /// and if an upcall is due (pending and not masked) and the guest registered
 /// an event callback, bounce to it.
@@ -236,9 +238,14 @@ pub fn return_to_guest(frame: &mut TrapFrame) {
     }
     let mut guard = CURRENT.lock();
     let Some(dom) = guard.as_mut() else { return };
-    let mut words = SharedWords::new(dom.shared_info);
+    let mut words = SharedWords::new(dom.shared_va);
     fire_timers(dom, &mut words, crate::time::now_ns());
-    words.update_time();
+    // The PV clock extrapolates from its last record, so refreshing it once
+    // per tick keeps it honest without costing every hypercall.
+    let tick = crate::time::ticks();
+    if LAST_CLOCK_TICK.swap(tick, Ordering::Relaxed) != tick {
+        words.update_time();
+    }
     let handler = dom.vcpu.callbacks.event;
     if !upcall_needed(&words, 0) || handler.cs & !3 == 0 {
         return;
@@ -256,7 +263,6 @@ pub fn return_to_guest(frame: &mut TrapFrame) {
             words.set_upcall_mask(0, true);
         }
         None => {
-            drop(words);
             let copy = *frame;
             fault::crash_domain(dom, &copy, format_args!("cannot deliver the event upcall"));
         }

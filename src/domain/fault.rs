@@ -64,7 +64,7 @@ fn deliver(
 ) -> Result<(), fmt::Arguments<'static>> {
     let entry = dom.vcpu.idt.entry(vector);
     let ctx = frame.interrupted();
-    let mask = shared::upcall_mask(dom.shared_info);
+    let mask = shared::upcall_mask(dom.shared_va);
     let b = bounce(
         &ctx,
         mask,
@@ -82,7 +82,7 @@ fn deliver(
         .map_err(|_| format_args!("cannot write the trap frame on the guest's kernel stack"))?;
     frame.resume(&b.resume);
     if b.set_upcall_mask {
-        shared::set_upcall_mask(dom.shared_info, 1);
+        shared::set_upcall_mask(dom.shared_va, 1);
     }
     if b.clear_data_segments {
         (frame.ds, frame.es, frame.fs, frame.gs) = (0, 0, 0, 0);
@@ -152,7 +152,7 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
     match deliver(frame, dom, deliver_vector, error_code) {
         Ok(()) => {
             if vector == VECTOR_PF {
-                shared::set_cr2(dom.shared_info, cr2);
+                shared::set_cr2(dom.shared_va, cr2);
             }
         }
         Err(why) => {

@@ -67,8 +67,10 @@ pub struct Domain {
     pub tot_pages: u64,
     /// Pages the domain may own (its reservation limit).
     pub max_pages: u64,
-    /// The frame shared between Oxen and the guest (`shared_info`).
+    /// The frame shared between Oxen and the guest (`shared_info`), and where
+    /// Oxen keeps it mapped.
     pub shared_info: Mfn,
+    pub shared_va: u32,
     /// Event channels.
     pub ports: alloc::boxed::Box<hv_core::evtchn::DomainPorts>,
     /// Bitmap of enabled `VMASST_TYPE_*` assists.

@@ -1,29 +1,21 @@
 //! Oxen's side of a domain's shared_info page (XEN-PV-ABI.md §5): the fields
-//! of vcpu 0's `vcpu_info` that trap delivery reads and writes. The page is
-//! reached through the map cache; the guest may change any of it at any time,
-//! so every access is a single volatile byte or word.
+//! of vcpu 0's `vcpu_info` that trap delivery reads and writes. Oxen keeps the
+//! page mapped at `Domain::shared_va`; the guest may change any of it at any
+//! time, so every access is a single volatile byte or word.
 
 use core::mem::offset_of;
 
-use hv_core::addr::Mfn;
 use xen_abi::shared_info::{ArchVcpuInfo, VcpuInfo};
 
-use crate::mm::mapcache;
-
-/// vcpu `vcpu`'s `vcpu_info` in the shared page `page`, at byte `field`.
-fn with_field<R>(page: Mfn, vcpu: usize, field: usize, f: impl FnOnce(*mut u8) -> R) -> R {
+/// vcpu `vcpu`'s `vcpu_info` in the shared page mapped at `va`, at byte `field`.
+fn with_field<R>(va: u32, vcpu: usize, field: usize, f: impl FnOnce(*mut u8) -> R) -> R {
     assert!(vcpu < xen_abi::layout::XEN_LEGACY_MAX_VCPUS);
-    let m = mapcache::map_frame(page);
-    // SAFETY: vcpu_info[vcpu] (64 bytes, vcpu < 32) lies within the mapped page.
-    f(unsafe {
-        m.as_mut_ptr()
-            .add(vcpu * core::mem::size_of::<VcpuInfo>() + field)
-    })
+    f((va as usize + vcpu * core::mem::size_of::<VcpuInfo>() + field) as *mut u8)
 }
 
 /// `evtchn_upcall_mask` of vcpu 0.
-pub fn upcall_mask(page: Mfn) -> u8 {
-    // SAFETY: a byte inside the mapped vcpu_info.
+pub fn upcall_mask(page: u32) -> u8 {
+    // SAFETY: a byte inside vcpu_info, in the page Oxen keeps mapped.
     with_field(
         page,
         0,
@@ -33,8 +25,8 @@ pub fn upcall_mask(page: Mfn) -> u8 {
 }
 
 /// Sets `evtchn_upcall_mask` of vcpu 0.
-pub fn set_upcall_mask(page: Mfn, mask: u8) {
-    // SAFETY: a byte inside the mapped vcpu_info.
+pub fn set_upcall_mask(page: u32, mask: u8) {
+    // SAFETY: a byte inside vcpu_info, in the page Oxen keeps mapped.
     with_field(
         page,
         0,
@@ -44,18 +36,18 @@ pub fn set_upcall_mask(page: Mfn, mask: u8) {
 }
 
 /// vcpu 0's `arch.cr2`.
-pub fn cr2(page: Mfn) -> u32 {
+pub fn cr2(page: u32) -> u32 {
     let field = offset_of!(VcpuInfo, arch) + offset_of!(ArchVcpuInfo, cr2);
-    // SAFETY: an aligned u32 inside the mapped vcpu_info.
+    // SAFETY: an aligned u32 inside vcpu_info, in the page Oxen keeps mapped.
     with_field(page, 0, field, |p| unsafe {
         (p as *const u32).read_volatile()
     })
 }
 
 /// Records a page fault's address in vcpu 0's `arch.cr2`.
-pub fn set_cr2(page: Mfn, cr2: u32) {
+pub fn set_cr2(page: u32, cr2: u32) {
     let field = offset_of!(VcpuInfo, arch) + offset_of!(ArchVcpuInfo, cr2);
-    // SAFETY: an aligned u32 inside the mapped vcpu_info.
+    // SAFETY: an aligned u32 inside vcpu_info, in the page Oxen keeps mapped.
     with_field(page, 0, field, |p| unsafe {
         (p as *mut u32).write_volatile(cr2)
     });

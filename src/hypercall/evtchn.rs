@@ -12,7 +12,7 @@ use crate::domain::events::{SharedWords, SoleDomain};
 
 fn run(ctx: &mut Ctx, mut call: EvtchnCall, arg: u32) -> Result<i32, Errno> {
     let dom = ctx.dom();
-    let mut words = SharedWords::new(dom.shared_info);
+    let mut words = SharedWords::new(dom.shared_va);
     dispatch(
         dom.privileged,
         &mut dom.ports,

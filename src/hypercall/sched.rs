@@ -31,13 +31,12 @@ fn shutdown(dom: &mut Domain, reason: u32) -> Result<i32, Errno> {
 /// firing the vcpu's timers on every tick. Interrupts are on (hypercall).
 fn wait(dom: &mut Domain, deadline: Option<u64>, mut done: impl FnMut(&SharedWords) -> bool) {
     loop {
-        let mut words = SharedWords::new(dom.shared_info);
+        let mut words = SharedWords::new(dom.shared_va);
         let now = crate::time::now_ns();
         fire_timers(dom, &mut words, now);
         if done(&words) || deadline.is_some_and(|d| now >= d) {
             return;
         }
-        drop(words);
         cpu::halt();
     }
 }
@@ -45,7 +44,7 @@ fn wait(dom: &mut Domain, deadline: Option<u64>, mut done: impl FnMut(&SharedWor
 /// `SCHEDOP_block` (and an emulated `hlt`): enable events and sleep until one
 /// is due. Interrupts must be on.
 pub fn block_domain(dom: &mut Domain) {
-    SharedWords::new(dom.shared_info).set_upcall_mask(0, false);
+    SharedWords::new(dom.shared_va).set_upcall_mask(0, false);
     wait(dom, None, |w| upcall_needed(w, 0));
 }
 

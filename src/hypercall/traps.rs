@@ -84,7 +84,7 @@ pub fn do_iret(ctx: &mut Ctx, _args: [u32; 5]) -> Outcome {
         Ok(Iret::Return(r)) if fault::resume_selectors_ok(r.resume.cs, r.resume.ss) => {
             ctx.frame.resume(&r.resume);
             let dom = ctx.dom();
-            shared::set_upcall_mask(dom.shared_info, r.upcall_mask);
+            shared::set_upcall_mask(dom.shared_va, r.upcall_mask);
             Outcome::Done(r.eax as i32)
         }
         Ok(Iret::Return(r)) => crash(

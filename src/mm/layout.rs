@@ -10,6 +10,7 @@
 //! | FE000000 – FE800000     | Oxen's heap                                  |
 //! | FE800000 – FEA00000     | map cache (512 temporary 4 KiB slots)        |
 //! | FEA00000 – FEA09000     | guard page, then the guest stack (32 KiB)    |
+//! | FEA0A000                | dom0's shared_info page                      |
 //! | FF000000 – FFC00000     | direct map of machine memory [0, 12 MiB)     |
 
 pub use xen_abi::layout::{MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
@@ -38,6 +39,9 @@ pub const MAPCACHE_SLOTS: usize = 512;
 pub const GUEST_STACK_GUARD: u32 = 0xFEA0_0000;
 /// Pages of the guest stack, above its guard page.
 pub const GUEST_STACK_PAGES: u32 = 8;
+/// Where Oxen keeps dom0's shared_info page mapped (after the guest stack and
+/// a gap page).
+pub const SHARED_INFO_VIRT: u32 = GUEST_STACK_GUARD + (GUEST_STACK_PAGES + 2) * 4096;
 /// Start of the direct map.
 pub const DIRECT_MAP_VIRT: u32 = 0xFF00_0000;
 /// Bytes of machine memory the direct map covers.
