@@ -170,9 +170,17 @@ pub fn do_memory_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
             write_map(arg, MACHINE_MAP.get().map_or(&[], |v| v.as_slice()))
         }
         XENMEM_MACHINE_MEMORY_MAP => Err(Errno::EPERM),
-        // The M2P is backed by 4 KiB frames, not the 2 MiB chunks this call
-        // describes; add_to_physmap is for translated guests; exchange and
-        // set_memory_map come with the toolstack.
+        XENMEM_MACHPHYS_MFN_LIST => read_guest::<XenMachphysMfnList>(arg).and_then(|mut l| {
+            let chunks = m2p::chunk_mfns();
+            let n = chunks.len().min(l.max_extents as usize);
+            for (i, mfn) in chunks.iter().take(n).enumerate() {
+                write_guest(l.extent_start.wrapping_add(4 * i as u32), &(mfn.0 as u32))?;
+            }
+            l.nr_extents = n as u32;
+            write_guest(arg, &l).map(|()| 0)
+        }),
+        // add_to_physmap is for translated guests; exchange and set_memory_map
+        // come with the toolstack.
         _ => Err(Errno::ENOSYS),
     };
     r.into()

@@ -60,6 +60,11 @@ pub fn alloc() -> Option<Mfn> {
     with(|a| a.alloc())
 }
 
+/// `count` free contiguous frames starting at a multiple of `align`.
+pub fn alloc_contiguous(count: u64, align: u64) -> Option<Mfn> {
+    with(|a| a.alloc_contiguous(count, align))
+}
+
 /// One free frame below `limit`.
 pub fn alloc_below(limit: Mfn) -> Option<Mfn> {
     with(|a| a.alloc_below(limit))

@@ -54,14 +54,3 @@ pub fn populate(va: u32, pages: u32) -> u32 {
     }
     used
 }
-
-/// The machine frame mapped at `va` in one of Oxen's windows.
-pub fn lookup(va: u32) -> Option<Mfn> {
-    let l1 = paging::high_l1_maddr(paging::high_l2_slot(va))?;
-    let l1_map = mapcache::map_frame(Maddr(l1).mfn());
-    let index = ((va >> 12) & 511) as usize;
-    // SAFETY: as in `map_page`.
-    let e =
-        unsafe { &*(l1_map.as_mut_ptr() as *const AtomicU64).add(index) }.load(Ordering::SeqCst);
-    (e & PAGE_PRESENT != 0).then(|| Maddr(e & paging::PAGE_ADDR_MASK).mfn())
-}

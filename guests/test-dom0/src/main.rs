@@ -2005,6 +2005,27 @@ fn memory(c: &mut Checks, mem: &Mem<'_>) {
         hcall(MEMORY_OP, [99, 0, 0, 0, 0]),
         Errno::ENOSYS,
     );
+    // The M2P's 2 MiB chunks: the first one's first frame holds the entries
+    // of mfns 0..1023, as the read-only M2P window shows them.
+    let mut chunks = [0u32; 8];
+    let mut list = [8u32, chunks.as_mut_ptr() as u32, 0];
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_MACHPHYS_MFN_LIST, list.as_mut_ptr() as u32, 0, 0, 0],
+    );
+    // dom0's first frame's entry, read through the chunk list.
+    let va = mem.scratch_va(47);
+    let probe = mem.mfn(0);
+    let _ = mem.map(va, chunks[0] + probe / 1024, false);
+    // SAFETY: the M2P frame holding `probe`'s entry is mapped read-only at `va`.
+    let entry = unsafe { ((va + 4 * (probe % 1024)) as *const u32).read_volatile() };
+    let _ = mem.unmap(va);
+    let same = entry == mfn_to_pfn(probe);
+    c.check(
+        "memory_machphys_mfn_list",
+        r.is_ok() && list[2] >= 1 && chunks[0].is_multiple_of(512) && same,
+        format_args!("{r:?} n={} first={:#x}", list[2], chunks[0]),
+    );
     c.err(
         "memory_op_arg_in_hole",
         hcall(
