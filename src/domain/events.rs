@@ -254,7 +254,7 @@ pub fn return_to_guest(frame: &mut TrapFrame) {
     let mask = u8::from(words.upcall_mask(0));
     let delivered = bounce(&ctx, mask, dom.vcpu.kernel_stack, Delivery::Event, handler)
         .ok()
-        .filter(|b| fault::resume_selectors_ok(b.resume.cs, b.resume.ss))
+        .filter(|b| fault::resume_ok(&b.resume))
         .filter(|b| copy_to_guest(b.resume.esp, b.frame.words().as_bytes()).is_ok());
     match delivered {
         Some(b) => {

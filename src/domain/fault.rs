@@ -7,7 +7,8 @@
 
 use core::fmt;
 
-use hv_core::bounce::bounce;
+use hv_core::bounce::{Resume, bounce};
+use xen_abi::layout::GUEST_SEGMENT_LIMIT_END;
 use xen_abi::sched::SHUTDOWN_CRASH;
 use xen_abi::selectors::{FLAT_KERNEL_CS, FLAT_KERNEL_SS, FLAT_USER_CS, FLAT_USER_SS};
 use xen_abi::traps::VMASST_TYPE_WRITABLE_PAGETABLES;
@@ -32,14 +33,15 @@ fn has_error_code(vector: u16) -> bool {
     matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
 }
 
-/// Whether Oxen may return to `cs:…`/`ss:…` in a guest: until guests have
-/// descriptor tables of their own, only the flat kernel and user selectors
-/// (anything else would fault on Oxen's own `iret`).
-pub fn resume_selectors_ok(cs: u16, ss: u16) -> bool {
+/// Whether Oxen may return to `r` in a guest: until guests have descriptor
+/// tables of their own for code and stack, only the flat kernel and user
+/// selectors; and the EIP inside the flat segments' limit (0xF6800000).
+/// Anything else would fault on Oxen's own `iret`.
+pub fn resume_ok(r: &Resume) -> bool {
     matches!(
-        (cs, ss),
+        (r.cs, r.ss),
         (FLAT_KERNEL_CS, FLAT_KERNEL_SS) | (FLAT_USER_CS, FLAT_USER_SS)
-    )
+    ) && r.eip < GUEST_SEGMENT_LIMIT_END
 }
 
 /// Reports why `dom` cannot go on and shuts it down as crashed.
@@ -73,9 +75,9 @@ fn deliver(
         entry.handler(),
     )
     .map_err(|_| format_args!("no way to deliver the trap (no handler, or no kernel stack)"))?;
-    if !resume_selectors_ok(b.resume.cs, b.resume.ss) {
+    if !resume_ok(&b.resume) {
         return Err(format_args!(
-            "trap handler or kernel stack uses a selector Oxen cannot return to"
+            "trap handler or kernel stack is not one Oxen can return to"
         ));
     }
     copy_to_guest(b.resume.esp, b.frame.words().as_bytes())

@@ -81,7 +81,7 @@ pub fn do_iret(ctx: &mut Ctx, _args: [u32; 5]) -> Outcome {
     let (esp, ss) = (ctx.frame.esp, ctx.frame.ss as u16);
     let decoded = decode_iret(esp, ss, read_guest::<u32>);
     match decoded {
-        Ok(Iret::Return(r)) if fault::resume_selectors_ok(r.resume.cs, r.resume.ss) => {
+        Ok(Iret::Return(r)) if fault::resume_ok(&r.resume) => {
             ctx.frame.resume(&r.resume);
             let dom = ctx.dom();
             shared::set_upcall_mask(dom.shared_va, r.upcall_mask);
@@ -89,7 +89,10 @@ pub fn do_iret(ctx: &mut Ctx, _args: [u32; 5]) -> Outcome {
         }
         Ok(Iret::Return(r)) => crash(
             ctx,
-            format_args!("iret to selectors {:#x}:{:#x}", r.resume.cs, r.resume.ss),
+            format_args!(
+                "iret to {:#x}:{:#x} (ss {:#x})",
+                r.resume.cs, r.resume.eip, r.resume.ss
+            ),
         ),
         Ok(Iret::Vm86(_)) => crash(
             ctx,

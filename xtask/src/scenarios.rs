@@ -292,6 +292,25 @@ fn scenarios() -> Vec<Scenario> {
             ],
         },
         Scenario {
+            // A trap handler Oxen cannot return to (EIP in the hypervisor
+            // hole): the domain crashes, Oxen does not fault on its iret.
+            name: "dom0-bad-trap-handler",
+            path: BootPath::Kernel,
+            cmdline: format!("dom0_mem=32M {TEST_OPTS}"),
+            modules: dom0_modules("console=hvc0 test=bad-handler"),
+            mem_mib: 256,
+            exit: EXIT_FATAL,
+            input: None,
+            checks: vec![
+                Check::Has("test-dom0: int3 with a handler in the hypervisor hole"),
+                Check::Has("d0: unhandled trap 3 (#BP breakpoint)"),
+                Check::Has("trap handler or kernel stack is not one Oxen can return to"),
+                Check::Has("Domain 0 (Domain-0) shutdown: reason crash (3)"),
+                Check::Lacks("test-dom0: int3 returned"),
+                Check::Lacks("FATAL TRAP"),
+            ],
+        },
+        Scenario {
             // writable_pagetables must refuse a store that breaks the rules.
             name: "dom0-ptwr-refused",
             path: BootPath::Kernel,

@@ -173,6 +173,19 @@ fn main(si: &'static StartInfo) -> ! {
         bench(&mem);
         pvrt::hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);
     }
+    if cmdline.split_whitespace().any(|w| w == "test=bad-handler") {
+        // Asked to misbehave: a #BP handler inside the hypervisor hole, then
+        // an int3. Oxen must crash this domain, not fault on its own iret.
+        let table = [
+            pvrt::traps::entry(3, 3, 0xF700_0000),
+            xen_abi::traps::TrapInfo::default(),
+        ];
+        let _ = pvrt::traps::set_trap_table(&table);
+        println!("test-dom0: int3 with a handler in the hypervisor hole");
+        // SAFETY: traps to Oxen, which must refuse to run the handler.
+        unsafe { core::arch::asm!("int3") };
+        println!("test-dom0: int3 returned");
+    }
     if cmdline.split_whitespace().any(|w| w == "test=ptwr-refused") {
         // Asked to misbehave: a direct store that would map one of our own L1
         // tables writable. Oxen must refuse to emulate it; with no trap
