@@ -7,7 +7,7 @@
 
 use core::fmt;
 
-use hv_core::bounce::{Resume, bounce};
+use hv_core::bounce::{Delivery, Handler, Resume, bounce};
 use xen_abi::layout::GUEST_SEGMENT_LIMIT_END;
 use xen_abi::sched::SHUTDOWN_CRASH;
 use xen_abi::selectors::{FLAT_KERNEL_CS, FLAT_KERNEL_SS, FLAT_USER_CS, FLAT_USER_SS};
@@ -65,16 +65,21 @@ fn deliver(
     error_code: Option<u32>,
 ) -> Result<(), fmt::Arguments<'static>> {
     let entry = dom.vcpu.idt.entry(vector);
+    deliver_to(frame, dom, entry.delivery(error_code), entry.handler())
+}
+
+/// Builds the frame for `delivery` on the guest's stack and resumes the
+/// guest at `handler`.
+fn deliver_to(
+    frame: &mut TrapFrame,
+    dom: &Domain,
+    delivery: Delivery,
+    handler: Handler,
+) -> Result<(), fmt::Arguments<'static>> {
     let ctx = frame.interrupted();
     let mask = shared::upcall_mask(dom.shared_va);
-    let b = bounce(
-        &ctx,
-        mask,
-        dom.vcpu.kernel_stack,
-        entry.delivery(error_code),
-        entry.handler(),
-    )
-    .map_err(|_| format_args!("no way to deliver the trap (no handler, or no kernel stack)"))?;
+    let b = bounce(&ctx, mask, dom.vcpu.kernel_stack, delivery, handler)
+        .map_err(|_| format_args!("no way to deliver the trap (no handler, or no kernel stack)"))?;
     if !resume_ok(&b.resume) {
         return Err(format_args!(
             "trap handler or kernel stack is not one Oxen can return to"
@@ -172,5 +177,39 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
                 ),
             );
         }
+    }
+}
+
+/// On the way back to the guest, one of the data selectors in `frame` could
+/// not be loaded (its descriptor changed or went away while the guest was in
+/// Oxen). As in Xen, the guest's failsafe callback gets a frame holding all
+/// four selectors and resumes with DS = ES = FS = GS = 0; with no failsafe
+/// callback the domain cannot go on.
+pub fn segment_reload_failed(frame: &mut TrapFrame) {
+    let mut guard = CURRENT.lock();
+    let dom = guard
+        .as_mut()
+        .expect("only a guest frame carries guest data selectors");
+    let (delivery, handler) = dom.vcpu.callbacks.failsafe_delivery();
+    log::debug!(
+        "d{}: data selectors ds={:#06x} es={:#06x} fs={:#06x} gs={:#06x} not loadable: failsafe callback",
+        dom.domid,
+        frame.ds,
+        frame.es,
+        frame.fs,
+        frame.gs
+    );
+    if let Err(why) = deliver_to(frame, dom, delivery, handler) {
+        let frame_copy = *frame;
+        crash_domain(
+            dom,
+            &frame_copy,
+            format_args!(
+                "data selectors ds={:#06x} es={:#06x} fs={:#06x} gs={:#06x} cannot be reloaded and the failsafe callback cannot be delivered: {why}",
+                frame.ds, frame.es, frame.fs, frame.gs
+            ),
+        );
+        // Nothing of the guest's is reloaded any more.
+        (frame.ds, frame.es, frame.fs, frame.gs) = (0, 0, 0, 0);
     }
 }

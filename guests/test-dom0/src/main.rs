@@ -1093,11 +1093,14 @@ core::arch::global_asm!(
     .data
     .balign 4
     .global td_counts
-td_counts:          /* #PF, #GP, #BP, int 0x81, #NM */
-    .long 0, 0, 0, 0, 0
+td_counts:          /* #PF, #GP, #BP, int 0x81, #NM, failsafe */
+    .long 0, 0, 0, 0, 0, 0
     .global td_errors
 td_errors:          /* #PF, #GP error codes */
     .long 0, 0
+    .global td_failsafe_segs
+td_failsafe_segs:   /* DS, ES, FS, GS of the last failsafe frame */
+    .long 0, 0, 0, 0
 
     .text
     .global td_pf_handler
@@ -1136,13 +1139,32 @@ td_soft_handler:
 td_nm_handler:
     incl    td_counts + 16
     iret
+
+    /* The failsafe callback: [DS][ES][FS][GS][EIP][CS|mask<<16][EFLAGS],
+     * entered with null data selectors, so the stack (SS) is all it may use
+     * until it loads a data selector of its own. */
+    .global td_failsafe_handler
+td_failsafe_handler:
+    pushl   %eax
+    movl    $0xE021, %eax       /* FLAT_KERNEL_DS */
+    movl    %eax, %ds
+    movl    %eax, %es
+    popl    %eax
+    incl    td_counts + 20
+    popl    td_failsafe_segs
+    popl    td_failsafe_segs + 4
+    popl    td_failsafe_segs + 8
+    popl    td_failsafe_segs + 12
+    iret
     "#,
     options(att_syntax)
 );
 
 unsafe extern "C" {
-    static td_counts: [u32; 5];
+    static td_counts: [u32; 6];
     static td_errors: [u32; 2];
+    static td_failsafe_segs: [u32; 4];
+    fn td_failsafe_handler();
     fn td_pf_handler();
     fn td_gp_handler();
     fn td_bp_handler();
@@ -2293,6 +2315,10 @@ fn write_fs(sel: u32) {
 /// checks, and a selector that goes bad while loaded.
 fn descriptors(c: &mut Checks, mem: &Mem<'_>) {
     use xen_abi::hypercall::{SET_GDT, UPDATE_DESCRIPTOR};
+    use xen_abi::traps::{
+        CALLBACKF_MASK_EVENTS, CALLBACKOP_REGISTER, CALLBACKTYPE_FAILSAFE, CallbackRegister,
+        XenCallback,
+    };
     const FLAT_DATA_DPL1: u64 = 0x00CF_B200_0000_67FF;
     const CODE_DPL0: u64 = 0x00CF_9A00_0000_67FF;
     const INTO_THE_HOLE: u64 = 0xF640_B290_0000_0FFF;
@@ -2350,11 +2376,43 @@ fn descriptors(c: &mut Checks, mem: &Mem<'_>) {
         read_fs() == 0x11,
         format_args!("fs={:#x}", read_fs()),
     );
-    // The loaded selector goes bad: on the way back Oxen loads null instead
-    // of faulting.
+    // The loaded selector goes bad: on the way back Oxen cannot reload it
+    // and bounces the failsafe callback with the four data selectors, the
+    // guest resuming with them null (its handler loads DS/ES again).
+    let failsafe = CallbackRegister {
+        type_: CALLBACKTYPE_FAILSAFE,
+        flags: CALLBACKF_MASK_EVENTS,
+        address: XenCallback {
+            cs: u32::from(xen_abi::selectors::FLAT_KERNEL_CS),
+            eip: td_failsafe_handler as *const () as u32,
+        },
+    };
+    c.ok(
+        "callback_register_failsafe",
+        pvrt::hypercall::result(
+            // SAFETY: `failsafe` is a live callback_register the call reads.
+            unsafe {
+                pvrt::hypercall::raw(
+                    xen_abi::hypercall::CALLBACK_OP,
+                    [CALLBACKOP_REGISTER, &failsafe as *const _ as u32, 0, 0, 0],
+                )
+            },
+        ),
+    );
     c.ok("update_descriptor_not_present", ud(ma + 16, 0));
+    let segs = || -> [u32; 4] {
+        // SAFETY: td_failsafe_segs is a static the failsafe handler writes;
+        // read it volatile.
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!(td_failsafe_segs)) }
+    };
+    let kds = u32::from(xen_abi::selectors::FLAT_KERNEL_DS);
     c.check(
-        "bad_selector_nulled_on_return",
+        "bad_selector_failsafe_callback",
+        trap_count(5) == 1 && segs()[0] == kds && segs()[1] == kds && segs()[2] == 0x11,
+        format_args!("count={} ds/es/fs/gs={:x?}", trap_count(5), segs()),
+    );
+    c.check(
+        "failsafe_resumes_null_fs",
         read_fs() == 0,
         format_args!("fs={:#x}", read_fs()),
     );
@@ -2424,9 +2482,14 @@ fn descriptors(c: &mut Checks, mem: &Mem<'_>) {
     );
     c.ok("set_ldt_none_again", mmuext(MMUEXT_SET_LDT, 0, 0));
     c.check(
-        "ldt_gone_selector_nulled",
-        read_fs() == 0,
-        format_args!("fs={:#x}", read_fs()),
+        "ldt_gone_selector_failsafe",
+        read_fs() == 0 && trap_count(5) == 2 && segs()[2] == 0xD,
+        format_args!(
+            "fs={:#x} count={} ds/es/fs/gs={:x?}",
+            read_fs(),
+            trap_count(5),
+            segs()
+        ),
     );
     write_fs(u32::from(xen_abi::selectors::FLAT_KERNEL_DS));
     c.ok("ldt_frame_writable_again", mem.map(la, l, true));

@@ -89,25 +89,21 @@ oxen_trap_common:
 oxen_trap_return:
     /*
      * A guest's data selector may have gone bad while it was away (its GDT
-     * changed): each load below is fixed up by loading the null selector
-     * instead, as Xen does, rather than faulting inside Oxen.
+     * or LDT changed): a load below that faults is not Oxen's fault but the
+     * guest's, reported to its failsafe callback as Xen does.
      */
     movl    0(%esp), %eax
 .Lload_gs:
     movl    %eax, %gs
-.Lgs_done:
     movl    4(%esp), %eax
 .Lload_fs:
     movl    %eax, %fs
-.Lfs_done:
     movl    8(%esp), %eax
 .Lload_es:
     movl    %eax, %es
-.Les_done:
     movl    12(%esp), %eax
 .Lload_ds:
     movl    %eax, %ds
-.Lds_done:
     addl    $16, %esp
     popl    %ebx
     popl    %ecx
@@ -119,32 +115,36 @@ oxen_trap_return:
     addl    $4, %esp
     iret
 
-.Lnull_gs:
-    xorl    %eax, %eax
-    movl    %eax, %gs
-    jmp     .Lgs_done
-.Lnull_fs:
+    /*
+     * A load above faulted (the exception table sent us here, with ESP back
+     * at the guest's frame): Oxen's own data selectors first, as some guest
+     * ones may be loaded by now; then Rust bounces the failsafe callback (or
+     * crashes the domain) and clears the frame's data selectors, and the
+     * whole return path runs again.
+     */
+.Lsegment_reload_failed:
+    movl    $FLAT_RING0_DS, %eax
+    movl    %eax, %ds
+    movl    %eax, %es
     xorl    %eax, %eax
     movl    %eax, %fs
-    jmp     .Lfs_done
-.Lnull_es:
-    xorl    %eax, %eax
-    movl    %eax, %es
-    jmp     .Les_done
-.Lnull_ds:
-    xorl    %eax, %eax
-    movl    %eax, %ds
-    jmp     .Lds_done
+    movl    %eax, %gs
+    cld
+    movl    %esp, %eax
+    pushl   %eax
+    call    oxen_segment_reload_failed
+    addl    $4, %esp
+    jmp     oxen_trap_return
 
     /* Faults on the way back to a guest, and where to resume instead. */
     .section .rodata
     .balign 4
     .global oxen_trap_ex_table_start, oxen_trap_ex_table_end
 oxen_trap_ex_table_start:
-    .long .Lload_gs, .Lnull_gs
-    .long .Lload_fs, .Lnull_fs
-    .long .Lload_es, .Lnull_es
-    .long .Lload_ds, .Lnull_ds
+    .long .Lload_gs, .Lsegment_reload_failed
+    .long .Lload_fs, .Lsegment_reload_failed
+    .long .Lload_es, .Lsegment_reload_failed
+    .long .Lload_ds, .Lsegment_reload_failed
 oxen_trap_ex_table_end:
     .text
 

@@ -213,6 +213,14 @@ extern "C" fn oxen_handle_trap(frame: &mut TrapFrame) {
     crate::domain::events::return_to_guest(frame);
 }
 
+/// Called by traps.S when a guest data selector cannot be reloaded on the
+/// way back to the guest (ESP at `frame`, Oxen's selectors loaded).
+#[unsafe(no_mangle)]
+extern "C" fn oxen_segment_reload_failed(frame: &mut TrapFrame) {
+    crate::domain::fault::segment_reload_failed(frame);
+    crate::domain::events::return_to_guest(frame);
+}
+
 /// The NMI vector.
 const VECTOR_NMI: u16 = 2;
 /// The machine-check vector.
