@@ -108,6 +108,18 @@ impl Vcpu {
     }
 }
 
+impl Vcpu {
+    /// Loads what the CPU itself reads of this vcpu when ring 3 enters the
+    /// guest kernel without Oxen: the `stack_switch` stack (TSS ss1/esp1) and
+    /// the direct `int $0x80` gate. Called whenever either changes and when
+    /// the vcpu is made to run.
+    pub fn load_direct_entry(&self) {
+        use crate::arch::x86::{gdt, idt};
+        gdt::set_ring1_stack(self.kernel_stack.ss, self.kernel_stack.esp);
+        idt::set_direct_int80(self.idt.direct_int80_gate());
+    }
+}
+
 impl Domain {
     /// The domain as the PV MMU engine sees a caller.
     pub fn caller(&self) -> pv_mm::Caller {
@@ -173,6 +185,7 @@ static RUNNING_DOMID: core::sync::atomic::AtomicU32 = core::sync::atomic::Atomic
 /// Makes `dom` the running domain.
 pub fn set_current(dom: Domain) {
     RUNNING_DOMID.store(u32::from(dom.domid), core::sync::atomic::Ordering::Relaxed);
+    dom.vcpu.load_direct_entry();
     *CURRENT.lock() = Some(dom);
 }
 

@@ -20,15 +20,20 @@ const TRAP_TABLE_CHUNK: u32 = 256;
 
 pub fn do_set_trap_table(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let table = args[0];
-    let idt = &mut ctx.dom().vcpu.idt;
+    let vcpu = &mut ctx.dom().vcpu;
     if table == 0 {
-        idt.clear();
+        vcpu.idt.clear();
+        vcpu.load_direct_entry();
         return Ok(0).into();
     }
     let size = core::mem::size_of::<TrapInfo>() as u32;
     let entries =
         (0..TRAP_TABLE_CHUNK).map(|i| read_guest::<TrapInfo>(table.wrapping_add(i * size)));
-    match idt.set_trap_table(entries) {
+    let r = vcpu.idt.set_trap_table(entries);
+    // Entries written before a fault stay written (as in Xen): the gate
+    // follows whatever slot 0x80 holds now.
+    vcpu.load_direct_entry();
+    match r {
         Ok(p) if p.terminated => Ok(0).into(),
         Ok(_) => Outcome::Continue([table.wrapping_add(TRAP_TABLE_CHUNK * size), 0, 0, 0, 0]),
         Err(e) => Err(e).into(),
@@ -37,10 +42,12 @@ pub fn do_set_trap_table(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
 
 pub fn do_stack_switch(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [ss, esp, ..] = args;
-    ctx.dom().vcpu.kernel_stack = KernelStack {
+    let vcpu = &mut ctx.dom().vcpu;
+    vcpu.kernel_stack = KernelStack {
         ss: fixup_guest_selector(ss as u16),
         esp,
     };
+    vcpu.load_direct_entry();
     Ok(0).into()
 }
 

@@ -1093,8 +1093,13 @@ core::arch::global_asm!(
     .data
     .balign 4
     .global td_counts
-td_counts:          /* #PF, #GP, #BP, int 0x81, #NM, failsafe */
-    .long 0, 0, 0, 0, 0, 0
+td_counts:          /* #PF, #GP, #BP, int 0x81, #NM, failsafe, int 0x80 */
+    .long 0, 0, 0, 0, 0, 0, 0
+    .global td_int80_frame
+td_int80_frame:     /* CS word and EFLAGS of the last int $0x80 frame */
+    .long 0, 0
+td_user_saved_esp:
+    .long 0
     .global td_errors
 td_errors:          /* #PF, #GP error codes */
     .long 0, 0
@@ -1140,6 +1145,45 @@ td_nm_handler:
     incl    td_counts + 16
     iret
 
+    /* void td_run_user(u32 eip, u32 esp): runs ring-3 code at eip (with
+     * events masked) until it executes `int $0x80`, whose handler below
+     * comes back here. */
+    .global td_run_user
+td_run_user:
+    pushl   %ebp
+    pushl   %ebx
+    pushl   %esi
+    pushl   %edi
+    movl    %esp, td_user_saved_esp
+    movl    20(%esp), %eax
+    movl    24(%esp), %ecx
+    pushl   $0xE033             /* SS: FLAT_USER_SS */
+    pushl   %ecx                /* ESP */
+    pushl   $0x2                /* EFLAGS: IF clear, so upcall_mask = 1 */
+    pushl   $0xE02B             /* CS: FLAT_USER_CS */
+    pushl   %eax                /* EIP */
+    jmp     hypercall_page + 23 * 32
+
+    /* int $0x80 from ring 3, on the stack_switch stack: [EIP][CS][EFLAGS]
+     * [ESP][SS]. Records the CS word and EFLAGS, then returns from
+     * td_run_user. Data selectors are null after a return to ring 3. */
+    .global td_int80_handler
+td_int80_handler:
+    movl    $0xE021, %eax       /* FLAT_KERNEL_DS */
+    movl    %eax, %ds
+    movl    %eax, %es
+    movl    4(%esp), %eax
+    movl    %eax, td_int80_frame
+    movl    8(%esp), %eax
+    movl    %eax, td_int80_frame + 4
+    incl    td_counts + 24
+    movl    td_user_saved_esp, %esp
+    popl    %edi
+    popl    %esi
+    popl    %ebx
+    popl    %ebp
+    ret
+
     /* The failsafe callback: [DS][ES][FS][GS][EIP][CS|mask<<16][EFLAGS],
      * entered with null data selectors, so the stack (SS) is all it may use
      * until it loads a data selector of its own. */
@@ -1161,7 +1205,10 @@ td_failsafe_handler:
 );
 
 unsafe extern "C" {
-    static td_counts: [u32; 6];
+    static td_counts: [u32; 7];
+    static td_int80_frame: [u32; 2];
+    fn td_run_user(eip: u32, esp: u32);
+    fn td_int80_handler();
     static td_errors: [u32; 2];
     static td_failsafe_segs: [u32; 4];
     fn td_failsafe_handler();
@@ -1376,8 +1423,80 @@ fn traps(c: &mut Checks, mem: &Mem<'_>) {
         call(SET_TRAP_TABLE, [0xF580_0000, 0, 0, 0, 0]),
         Errno::EFAULT,
     );
+    int80(c, mem, si_va);
     privileged_instructions(c, mem);
     let _ = mem.unmap(si_va);
+}
+
+/// `int $0x80` from ring 3. A trap-table entry that leaves events unmasked
+/// gets a direct gate: the CPU enters the handler itself, so the frame holds
+/// the real CS word and the real IF (set) although the vcpu's events are
+/// masked. With the mask flag the call goes through Oxen, whose frame carries
+/// the saved upcall mask above CS and the virtual IF (clear).
+fn int80(c: &mut Checks, mem: &Mem<'_>, si_va: u32) {
+    use xen_abi::hypercall::SET_TRAP_TABLE;
+    use xen_abi::selectors::FLAT_USER_CS;
+    use xen_abi::traps::TrapInfo;
+    const USER: u64 = 1 << 2;
+    const EFLAGS_IF: u32 = 1 << 9;
+    let code = mem.mfn(mem.first_free_pfn + 56);
+    let va = mem.scratch_va(48);
+    c.ok("user_page_map", mem.map(va, code, true));
+    // SAFETY: the frame is mapped writable at `va`: `int $0x80; jmp .`.
+    unsafe {
+        core::ptr::copy_nonoverlapping([0xCDu8, 0x80, 0xEB, 0xFE].as_ptr(), va as *mut u8, 4)
+    };
+    c.ok(
+        "user_page_user_mode",
+        update_va_mapping(va, pte(code, P | A | USER), UVMF_INVLPG),
+    );
+    // SAFETY: shared_info is mapped at `si_va`; vcpu_info[0]'s upcall mask
+    // is its byte 1.
+    let mask_byte = unsafe { &*((si_va + 1) as *const core::sync::atomic::AtomicU8) };
+    let saved_mask = mask_byte.load(AtOrd::SeqCst);
+    for (name, flags, direct) in [
+        ("int80_direct_gate", 3u8, true),
+        ("int80_through_oxen", 3 | 4, false),
+    ] {
+        let table = [
+            TrapInfo {
+                vector: 0x80,
+                flags,
+                cs: xen_abi::selectors::FLAT_KERNEL_CS,
+                address: td_int80_handler as *const () as u32,
+            },
+            TrapInfo::default(),
+        ];
+        let set = pvrt::hypercall::result(
+            // SAFETY: `table` is a terminated trap table the call reads.
+            unsafe { pvrt::hypercall::raw(SET_TRAP_TABLE, [table.as_ptr() as u32, 0, 0, 0, 0]) },
+        );
+        let before = trap_count(6);
+        // SAFETY: the page at `va` holds `int $0x80`, whose handler returns
+        // here; its stack is never used.
+        unsafe { td_run_user(va, va + 0x800) };
+        // SAFETY: td_int80_frame is a static the handler writes.
+        let [cs_word, eflags] =
+            unsafe { core::ptr::read_volatile(core::ptr::addr_of!(td_int80_frame)) };
+        let expected_cs = if direct {
+            u32::from(FLAT_USER_CS)
+        } else {
+            u32::from(FLAT_USER_CS) | 1 << 16
+        };
+        c.check(
+            name,
+            set.is_ok()
+                && trap_count(6) == before + 1
+                && cs_word == expected_cs
+                && (eflags & EFLAGS_IF != 0) == direct,
+            format_args!(
+                "set={set:?} count={} cs word={cs_word:#x} eflags={eflags:#x}",
+                trap_count(6)
+            ),
+        );
+    }
+    mask_byte.store(saved_mask, AtOrd::SeqCst);
+    let _ = mem.unmap(va);
 }
 
 use core::sync::atomic::{AtomicU32, Ordering as AtOrd};

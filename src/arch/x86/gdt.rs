@@ -284,3 +284,15 @@ pub fn set_ring0_stack(top: u32) {
     // transition, which cannot happen while Oxen runs on this one CPU.
     unsafe { (*TSS.get()).esp0 = top };
 }
+
+/// Sets the ring-1 stack the CPU switches to when ring 3 enters the guest
+/// kernel through a direct gate (`int $0x80`): the vcpu's `stack_switch`
+/// stack. Only the direct gate uses it; every other trap enters Oxen.
+pub fn set_ring1_stack(ss: u16, top: u32) {
+    // SAFETY: aligned stores to fields the CPU reads only on a ring
+    // transition, which cannot happen while Oxen runs on this one CPU.
+    unsafe {
+        (*TSS.get()).ss1 = u32::from(ss);
+        (*TSS.get()).esp1 = top;
+    }
+}

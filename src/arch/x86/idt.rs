@@ -1,6 +1,8 @@
 //! The IDT: interrupt gates for the 32 exceptions and the 16 legacy PIC IRQs
-//! (vectors 0x20..0x30), a task gate for #DF, and the hypercall gate (0x82,
-//! DPL 1). The other gates are DPL 0, so a guest `int $n` of them raises #GP.
+//! (vectors 0x20..0x30), a task gate for #DF, the hypercall gate (0x82,
+//! DPL 1), and the running vcpu's direct `int $0x80` gate when its trap table
+//! allows one. The other gates are DPL 0, so a guest `int $n` of them raises
+//! #GP.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -40,6 +42,17 @@ const fn task_gate(selector: u16) -> u64 {
 /// Installs a gate for `vector` with privilege `dpl` to `handler`.
 pub fn set_gate(vector: usize, handler: u32, dpl: u64) {
     IDT[vector].store(interrupt_gate(handler, dpl), Ordering::Relaxed);
+}
+
+/// The vector of the system-call gate of 32-bit guests (§6.1).
+pub const INT80_VECTOR: usize = 0x80;
+
+/// Installs the running vcpu's direct `int $0x80` gate (a trap gate straight
+/// into its ring-1 handler, built by `VirtualIdt::direct_int80_gate`), or
+/// removes it (`None`): an empty DPL-0 slot, so `int $0x80` raises #GP and
+/// goes through Oxen's software-interrupt path.
+pub fn set_direct_int80(gate: Option<u64>) {
+    IDT[INT80_VECTOR].store(gate.unwrap_or(0), Ordering::Relaxed);
 }
 
 /// Fills the IDT from the stub table and loads IDTR.
