@@ -11,6 +11,9 @@
 //!   `SCHEDOP_block`);
 //! - `in`/`out` for a domain with I/O privilege whose virtual IOPL admits
 //!   ring 1 or whose I/O bitmap allows the ports (`physdev_op`).
+//!
+//! With `VMASST_TYPE_4gb_segments` it also emulates the data moves that need
+//! the 4 GiB limit Oxen truncated (decoding and rules in `hv_core::seg4gb`).
 
 use hv_core::privop::{self, DecodeError, Port, PrivOp};
 use xen_abi::cpuid::*;
@@ -19,7 +22,7 @@ use xen_abi::mm::{xen_cr3_to_pfn, xen_pfn_to_cr3};
 use super::Domain;
 use crate::arch::x86::cpu;
 use crate::arch::x86::traps::TrapFrame;
-use crate::arch::x86::uaccess::copy_from_guest;
+use crate::arch::x86::uaccess::{copy_from_guest, copy_to_guest};
 
 /// CR0.TS.
 const CR0_TS: u32 = 1 << 3;
@@ -202,4 +205,84 @@ pub fn emulate_cpuid(frame: &mut TrapFrame) -> bool {
     (frame.eax, frame.ebx, frame.ecx, frame.edx) = (a, b, c, d);
     frame.eip = frame.eip.wrapping_add(privop::EMULATED_CPUID_LEN as u32);
     true
+}
+
+/// Why an access through a truncated segment is not emulated.
+#[derive(Debug)]
+pub enum Seg4gbError {
+    Decode(hv_core::seg4gb::DecodeError),
+    /// A 4 GiB limit would not have allowed it either (or no such segment).
+    NotA4gbAccess,
+    /// Ring 3 may not access the page (or Oxen could not): the guest's #PF
+    /// is not synthesised, the #GP stands.
+    Denied,
+}
+
+impl core::fmt::Display for Seg4gbError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Decode(e) => write!(f, "{e}"),
+            Self::NotA4gbAccess => f.write_str("not an access a 4 GiB limit allows"),
+            Self::Denied => f.write_str("memory not accessible"),
+        }
+    }
+}
+
+/// Emulates the data move behind a #GP(0) that a 4 GiB segment limit would
+/// have allowed (`VMASST_TYPE_4gb_segments`), from ring 1 or ring 3: the
+/// access is made at its linear address, the registers updated and EIP
+/// advanced. `Err` leaves the guest its #GP.
+pub fn emulate_4gb_access(frame: &mut TrapFrame, dom: &Domain) -> Result<(), Seg4gbError> {
+    use hv_core::descriptor::Descriptor;
+    use hv_core::ptwr::Regs;
+    use hv_core::seg4gb::{self, Op, SegReg};
+    let (bytes, n) = fetch(frame.eip);
+    let mut regs = Regs([
+        frame.eax, frame.ecx, frame.edx, frame.ebx, frame.esp, frame.ebp, frame.esi, frame.edi,
+    ]);
+    let access = seg4gb::decode(&bytes[..n], &regs).map_err(Seg4gbError::Decode)?;
+    let sel = match access.seg {
+        SegReg::Es => frame.es,
+        SegReg::Cs => frame.cs,
+        SegReg::Ss => frame.ss,
+        SegReg::Ds => frame.ds,
+        SegReg::Fs => frame.fs,
+        SegReg::Gs => frame.gs,
+    } as u16;
+    let desc = crate::arch::x86::gdt::descriptor_for(sel, dom.vcpu.ldt_ents as usize)
+        .map(Descriptor::from_u64)
+        .ok_or(Seg4gbError::NotA4gbAccess)?;
+    let write = matches!(access.op, Op::Store { .. });
+    let linear = seg4gb::linear_if_4gb(desc, access.offset, access.width, write)
+        .ok_or(Seg4gbError::NotA4gbAccess)?;
+    let width = usize::from(access.width);
+    if frame.cs & 3 == 3 {
+        // Oxen's copy runs in supervisor mode: check what user mode may do.
+        let guard = crate::mm::frame_table::MM.lock();
+        let mm = guard.as_ref().expect("frame table initialised");
+        let last = linear + access.width as u32 - 1;
+        if !mm.user_access_ok(dom.vcpu.cr3, linear, write)
+            || !mm.user_access_ok(dom.vcpu.cr3, last, write)
+        {
+            return Err(Seg4gbError::Denied);
+        }
+    }
+    match access.op {
+        Op::Load { reg, extend } => {
+            let mut v = [0u8; 4];
+            copy_from_guest(&mut v[..width], linear).map_err(|_| Seg4gbError::Denied)?;
+            seg4gb::apply_load(&mut regs, reg, access.width, extend, u32::from_le_bytes(v));
+            let [eax, ecx, edx, ebx, _esp, ebp, esi, edi] = regs.0;
+            (frame.eax, frame.ecx, frame.edx, frame.ebx) = (eax, ecx, edx, ebx);
+            (frame.ebp, frame.esi, frame.edi) = (ebp, esi, edi);
+            // A load into ESP: the interrupted stack pointer.
+            frame.esp = regs.0[4];
+        }
+        Op::Store { value } => {
+            copy_to_guest(linear, &value.to_le_bytes()[..width])
+                .map_err(|_| Seg4gbError::Denied)?;
+        }
+    }
+    frame.eip = frame.eip.wrapping_add(u32::from(access.len));
+    Ok(())
 }

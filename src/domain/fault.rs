@@ -11,7 +11,9 @@ use hv_core::bounce::{Delivery, Handler, Resume, bounce};
 use xen_abi::layout::GUEST_SEGMENT_LIMIT_END;
 use xen_abi::sched::SHUTDOWN_CRASH;
 use xen_abi::selectors::{FLAT_KERNEL_CS, FLAT_KERNEL_SS, FLAT_USER_CS, FLAT_USER_SS};
-use xen_abi::traps::VMASST_TYPE_WRITABLE_PAGETABLES;
+use xen_abi::traps::{
+    VMASST_TYPE_4GB_SEGMENTS, VMASST_TYPE_4GB_SEGMENTS_NOTIFY, VMASST_TYPE_WRITABLE_PAGETABLES,
+};
 use zerocopy::IntoBytes;
 
 use super::{CURRENT, Domain, shared};
@@ -27,6 +29,8 @@ const VECTOR_UD: u16 = 6;
 const VECTOR_NM: u16 = 7;
 const VECTOR_GP: u16 = 13;
 const VECTOR_PF: u16 = 14;
+/// The vector `4gb_segments_notify` raises after each emulation.
+const VECTOR_4GB_NOTIFY: u8 = 15;
 
 /// Exceptions for which the CPU pushes an error code.
 fn has_error_code(vector: u16) -> bool {
@@ -131,6 +135,32 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
     }
     if vector == VECTOR_UD && super::emulate::emulate_cpuid(frame) {
         return;
+    }
+    // A move through a segment whose 4 GiB limit Oxen truncated.
+    let four_gb = dom.has_assist(VMASST_TYPE_4GB_SEGMENTS);
+    let notify = dom.has_assist(VMASST_TYPE_4GB_SEGMENTS_NOTIFY);
+    if vector == VECTOR_GP && frame.error_code == 0 && (four_gb || notify) {
+        match super::emulate::emulate_4gb_access(frame, dom) {
+            Ok(()) if notify => {
+                // `4gb_segments_notify`: the guest hears of each emulation
+                // through vector 15, delivered after the access.
+                if let Err(why) = deliver(frame, dom, VECTOR_4GB_NOTIFY, None) {
+                    let frame_copy = *frame;
+                    crash_domain(
+                        dom,
+                        &frame_copy,
+                        format_args!("4gb_segments_notify: vector 15 cannot be delivered: {why}"),
+                    );
+                }
+                return;
+            }
+            Ok(()) => return,
+            Err(e) => log::debug!(
+                "d{}: #GP at {:#010x} not a 4 GiB-segment access: {e}",
+                dom.domid,
+                frame.eip
+            ),
+        }
     }
     if vector == VECTOR_NM {
         // Oxen never uses the FPU and runs one domain, so there is no state to

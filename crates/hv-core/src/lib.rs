@@ -17,4 +17,5 @@ pub mod mapcache;
 pub mod privop;
 pub mod ptwr;
 pub mod rtc;
+pub mod seg4gb;
 pub mod vidt;

@@ -14,7 +14,7 @@ use crate::access::{check_pg_owner, check_pt_owner};
 use crate::engine::Mm;
 use crate::machine::Machine;
 use crate::page_info::PGT_PINNED;
-use crate::pte::{PAGE_PSE, is_present, pte_mfn};
+use crate::pte::{PAGE_PRESENT, PAGE_PSE, PAGE_RW, PAGE_USER, is_present, pte_mfn};
 use crate::types::{Caller, PageType, PtLevel};
 
 // TODO(lead): take from xen_abi::mm once it is exported.
@@ -227,6 +227,23 @@ impl<M: Machine> Mm<'_, M> {
         let l1 = pte_mfn(l2e);
         self.require_validated(l1, PageType::L1)?;
         Ok((l1, ((va >> 12) & 0x1FF) as usize))
+    }
+
+    /// Whether user-mode (ring 3) code may access `va` — write to it if
+    /// `write` — in the address space of the validated L3 `l3`: the L2 and
+    /// L1 entries present with `_PAGE_USER` (and `_PAGE_RW` for a write), as
+    /// the MMU checks them. For accesses Oxen performs on behalf of ring 3
+    /// (4 GiB-segment emulation), which its own supervisor-mode copy would
+    /// not check.
+    pub fn user_access_ok(&self, l3: Mfn, va: u32, write: bool) -> bool {
+        let Ok((l1, index)) = self.l1_slot_for_va(l3, va) else {
+            return false;
+        };
+        let l2 = pte_mfn(self.machine.read_pte(l3, (va >> 30) as usize));
+        let l2e = self.machine.read_pte(l2, ((va >> 21) & 0x1FF) as usize);
+        let l1e = self.machine.read_pte(l1, index);
+        let need = PAGE_PRESENT | PAGE_USER | if write { PAGE_RW } else { 0 };
+        l2e & need == need && l1e & need == need
     }
 
     fn require_validated(&self, mfn: Mfn, ty: PageType) -> Result<(), Errno> {

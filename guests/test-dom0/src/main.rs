@@ -1093,8 +1093,11 @@ core::arch::global_asm!(
     .data
     .balign 4
     .global td_counts
-td_counts:          /* #PF, #GP, #BP, int 0x81, #NM, failsafe, int 0x80 */
-    .long 0, 0, 0, 0, 0, 0, 0
+td_counts:          /* #PF, #GP, #BP, int 0x81, #NM, failsafe, int 0x80, vector 15 */
+    .long 0, 0, 0, 0, 0, 0, 0, 0
+    .global td_gp_skip
+td_gp_skip:         /* bytes the #GP handler skips */
+    .long 2
     .global td_int80_frame
 td_int80_frame:     /* CS word and EFLAGS of the last int $0x80 frame */
     .long 0, 0
@@ -1125,9 +1128,15 @@ td_gp_handler:
     pushl   %eax
     movl    4(%esp), %eax
     movl    %eax, td_errors + 4
+    movl    td_gp_skip, %eax
+    addl    %eax, 8(%esp)       /* skip the instruction (`int $0x40`: 2) */
     popl    %eax
     addl    $4, %esp
-    addl    $2, (%esp)          /* skip `int $0x40` */
+    iret
+
+    .global td_v15_handler
+td_v15_handler:
+    incl    td_counts + 28
     iret
 
     .global td_bp_handler
@@ -1205,7 +1214,9 @@ td_failsafe_handler:
 );
 
 unsafe extern "C" {
-    static td_counts: [u32; 7];
+    static td_counts: [u32; 8];
+    static mut td_gp_skip: u32;
+    fn td_v15_handler();
     static td_int80_frame: [u32; 2];
     fn td_run_user(eip: u32, esp: u32);
     fn td_int80_handler();
@@ -2430,6 +2441,116 @@ fn write_fs(sel: u32) {
     unsafe { core::arch::asm!("mov fs, {:e}", in(reg) sel) };
 }
 
+/// `vm_assist(4gb_segments)`: a segment with a 4 GiB limit (truncated by
+/// Oxen at the hole) reaches below its base with negative offsets, as TLS
+/// does, only through the assist's emulation; `_notify` adds vector 15.
+fn four_gb_segments(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::hypercall::{SET_GDT, SET_TRAP_TABLE};
+    use xen_abi::traps::{
+        TrapInfo, VMASST_CMD_DISABLE, VMASST_TYPE_4GB_SEGMENTS, VMASST_TYPE_4GB_SEGMENTS_NOTIFY,
+    };
+    let data = mem.mfn(mem.first_free_pfn + 58);
+    let dva = mem.scratch_va(50);
+    c.ok("seg4gb_data_map", mem.map(dva, data, true));
+    let base = dva + 0x100;
+    // SAFETY: the data page is mapped writable at `dva`.
+    unsafe { ((base - 8) as *mut u32).write_volatile(0xCAFE_F00D) };
+    // GDT entry 1: DPL 1 read/write data at `base`, 4 GiB (G=1, limit 0xFFFFF).
+    let desc: u64 = (u64::from(base & 0xFF00_0000) << 32)
+        | 0x00CF_B200_0000_0000
+        | (u64::from((base >> 16) & 0xFF) << 32)
+        | (u64::from(base & 0xFFFF) << 16)
+        | 0xFFFF;
+    let g = mem.mfn(mem.first_free_pfn + 57);
+    let gva = mem.scratch_va(49);
+    c.ok("seg4gb_gdt_map", mem.map(gva, g, true));
+    // SAFETY: mapped writable at `gva`.
+    unsafe {
+        core::ptr::write_bytes(gva as *mut u8, 0, PAGE as usize);
+        (gva as *mut u64).add(1).write_volatile(desc);
+    }
+    c.ok("seg4gb_gdt_unmap", mem.unmap(gva));
+    let frames = [g];
+    c.ok(
+        "seg4gb_set_gdt",
+        hcall(SET_GDT, [frames.as_ptr() as u32, 2, 0, 0, 0]),
+    );
+    let v15 = [
+        TrapInfo {
+            vector: 15,
+            flags: 0,
+            cs: xen_abi::selectors::FLAT_KERNEL_CS,
+            address: td_v15_handler as *const () as u32,
+        },
+        TrapInfo::default(),
+    ];
+    c.ok(
+        "seg4gb_vector15_handler",
+        hcall(SET_TRAP_TABLE, [v15.as_ptr() as u32, 0, 0, 0, 0]),
+    );
+    // SAFETY: the #GP handler reads td_gp_skip; nothing else runs.
+    unsafe { core::ptr::addr_of_mut!(td_gp_skip).write_volatile(6) };
+    write_fs(0x9);
+    let load = || -> u32 {
+        let v: u32;
+        // SAFETY: `movl %fs:-8, %eax` (6 bytes): emulated, or a #GP the
+        // handler skips.
+        unsafe {
+            core::arch::asm!(".byte 0x64, 0xA1, 0xF8, 0xFF, 0xFF, 0xFF", inout("eax") 0u32 => v)
+        };
+        v
+    };
+    // The limit the CPU holds is the truncated one (QEMU's TCG does not
+    // enforce data-segment limits, so the #GP that the assist emulates on
+    // hardware does not happen here: the emulation itself is host-tested in
+    // hv_core::seg4gb; what is checked is the limit, the assist's
+    // acceptance, and that the accesses give the 4 GiB-limit result).
+    let limit: u32;
+    // SAFETY: LSL only reads the descriptor.
+    unsafe { core::arch::asm!("lsl {0:e}, {1:e}", out(reg) limit, in(reg) 0x9u32) };
+    c.check(
+        "seg4gb_limit_truncated",
+        u64::from(base) + u64::from(limit) < 0xF680_0000 && limit > 0xF000_0000 - base,
+        format_args!("base={base:#x} limit={limit:#x}"),
+    );
+    for (name, ty) in [
+        ("seg4gb_enable", VMASST_TYPE_4GB_SEGMENTS),
+        ("seg4gb_notify_enable", VMASST_TYPE_4GB_SEGMENTS_NOTIFY),
+    ] {
+        c.ok(name, vm_assist(VMASST_CMD_ENABLE, ty));
+    }
+    let gps = trap_count(1);
+    let v = load();
+    c.check(
+        "seg4gb_negative_offset_load",
+        v == 0xCAFE_F00D && trap_count(1) == gps,
+        format_args!("eax={v:#x} #GPs={}", trap_count(1) - gps),
+    );
+    // SAFETY: `movl $0x600df00d, %fs:-12` (11 bytes).
+    unsafe {
+        core::arch::asm!(".byte 0x64, 0xC7, 0x05, 0xF4, 0xFF, 0xFF, 0xFF, 0x0D, 0xF0, 0x0D, 0x60")
+    };
+    // SAFETY: the data page is mapped at `dva`.
+    let stored = unsafe { ((base - 12) as *const u32).read_volatile() };
+    c.check(
+        "seg4gb_negative_offset_store",
+        stored == 0x600D_F00D && trap_count(1) == gps,
+        format_args!("{stored:#x}"),
+    );
+    c.err(
+        "seg4gb_unknown_assist",
+        vm_assist(VMASST_CMD_ENABLE, 4),
+        Errno::EINVAL,
+    );
+    let _ = vm_assist(VMASST_CMD_DISABLE, VMASST_TYPE_4GB_SEGMENTS_NOTIFY);
+    let _ = vm_assist(VMASST_CMD_DISABLE, VMASST_TYPE_4GB_SEGMENTS);
+    // SAFETY: as above.
+    unsafe { core::ptr::addr_of_mut!(td_gp_skip).write_volatile(2) };
+    write_fs(u32::from(xen_abi::selectors::FLAT_KERNEL_DS));
+    c.ok("seg4gb_gdt_empty", hcall(SET_GDT, [0, 0, 0, 0, 0]));
+    let _ = mem.unmap(dva);
+}
+
 /// `set_gdt` and `update_descriptor`: a GDT of the domain's own, descriptor
 /// checks, and a selector that goes bad while loaded.
 fn descriptors(c: &mut Checks, mem: &Mem<'_>) {
@@ -2576,6 +2697,7 @@ fn descriptors(c: &mut Checks, mem: &Mem<'_>) {
     );
     let _ = mem.unmap(va);
     c.ok("set_gdt_empty", hcall(SET_GDT, [0, 0, 0, 0, 0]));
+    four_gb_segments(c, mem);
 
     // An LDT: its frame must be mapped (read-only) at the LDT's address.
     let l = mem.mfn(mem.first_free_pfn + 53);

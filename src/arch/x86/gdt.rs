@@ -296,3 +296,17 @@ pub fn set_ring1_stack(ss: u16, top: u32) {
         (*TSS.get()).esp1 = top;
     }
 }
+
+/// The descriptor selector `sel` names for the running vcpu: an entry of
+/// the GDT (guest entries are the checked shadow of its own GDT, the
+/// reserved ones Oxen's) or, for a TI=1 selector, of the shadow LDT when
+/// `ldt_ents` entries are loaded. `None` for the null selector or an index
+/// beyond the table.
+pub fn descriptor_for(sel: u16, ldt_ents: usize) -> Option<u64> {
+    let index = usize::from(sel >> 3);
+    if sel & 4 != 0 {
+        (index < ldt_ents.min(LDT_ENTRIES)).then(|| LDT[index].load(Ordering::Relaxed))
+    } else {
+        (index != 0 && index < GDT_ENTRIES).then(|| GDT[index].load(Ordering::Relaxed))
+    }
+}

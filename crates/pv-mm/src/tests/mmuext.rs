@@ -1,7 +1,7 @@
 //! `mmuext_op` page-table commands and the `update_va_mapping` walk (§7.3–7.5).
 
 use super::fake::*;
-use crate::pte::pte;
+use crate::pte::{PAGE_USER, pte};
 use crate::{MmConfig, PageType, PtLevel};
 use hv_core::addr::Mfn;
 use xen_abi::domid::{DOMID_IO, DOMID_SELF};
@@ -278,5 +278,35 @@ fn update_va_mapping_flow() {
     );
     w.mm.mod_l1_entry(l1, i, pte(s.l3, RO), &DOMU_CALLER, DOMID_SELF, false)
         .unwrap();
+    w.audit();
+}
+
+#[test]
+fn user_access_follows_user_and_rw_bits() {
+    let mut w = World::new();
+    let s = w.address_space(DOMU);
+    // Slot 1 of the first L1: the same frame, supervisor-only.
+    w.poke(s.l1_0, 1, pte(s.data_rw, RW & !PAGE_USER));
+    w.set_base(0, s.l3, &DOMU_CALLER).unwrap();
+    assert!(w.mm.user_access_ok(s.l3, 0x0000_0123, false));
+    assert!(w.mm.user_access_ok(s.l3, 0x0000_0123, true));
+    assert!(w.mm.user_access_ok(s.l3, 0xC000_0FFF, false));
+    assert!(
+        !w.mm.user_access_ok(s.l3, 0xC000_0000, true),
+        "read-only page"
+    );
+    assert!(
+        !w.mm.user_access_ok(s.l3, 0x0000_1000, false),
+        "supervisor page"
+    );
+    assert!(
+        !w.mm.user_access_ok(s.l3, 0x0000_2000, false),
+        "not present"
+    );
+    assert!(!w.mm.user_access_ok(s.l3, 0x4000_0000, false), "no L2");
+    assert!(
+        !w.mm.user_access_ok(s.l3, 0xF600_0000, false),
+        "hypervisor hole"
+    );
     w.audit();
 }
