@@ -11,6 +11,7 @@
 //! The console is one spin lock. The fatal path (`panic::fatal`) takes it by
 //! force, so a trap taken while the lock was held still gets its report out.
 
+pub mod keys;
 mod serial;
 mod vga;
 
@@ -181,8 +182,10 @@ pub fn handle_rx_irq() {
     let mut input = INPUT.lock();
     let mut got = false;
     while let Some(b) = c.serial.as_mut().and_then(Serial::try_read_byte) {
-        let _ = input.push_back(b);
-        got = true;
+        if keys::route(b) == keys::Route::Dom0 {
+            let _ = input.push_back(b);
+            got = true;
+        }
     }
     if got {
         INPUT_NOTIFY.store(true, core::sync::atomic::Ordering::SeqCst);

@@ -205,6 +205,7 @@ impl SharedWords {
 /// of the vcpu, and VIRQ_CONSOLE for the privileged domain when console input
 /// arrived (if the guest bound them).
 pub fn fire_timers(dom: &mut super::Domain, words: &mut SharedWords, now: u64) {
+    crate::console::keys::run_pending(dom, words);
     if dom.privileged && crate::console::take_input_notification() {
         let _ = dom
             .ports

@@ -347,6 +347,35 @@ fn scenarios() -> Vec<Scenario> {
                 Check::Has("test-dom0: console read 'hello oxen' after "),
                 Check::Has("Hardware Dom0 halted"),
                 Check::Lacks("after 0 VIRQ_CONSOLE"),
+                Check::Has(" VIRQ_CONSOLE event(s), 0 VIRQ_DEBUG event(s)"),
+            ],
+        },
+        Scenario {
+            // Ctrl-A three times gives the serial input to Oxen: 'h' lists
+            // the debug keys, 'q' dumps the domain and sends VIRQ_DEBUG;
+            // three more Ctrl-A give the input back to dom0.
+            name: "debug-keys",
+            path: BootPath::Kernel,
+            cmdline: format!("dom0_mem=32M {TEST_OPTS}"),
+            modules: dom0_modules("console=hvc0 test=console-input"),
+            mem_mib: 256,
+            exit: EXIT_HALTED,
+            input: Some((
+                "test-dom0: waiting for console input",
+                "\x01\x01\x01hq\x01\x01\x01hello oxen\n",
+            )),
+            checks: vec![
+                Check::Has(
+                    "*** Serial input to Oxen (type 'CTRL-a' three times to switch input to DOM0)",
+                ),
+                Check::Has("'h' pressed -> showing installed handlers"),
+                Check::Has(" key 'q' (ascii '71') => dump domain (and guest debug) info"),
+                Check::Has("General information for domain 0 (Domain-0): tot_pages=8192"),
+                Check::Has("Notifying guest 0:0 (virq 1, port "),
+                Check::Has("*** Serial input to DOM0"),
+                Check::Has("test-dom0: console read 'hello oxen' after "),
+                Check::Has(" VIRQ_CONSOLE event(s), 1 VIRQ_DEBUG event(s)"),
+                Check::Has("Hardware Dom0 halted"),
             ],
         },
         Scenario {

@@ -2396,6 +2396,13 @@ fn console_input(mem: &Mem<'_>) -> ! {
         port: 0,
     };
     let _ = evtchn(EVTCHNOP_BIND_VIRQ, &mut virq);
+    // VIRQ_DEBUG: Oxen's `q` debug key notifies it.
+    let mut debug = EvtchnBindVirq {
+        virq: VIRQ_DEBUG,
+        vcpu: 0,
+        port: 0,
+    };
+    let _ = evtchn(EVTCHNOP_BIND_VIRQ, &mut debug);
     // The default 10 ms periodic timer would only wake the vcpu needlessly.
     let _ = hcall(
         xen_abi::hypercall::VCPU_OP,
@@ -2418,13 +2425,21 @@ fn console_input(mem: &Mem<'_>) -> ! {
         );
         len += r.unwrap_or(0) as usize;
     }
-    let seen = SEEN
-        .get(virq.port as usize)
-        .map_or(0, |n| n.load(AtOrd::SeqCst));
-    let text = core::str::from_utf8(&line[..len])
-        .unwrap_or("<not utf-8>")
-        .trim_end();
-    println!("test-dom0: console read '{text}' after {seen} VIRQ_CONSOLE event(s)");
+    let seen = |port: u32| SEEN.get(port as usize).map_or(0, |n| n.load(AtOrd::SeqCst));
+    // Control bytes (the first two Ctrl-A of a switch to Oxen reach dom0, as
+    // in Xen) are not shown.
+    let mut shown = [0u8; 128];
+    let mut n = 0;
+    for &b in line[..len].iter().filter(|b| !b.is_ascii_control()) {
+        shown[n] = b;
+        n += 1;
+    }
+    let text = core::str::from_utf8(&shown[..n]).unwrap_or("<not utf-8>");
+    println!(
+        "test-dom0: console read '{text}' after {} VIRQ_CONSOLE event(s), {} VIRQ_DEBUG event(s)",
+        seen(virq.port),
+        seen(debug.port)
+    );
     pvrt::hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);
     panic!("shutdown returned");
 }
