@@ -11,6 +11,7 @@ pub mod cmdline;
 pub mod descriptor;
 pub mod evtchn;
 pub mod frame_alloc;
+pub mod gnttab;
 pub mod guest_access;
 pub mod hypercall;
 pub mod mapcache;
