@@ -147,7 +147,8 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
         dom0.domain.shared_info
     );
     let l3 = dom0.domain.vcpu.cr3;
-    domain::set_current(dom0.domain);
+    arch::x86::fpu::init();
+    domain::start_dom0(dom0.domain);
     // SAFETY: the L3 was validated and pinned by the builder; its slot-3 L2
     // carries Oxen's own mappings, so Oxen keeps running after the switch.
     unsafe { cpu::write_cr3(l3.maddr().0 as u32) };

@@ -81,12 +81,8 @@ const KEYS: [Key; 3] = [
     },
 ];
 
-/// Runs the handlers of the keys typed since the last call, for the running
-/// domain `dom` (the only one until domUs exist).
-pub fn run_pending(
-    dom: &mut crate::domain::Domain,
-    words: &mut crate::domain::events::SharedWords,
-) {
+/// Runs the handlers of the keys typed since the last call.
+pub fn run_pending(table: &mut crate::domain::DomainTable) {
     loop {
         let Some(event) = PENDING.lock().pop_front() else {
             break;
@@ -118,7 +114,15 @@ pub fn run_pending(
                     );
                 }
             }
-            b'q' => dump_domain(dom, words),
+            b'q' => {
+                crate::printk!(
+                    "'q' pressed -> dumping domain info (now {} ns)\n",
+                    crate::time::now_ns()
+                );
+                for dom in table.iter_mut() {
+                    dump_domain(dom);
+                }
+            }
             b't' => crate::printk!(
                 "'t' pressed -> system time {} ns, wall clock {} s since the epoch at boot\n",
                 crate::time::now_ns(),
@@ -134,30 +138,34 @@ pub fn run_pending(
 
 /// `q`: what Oxen knows of the domain, then `VIRQ_DEBUG` to each vcpu that
 /// bound it (the guest's cue to dump its own state).
-fn dump_domain(dom: &mut crate::domain::Domain, words: &mut crate::domain::events::SharedWords) {
+fn dump_domain(dom: &mut crate::domain::Domain) {
     use xen_abi::evtchn::VIRQ_DEBUG;
     crate::printk!(
-        "'q' pressed -> dumping domain info (now {} ns)\n",
-        crate::time::now_ns()
-    );
-    crate::printk!(
-        "General information for domain {} ({}): tot_pages={} max_pages={} privileged={} shutdown={:?}\n",
+        "General information for domain {} ({}): tot_pages={} max_pages={} privileged={} paused={} shutdown={:?}\n",
         dom.domid,
         dom.name,
         dom.tot_pages,
         dom.max_pages,
         dom.privileged,
+        dom.pause_count,
         dom.shutdown_reason
     );
     crate::printk!(
-        "    VCPU0: CR3 mfn={:#x} upcall_mask={} fpu_ts={} kernel_ss:sp={:#06x}:{:#010x}\n",
+        "    VCPU0: online={} blocked={} CR3 mfn={:#x} upcall_mask={} fpu_ts={} kernel_ss:sp={:#06x}:{:#010x} time={} ns\n",
+        dom.vcpu.online,
+        dom.vcpu.blocked,
         dom.vcpu.cr3.0,
         crate::domain::shared::upcall_mask(dom.shared_va),
         dom.vcpu.fpu_ts,
         dom.vcpu.kernel_stack.ss,
-        dom.vcpu.kernel_stack.esp
+        dom.vcpu.kernel_stack.esp,
+        dom.vcpu.cpu_time_ns
     );
-    match dom.ports.raise_virq(words, VIRQ_DEBUG, 0) {
+    if dom.dying {
+        return;
+    }
+    let mut words = crate::domain::events::SharedWords::new(dom.shared_va);
+    match dom.ports.raise_virq(&mut words, VIRQ_DEBUG, 0) {
         Some(r) => crate::printk!(
             "    Notifying guest {}:0 (virq {VIRQ_DEBUG}, port {})\n",
             dom.domid,

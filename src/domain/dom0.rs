@@ -320,9 +320,20 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
         } else {
             0
         },
-        vcpu: Vcpu::new(l3),
+        vcpu: {
+            let mut v = Vcpu::new(l3);
+            v.online = true;
+            v
+        },
         ports: alloc::boxed::Box::new(hv_core::evtchn::DomainPorts::new(0, 1)),
         shutdown_reason: None,
+        pause_count: 0,
+        dying: false,
+        handle: [0; 16],
+        ssidref: 0,
+        time_offset: 0,
+        max_vcpus: 1,
+        clock_tick: u64::MAX,
     };
     let frame = guest::initial_frame(img.entry(), layout.stack_top(), layout.start_info_va());
     Ok(Dom0 {

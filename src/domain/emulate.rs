@@ -76,7 +76,7 @@ pub fn emulate_privileged(frame: &mut TrapFrame, dom: &mut Domain) -> Result<(),
     match insn.op {
         PrivOp::Clts => {
             dom.vcpu.fpu_ts = false;
-            cpu::set_task_switched(false);
+            super::sched::fpu_sync_ts(dom);
         }
         PrivOp::MovFromCr { cr, reg } => {
             let v = match cr {
@@ -95,7 +95,7 @@ pub fn emulate_privileged(frame: &mut TrapFrame, dom: &mut Domain) -> Result<(),
                         return Err(DecodeError::Unsupported);
                     }
                     dom.vcpu.fpu_ts = v & CR0_TS != 0;
-                    cpu::set_task_switched(dom.vcpu.fpu_ts);
+                    super::sched::fpu_sync_ts(dom);
                 }
                 2 => super::shared::set_cr2(dom.shared_va, v),
                 3 => {

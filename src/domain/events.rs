@@ -13,7 +13,7 @@ use xen_abi::errno::Errno;
 use xen_abi::shared_info::{SharedInfo, VcpuInfo, VcpuTimeInfo};
 use zerocopy::IntoBytes;
 
-use super::{CURRENT, fault};
+use super::{DOMAINS, fault};
 use crate::arch::x86::traps::TrapFrame;
 use crate::arch::x86::uaccess::copy_to_guest;
 
@@ -205,7 +205,6 @@ impl SharedWords {
 /// of the vcpu, and VIRQ_CONSOLE for the privileged domain when console input
 /// arrived (if the guest bound them).
 pub fn fire_timers(dom: &mut super::Domain, words: &mut SharedWords, now: u64) {
-    crate::console::keys::run_pending(dom, words);
     if dom.privileged && crate::console::take_input_notification() {
         let _ = dom
             .ports
@@ -226,30 +225,41 @@ pub fn fire_timers(dom: &mut super::Domain, words: &mut SharedWords, now: u64) {
     }
 }
 
-/// The tick at which the PV clock was last refreshed.
-static LAST_CLOCK_TICK: core::sync::atomic::AtomicU64 =
-    core::sync::atomic::AtomicU64::new(u64::MAX);
-
-/// On the way back to a guest context: fire due timers, refresh the PV clock,
-/// and if an upcall is due (pending and not masked) and the guest registered
-/// an event callback, bounce to it.
+/// On the way back to a guest context: let the scheduler pick the vcpu (and
+/// fire due timers), refresh its PV clock once per tick, and if an upcall is
+/// due (pending and not masked) and the guest registered an event callback,
+/// bounce to it.
 pub fn return_to_guest(frame: &mut TrapFrame) {
     if frame.cs & 3 == 0 {
         return;
     }
-    let mut guard = CURRENT.lock();
-    let Some(dom) = guard.as_mut() else { return };
-    let mut words = SharedWords::new(dom.shared_va);
-    fire_timers(dom, &mut words, crate::time::now_ns());
+    let mut table = DOMAINS.lock();
+    loop {
+        super::sched::schedule(&mut table, frame);
+        let Some(dom) = table.current_mut() else {
+            return;
+        };
+        if deliver_upcall(dom, frame) {
+            return;
+        }
+        // The domain crashed on the way: run another.
+    }
+}
+
+/// Refreshes `dom`'s clock and bounces a due upcall; false when the domain
+/// could not take it and was crashed.
+fn deliver_upcall(dom: &mut super::Domain, frame: &mut TrapFrame) -> bool {
+    let words = SharedWords::new(dom.shared_va);
     // The PV clock extrapolates from its last record, so refreshing it once
     // per tick keeps it honest without costing every hypercall.
     let tick = crate::time::ticks();
-    if LAST_CLOCK_TICK.swap(tick, Ordering::Relaxed) != tick {
+    if dom.clock_tick != tick {
+        dom.clock_tick = tick;
         words.update_time();
     }
     let handler = dom.vcpu.callbacks.event;
     if !upcall_needed(&words, 0) || handler.cs & !3 == 0 {
-        return;
+        return true;
     }
     let ctx = frame.interrupted();
     let mask = u8::from(words.upcall_mask(0));
@@ -262,10 +272,12 @@ pub fn return_to_guest(frame: &mut TrapFrame) {
             frame.resume(&b.resume);
             let mut words = words;
             words.set_upcall_mask(0, true);
+            true
         }
         None => {
             let copy = *frame;
             fault::crash_domain(dom, &copy, format_args!("cannot deliver the event upcall"));
+            false
         }
     }
 }

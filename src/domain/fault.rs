@@ -16,8 +16,7 @@ use xen_abi::traps::{
 };
 use zerocopy::IntoBytes;
 
-use super::{CURRENT, Domain, shared};
-use crate::arch::x86::cpu;
+use super::{DOMAINS, Domain, shared};
 use crate::arch::x86::traps::{RegisterDump, TrapFrame, vector_name};
 use crate::arch::x86::uaccess::copy_to_guest;
 
@@ -104,11 +103,16 @@ fn deliver_to(
 /// Handles exception `frame.entry_vector` from a guest ring; `cr2` was read
 /// on entry.
 pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
-    let mut guard = CURRENT.lock();
-    let dom = guard
-        .as_mut()
-        .expect("a guest trap always has a current domain");
+    let mut table = DOMAINS.lock();
     let vector = frame.entry_vector;
+    if vector == VECTOR_NM {
+        // The FPU follows the vcpus lazily: this is the first FPU use since
+        // the vcpu came on the CPU (or since its guest set TS).
+        super::sched::fpu_take(&mut table);
+    }
+    let dom = table
+        .current_mut()
+        .expect("a guest trap always has a current domain");
     let ptwr_candidate = vector == VECTOR_PF
         && dom.has_assist(VMASST_TYPE_WRITABLE_PAGETABLES)
         && frame.error_code & (PF_PRESENT | PF_WRITE | PF_USER) == (PF_PRESENT | PF_WRITE);
@@ -163,9 +167,8 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
         }
     }
     if vector == VECTOR_NM {
-        // Oxen never uses the FPU and runs one domain, so there is no state to
-        // restore: the trap is the guest's only if its virtual TS is set.
-        cpu::set_task_switched(false);
+        // The registers hold the vcpu's state now; the trap is the guest's
+        // own only if its virtual TS is set.
         if !dom.vcpu.fpu_ts {
             return;
         }
@@ -216,9 +219,9 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
 /// four selectors and resumes with DS = ES = FS = GS = 0; with no failsafe
 /// callback the domain cannot go on.
 pub fn segment_reload_failed(frame: &mut TrapFrame) {
-    let mut guard = CURRENT.lock();
-    let dom = guard
-        .as_mut()
+    let mut table = DOMAINS.lock();
+    let dom = table
+        .current_mut()
         .expect("only a guest frame carries guest data selectors");
     let (delivery, handler) = dom.vcpu.callbacks.failsafe_delivery();
     log::debug!(

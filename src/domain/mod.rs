@@ -1,14 +1,22 @@
 //! Domains and their vcpus.
 //!
-//! Until domUs exist there is at most one guest, dom0, built at boot; `CURRENT`
-//! says whether it runs. A domain here is what Oxen must remember about a
-//! guest between traps: its identity and privilege, its memory bookkeeping, the
-//! shared-info frame, the VM assists it enabled and its vcpu's base page table.
+//! [`DOMAINS`] holds every domain, indexed by domid, and which one is on the
+//! CPU. A domain here is what Oxen must remember about a guest between
+//! traps: its identity and privilege, its memory bookkeeping, the shared-info
+//! frame, the VM assists it enabled, and its vcpu (one per domain until SMP
+//! guests): base page table, descriptor tables, callbacks, timers, and —
+//! while it is off the CPU — its saved registers and FPU state.
+//!
+//! Invariants: the running vcpu's context lives in the trap frame at the top
+//! of the guest stack and its `saved` is `None`; every other vcpu that has
+//! run or been given a context has it in `saved`. Lock order: `DOMAINS`,
+//! then `MM`.
 
 pub mod dom0;
 pub mod emulate;
 pub mod events;
 pub mod fault;
+pub mod sched;
 pub mod shared;
 
 use alloc::string::String;
@@ -52,6 +60,21 @@ pub struct Vcpu {
     pub ldt_base: u32,
     pub ldt_ents: u32,
     pub ldt_frames: heapless::Vec<Mfn, 16>,
+    /// The guest context while the vcpu is off the CPU (see the module's
+    /// invariants); `None` also for a vcpu never given one.
+    pub saved: Option<crate::arch::x86::traps::TrapFrame>,
+    /// Whether the vcpu has a context and may run (`VGCF_online`).
+    pub online: bool,
+    /// Blocked (`SCHEDOP_block`, `hlt`): runnable again once an upcall is due.
+    pub blocked: bool,
+    /// `SCHEDOP_poll`: waiting for one of these ports, or the deadline.
+    pub poll: Option<sched::Poll>,
+    /// The FPU/SSE state (an FXSAVE image) while another vcpu owns the FPU;
+    /// `fpu_initialised` is false until the vcpu first used the FPU.
+    pub fpu: alloc::boxed::Box<crate::arch::x86::fpu::FpuArea>,
+    pub fpu_initialised: bool,
+    /// System time (ns) the vcpu has run.
+    pub cpu_time_ns: u64,
 }
 
 /// A guest domain.
@@ -78,6 +101,20 @@ pub struct Domain {
     pub vcpu: Vcpu,
     /// Set when the domain has shut down, with the reason.
     pub shutdown_reason: Option<u32>,
+    /// Toolstack pauses (`pausedomain` increments, `unpausedomain`
+    /// decrements); the domain runs only at 0. A new domain starts at 1.
+    pub pause_count: u32,
+    /// Being destroyed: no longer scheduled, its resources going back.
+    pub dying: bool,
+    /// The toolstack's UUID for the domain (`createdomain`, `setdomainhandle`).
+    pub handle: [u8; 16],
+    pub ssidref: u32,
+    /// Seconds added to the wall clock the domain sees (`settimeoffset`).
+    pub time_offset: i32,
+    /// The most vcpus the toolstack allows (`max_vcpus`).
+    pub max_vcpus: u32,
+    /// The tick at which this domain's PV clock was last refreshed.
+    pub clock_tick: u64,
 }
 
 /// The periodic timer a vcpu starts with (Xen's 10 ms).
@@ -104,6 +141,13 @@ impl Vcpu {
             ldt_base: 0,
             ldt_ents: 0,
             ldt_frames: heapless::Vec::new(),
+            saved: None,
+            online: false,
+            blocked: false,
+            poll: None,
+            fpu: alloc::boxed::Box::new(crate::arch::x86::fpu::FpuArea::new()),
+            fpu_initialised: false,
+            cpu_time_ns: 0,
         }
     }
 }
@@ -160,6 +204,7 @@ pub fn shutdown(dom: &mut Domain, reason: u32) {
     if dom.domid == 0 {
         hardware_domain_shutdown(reason);
     }
+    sched::note_dom_exc();
 }
 
 fn hardware_domain_shutdown(reason: u32) -> ! {
@@ -182,15 +227,105 @@ const NO_DOMAIN: u32 = u32::MAX;
 /// The id of the domain Oxen runs for, readable without any lock.
 static RUNNING_DOMID: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(NO_DOMAIN);
 
-/// Makes `dom` the running domain.
-pub fn set_current(dom: Domain) {
-    RUNNING_DOMID.store(u32::from(dom.domid), core::sync::atomic::Ordering::Relaxed);
-    dom.vcpu.load_direct_entry();
-    *CURRENT.lock() = Some(dom);
+/// The most domains Oxen holds at once (domids 0..MAX_DOMAINS; each has a
+/// shared-info window in Oxen's area).
+pub const MAX_DOMAINS: usize = 64;
+
+/// Every domain, by domid, and the one on the CPU.
+pub struct DomainTable {
+    slots: [Option<alloc::boxed::Box<Domain>>; MAX_DOMAINS],
+    current: Option<DomId>,
+    /// When the running vcpu's time slice ends (system time, ns).
+    pub slice_end: u64,
+    /// When the running vcpu was put on the CPU.
+    pub ran_since: u64,
+    /// The tick at which every vcpu's timers were last looked at.
+    pub tended_tick: u64,
 }
 
-/// The running guest, if any.
-pub static CURRENT: Mutex<Option<Domain>> = Mutex::new(None);
+impl DomainTable {
+    const fn new() -> Self {
+        Self {
+            slots: [const { None }; MAX_DOMAINS],
+            current: None,
+            slice_end: 0,
+            ran_since: 0,
+            tended_tick: u64::MAX,
+        }
+    }
+
+    /// The domain on the CPU.
+    pub fn current_id(&self) -> Option<DomId> {
+        self.current
+    }
+
+    pub fn current(&self) -> Option<&Domain> {
+        self.get(self.current?)
+    }
+
+    pub fn current_mut(&mut self) -> Option<&mut Domain> {
+        self.get_mut(self.current?)
+    }
+
+    pub fn get(&self, domid: DomId) -> Option<&Domain> {
+        self.slots.get(usize::from(domid))?.as_deref()
+    }
+
+    pub fn get_mut(&mut self, domid: DomId) -> Option<&mut Domain> {
+        self.slots.get_mut(usize::from(domid))?.as_deref_mut()
+    }
+
+    /// Adds `dom` under its domid (which must be free).
+    pub fn insert(&mut self, dom: Domain) {
+        let slot = &mut self.slots[usize::from(dom.domid)];
+        assert!(slot.is_none(), "domid {} in use", dom.domid);
+        *slot = Some(alloc::boxed::Box::new(dom));
+    }
+
+    /// Takes domain `domid` out of the table (it must not be on the CPU).
+    pub fn remove(&mut self, domid: DomId) -> Option<alloc::boxed::Box<Domain>> {
+        assert_ne!(self.current, Some(domid), "removing the running domain");
+        self.slots.get_mut(usize::from(domid))?.take()
+    }
+
+    /// The lowest free domid from `first` on.
+    pub fn free_domid(&self, first: DomId) -> Option<DomId> {
+        (usize::from(first)..MAX_DOMAINS)
+            .find(|&i| self.slots[i].is_none())
+            .map(|i| i as DomId)
+    }
+
+    /// The domains, in domid order.
+    pub fn iter(&self) -> impl Iterator<Item = &Domain> {
+        self.slots.iter().filter_map(|s| s.as_deref())
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Domain> {
+        self.slots.iter_mut().filter_map(|s| s.as_deref_mut())
+    }
+
+    /// Puts `domid` on the CPU in the books (the caller loads its state).
+    pub fn set_running(&mut self, domid: DomId) {
+        self.current = Some(domid);
+        RUNNING_DOMID.store(u32::from(domid), core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Every domain. Hypercalls and traps hold it while they use domain state.
+pub static DOMAINS: Mutex<DomainTable> = Mutex::new(DomainTable::new());
+
+/// Adds dom0 and makes it the running domain (its context is entered by the
+/// caller).
+pub fn start_dom0(dom: Domain) {
+    dom.vcpu.load_direct_entry();
+    let domid = dom.domid;
+    let mut table = DOMAINS.lock();
+    table.insert(dom);
+    table.set_running(domid);
+    let now = crate::time::now_ns();
+    table.ran_since = now;
+    table.slice_end = now + sched::SLICE_NS;
+}
 
 /// Names the domain whose context Oxen is in, for reports (no allocation, so
 /// it is safe on the fatal path).
@@ -198,8 +333,8 @@ pub struct CurrentDomain;
 
 impl core::fmt::Display for CurrentDomain {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match CURRENT.try_lock() {
-            Some(guard) => match guard.as_ref() {
+        match DOMAINS.try_lock() {
+            Some(table) => match table.current() {
                 Some(d) => write!(f, "d{} ({})", d.domid, d.name),
                 None => f.write_str("idle (no guest has run yet)"),
             },

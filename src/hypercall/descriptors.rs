@@ -26,7 +26,9 @@ use crate::mm::mapcache;
 /// Descriptors per page.
 const PER_PAGE: usize = 512;
 
-fn load_shadow(dom: &Domain) {
+/// Fills the guest part of Oxen's GDT from the vcpu's GDT frames (and clears
+/// the entries beyond them).
+pub fn load_shadow(dom: &Domain) {
     let mut index = 0usize;
     for &mfn in &dom.vcpu.gdt_frames {
         let m = mapcache::map_frame(mfn);
@@ -156,11 +158,22 @@ pub fn set_ldt(dom: &mut Domain, base: u32, ents: u32) -> Result<(), Errno> {
         mm.put_page_and_type(old);
     }
     drop(guard);
+    dom.vcpu.ldt_frames = frames;
+    dom.vcpu.ldt_base = base;
+    dom.vcpu.ldt_ents = ents;
+    load_shadow_ldt(dom);
+    Ok(())
+}
+
+/// Fills the shadow LDT from the vcpu's LDT frames and loads it (none when
+/// the vcpu has no LDT).
+pub fn load_shadow_ldt(dom: &Domain) {
+    let ents = dom.vcpu.ldt_ents as usize;
     let mut index = 0usize;
-    for &mfn in &frames {
+    for &mfn in &dom.vcpu.ldt_frames {
         let m = mapcache::map_frame(mfn);
         for slot in 0..PER_PAGE {
-            if index >= ents as usize {
+            if index >= ents {
                 break;
             }
             // SAFETY: slot < 512 inside the mapped frame.
@@ -169,11 +182,7 @@ pub fn set_ldt(dom: &mut Domain, base: u32, ents: u32) -> Result<(), Errno> {
             index += 1;
         }
     }
-    dom.vcpu.ldt_frames = frames;
-    dom.vcpu.ldt_base = base;
-    dom.vcpu.ldt_ents = ents;
-    gdt::load_ldt(ents as usize);
-    Ok(())
+    gdt::load_ldt(ents);
 }
 
 pub fn do_set_gdt(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {

@@ -66,7 +66,6 @@ fn write_map(arg: u32, entries: &[E820Entry]) -> Result<i32, Errno> {
 /// increase_reservation, decrease_reservation and populate_physmap.
 fn reservation(dom: &mut Domain, op: u32, start: u32, arg: u32) -> Result<Outcome, Errno> {
     let r: XenMemoryReservation = read_guest(arg)?;
-    target(dom, r.domid)?;
     if r.extent_order != 0 {
         // Only single pages for now (a PV kernel balloons page by page).
         return Err(Errno::EINVAL);
@@ -137,6 +136,19 @@ pub fn do_memory_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let dom = ctx.dom();
     let r = match op {
         XENMEM_INCREASE_RESERVATION | XENMEM_DECREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP => {
+            // The toolstack populates a new domain's memory (`domid` = it).
+            let (caller, privileged) = (dom.domid, dom.privileged);
+            let id = match read_guest::<XenMemoryReservation>(arg) {
+                Ok(r) if r.domid == DOMID_SELF => caller,
+                Ok(r) => r.domid,
+                Err(e) => return Err(e).into(),
+            };
+            if id != caller && !privileged {
+                return Err(Errno::EPERM).into();
+            }
+            let Some(dom) = ctx.table().get_mut(id).filter(|d| !d.dying) else {
+                return Err(Errno::ESRCH).into();
+            };
             return reservation(dom, op, start, arg).unwrap_or_else(|e| Err(e).into());
         }
         _ if start != 0 => Err(Errno::ENOSYS),

@@ -7,6 +7,7 @@
 
 mod console;
 pub mod descriptors;
+mod domctl;
 mod evtchn;
 pub mod memory;
 mod mm;
@@ -28,26 +29,42 @@ use xen_abi::hypercall as nr;
 use crate::arch::x86::cpu;
 use crate::arch::x86::traps::TrapFrame;
 use crate::arch::x86::uaccess::{read_guest, write_guest};
-use crate::domain::{CURRENT, Domain};
+use crate::domain::{DOMAINS, Domain, DomainTable};
 use xen_abi::errno::Errno;
 
 /// What a handler works on: a copy of the caller's saved registers (written
 /// back when the handler returns) and its locked domain.
 pub struct Ctx {
     pub frame: TrapFrame,
-    guard: MutexGuard<'static, Option<Domain>>,
+    guard: MutexGuard<'static, DomainTable>,
 }
 
 impl Ctx {
     /// The calling domain.
     pub fn dom(&mut self) -> &mut Domain {
         self.guard
-            .as_mut()
+            .current_mut()
             .expect("a hypercall always has a current domain")
+    }
+
+    /// Every domain (for the calls that act on others: domctl, sysctl,
+    /// inter-domain event channels).
+    pub fn table(&mut self) -> &mut DomainTable {
+        &mut self.guard
     }
 }
 
-static DECLS: [Hypercall<Ctx>; 25] = [
+static DECLS: [Hypercall<Ctx>; 27] = [
+    Hypercall {
+        nr: nr::DOMCTL,
+        access: Access::Privileged,
+        handler: domctl::do_domctl,
+    },
+    Hypercall {
+        nr: nr::SYSCTL,
+        access: Access::Privileged,
+        handler: domctl::do_sysctl,
+    },
     Hypercall {
         nr: nr::NMI_OP,
         access: Access::Any,
@@ -257,8 +274,8 @@ const INT82_LEN: u32 = 2;
 pub fn do_hypercall(frame: &mut TrapFrame) {
     let nr = frame.eax;
     let args = [frame.ebx, frame.ecx, frame.edx, frame.esi, frame.edi];
-    let guard = CURRENT.lock();
-    let Some(privileged) = guard.as_ref().map(|d| d.privileged) else {
+    let guard = DOMAINS.lock();
+    let Some(privileged) = guard.current().map(|d| d.privileged) else {
         panic!("hypercall {nr} with no current domain");
     };
     let mut ctx = Ctx {

@@ -1,8 +1,9 @@
 //! `sched_op` (#29) and its compat form (#6), and `set_timer_op` (#15)
-//! (XEN-PV-ABI.md §15.1–15.2). One domain, one vcpu: `yield` returns at once,
-//! `block` enables events and idles the CPU until an upcall is due (timers
-//! fire meanwhile), `poll` waits for one of some ports or a timeout, and
-//! `shutdown` ends the domain.
+//! (XEN-PV-ABI.md §15.1–15.2). `yield` ends the vcpu's slice, `block`
+//! enables events and takes the vcpu off the CPU until an upcall is due,
+//! `poll` until one of some ports is pending or a timeout passes (the
+//! scheduler, `domain::sched`, wakes them on the way back), and `shutdown`
+//! ends the domain.
 
 use hv_core::evtchn::{EventWords, upcall_needed};
 use hv_core::hypercall::Outcome;
@@ -14,10 +15,10 @@ use xen_abi::sched::{
 use xen_abi::types::EvtchnPort;
 
 use super::Ctx;
-use crate::arch::x86::cpu;
 use crate::arch::x86::uaccess::read_guest;
 use crate::domain::Domain;
-use crate::domain::events::{SharedWords, fire_timers};
+use crate::domain::events::SharedWords;
+use crate::domain::sched::Poll;
 
 fn shutdown(dom: &mut Domain, reason: u32) -> Result<i32, Errno> {
     if shutdown_reason_name(reason).is_none() {
@@ -27,25 +28,12 @@ fn shutdown(dom: &mut Domain, reason: u32) -> Result<i32, Errno> {
     Ok(0)
 }
 
-/// Idles until `done(words)` holds or `deadline` (system time) passes,
-/// firing the vcpu's timers on every tick. Interrupts are on (hypercall).
-fn wait(dom: &mut Domain, deadline: Option<u64>, mut done: impl FnMut(&SharedWords) -> bool) {
-    loop {
-        let mut words = SharedWords::new(dom.shared_va);
-        let now = crate::time::now_ns();
-        fire_timers(dom, &mut words, now);
-        if done(&words) || deadline.is_some_and(|d| now >= d) {
-            return;
-        }
-        cpu::halt();
-    }
-}
-
-/// `SCHEDOP_block` (and an emulated `hlt`): enable events and sleep until one
-/// is due. Interrupts must be on.
+/// `SCHEDOP_block` (and an emulated `hlt`): enable events; unless an upcall
+/// is already due, the vcpu leaves the CPU until one is.
 pub fn block_domain(dom: &mut Domain) {
-    SharedWords::new(dom.shared_va).set_upcall_mask(0, false);
-    wait(dom, None, |w| upcall_needed(w, 0));
+    let mut words = SharedWords::new(dom.shared_va);
+    words.set_upcall_mask(0, false);
+    dom.vcpu.blocked = !upcall_needed(&words, 0);
 }
 
 fn block(dom: &mut Domain) -> Result<i32, Errno> {
@@ -61,25 +49,39 @@ fn poll(dom: &mut Domain, arg: u32) -> Result<i32, Errno> {
     if nr > SCHED_POLL_MAX_PORTS {
         return Err(Errno::EINVAL);
     }
-    let mut list = [0 as EvtchnPort; SCHED_POLL_MAX_PORTS as usize];
-    for (i, slot) in list.iter_mut().take(nr as usize).enumerate() {
-        *slot = read_guest(ports.wrapping_add(4 * i as u32))?;
-        if *slot >= xen_abi::shared_info::NR_EVENT_CHANNELS as u32 {
+    let mut list = heapless::Vec::new();
+    for i in 0..nr {
+        let port: EvtchnPort = read_guest(ports.wrapping_add(4 * i))?;
+        if port >= xen_abi::shared_info::NR_EVENT_CHANNELS as u32 {
             return Err(Errno::EINVAL);
         }
+        let _ = list.push(port);
     }
-    let list = &list[..nr as usize];
-    wait(dom, (timeout != 0).then_some(timeout), |w| {
-        list.iter().any(|&p| w.is_pending(p))
-    });
+    let words = SharedWords::new(dom.shared_va);
+    let now = crate::time::now_ns();
+    let due = list.iter().any(|&p| words.is_pending(p)) || (timeout != 0 && now >= timeout);
+    if !due {
+        dom.vcpu.poll = Some(Poll {
+            ports: list,
+            deadline: (timeout != 0).then_some(timeout),
+        });
+    }
+    Ok(0)
+}
+
+/// `SCHEDOP_yield`: the slice ends; others run first if any are runnable.
+fn yield_now(ctx: &mut Ctx) -> Result<i32, Errno> {
+    ctx.table().slice_end = 0;
     Ok(0)
 }
 
 pub fn do_sched_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [cmd, arg, ..] = args;
+    if cmd == SCHEDOP_YIELD {
+        return yield_now(ctx).into();
+    }
     let dom = ctx.dom();
     match cmd {
-        SCHEDOP_YIELD => Ok(0),
         SCHEDOP_BLOCK => block(dom),
         SCHEDOP_SHUTDOWN => read_guest::<SchedShutdown>(arg).and_then(|s| shutdown(dom, s.reason)),
         SCHEDOP_POLL => poll(dom, arg),
@@ -92,9 +94,11 @@ pub fn do_sched_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
 /// by value.
 pub fn do_sched_op_compat(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [cmd, arg, ..] = args;
+    if cmd == SCHEDOP_YIELD {
+        return yield_now(ctx).into();
+    }
     let dom = ctx.dom();
     match cmd {
-        SCHEDOP_YIELD => Ok(0),
         SCHEDOP_BLOCK => block(dom),
         SCHEDOP_SHUTDOWN => shutdown(dom, arg),
         _ => Err(Errno::ENOSYS),

@@ -11,7 +11,6 @@ use xen_abi::traps::{
 };
 
 use super::Ctx;
-use crate::arch::x86::cpu;
 use crate::arch::x86::uaccess::read_guest;
 use crate::domain::{fault, shared};
 
@@ -78,7 +77,7 @@ pub fn do_callback_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
 pub fn do_fpu_taskswitch(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let set = args[0] != 0;
     ctx.dom().vcpu.fpu_ts = set;
-    cpu::set_task_switched(set);
+    crate::domain::sched::fpu_sync_ts(ctx.dom());
     Ok(0).into()
 }
 

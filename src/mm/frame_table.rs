@@ -21,7 +21,7 @@ pub const MAX_FRAMES: u64 = ((FRAMETABLE_VIRT_END - FRAMETABLE_VIRT_START) as u6
 
 static NR_FRAMES: AtomicU32 = AtomicU32::new(0);
 
-/// The PV MMU engine over the frame table. Lock order: `domain::CURRENT`, then `MM`.
+/// The PV MMU engine over the frame table. Lock order: `domain::DOMAINS`, then `MM`.
 pub static MM: Mutex<Option<Mm<'static, OxenMachine>>> = Mutex::new(None);
 
 fn table() -> &'static [PageInfo] {

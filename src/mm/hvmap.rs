@@ -54,3 +54,17 @@ pub fn populate(va: u32, pages: u32) -> u32 {
     }
     used
 }
+
+/// Removes the mapping of `va` made by [`map_page`] (the L1 stays) and
+/// flushes it from the TLB.
+pub fn unmap_page(va: u32) {
+    assert_eq!(va % PAGE_SIZE as u32, 0);
+    let slot = paging::high_l2_slot(va);
+    let l1 = paging::high_l1_maddr(slot).expect("unmapping a page Oxen never mapped");
+    let l1_map = mapcache::map_frame(Maddr(l1).mfn());
+    let index = ((va >> 12) & 511) as usize;
+    // SAFETY: as in `map_page`: one atomic store to an entry of the L1 page.
+    let entry = unsafe { &*(l1_map.as_mut_ptr() as *const AtomicU64).add(index) };
+    entry.store(0, Ordering::SeqCst);
+    crate::arch::x86::cpu::invlpg(va);
+}

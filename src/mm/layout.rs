@@ -10,7 +10,7 @@
 //! | FE000000 – FE800000     | Oxen's heap                                  |
 //! | FE800000 – FEA00000     | map cache (512 temporary 4 KiB slots)        |
 //! | FEA00000 – FEA09000     | guard page, then the guest stack (32 KiB)    |
-//! | FEA0A000                | dom0's shared_info page                      |
+//! | FEA0A000 – FEA4A000     | each domain's shared_info page, by domid     |
 //! | FF000000 – FFC00000     | direct map of machine memory [0, 12 MiB)     |
 
 pub use xen_abi::layout::{MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
@@ -40,8 +40,14 @@ pub const GUEST_STACK_GUARD: u32 = 0xFEA0_0000;
 /// Pages of the guest stack, above its guard page.
 pub const GUEST_STACK_PAGES: u32 = 8;
 /// Where Oxen keeps dom0's shared_info page mapped (after the guest stack and
-/// a gap page).
+/// a gap page); other domains' follow (`shared_info_va`).
 pub const SHARED_INFO_VIRT: u32 = GUEST_STACK_GUARD + (GUEST_STACK_PAGES + 2) * 4096;
+/// Where Oxen keeps domain `domid`'s shared_info page mapped: one page per
+/// domain from `SHARED_INFO_VIRT` (all inside the guest stack's L1).
+pub const fn shared_info_va(domid: u16) -> u32 {
+    SHARED_INFO_VIRT + domid as u32 * 4096
+}
+
 /// Start of the direct map.
 pub const DIRECT_MAP_VIRT: u32 = 0xFF00_0000;
 /// Bytes of machine memory the direct map covers.
@@ -49,3 +55,8 @@ pub const DIRECT_MAP_SIZE: u32 = 12 << 20;
 
 const _: () = assert!(FRAMETABLE_VIRT_START == MACH2PHYS_VIRT_END);
 const _: () = assert!(MAPCACHE_VIRT_START.is_multiple_of(2 << 20));
+
+const _: () = assert!(
+    shared_info_va(crate::domain::MAX_DOMAINS as u16) <= GUEST_STACK_GUARD + (2 << 20),
+    "the shared_info windows share the guest stack's L1"
+);

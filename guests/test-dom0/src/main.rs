@@ -18,7 +18,7 @@ use pvrt::mm::{
     update_va_mapping_otherdomain, vm_assist,
 };
 use pvrt::{StartInfo, println};
-use xen_abi::domid::{DOMID_IO, DOMID_SELF};
+use xen_abi::domid::{DOMID_IO, DOMID_SELF, DomId};
 use xen_abi::errno::Errno;
 use xen_abi::mm::{
     MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT_CLEAR_PAGE,
@@ -214,6 +214,7 @@ fn main(si: &'static StartInfo) -> ! {
     events(&mut c, &mem);
     mappings(&mut c, &mem);
     more_mmu_ops(&mut c, &mem);
+    domains(&mut c, &mem);
     multicall(&mut c, &mem);
     new_page_tables(&mut c, &mem);
     writable_pagetables(&mut c, &mem);
@@ -2442,6 +2443,251 @@ fn console_input(mem: &Mem<'_>) -> ! {
     );
     pvrt::hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);
     panic!("shutdown returned");
+}
+
+fn domctl(d: &mut xen_abi::domctl::XenDomctl) -> Result<u32, Errno> {
+    hcall(xen_abi::hypercall::DOMCTL, [d as *mut _ as u32, 0, 0, 0, 0])
+}
+
+fn sysctl(s: &mut xen_abi::sysctl::XenSysctl) -> Result<u32, Errno> {
+    hcall(xen_abi::hypercall::SYSCTL, [s as *mut _ as u32, 0, 0, 0, 0])
+}
+
+fn free_pages() -> u64 {
+    use xen_abi::sysctl::*;
+    let mut s = XenSysctl::new(XEN_SYSCTL_PHYSINFO, &XenSysctlPhysinfo::default());
+    let _ = sysctl(&mut s);
+    s.payload::<XenSysctlPhysinfo>().free_pages
+}
+
+/// The toolstack's calls (domctl, sysctl): a domain created, given memory,
+/// listed, paused and unpaused, destroyed with all its memory back and
+/// VIRQ_DOM_EXC raised; and the errors on the way.
+fn domains(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::domctl::*;
+    use xen_abi::evtchn::{EVTCHNOP_BIND_VIRQ, EvtchnBindVirq, VIRQ_DOM_EXC};
+    use xen_abi::memory::{XENMEM_POPULATE_PHYSMAP, XenMemoryReservation};
+    use xen_abi::sysctl::*;
+    let mut exc = EvtchnBindVirq {
+        virq: VIRQ_DOM_EXC,
+        vcpu: 0,
+        port: 0,
+    };
+    c.ok("bind_virq_dom_exc", evtchn(EVTCHNOP_BIND_VIRQ, &mut exc));
+    let seen = |port: u32| SEEN.get(port as usize).map_or(0, |n| n.load(AtOrd::SeqCst));
+    let exc_before = seen(exc.port);
+    let free_before = free_pages();
+    let mut phys = XenSysctl::new(XEN_SYSCTL_PHYSINFO, &XenSysctlPhysinfo::default());
+    let r = sysctl(&mut phys);
+    let p: XenSysctlPhysinfo = phys.payload();
+    c.check(
+        "sysctl_physinfo",
+        r.is_ok()
+            && p.nr_cpus == 1
+            && p.total_pages > p.free_pages
+            && p.free_pages > 0
+            && p.cpu_khz > 0,
+        format_args!("{r:?} {p:?}"),
+    );
+    let mut sid = XenSysctl::new(XEN_SYSCTL_SCHED_ID, &XenSysctlSchedId::default());
+    let r = sysctl(&mut sid);
+    c.check(
+        "sysctl_sched_id",
+        r.is_ok() && sid.payload::<XenSysctlSchedId>().sched_id == 5,
+        format_args!("{r:?}"),
+    );
+    let mut old = XenSysctl::new(XEN_SYSCTL_SCHED_ID, &XenSysctlSchedId::default());
+    old.interface_version = 7;
+    c.err("sysctl_wrong_version", sysctl(&mut old), Errno::EACCES);
+
+    let create = XenDomctlCreatedomain {
+        handle: [0xAB; 16],
+        ..Default::default()
+    };
+    let mut d = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, 0, &create);
+    let r = domctl(&mut d);
+    let id = d.domain;
+    c.check(
+        "domctl_createdomain",
+        r.is_ok() && id >= 1,
+        format_args!("{r:?} id={id}"),
+    );
+    let mut again = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, id, &create);
+    c.err(
+        "domctl_createdomain_taken",
+        domctl(&mut again),
+        Errno::EEXIST,
+    );
+    let hvm = XenDomctlCreatedomain {
+        flags: XEN_DOMCTL_CDF_HVM_GUEST,
+        ..Default::default()
+    };
+    let mut h = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, 0, &hvm);
+    c.err("domctl_createdomain_hvm", domctl(&mut h), Errno::EINVAL);
+    let mut v = XenDomctl::new(XEN_DOMCTL_PAUSEDOMAIN, id, &0u32);
+    v.interface_version = 6;
+    c.err("domctl_wrong_version", domctl(&mut v), Errno::EACCES);
+
+    let info = |id: DomId| {
+        let mut d = XenDomctl::new(
+            XEN_DOMCTL_GETDOMAININFO,
+            id,
+            &XenDomctlGetdomaininfo::default(),
+        );
+        domctl(&mut d).map(|_| (d.domain, d.payload::<XenDomctlGetdomaininfo>()))
+    };
+    let i = info(id);
+    c.check(
+        "domctl_getdomaininfo_new",
+        matches!(i, Ok((got, r)) if got == id && r.flags & XEN_DOMINF_PAUSED != 0
+            && r.tot_pages == 0 && r.shared_info_frame != 0 && r.handle == [0xAB; 16]),
+        format_args!("{i:?}"),
+    );
+    let mut mv = XenDomctl::new(XEN_DOMCTL_MAX_VCPUS, id, &XenDomctlMaxVcpus { max: 2 });
+    c.err("domctl_max_vcpus_two", domctl(&mut mv), Errno::EINVAL);
+    let mut mv = XenDomctl::new(XEN_DOMCTL_MAX_VCPUS, id, &XenDomctlMaxVcpus { max: 1 });
+    c.ok("domctl_max_vcpus", domctl(&mut mv));
+    let mut mm = XenDomctl::new(XEN_DOMCTL_MAX_MEM, id, &XenDomctlMaxMem { max_memkb: 64 });
+    c.ok("domctl_max_mem", domctl(&mut mm));
+
+    let mut pfns = [0u32; 20];
+    for (i, p) in pfns.iter_mut().enumerate() {
+        *p = i as u32;
+    }
+    let res = XenMemoryReservation {
+        extent_start: pfns.as_mut_ptr() as u32,
+        nr_extents: 20,
+        extent_order: 0,
+        mem_flags: 0,
+        domid: id,
+        _pad: 0,
+    };
+    let r = hcall(
+        xen_abi::hypercall::MEMORY_OP,
+        [XENMEM_POPULATE_PHYSMAP, &res as *const _ as u32, 0, 0, 0],
+    );
+    c.check(
+        "populate_other_domain_to_max_mem",
+        r == Ok(16) && pfns[..16].iter().all(|&m| m != 0),
+        format_args!("{r:?}"),
+    );
+    let i = info(id);
+    c.check(
+        "domctl_getdomaininfo_pages",
+        matches!(i, Ok((_, r)) if r.tot_pages == 16 && r.max_pages == 16),
+        format_args!("{i:?}"),
+    );
+    let mut smaller = XenDomctl::new(XEN_DOMCTL_MAX_MEM, id, &XenDomctlMaxMem { max_memkb: 32 });
+    c.err(
+        "domctl_max_mem_below_pages",
+        domctl(&mut smaller),
+        Errno::EINVAL,
+    );
+    let mut hi = XenDomctl::new(
+        XEN_DOMCTL_HYPERCALL_INIT,
+        id,
+        &XenDomctlHypercallInit {
+            gmfn: u64::from(pfns[0]),
+        },
+    );
+    c.ok("domctl_hypercall_init", domctl(&mut hi));
+    let mut hi = XenDomctl::new(
+        XEN_DOMCTL_HYPERCALL_INIT,
+        id,
+        &XenDomctlHypercallInit {
+            gmfn: u64::from(OXEN_IMAGE_MFN),
+        },
+    );
+    c.err(
+        "domctl_hypercall_init_foreign",
+        domctl(&mut hi),
+        Errno::EINVAL,
+    );
+
+    let mut list = [XenDomctlGetdomaininfo::default(); 8];
+    let l = XenSysctlGetdomaininfolist {
+        first_domain: 0,
+        max_domains: 8,
+        buffer: list.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    let mut s = XenSysctl::new(XEN_SYSCTL_GETDOMAININFOLIST, &l);
+    let r = sysctl(&mut s);
+    let n = s.payload::<XenSysctlGetdomaininfolist>().num_domains;
+    c.check(
+        "sysctl_getdomaininfolist",
+        r.is_ok()
+            && n == 2
+            && list[0].domain == 0
+            && list[0].flags & XEN_DOMINF_RUNNING != 0
+            && list[1].domain == id
+            && list[1].tot_pages == 16,
+        format_args!("{r:?} n={n} {:?} {:?}", list[0].domain, list[1].domain),
+    );
+
+    let op = |cmd: u32, dom: DomId| {
+        let mut d = XenDomctl::new(cmd, dom, &0u32);
+        domctl(&mut d)
+    };
+    c.ok("domctl_pause", op(XEN_DOMCTL_PAUSEDOMAIN, id));
+    c.ok("domctl_unpause", op(XEN_DOMCTL_UNPAUSEDOMAIN, id));
+    c.ok(
+        "domctl_unpause_creation_pause",
+        op(XEN_DOMCTL_UNPAUSEDOMAIN, id),
+    );
+    c.err(
+        "domctl_unpause_unpaused",
+        op(XEN_DOMCTL_UNPAUSEDOMAIN, id),
+        Errno::EINVAL,
+    );
+    c.err(
+        "domctl_pause_self",
+        op(XEN_DOMCTL_PAUSEDOMAIN, 0),
+        Errno::EINVAL,
+    );
+    c.err(
+        "domctl_pause_missing",
+        op(XEN_DOMCTL_PAUSEDOMAIN, 60),
+        Errno::ESRCH,
+    );
+    let i = info(id);
+    c.check(
+        "domctl_unpaused_without_context_not_running",
+        matches!(i, Ok((_, r)) if r.flags & (XEN_DOMINF_PAUSED | XEN_DOMINF_RUNNING) == 0
+            && r.nr_online_vcpus == 0),
+        format_args!("{i:?}"),
+    );
+    c.err(
+        "domctl_destroy_dom0",
+        op(XEN_DOMCTL_DESTROYDOMAIN, 0),
+        Errno::EINVAL,
+    );
+    c.err("domctl_unknown", op(99, id), Errno::ENOSYS);
+    c.ok("domctl_destroydomain", op(XEN_DOMCTL_DESTROYDOMAIN, id));
+    c.err(
+        "domctl_destroyed_is_gone",
+        op(XEN_DOMCTL_PAUSEDOMAIN, id),
+        Errno::ESRCH,
+    );
+    let free_after = free_pages();
+    c.check(
+        "destroy_gives_back_all_memory",
+        free_after == free_before,
+        format_args!("free before {free_before}, after {free_after}"),
+    );
+    // Events are masked (and shared_info unmapped) outside `events()`: let
+    // the pending VIRQ_DOM_EXC in for a moment.
+    let va = mem.scratch_va(61);
+    let _ = mem.map(va, mem.si.shared_info >> 12, true);
+    shared_u8(1).store(0, AtOrd::SeqCst);
+    let _ = hcall(xen_abi::hypercall::XEN_VERSION, [0, 0, 0, 0, 0]);
+    shared_u8(1).store(1, AtOrd::SeqCst);
+    let _ = mem.unmap(va);
+    c.check(
+        "virq_dom_exc_on_destroy",
+        seen(exc.port) > exc_before,
+        format_args!("{} -> {}", exc_before, seen(exc.port)),
+    );
 }
 
 fn read_fs() -> u32 {

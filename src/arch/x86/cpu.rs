@@ -89,6 +89,15 @@ pub unsafe fn write_cr3(l3_maddr: u32) {
     unsafe { asm!("mov cr3, {}", in(reg) l3_maddr, options(nostack, preserves_flags)) };
 }
 
+/// Writes CR4.
+///
+/// # Safety
+/// `v` must keep every feature Oxen relies on (PAE, and PGE if it was on).
+pub unsafe fn write_cr4(v: u32) {
+    // SAFETY: the caller keeps the paging-relevant bits.
+    unsafe { asm!("mov cr4, {}", in(reg) v, options(nostack, preserves_flags)) };
+}
+
 /// Invalidates the TLB entry of one linear address.
 pub fn invlpg(va: u32) {
     // SAFETY: invalidating a TLB entry is always safe; at worst it costs a walk.
@@ -152,6 +161,14 @@ pub fn restore_interrupts(was_enabled: bool) {
 pub fn halt() {
     // SAFETY: HLT at CPL 0 only waits for an interrupt.
     unsafe { asm!("hlt", options(nomem, nostack)) };
+}
+
+/// Enables interrupts and halts until one arrives, with no window between
+/// the two (STI's one-instruction shadow covers HLT). Interrupts are on
+/// afterwards.
+pub fn enable_interrupts_and_halt() {
+    // SAFETY: as for `enable_interrupts` and `halt`.
+    unsafe { asm!("sti", "hlt", options(nomem, nostack)) };
 }
 
 /// Stops this CPU for good: interrupts off, halt forever.

@@ -4,6 +4,7 @@
 //! tables, page tables and the trap entry. Each block says why it is sound.
 
 pub mod cpu;
+pub mod fpu;
 pub mod gdt;
 pub mod guest;
 pub mod idt;

@@ -1,0 +1,204 @@
+//! The scheduler: which vcpu runs, and the switch between them.
+//!
+//! Round robin over the runnable vcpus with a 30 ms slice (Xen's credit
+//! scheduler's default slice), so every domain — dom0 included — gets the CPU
+//! in turn and none starves. A vcpu is runnable when its domain is neither
+//! dying, shut down nor paused by the toolstack, it has a context, and it is
+//! not blocked (`SCHEDOP_block`) or polling (`SCHEDOP_poll`). When nothing is
+//! runnable the CPU halts until an interrupt.
+//!
+//! [`schedule`] runs on every return to a guest: it fires the running vcpu's
+//! timers (every vcpu's once per tick), wakes the vcpus whose events or
+//! deadlines came, hands pending debug keys and domain exceptions
+//! (`VIRQ_DOM_EXC` to dom0), and switches when the running vcpu may not go
+//! on or its slice is over. A switch saves the trap frame into the old vcpu,
+//! loads the new one's frame in its place and its page tables, descriptor
+//! tables, direct-entry state and a set CR0.TS (the FPU follows lazily, see
+//! `arch::x86::fpu`).
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use hv_core::evtchn::{EventWords, upcall_needed};
+use xen_abi::domid::DomId;
+
+use super::events::{SharedWords, fire_timers};
+use super::{Domain, DomainTable, MAX_DOMAINS};
+use crate::arch::x86::cpu;
+use crate::arch::x86::traps::TrapFrame;
+
+/// A vcpu's time slice.
+pub const SLICE_NS: u64 = 30_000_000;
+
+/// `SCHEDOP_poll`: the ports waited for and the deadline (system time).
+pub struct Poll {
+    pub ports: heapless::Vec<u32, { xen_abi::sched::SCHED_POLL_MAX_PORTS as usize }>,
+    pub deadline: Option<u64>,
+}
+
+/// Set when a domain shut down or crashed since dom0 was last told.
+static DOM_EXC: AtomicBool = AtomicBool::new(false);
+
+/// Notes that dom0 should get `VIRQ_DOM_EXC` (a domain shut down).
+pub fn note_dom_exc() {
+    DOM_EXC.store(true, Ordering::Relaxed);
+}
+
+/// Whether `dom`'s vcpu may be put on the CPU.
+pub fn runnable(dom: &Domain) -> bool {
+    !dom.dying
+        && dom.shutdown_reason.is_none()
+        && dom.pause_count == 0
+        && dom.vcpu.online
+        && !dom.vcpu.blocked
+        && dom.vcpu.poll.is_none()
+}
+
+/// Fires `dom`'s due timers and wakes its vcpu if what it waits for came.
+fn tend(dom: &mut Domain, now: u64) {
+    if dom.dying {
+        return;
+    }
+    let mut words = SharedWords::new(dom.shared_va);
+    fire_timers(dom, &mut words, now);
+    if dom.vcpu.blocked && upcall_needed(&words, 0) {
+        dom.vcpu.blocked = false;
+    }
+    let woken = dom.vcpu.poll.as_ref().is_some_and(|p| {
+        p.ports.iter().any(|&port| words.is_pending(port)) || p.deadline.is_some_and(|d| now >= d)
+    });
+    if woken {
+        dom.vcpu.poll = None;
+    }
+}
+
+/// The next runnable domain after `after` in domid order (wrapping; `after`
+/// itself last).
+fn pick_next(table: &DomainTable, after: Option<DomId>) -> Option<DomId> {
+    let start = after.map_or(0, |d| usize::from(d) + 1);
+    (0..MAX_DOMAINS)
+        .map(|i| ((start + i) % MAX_DOMAINS) as DomId)
+        .find(|&d| table.get(d).is_some_and(runnable))
+}
+
+/// Loads what the CPU needs of `dom`'s vcpu besides its registers.
+fn load_vcpu(dom: &Domain) {
+    let maddr = dom.vcpu.cr3.maddr().0;
+    assert!(maddr < 1 << 32, "an L3 above 4 GiB reached CR3");
+    // SAFETY: the vcpu's L3 is validated (its base pointer holds a type
+    // reference); its slot-3 L2 carries Oxen's own mappings, so Oxen keeps
+    // running across the switch.
+    unsafe { cpu::write_cr3(maddr as u32) };
+    crate::hypercall::descriptors::load_shadow(dom);
+    crate::hypercall::descriptors::load_shadow_ldt(dom);
+    dom.vcpu.load_direct_entry();
+    cpu::set_task_switched(true);
+}
+
+/// Puts `next` on the CPU in place of the vcpu whose context is `frame`.
+fn switch(table: &mut DomainTable, frame: &mut TrapFrame, next: DomId, now: u64) {
+    let ran = now.saturating_sub(table.ran_since);
+    if let Some(prev) = table.current_mut() {
+        prev.vcpu.saved = Some(*frame);
+        prev.vcpu.cpu_time_ns += ran;
+    }
+    let n = table.get_mut(next).expect("picked a domain that exists");
+    *frame = n.vcpu.saved.take().expect("a runnable vcpu has a context");
+    load_vcpu(n);
+    table.set_running(next);
+    table.ran_since = now;
+}
+
+/// Tells dom0 about shut-down domains if any did (`VIRQ_DOM_EXC`).
+fn deliver_dom_exc(table: &mut DomainTable) {
+    if !DOM_EXC.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    if let Some(dom0) = table.get_mut(0) {
+        let mut words = SharedWords::new(dom0.shared_va);
+        let _ = dom0
+            .ports
+            .raise_virq(&mut words, xen_abi::evtchn::VIRQ_DOM_EXC, 0);
+    }
+}
+
+/// Chooses the vcpu to return to (see the module documentation); `frame` is
+/// the running vcpu's context and becomes the chosen one's. Interrupts off.
+pub fn schedule(table: &mut DomainTable, frame: &mut TrapFrame) {
+    let mut now = crate::time::now_ns();
+    let mut tend_all = table.tended_tick != crate::time::ticks();
+    loop {
+        crate::console::keys::run_pending(table);
+        deliver_dom_exc(table);
+        if tend_all {
+            table.tended_tick = crate::time::ticks();
+            for dom in table.iter_mut() {
+                tend(dom, now);
+            }
+        } else if let Some(dom) = table.current_mut() {
+            tend(dom, now);
+        }
+        let current = table.current_id();
+        let keep = table.current().is_some_and(runnable) && now < table.slice_end;
+        if keep {
+            return;
+        }
+        if let Some(next) = pick_next(table, current) {
+            if Some(next) != current {
+                switch(table, frame, next, now);
+            }
+            table.slice_end = now + SLICE_NS;
+            return;
+        }
+        // Nothing to run: wait for an interrupt (a tick, console input).
+        cpu::enable_interrupts_and_halt();
+        cpu::disable_interrupts();
+        now = crate::time::now_ns();
+        tend_all = true;
+    }
+}
+
+/// The domain whose vcpu's FPU state the registers hold (`u32::MAX`: none).
+static FPU_OWNER: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(u32::MAX);
+
+/// #NM from the running vcpu: gives it the FPU. The previous owner's state
+/// is saved into its vcpu and the running vcpu's loaded (its first use gets
+/// the initial state); CR0.TS is cleared.
+pub fn fpu_take(table: &mut DomainTable) {
+    use crate::arch::x86::fpu;
+    cpu::set_task_switched(false);
+    let Some(cur) = table.current_id() else {
+        return;
+    };
+    let owner = FPU_OWNER.load(Ordering::Relaxed);
+    if owner == u32::from(cur) {
+        return;
+    }
+    if let Some(prev) = DomId::try_from(owner).ok().and_then(|d| table.get_mut(d)) {
+        fpu::save(&mut prev.vcpu.fpu);
+    }
+    let dom = table.current_mut().expect("the current domain exists");
+    if !dom.vcpu.fpu_initialised {
+        fpu::reset_area(&mut dom.vcpu.fpu);
+        dom.vcpu.fpu_initialised = true;
+    }
+    fpu::restore(&dom.vcpu.fpu);
+    FPU_OWNER.store(u32::from(cur), Ordering::Relaxed);
+}
+
+/// Sets the real CR0.TS for the running `dom` after its virtual TS changed
+/// (`clts`, `mov cr0`, `fpu_taskswitch`): clear only if the guest's TS is
+/// clear and its state is in the registers.
+pub fn fpu_sync_ts(dom: &Domain) {
+    let owner = FPU_OWNER.load(Ordering::Relaxed) == u32::from(dom.domid);
+    cpu::set_task_switched(dom.vcpu.fpu_ts || !owner);
+}
+
+/// Forgets `domid` as the FPU's owner (it is being destroyed).
+pub fn fpu_forget(domid: DomId) {
+    let _ = FPU_OWNER.compare_exchange(
+        u32::from(domid),
+        u32::MAX,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+}

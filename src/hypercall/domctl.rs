@@ -1,0 +1,378 @@
+//! `domctl` (#36) and `sysctl` (#35), the toolstack's calls (XEN-PV-ABI.md
+//! §15.7): privileged only (the table refuses others with `-EPERM`), and
+//! the interface version must be 4.1's exactly (`-EACCES` otherwise).
+//!
+//! domctl: createdomain (a PV domain, paused, with its shared_info frame and
+//! no memory yet), max_mem, max_vcpus (one vcpu), getdomaininfo,
+//! pausedomain/unpausedomain, destroydomain (every frame, port and pin goes
+//! back; the domain stays "dying" while other domains still hold references
+//! to its frames), setdomainhandle, settimeoffset, hypercall_init.
+//! sysctl: getdomaininfolist, physinfo, sched_id.
+//! The rest (setvcpucontext/getvcpucontext, readconsole, the permission
+//! calls) is `-ENOSYS` until the domain builder needs it.
+
+use hv_core::addr::Mfn;
+use hv_core::hypercall::Outcome;
+use pv_mm::PageType;
+use xen_abi::domctl::*;
+use xen_abi::domid::{DOMID_FIRST_RESERVED, DomId};
+use xen_abi::errno::Errno;
+use xen_abi::sysctl::*;
+use zerocopy::IntoBytes;
+
+use super::Ctx;
+use crate::arch::x86::uaccess::{copy_to_guest, read_guest, write_guest};
+use crate::domain::{Domain, DomainTable, MAX_DOMAINS, Vcpu, sched};
+use crate::mm::frame_table::{MM, alloc_domain_frame};
+use crate::mm::{layout, mapcache};
+
+/// Xen 4.1's credit scheduler id (`XEN_SCHEDULER_CREDIT`), which Oxen's
+/// round robin stands in for.
+const XEN_SCHEDULER_CREDIT: u32 = 5;
+
+fn info(table: &DomainTable, dom: &Domain) -> XenDomctlGetdomaininfo {
+    let running = table.current_id() == Some(dom.domid);
+    let mut flags = 0;
+    if dom.dying {
+        flags |= XEN_DOMINF_DYING;
+    }
+    if let Some(reason) = dom.shutdown_reason {
+        flags = dominf_with_shutdown_reason(flags | XEN_DOMINF_SHUTDOWN, reason);
+    }
+    if dom.pause_count > 0 {
+        flags |= XEN_DOMINF_PAUSED;
+    }
+    if dom.vcpu.blocked || dom.vcpu.poll.is_some() {
+        flags |= XEN_DOMINF_BLOCKED;
+    }
+    if running {
+        flags |= XEN_DOMINF_RUNNING;
+    }
+    let cpu_time = dom.vcpu.cpu_time_ns
+        + if running {
+            crate::time::now_ns().saturating_sub(table.ran_since)
+        } else {
+            0
+        };
+    XenDomctlGetdomaininfo {
+        domain: dom.domid,
+        flags,
+        tot_pages: dom.tot_pages,
+        max_pages: dom.max_pages,
+        shared_info_frame: dom.shared_info.0,
+        cpu_time,
+        nr_online_vcpus: u32::from(dom.vcpu.online),
+        max_vcpu_id: dom.max_vcpus.saturating_sub(1),
+        ssidref: dom.ssidref,
+        handle: dom.handle,
+        ..Default::default()
+    }
+}
+
+/// A new PV domain `domid`: its shared_info frame (owned by it, with the
+/// permanent writable reference Xen's shared pages have, mapped in Oxen's
+/// window), no memory, one offline vcpu, paused once.
+fn new_domain(domid: DomId, c: &XenDomctlCreatedomain) -> Result<Domain, Errno> {
+    use xen_abi::shared_info::VcpuInfo;
+    let shared_info = alloc_domain_frame(domid).ok_or(Errno::ENOMEM)?;
+    mapcache::clear_frame(shared_info);
+    {
+        let m = mapcache::map_frame(shared_info);
+        for vcpu in 0..xen_abi::layout::XEN_LEGACY_MAX_VCPUS {
+            let at =
+                vcpu * size_of::<VcpuInfo>() + core::mem::offset_of!(VcpuInfo, evtchn_upcall_mask);
+            // SAFETY: `at` is inside vcpu_info[vcpu], inside the mapped page.
+            unsafe { m.as_mut_ptr().add(at).write(1) };
+        }
+    }
+    {
+        let mut guard = MM.lock();
+        let mm = guard.as_mut().expect("frame table initialised");
+        if let Err(e) = mm.get_page_and_type(shared_info, domid, PageType::Writable) {
+            let _ = mm.release(shared_info, domid);
+            return Err(e);
+        }
+    }
+    let shared_va = layout::shared_info_va(domid);
+    crate::mm::hvmap::map_page(
+        shared_va,
+        shared_info,
+        xen_abi::mm::PAGE_PRESENT | xen_abi::mm::PAGE_RW,
+    );
+    crate::domain::events::SharedWords::new(shared_va).update_time();
+    Ok(Domain {
+        domid,
+        name: alloc::format!("Domain-{domid}"),
+        privileged: false,
+        iomem_access: false,
+        tot_pages: 0,
+        max_pages: 0,
+        shared_info,
+        shared_va,
+        ports: alloc::boxed::Box::new(hv_core::evtchn::DomainPorts::new(domid, 1)),
+        vm_assist: 0,
+        vcpu: Vcpu::new(Mfn(0)),
+        shutdown_reason: None,
+        pause_count: 1,
+        dying: false,
+        handle: c.handle,
+        ssidref: c.ssidref,
+        time_offset: 0,
+        max_vcpus: 1,
+        clock_tick: u64::MAX,
+    })
+}
+
+fn createdomain(table: &mut DomainTable, d: &mut XenDomctl) -> Result<i32, Errno> {
+    let c: XenDomctlCreatedomain = d.payload();
+    if c.flags & (XEN_DOMCTL_CDF_HVM_GUEST | XEN_DOMCTL_CDF_HAP) != 0 {
+        // Oxen runs PV guests only.
+        return Err(Errno::EINVAL);
+    }
+    let domid = if d.domain == 0 {
+        table.free_domid(1).ok_or(Errno::ENOMEM)?
+    } else if usize::from(d.domain) >= MAX_DOMAINS || d.domain >= DOMID_FIRST_RESERVED {
+        return Err(Errno::EINVAL);
+    } else if table.get(d.domain).is_some() {
+        return Err(Errno::EEXIST);
+    } else {
+        d.domain
+    };
+    let dom = new_domain(domid, &c)?;
+    table.insert(dom);
+    d.domain = domid;
+    log::info!("d{domid}: created (paused)");
+    Ok(0)
+}
+
+/// Everything `dom` holds goes back: its vcpu's base pointer and descriptor
+/// frames, the shared_info reference, its ports, then each frame it owns
+/// (pins and allocation references; page tables devalidate on the way and
+/// free what they referenced). Returns the frames still held by others.
+fn relinquish(dom: &mut Domain) -> u64 {
+    let mut guard = MM.lock();
+    let mm = guard.as_mut().expect("frame table initialised");
+    if dom.vcpu.cr3.0 != 0 {
+        mm.put_page_and_type(dom.vcpu.cr3);
+        dom.vcpu.cr3 = Mfn(0);
+    }
+    for &f in dom.vcpu.gdt_frames.iter().chain(dom.vcpu.ldt_frames.iter()) {
+        mm.put_page_and_type(f);
+    }
+    dom.vcpu.gdt_frames.clear();
+    dom.vcpu.ldt_frames.clear();
+    dom.vcpu.gdt_ents = 0;
+    dom.vcpu.ldt_ents = 0;
+    mm.put_page_and_type(dom.shared_info);
+    let mut left = 0;
+    for pass in 0..2 {
+        left = 0;
+        for mfn in (0..crate::mm::frame_table::nr_frames()).map(Mfn) {
+            let owned = mm.page_info(mfn).is_some_and(|pi| pi.owner() == dom.domid);
+            if !owned {
+                continue;
+            }
+            match mm.relinquish(mfn, dom.domid) {
+                Ok(true) => {
+                    if pass == 0 {
+                        crate::mm::m2p::set(mfn, crate::mm::m2p::INVALID_M2P_ENTRY);
+                    }
+                }
+                _ => left += 1,
+            }
+        }
+    }
+    dom.tot_pages = left;
+    left
+}
+
+fn destroydomain(table: &mut DomainTable, caller: DomId, domid: DomId) -> Result<i32, Errno> {
+    if domid == caller || domid == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let dom = table.get_mut(domid).ok_or(Errno::ESRCH)?;
+    if !dom.dying {
+        dom.dying = true;
+        dom.vcpu.saved = None;
+        dom.vcpu.online = false;
+        sched::fpu_forget(domid);
+        let mut words = crate::domain::events::SharedWords::new(dom.shared_va);
+        dom.ports.reset(&mut words, |_| {});
+    }
+    let left = relinquish(dom);
+    if left != 0 {
+        // Another domain still maps some of its frames: it stays a zombie
+        // until they go, as in Xen. Calling again retries.
+        log::warn!("d{domid}: destroyed, but {left} frame(s) are still referenced");
+        return Err(Errno::EAGAIN);
+    }
+    crate::mm::hvmap::unmap_page(layout::shared_info_va(domid));
+    table.remove(domid);
+    sched::note_dom_exc();
+    crate::printk!("Domain {domid} destroyed: all its memory is free\n");
+    Ok(0)
+}
+
+fn target(table: &mut DomainTable, domid: DomId) -> Result<&mut Domain, Errno> {
+    table.get_mut(domid).ok_or(Errno::ESRCH)
+}
+
+fn domctl(ctx: &mut Ctx, arg: u32) -> Result<i32, Errno> {
+    let mut d: XenDomctl = read_guest(arg)?;
+    if d.interface_version != XEN_DOMCTL_INTERFACE_VERSION {
+        return Err(Errno::EACCES);
+    }
+    let caller = ctx.dom().domid;
+    let table = ctx.table();
+    match d.cmd {
+        XEN_DOMCTL_CREATEDOMAIN => {
+            createdomain(table, &mut d)?;
+            write_guest(arg, &d)?;
+            Ok(0)
+        }
+        XEN_DOMCTL_DESTROYDOMAIN => destroydomain(table, caller, d.domain),
+        XEN_DOMCTL_PAUSEDOMAIN => {
+            if d.domain == caller {
+                return Err(Errno::EINVAL);
+            }
+            let dom = target(table, d.domain)?;
+            dom.pause_count = dom.pause_count.checked_add(1).ok_or(Errno::EINVAL)?;
+            Ok(0)
+        }
+        XEN_DOMCTL_UNPAUSEDOMAIN => {
+            let dom = target(table, d.domain)?;
+            if dom.pause_count == 0 || dom.dying {
+                return Err(Errno::EINVAL);
+            }
+            dom.pause_count -= 1;
+            Ok(0)
+        }
+        XEN_DOMCTL_GETDOMAININFO => {
+            let first = table
+                .iter()
+                .find(|x| x.domid >= d.domain)
+                .map(|x| x.domid)
+                .ok_or(Errno::ESRCH)?;
+            let rec = info(table, table.get(first).expect("found above"));
+            d.domain = first;
+            d.set_payload(&rec);
+            write_guest(arg, &d)?;
+            Ok(0)
+        }
+        XEN_DOMCTL_MAX_MEM => {
+            let m: XenDomctlMaxMem = d.payload();
+            let dom = target(table, d.domain)?;
+            // Xen does not take pages away: the limit may only stay above
+            // what the domain holds.
+            let pages = m.max_memkb / 4;
+            if pages < dom.tot_pages {
+                return Err(Errno::EINVAL);
+            }
+            dom.max_pages = pages;
+            Ok(0)
+        }
+        XEN_DOMCTL_MAX_VCPUS => {
+            let m: XenDomctlMaxVcpus = d.payload();
+            let dom = target(table, d.domain)?;
+            // One vcpu per domain until SMP guests are supported.
+            if m.max != 1 {
+                return Err(Errno::EINVAL);
+            }
+            dom.max_vcpus = m.max;
+            Ok(0)
+        }
+        XEN_DOMCTL_SETDOMAINHANDLE => {
+            let h: XenDomctlSetdomainhandle = d.payload();
+            target(table, d.domain)?.handle = h.handle;
+            Ok(0)
+        }
+        XEN_DOMCTL_SETTIMEOFFSET => {
+            let t: XenDomctlSettimeoffset = d.payload();
+            target(table, d.domain)?.time_offset = t.time_offset_seconds;
+            Ok(0)
+        }
+        XEN_DOMCTL_HYPERCALL_INIT => {
+            let h: XenDomctlHypercallInit = d.payload();
+            let dom = target(table, d.domain)?;
+            let mfn = Mfn(h.gmfn);
+            let guard = MM.lock();
+            let mm = guard.as_ref().expect("frame table initialised");
+            let owned = mm
+                .page_info(mfn)
+                .is_some_and(|pi| pi.owner() == dom.domid && pi.type_count() == 0);
+            if !owned {
+                return Err(Errno::EINVAL);
+            }
+            let page = xen_abi::hypercall::hypercall_page();
+            let m = mapcache::map_frame(mfn);
+            // SAFETY: the frame is the target's, mapped for this copy, and has
+            // no type (not a page table or descriptor page).
+            unsafe {
+                core::ptr::copy_nonoverlapping(page.as_ptr(), m.as_mut_ptr(), page.len());
+            }
+            Ok(0)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+pub fn do_domctl(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
+    domctl(ctx, args[0]).into()
+}
+
+fn sysctl(ctx: &mut Ctx, arg: u32) -> Result<i32, Errno> {
+    let mut s: XenSysctl = read_guest(arg)?;
+    if s.interface_version != XEN_SYSCTL_INTERFACE_VERSION {
+        return Err(Errno::EACCES);
+    }
+    let table = ctx.table();
+    match s.cmd {
+        XEN_SYSCTL_GETDOMAININFOLIST => {
+            let mut l: XenSysctlGetdomaininfolist = s.payload();
+            let size = size_of::<XenDomctlGetdomaininfo>() as u32;
+            let mut n = 0u32;
+            for dom in table.iter().filter(|x| x.domid >= l.first_domain) {
+                if n >= l.max_domains {
+                    break;
+                }
+                let rec = info(table, dom);
+                copy_to_guest((l.buffer as u32).wrapping_add(n * size), rec.as_bytes())?;
+                n += 1;
+            }
+            l.num_domains = n;
+            s.set_payload(&l);
+            write_guest(arg, &s)?;
+            Ok(0)
+        }
+        XEN_SYSCTL_PHYSINFO => {
+            let (free, total) = crate::mm::frames::counts();
+            let p = XenSysctlPhysinfo {
+                threads_per_core: 1,
+                cores_per_socket: 1,
+                nr_cpus: 1,
+                max_cpu_id: 0,
+                nr_nodes: 1,
+                max_node_id: 0,
+                cpu_khz: (crate::time::tsc_hz() / 1000) as u32,
+                total_pages: total,
+                free_pages: free,
+                ..Default::default()
+            };
+            s.set_payload(&p);
+            write_guest(arg, &s)?;
+            Ok(0)
+        }
+        XEN_SYSCTL_SCHED_ID => {
+            s.set_payload(&XenSysctlSchedId {
+                sched_id: XEN_SCHEDULER_CREDIT,
+            });
+            write_guest(arg, &s)?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+pub fn do_sysctl(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
+    sysctl(ctx, args[0]).into()
+}
