@@ -119,7 +119,7 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
     if ptwr_candidate {
         match crate::mm::ptwr::emulate(frame, dom, cr2) {
             Ok(()) => {
-                crate::hypercall::audit_if_asked(dom);
+                crate::hypercall::audit_if_asked(&table);
                 return;
             }
             Err(e) => log::warn!(

@@ -191,17 +191,17 @@ pub fn shutdown(dom: &mut Domain, reason: u32) {
         dom.domid,
         dom.name
     );
-    crate::printk!(
-        "Hypercall continuations (preempted batches) so far: {}\n",
-        crate::hypercall::continuations()
-    );
-    if crate::mm::audit_enabled() {
-        crate::printk!(
-            "mm audit: {} recounts of the frame table, all consistent\n",
-            crate::mm::audits_passed()
-        );
-    }
     if dom.domid == 0 {
+        crate::printk!(
+            "Hypercall continuations (preempted batches) so far: {}\n",
+            crate::hypercall::continuations()
+        );
+        if crate::mm::audit_enabled() {
+            crate::printk!(
+                "mm audit: {} recounts of the frame table, all consistent\n",
+                crate::mm::audits_passed()
+            );
+        }
         hardware_domain_shutdown(reason);
     }
     sched::note_dom_exc();

@@ -1,7 +1,8 @@
 //! `console_io` (XEN-PV-ABI.md §14.2): the privileged domain's console is
-//! Oxen's serial line. Writes are printed as they come; reads take the bytes
-//! COM1 received (VIRQ_CONSOLE tells dom0 when there are some), without
-//! blocking.
+//! Oxen's serial line. Writes are printed as they come (another domain's
+//! lines prefixed `(dN) `, as a debug build of Xen does); reads take the
+//! bytes COM1 received (VIRQ_CONSOLE tells dom0 when there are some),
+//! without blocking, and only dom0 may read.
 
 use hv_core::hypercall::Outcome;
 use xen_abi::console::{CONSOLEIO_READ, CONSOLEIO_WRITE};
@@ -18,9 +19,11 @@ pub fn do_console_io(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let Ok(count) = usize::try_from(count as i32) else {
         return Err(Errno::EINVAL).into();
     };
-    let domid = ctx.dom().domid;
+    let (domid, privileged) = (ctx.dom().domid, ctx.dom().privileged);
     match cmd {
         CONSOLEIO_WRITE => write(domid, count, buf),
+        // The serial input is dom0's (as in Xen).
+        CONSOLEIO_READ if !privileged => Err(Errno::EPERM),
         CONSOLEIO_READ => read(count, buf),
         _ => Err(Errno::ENOSYS),
     }

@@ -6,14 +6,16 @@
 //! no memory yet), max_mem, max_vcpus (one vcpu), getdomaininfo,
 //! pausedomain/unpausedomain, destroydomain (every frame, port and pin goes
 //! back; the domain stays "dying" while other domains still hold references
-//! to its frames), setdomainhandle, settimeoffset, hypercall_init.
+//! to its frames), setdomainhandle, settimeoffset, hypercall_init,
+//! setvcpucontext/getvcpucontext (vcpu 0; flat selectors; a context with
+//! its own GDT or LDT is refused for now).
 //! sysctl: getdomaininfolist, physinfo, sched_id.
-//! The rest (setvcpucontext/getvcpucontext, readconsole, the permission
-//! calls) is `-ENOSYS` until the domain builder needs it.
+//! The rest (readconsole, the permission calls, ...) is `-ENOSYS`.
 
 use hv_core::addr::Mfn;
 use hv_core::hypercall::Outcome;
 use pv_mm::PageType;
+use xen_abi::context::VcpuGuestContext;
 use xen_abi::domctl::*;
 use xen_abi::domid::{DOMID_FIRST_RESERVED, DomId};
 use xen_abi::errno::Errno;
@@ -213,6 +215,113 @@ fn destroydomain(table: &mut DomainTable, caller: DomId, domid: DomId) -> Result
     Ok(0)
 }
 
+/// `setvcpucontext`: the registers, base pointer (which takes its type
+/// reference, as `NEW_BASEPTR`), trap table, callbacks, kernel stack, VM
+/// assists and FPU state a vcpu starts from (§15.8).
+fn set_context(dom: &mut Domain, ctx: &VcpuGuestContext) -> Result<(), Errno> {
+    use hv_core::bounce::{KernelStack, Resume};
+    use hv_core::descriptor::fixup_guest_selector;
+    use hv_core::vidt::VirtualIdt;
+    use xen_abi::context::{VGCF_FAILSAFE_DISABLES_EVENTS, VGCF_I387_VALID, VGCF_ONLINE};
+    use xen_abi::traps::VMASST_TYPE_PAE_EXTENDED_CR3;
+    const EFLAGS_IF: u32 = 1 << 9;
+    const EFLAGS_MBS: u32 = 1 << 1;
+    const EFLAGS_IOPL: u32 = 3 << 12;
+    if ctx.gdt_ents != 0 || ctx.ldt_ents != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let r = &ctx.user_regs;
+    let resume = Resume {
+        cs: fixup_guest_selector(r.cs),
+        eip: r.eip,
+        eflags: (r.eflags & !EFLAGS_IOPL) | EFLAGS_IF | EFLAGS_MBS,
+        ss: fixup_guest_selector(r.ss),
+        esp: r.esp,
+    };
+    if !crate::domain::fault::resume_ok(&resume) {
+        return Err(Errno::EINVAL);
+    }
+    let l3 = Mfn(u64::from(xen_abi::mm::xen_cr3_to_pfn(ctx.ctrlreg[3])));
+    let extended = ctx.vm_assist & (1 << VMASST_TYPE_PAE_EXTENDED_CR3) != 0;
+    {
+        let mut guard = MM.lock();
+        let mm = guard.as_mut().expect("frame table initialised");
+        mm.new_baseptr(l3, None, &dom.caller(), extended)?;
+        if dom.vcpu.cr3.0 != 0 {
+            mm.put_page_and_type(dom.vcpu.cr3);
+        }
+    }
+    let v = &mut dom.vcpu;
+    v.cr3 = l3;
+    *v.idt = VirtualIdt::from_trap_ctxt(&ctx.trap_ctxt);
+    v.callbacks.set_callbacks(
+        ctx.event_callback_cs,
+        ctx.event_callback_eip,
+        ctx.failsafe_callback_cs,
+        ctx.failsafe_callback_eip,
+    );
+    v.callbacks.failsafe_masks_events = ctx.flags & VGCF_FAILSAFE_DISABLES_EVENTS != 0;
+    v.kernel_stack = KernelStack {
+        ss: fixup_guest_selector(ctx.kernel_ss as u16),
+        esp: ctx.kernel_sp,
+    };
+    v.fpu_initialised = ctx.flags & VGCF_I387_VALID != 0;
+    if v.fpu_initialised {
+        v.fpu.0.copy_from_slice(&ctx.fpu_ctxt);
+    }
+    v.online = ctx.flags & VGCF_ONLINE != 0;
+    v.blocked = false;
+    v.poll = None;
+    let mut frame = crate::arch::x86::guest::initial_frame(r.eip, r.esp, r.esi);
+    frame.resume(&resume);
+    (frame.eax, frame.ebx, frame.ecx, frame.edx) = (r.eax, r.ebx, r.ecx, r.edx);
+    (frame.edi, frame.ebp) = (r.edi, r.ebp);
+    (frame.ds, frame.es, frame.fs, frame.gs) = (
+        u32::from(r.ds),
+        u32::from(r.es),
+        u32::from(r.fs),
+        u32::from(r.gs),
+    );
+    v.saved = Some(frame);
+    dom.vm_assist = ctx.vm_assist;
+    Ok(())
+}
+
+/// `getvcpucontext`: what `set_context` takes, read back from a vcpu that
+/// is not on the CPU.
+fn get_context(dom: &Domain) -> Result<alloc::boxed::Box<VcpuGuestContext>, Errno> {
+    use xen_abi::context::{VGCF_I387_VALID, VGCF_IN_KERNEL, VGCF_ONLINE};
+    let f = dom.vcpu.saved.as_ref().ok_or(Errno::ENODATA)?;
+    let mut ctx: alloc::boxed::Box<VcpuGuestContext> =
+        alloc::boxed::Box::new(zerocopy::FromZeros::new_zeroed());
+    let v = &dom.vcpu;
+    ctx.flags = if v.online { VGCF_ONLINE } else { 0 }
+        | if f.cs & 3 == 1 { VGCF_IN_KERNEL } else { 0 }
+        | if v.fpu_initialised {
+            VGCF_I387_VALID
+        } else {
+            0
+        };
+    if v.fpu_initialised {
+        ctx.fpu_ctxt.copy_from_slice(&v.fpu.0);
+    }
+    let r = &mut ctx.user_regs;
+    (r.eax, r.ebx, r.ecx, r.edx) = (f.eax, f.ebx, f.ecx, f.edx);
+    (r.esi, r.edi, r.ebp) = (f.esi, f.edi, f.ebp);
+    (r.eip, r.cs, r.eflags, r.esp, r.ss) = (f.eip, f.cs as u16, f.eflags, f.esp, f.ss as u16);
+    (r.ds, r.es, r.fs, r.gs) = (f.ds as u16, f.es as u16, f.fs as u16, f.gs as u16);
+    ctx.trap_ctxt = v.idt.to_trap_ctxt();
+    ctx.kernel_ss = u32::from(v.kernel_stack.ss);
+    ctx.kernel_sp = v.kernel_stack.esp;
+    ctx.ctrlreg[3] = xen_abi::mm::xen_pfn_to_cr3(v.cr3.0 as u32);
+    ctx.event_callback_cs = u32::from(v.callbacks.event.cs);
+    ctx.event_callback_eip = v.callbacks.event.eip;
+    ctx.failsafe_callback_cs = u32::from(v.callbacks.failsafe.cs);
+    ctx.failsafe_callback_eip = v.callbacks.failsafe.eip;
+    ctx.vm_assist = dom.vm_assist;
+    Ok(ctx)
+}
+
 fn target(table: &mut DomainTable, domid: DomId) -> Result<&mut Domain, Errno> {
     table.get_mut(domid).ok_or(Errno::ESRCH)
 }
@@ -310,6 +419,34 @@ fn domctl(ctx: &mut Ctx, arg: u32) -> Result<i32, Errno> {
             unsafe {
                 core::ptr::copy_nonoverlapping(page.as_ptr(), m.as_mut_ptr(), page.len());
             }
+            Ok(0)
+        }
+        XEN_DOMCTL_SETVCPUCONTEXT | XEN_DOMCTL_GETVCPUCONTEXT => {
+            let v: XenDomctlVcpucontext = d.payload();
+            if d.domain == caller {
+                return Err(Errno::EINVAL);
+            }
+            let dom = target(table, d.domain)?;
+            if v.vcpu != 0 || dom.dying {
+                return Err(Errno::EINVAL);
+            }
+            if d.cmd == XEN_DOMCTL_GETVCPUCONTEXT {
+                let ctx = get_context(dom)?;
+                return copy_to_guest(v.ctxt as u32, ctx.as_bytes()).map(|()| 0);
+            }
+            if v.ctxt == 0 {
+                // No context: the vcpu goes offline (Xen's vcpu reset).
+                dom.vcpu.online = false;
+                dom.vcpu.saved = None;
+                return Ok(0);
+            }
+            let mut ctx: alloc::boxed::Box<VcpuGuestContext> =
+                alloc::boxed::Box::new(zerocopy::FromZeros::new_zeroed());
+            crate::arch::x86::uaccess::copy_from_guest(
+                zerocopy::IntoBytes::as_mut_bytes(&mut *ctx),
+                v.ctxt as u32,
+            )?;
+            set_context(dom, &ctx)?;
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),

@@ -27,13 +27,26 @@ const BATCH_PREEMPT: u32 = 1024;
 /// Resolves a domain id argument: `DOMID_SELF` is the caller; a domain other
 /// than the caller must exist (only the caller does, until domUs arrive) or be
 /// one of the special owners a privileged caller may name.
-fn resolve_domid(dom: &Domain, id: DomId) -> Result<DomId, Errno> {
+/// The domain a `foreigndom`/`domid` argument names: the caller, or for a
+/// privileged caller `DOMID_IO`, `DOMID_XEN` or any live domain (`live`: a
+/// bitmap of the domids in the table).
+fn resolve_domid(dom: &Domain, id: DomId, live: u64) -> Result<DomId, Errno> {
     match id {
         DOMID_SELF => Ok(dom.domid),
         id if id == dom.domid => Ok(id),
         DOMID_IO | DOMID_XEN if dom.privileged => Ok(id),
+        id if dom.privileged && id < 64 && live & (1 << id) != 0 => Ok(id),
         _ => Err(Errno::ESRCH),
     }
+}
+
+/// The domids of the live (not dying) domains, as a bitmap.
+fn live_domids(ctx: &mut Ctx) -> u64 {
+    const _: () = assert!(crate::domain::MAX_DOMAINS <= 64);
+    ctx.table()
+        .iter()
+        .filter(|d| !d.dying)
+        .fold(0, |m, d| m | 1 << d.domid)
 }
 
 /// First machine frame at 4 GiB: L3s must lie below it (see NEW_BASEPTR).
@@ -70,13 +83,14 @@ fn done_so_far(pdone: u32, resumed: bool) -> Result<u32, Errno> {
 pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [reqs, count, pdone, foreigndom, _] = args;
     let (count, resumed) = batch_count(count);
+    let live = live_domids(ctx);
     let dom = ctx.dom();
     let caller = dom.caller();
     let result = (|| -> Result<Outcome, Errno> {
         let base = done_so_far(pdone, resumed)?;
-        let pg_owner = resolve_domid(dom, foreigndom_fd(foreigndom))?;
+        let pg_owner = resolve_domid(dom, foreigndom_fd(foreigndom), live)?;
         let pt_owner = match foreigndom_pfd(foreigndom) {
-            Some(id) => resolve_domid(dom, id)?,
+            Some(id) => resolve_domid(dom, id, live)?,
             None => dom.domid,
         };
         let mut guard = MM.lock();
@@ -122,7 +136,7 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         record_done(pdone, base.wrapping_add(i))?;
         outcome
     })();
-    audit_if_asked(dom);
+    audit_if_asked(ctx.table());
     match result {
         Ok(o) => o,
         Err(e) => Outcome::Done(e.to_ret()),
@@ -132,10 +146,11 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
 pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [ops, count, pdone, foreigndom, _] = args;
     let (count, resumed) = batch_count(count);
+    let live = live_domids(ctx);
     let dom = ctx.dom();
     let result = (|| -> Result<Outcome, Errno> {
         let base = done_so_far(pdone, resumed)?;
-        let pg_owner = resolve_domid(dom, foreigndom_fd(foreigndom))?;
+        let pg_owner = resolve_domid(dom, foreigndom_fd(foreigndom), live)?;
         let mut i = 0;
         while i < count {
             if i == BATCH_PREEMPT {
@@ -161,7 +176,7 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         record_done(pdone, base.wrapping_add(count))?;
         Ok(Outcome::Done(0))
     })();
-    audit_if_asked(dom);
+    audit_if_asked(ctx.table());
     match result {
         Ok(o) => o,
         Err(e) => Outcome::Done(e.to_ret()),
@@ -298,17 +313,18 @@ pub fn do_update_va_mapping(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         flags,
         pg_owner,
     );
-    audit_if_asked(dom);
+    audit_if_asked(ctx.table());
     r.into()
 }
 
 pub fn do_update_va_mapping_otherdomain(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [va, lo, hi, flags, domid] = args;
+    let live = live_domids(ctx);
     let dom = ctx.dom();
-    let r = resolve_domid(dom, domid as DomId).and_then(|owner| {
+    let r = resolve_domid(dom, domid as DomId, live).and_then(|owner| {
         update_va_mapping(dom, va, (u64::from(hi) << 32) | u64::from(lo), flags, owner)
     });
-    audit_if_asked(dom);
+    audit_if_asked(ctx.table());
     r.into()
 }
 
@@ -327,8 +343,9 @@ pub fn do_vm_assist(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
 }
 
 /// With `mm_audit`, recounts every frame after an MMU hypercall; a mismatch
-/// is an Oxen bug and stops the machine.
-pub fn audit_if_asked(dom: &Domain) {
+/// is an Oxen bug and stops the machine. Every domain's base pointer and the
+/// references Oxen holds for it are counted.
+pub fn audit_if_asked(table: &crate::domain::DomainTable) {
     if !crate::mm::audit_enabled() {
         return;
     }
@@ -337,21 +354,30 @@ pub fn audit_if_asked(dom: &Domain) {
     let mm = guard.as_ref().expect("frame table initialised");
     let mut scratch = SCRATCH.lock();
     scratch.resize(2 * mm.frames().len(), 0);
-    // References Oxen holds itself: shared_info's permanent writable type and
-    // the GDT and LDT frames' seg_desc types.
-    let mut external: heapless::Vec<pv_mm::ExternalRef, 31> = heapless::Vec::new();
-    let _ = external.push(pv_mm::ExternalRef {
-        mfn: dom.shared_info,
-        ty: Some(pv_mm::PageType::Writable),
-    });
-    for &mfn in dom.vcpu.gdt_frames.iter().chain(&dom.vcpu.ldt_frames) {
-        let _ = external.push(pv_mm::ExternalRef {
-            mfn,
-            ty: Some(pv_mm::PageType::SegDesc),
+    // References Oxen holds itself: each shared_info's permanent writable
+    // type and the GDT and LDT frames' seg_desc types.
+    let mut external = alloc::vec::Vec::new();
+    let mut bases = alloc::vec::Vec::new();
+    for dom in table.iter().filter(|d| !d.dying) {
+        external.push(pv_mm::ExternalRef {
+            mfn: dom.shared_info,
+            ty: Some(pv_mm::PageType::Writable),
         });
+        for &mfn in dom.vcpu.gdt_frames.iter().chain(&dom.vcpu.ldt_frames) {
+            external.push(pv_mm::ExternalRef {
+                mfn,
+                ty: Some(pv_mm::PageType::SegDesc),
+            });
+        }
+        if dom.vcpu.cr3.0 != 0 {
+            bases.push(dom.vcpu.cr3);
+        }
     }
-    match mm.audit_with_scratch(&[dom.vcpu.cr3], &external, &mut scratch) {
+    match mm.audit_with_scratch(&bases, &external, &mut scratch) {
         Ok(_) => crate::mm::count_audit(),
-        Err(e) => panic!("mm audit failed after a hypercall of d{}: {e}", dom.domid),
+        Err(e) => panic!(
+            "mm audit failed after a hypercall of {}: {e}",
+            crate::domain::CurrentDomain
+        ),
     }
 }

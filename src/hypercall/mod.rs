@@ -167,7 +167,7 @@ static DECLS: [Hypercall<Ctx>; 27] = [
     },
     Hypercall {
         nr: nr::CONSOLE_IO,
-        access: Access::Privileged,
+        access: Access::Any,
         handler: console::do_console_io,
     },
     Hypercall {

@@ -125,7 +125,7 @@ fn check_frame_table_census(t: &str) -> Result<(), String> {
 
 /// How many checks test-dom0 runs: a section that silently stopped running
 /// shows up as a different count.
-const TEST_DOM0_CHECKS: u64 = 314;
+const TEST_DOM0_CHECKS: u64 = 325;
 
 fn check_dom0_passed(t: &str) -> Result<(), String> {
     let line = t
@@ -266,6 +266,8 @@ fn scenarios() -> Vec<Scenario> {
                 Check::Has("check seg4gb_negative_offset_load: ok"),
                 Check::Has("check destroy_gives_back_all_memory: ok"),
                 Check::Has("check virq_dom_exc_on_destroy: ok"),
+                Check::Has("(d1) domU: a second domain ran; its FPU value survived 50 switches"),
+                Check::Has("check dom0_fpu_survived_domu: ok"),
                 Check::Custom("test-dom0 passes every check", check_dom0_passed),
                 Check::Custom("the frame table was recounted", check_audits),
                 // test-dom0's 5000-entry batch is served 1024 entries at a time

@@ -215,6 +215,7 @@ fn main(si: &'static StartInfo) -> ! {
     mappings(&mut c, &mem);
     more_mmu_ops(&mut c, &mem);
     domains(&mut c, &mem);
+    run_domu(&mut c, &mem);
     multicall(&mut c, &mem);
     new_page_tables(&mut c, &mem);
     writable_pagetables(&mut c, &mem);
@@ -1213,6 +1214,238 @@ td_failsafe_handler:
     "#,
     options(att_syntax)
 );
+
+// A tiny second domain, run by `run_domu`: at 0x1000 in its own address
+// space, it puts 2.0 on the FPU stack, yields 50 times (dom0 runs between,
+// with 3.0 on its own FPU stack), checks the value, says so on the console
+// and powers off.
+core::arch::global_asm!(
+    r#"
+    .section .rodata
+    .global td_domu_code_start, td_domu_code_end
+td_domu_code_start:
+    fld1
+    fld1
+    faddp
+    movl    $50, %esi
+1:  movl    $29, %eax           /* sched_op */
+    movl    $0, %ebx            /* SCHEDOP_yield */
+    int     $0x82
+    decl    %esi
+    jnz     1b
+    fistpl  0x2000
+    cmpl    $2, 0x2000
+    jne     2f
+    movl    $18, %eax           /* console_io */
+    movl    $0, %ebx            /* CONSOLEIO_write */
+    movl    $(td_domu_msg_end - td_domu_msg), %ecx
+    movl    $(0x1000 + td_domu_msg - td_domu_code_start), %edx
+    int     $0x82
+2:  movl    $0, 0x2004          /* sched_shutdown.reason = poweroff */
+    movl    $29, %eax
+    movl    $2, %ebx            /* SCHEDOP_shutdown */
+    movl    $0x2004, %ecx
+    int     $0x82
+3:  jmp     3b
+td_domu_msg:
+    .ascii "domU: a second domain ran; its FPU value survived 50 switches\n"
+td_domu_msg_end:
+td_domu_code_end:
+    .text
+    "#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    static td_domu_code_start: u8;
+    static td_domu_code_end: u8;
+}
+
+/// The domain the toolstack would build, by hand: six of its frames become
+/// an L3, two L2s, an L1, a code and a data page; pinned, given a vcpu
+/// context, unpaused. It runs between dom0's yields (the scheduler switches
+/// registers, page tables and, lazily, the FPU), powers off, and goes away.
+fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::context::{VGCF_IN_KERNEL, VGCF_ONLINE, VcpuGuestContext};
+    use xen_abi::domctl::*;
+    use xen_abi::memory::{XENMEM_POPULATE_PHYSMAP, XenMemoryReservation};
+    use xen_abi::selectors::{FLAT_KERNEL_CS, FLAT_KERNEL_DS, FLAT_KERNEL_SS};
+    let free_before = free_pages();
+    let mut d = XenDomctl::new(
+        XEN_DOMCTL_CREATEDOMAIN,
+        0,
+        &XenDomctlCreatedomain::default(),
+    );
+    let r = domctl(&mut d);
+    let id = d.domain;
+    let mut mm = XenDomctl::new(XEN_DOMCTL_MAX_MEM, id, &XenDomctlMaxMem { max_memkb: 64 });
+    let _ = domctl(&mut mm);
+    let mut m = [0u32; 6];
+    for (i, p) in m.iter_mut().enumerate() {
+        *p = i as u32;
+    }
+    let res = XenMemoryReservation {
+        extent_start: m.as_mut_ptr() as u32,
+        nr_extents: 6,
+        extent_order: 0,
+        mem_flags: 0,
+        domid: id,
+        _pad: 0,
+    };
+    let pop = hcall(
+        xen_abi::hypercall::MEMORY_OP,
+        [XENMEM_POPULATE_PHYSMAP, &res as *const _ as u32, 0, 0, 0],
+    );
+    c.check(
+        "domu_created_and_populated",
+        r.is_ok() && pop == Ok(6),
+        format_args!("{r:?} {pop:?}"),
+    );
+    let [l3, l2_0, l2_3, l1, code, data] = m;
+    // Fill the frames through foreign mappings.
+    let va = mem.scratch_va(51);
+    let fill = |mfn: u32, entries: &[(usize, u64)], bytes: &[u8]| -> bool {
+        let ok =
+            update_va_mapping_otherdomain(va, pte(mfn, P | RW | A | D), UVMF_INVLPG, id).is_ok();
+        if ok {
+            // SAFETY: the frame is mapped writable at `va`.
+            unsafe {
+                core::ptr::write_bytes(va as *mut u8, 0, PAGE as usize);
+                for &(i, e) in entries {
+                    (va as *mut u64).add(i).write_volatile(e);
+                }
+                core::ptr::copy_nonoverlapping(bytes.as_ptr(), va as *mut u8, bytes.len());
+            }
+        }
+        let _ = mem.unmap(va);
+        ok
+    };
+    // SAFETY: the two symbols delimit the domU code in .rodata.
+    let code_bytes = unsafe {
+        let start = core::ptr::addr_of!(td_domu_code_start);
+        let len = core::ptr::addr_of!(td_domu_code_end) as usize - start as usize;
+        core::slice::from_raw_parts(start, len)
+    };
+    let filled = fill(
+        l1,
+        &[(1, pte(code, P | A)), (2, pte(data, P | RW | A | D))],
+        &[],
+    ) && fill(l2_0, &[(0, pte(l1, P | RW | A))], &[])
+        && fill(l2_3, &[], &[])
+        && fill(l3, &[(0, pte(l2_0, P)), (3, pte(l2_3, P))], &[])
+        && fill(code, &[], code_bytes)
+        && fill(data, &[], &[]);
+    c.check(
+        "domu_frames_filled",
+        filled,
+        format_args!("foreign mappings"),
+    );
+    let pin = [MmuextOp::new(MMUEXT_PIN_L3_TABLE, l3, 0)];
+    c.ok(
+        "domu_pin_l3_foreign",
+        pvrt::mm::mmuext_op(&pin, u32::from(id)).0,
+    );
+
+    static mut CTX: VcpuGuestContext = unsafe { core::mem::zeroed() };
+    // SAFETY: only this function uses CTX, once.
+    let ctx = unsafe { &mut *core::ptr::addr_of_mut!(CTX) };
+    ctx.flags = VGCF_ONLINE | VGCF_IN_KERNEL;
+    ctx.user_regs.eip = 0x1000;
+    ctx.user_regs.esp = 0x3000;
+    ctx.user_regs.cs = FLAT_KERNEL_CS;
+    ctx.user_regs.ss = FLAT_KERNEL_SS;
+    ctx.user_regs.ds = FLAT_KERNEL_DS;
+    ctx.user_regs.es = FLAT_KERNEL_DS;
+    ctx.user_regs.eflags = 0x202;
+    ctx.ctrlreg[3] = xen_abi::mm::xen_pfn_to_cr3(l3);
+    ctx.kernel_ss = u32::from(FLAT_KERNEL_SS);
+    ctx.kernel_sp = 0x3000;
+    let vc = |cmd: u32, p: u64| {
+        let mut d = XenDomctl::new(
+            cmd,
+            id,
+            &XenDomctlVcpucontext {
+                vcpu: 0,
+                _pad: 0,
+                ctxt: p,
+            },
+        );
+        domctl(&mut d)
+    };
+    ctx.user_regs.cs = 0xE008; // Oxen's own ring-0 code selector
+    c.err(
+        "setvcpucontext_ring0_cs",
+        vc(XEN_DOMCTL_SETVCPUCONTEXT, ctx as *mut _ as u64),
+        Errno::EINVAL,
+    );
+    ctx.user_regs.cs = FLAT_KERNEL_CS;
+    c.ok(
+        "setvcpucontext",
+        vc(XEN_DOMCTL_SETVCPUCONTEXT, ctx as *mut _ as u64),
+    );
+    static mut BACK: VcpuGuestContext = unsafe { core::mem::zeroed() };
+    // SAFETY: only this function uses BACK, once.
+    let back = unsafe { &mut *core::ptr::addr_of_mut!(BACK) };
+    let r = vc(XEN_DOMCTL_GETVCPUCONTEXT, back as *mut _ as u64);
+    c.check(
+        "getvcpucontext",
+        r.is_ok()
+            && back.user_regs.eip == 0x1000
+            && back.ctrlreg[3] == ctx.ctrlreg[3]
+            && back.flags & VGCF_ONLINE != 0,
+        format_args!("{r:?} eip={:#x}", back.user_regs.eip),
+    );
+
+    // dom0 holds 3.0 on its FPU stack while the domU runs with 2.0.
+    // SAFETY: x87 only; Oxen and this soft-float kernel use no x87 state.
+    unsafe { core::arch::asm!("fld1", "fld1", "fld1", "faddp", "faddp") };
+    let mut up = XenDomctl::new(XEN_DOMCTL_UNPAUSEDOMAIN, id, &0u32);
+    c.ok("domu_unpause", domctl(&mut up));
+    let info = |id: DomId| {
+        let mut d = XenDomctl::new(
+            XEN_DOMCTL_GETDOMAININFO,
+            id,
+            &XenDomctlGetdomaininfo::default(),
+        );
+        domctl(&mut d).map(|_| d.payload::<XenDomctlGetdomaininfo>())
+    };
+    let mut yields = 0;
+    while yields < 10_000 {
+        if info(id).is_ok_and(|i| i.flags & XEN_DOMINF_SHUTDOWN != 0) {
+            break;
+        }
+        let _ = hcall(
+            xen_abi::hypercall::SCHED_OP,
+            [xen_abi::sched::SCHEDOP_YIELD, 0, 0, 0, 0],
+        );
+        yields += 1;
+    }
+    let mut mine = 0u32;
+    // SAFETY: pops dom0's 3.0 into `mine`.
+    unsafe { core::arch::asm!("fistp dword ptr [{}]", in(reg) &mut mine) };
+    let i = info(id);
+    c.check(
+        "domu_ran_and_powered_off",
+        i.is_ok_and(|i| {
+            i.flags & XEN_DOMINF_SHUTDOWN != 0
+                && dominf_shutdown_reason(i.flags) == 0
+                && i.cpu_time > 0
+        }),
+        format_args!("{i:?} after {yields} yields"),
+    );
+    c.check(
+        "dom0_fpu_survived_domu",
+        mine == 3,
+        format_args!("dom0's x87 value came back as {mine}"),
+    );
+    let mut k = XenDomctl::new(XEN_DOMCTL_DESTROYDOMAIN, id, &0u32);
+    c.ok("domu_destroy", domctl(&mut k));
+    c.check(
+        "domu_memory_back",
+        free_pages() == free_before,
+        format_args!("free before {free_before}, after {}", free_pages()),
+    );
+}
 
 unsafe extern "C" {
     static td_counts: [u32; 8];
