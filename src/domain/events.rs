@@ -7,7 +7,7 @@ use core::mem::offset_of;
 use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use hv_core::bounce::{Delivery, bounce};
-use hv_core::evtchn::{EventWords, EvtchnEnv, Port, PortTable, Raised, VcpuId, upcall_needed};
+use hv_core::evtchn::{EventWords, EvtchnEnv, Port, Raised, VcpuId, upcall_needed};
 use xen_abi::domid::DomId;
 use xen_abi::errno::Errno;
 use xen_abi::shared_info::{SharedInfo, VcpuInfo, VcpuTimeInfo};
@@ -140,23 +140,35 @@ impl EventWords for SharedWords {
     }
 }
 
-/// The event-channel environment while only one domain exists: no other
-/// domain can be named, and a raised port is delivered by the upcall check on
-/// the way back to the guest (one vcpu, never blocked inside a hypercall).
-pub struct SoleDomain;
+/// The event-channel world of one hypercall: every domain but the caller,
+/// whose own table `dispatch` holds (the caller is taken out of the table
+/// for the call). Dying domains are gone for event channels.
+pub struct OtherDomains<'t> {
+    pub table: &'t mut super::DomainTable,
+}
 
-impl<const N: usize> EvtchnEnv<N> for SoleDomain {
+impl EvtchnEnv<{ xen_abi::shared_info::NR_EVENT_CHANNELS }> for OtherDomains<'_> {
     type Words = SharedWords;
 
     fn with_domain<R>(
         &mut self,
-        _dom: DomId,
-        _f: impl FnOnce(&mut PortTable<N>, &mut Self::Words) -> R,
+        dom: DomId,
+        f: impl FnOnce(&mut hv_core::evtchn::DomainPorts, &mut Self::Words) -> R,
     ) -> Result<R, Errno> {
-        Err(Errno::ESRCH)
+        let d = self
+            .table
+            .get_mut(dom)
+            .filter(|d| !d.dying)
+            .ok_or(Errno::ESRCH)?;
+        let mut words = SharedWords::new(d.shared_va);
+        Ok(f(&mut d.ports, &mut words))
     }
 
-    fn notify(&mut self, _dom: DomId, _raised: Raised) {}
+    fn notify(&mut self, _dom: DomId, _raised: Raised) {
+        // The scheduler looks at every vcpu on the way back: a blocked or
+        // polling one wakes there.
+        super::sched::kick();
+    }
 }
 
 impl SharedWords {

@@ -282,6 +282,19 @@ impl DomainTable {
         *slot = Some(alloc::boxed::Box::new(dom));
     }
 
+    /// Lends the running domain out of the table (for a call that needs it
+    /// and every other domain at once); give it back with [`Self::put_back`].
+    pub fn lend_current(&mut self) -> Option<alloc::boxed::Box<Domain>> {
+        self.slots.get_mut(usize::from(self.current?))?.take()
+    }
+
+    /// Returns the domain lent by [`Self::lend_current`].
+    pub fn put_back(&mut self, dom: alloc::boxed::Box<Domain>) {
+        let slot = &mut self.slots[usize::from(dom.domid)];
+        assert!(slot.is_none(), "domid {} taken while lent", dom.domid);
+        *slot = Some(dom);
+    }
+
     /// Takes domain `domid` out of the table (it must not be on the CPU).
     pub fn remove(&mut self, domid: DomId) -> Option<alloc::boxed::Box<Domain>> {
         assert_ne!(self.current, Some(domid), "removing the running domain");

@@ -38,6 +38,15 @@ pub struct Poll {
 /// Set when a domain shut down or crashed since dom0 was last told.
 static DOM_EXC: AtomicBool = AtomicBool::new(false);
 
+/// Set when an event was raised for a domain that may be waiting for it.
+static KICKED: AtomicBool = AtomicBool::new(false);
+
+/// Asks the next [`schedule`] to look at every vcpu (an event was sent to
+/// another domain, which may be blocked or polling).
+pub fn kick() {
+    KICKED.store(true, Ordering::Relaxed);
+}
+
 /// Notes that dom0 should get `VIRQ_DOM_EXC` (a domain shut down).
 pub fn note_dom_exc() {
     DOM_EXC.store(true, Ordering::Relaxed);
@@ -125,7 +134,8 @@ fn deliver_dom_exc(table: &mut DomainTable) {
 /// the running vcpu's context and becomes the chosen one's. Interrupts off.
 pub fn schedule(table: &mut DomainTable, frame: &mut TrapFrame) {
     let mut now = crate::time::now_ns();
-    let mut tend_all = table.tended_tick != crate::time::ticks();
+    let mut tend_all =
+        table.tended_tick != crate::time::ticks() || KICKED.swap(false, Ordering::Relaxed);
     loop {
         crate::console::keys::run_pending(table);
         deliver_dom_exc(table);

@@ -198,9 +198,22 @@ fn destroydomain(table: &mut DomainTable, caller: DomId, domid: DomId) -> Result
         dom.vcpu.saved = None;
         dom.vcpu.online = false;
         sched::fpu_forget(domid);
+        // Its ports close; each inter-domain peer's port goes back to
+        // unbound (for this domain), as in Xen.
         let mut words = crate::domain::events::SharedWords::new(dom.shared_va);
-        dom.ports.reset(&mut words, |_| {});
+        let mut peers = alloc::vec::Vec::new();
+        dom.ports.reset(&mut words, |r| {
+            if let hv_core::evtchn::Released::Peer { dom, port, closed } = r {
+                peers.push((dom, port, closed));
+            }
+        });
+        for (peer, port, closed) in peers {
+            if let Some(p) = table.get_mut(peer) {
+                let _ = p.ports.peer_closed(port, domid, closed);
+            }
+        }
     }
+    let dom = table.get_mut(domid).ok_or(Errno::ESRCH)?;
     let left = relinquish(dom);
     if left != 0 {
         // Another domain still maps some of its frames: it stays a zombie

@@ -1,6 +1,7 @@
 //! `event_channel_op` (#32) and its compat form (#16) (XEN-PV-ABI.md §8.1):
-//! copy the argument struct in, run `hv_core::evtchn::dispatch`, copy the OUT
-//! fields back.
+//! copy the argument struct in, run `hv_core::evtchn::dispatch` with the
+//! caller's table and every other domain's (inter-domain binding, send and
+//! close reach the peer), copy the OUT fields back.
 
 use hv_core::evtchn::{COMPAT_OP_SIZE, EvtchnCall, dispatch};
 use hv_core::hypercall::Outcome;
@@ -8,18 +9,21 @@ use xen_abi::errno::Errno;
 
 use super::Ctx;
 use crate::arch::x86::uaccess::{copy_from_guest, copy_to_guest};
-use crate::domain::events::{SharedWords, SoleDomain};
+use crate::domain::events::{OtherDomains, SharedWords};
 
 fn run(ctx: &mut Ctx, mut call: EvtchnCall, arg: u32) -> Result<i32, Errno> {
-    let dom = ctx.dom();
+    let table = ctx.table();
+    let mut dom = table.lend_current().expect("a hypercall has a caller");
     let mut words = SharedWords::new(dom.shared_va);
-    dispatch(
+    let r = dispatch(
         dom.privileged,
         &mut dom.ports,
         &mut words,
-        &mut SoleDomain,
+        &mut OtherDomains { table },
         &mut call,
-    )?;
+    );
+    table.put_back(dom);
+    r?;
     if call.writes_back() {
         copy_to_guest(arg.wrapping_add(call.out_offset() as u32), call.arg())?;
     }

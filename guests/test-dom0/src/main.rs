@@ -1241,7 +1241,24 @@ td_domu_code_start:
     movl    $(td_domu_msg_end - td_domu_msg), %ecx
     movl    $(0x1000 + td_domu_msg - td_domu_code_start), %edx
     int     $0x82
-2:  movl    $0, 0x2004          /* sched_shutdown.reason = poweroff */
+2:  movl    %edi, 0x2008        /* evtchn_send.port: dom0 gave it in EDI */
+    movl    $32, %eax           /* event_channel_op */
+    movl    $4, %ebx            /* EVTCHNOP_send */
+    movl    $0x2008, %ecx
+    int     $0x82
+    movl    %eax, 0x2010
+    movl    $0, 0x2014          /* bind_interdomain: remote_dom 0 ... */
+    movl    $1, 0x2018          /* ... port 1, which dom0 never offered */
+    movl    $32, %eax
+    movl    $0, %ebx            /* EVTCHNOP_bind_interdomain */
+    movl    $0x2014, %ecx
+    int     $0x82
+    movl    %eax, 0x2020
+    movl    $36, %eax           /* domctl: not for a domU */
+    movl    $0x2100, %ebx
+    int     $0x82
+    movl    %eax, 0x2024
+    movl    $0, 0x2004          /* sched_shutdown.reason = poweroff */
     movl    $29, %eax
     movl    $2, %ebx            /* SCHEDOP_shutdown */
     movl    $0x2004, %ecx
@@ -1360,6 +1377,47 @@ fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
     ctx.ctrlreg[3] = xen_abi::mm::xen_pfn_to_cr3(l3);
     ctx.kernel_ss = u32::from(FLAT_KERNEL_SS);
     ctx.kernel_sp = 0x3000;
+    // An event channel between the two: a port of the domU for dom0,
+    // bound by dom0; the domU learns its port from EDI.
+    use xen_abi::evtchn::*;
+    let mut un = EvtchnAllocUnbound {
+        dom: id,
+        remote_dom: 0,
+        port: 0,
+    };
+    let r1 = evtchn(EVTCHNOP_ALLOC_UNBOUND, &mut un);
+    let mut bi = EvtchnBindInterdomain {
+        remote_dom: id,
+        _pad: 0,
+        remote_port: un.port,
+        local_port: 0,
+    };
+    let r2 = evtchn(EVTCHNOP_BIND_INTERDOMAIN, &mut bi);
+    c.check(
+        "evtchn_interdomain_bound",
+        r1.is_ok() && r2.is_ok() && bi.local_port != 0,
+        format_args!(
+            "{r1:?} {r2:?} domU port {} dom0 port {}",
+            un.port, bi.local_port
+        ),
+    );
+    let status = |port: u32| {
+        let mut st = EvtchnStatus {
+            dom: xen_abi::domid::DOMID_SELF,
+            port,
+            ..Default::default()
+        };
+        evtchn(EVTCHNOP_STATUS, &mut st).map(|_| st)
+    };
+    let st = status(bi.local_port);
+    c.check(
+        "evtchn_status_interdomain",
+        st.is_ok_and(|s| {
+            s.status == EVTCHNSTAT_INTERDOMAIN && s.u[0] == u32::from(id) && s.u[1] == un.port
+        }),
+        format_args!("{st:?}"),
+    );
+    ctx.user_regs.edi = un.port;
     let vc = |cmd: u32, p: u64| {
         let mut d = XenDomctl::new(
             cmd,
@@ -1438,8 +1496,53 @@ fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
         mine == 3,
         format_args!("dom0's x87 value came back as {mine}"),
     );
+    // What the domU's event-channel calls returned, from its data page.
+    let _ = update_va_mapping_otherdomain(va, pte(data, P | A), UVMF_INVLPG, id);
+    // SAFETY: mapped read-only at `va`.
+    let (sent, bound, ctl) = unsafe {
+        (
+            ((va + 0x10) as *const i32).read_volatile(),
+            ((va + 0x20) as *const i32).read_volatile(),
+            ((va + 0x24) as *const i32).read_volatile(),
+        )
+    };
+    let _ = mem.unmap(va);
+    c.check("domu_send_ok", sent == 0, format_args!("{sent}"));
+    c.check(
+        "domu_bind_unoffered_port_refused",
+        bound == -Errno::EINVAL.0,
+        format_args!("{bound}"),
+    );
+    c.check(
+        "domu_domctl_refused",
+        ctl == -Errno::EPERM.0,
+        format_args!("{ctl}"),
+    );
+    let si = mem.scratch_va(61);
+    let _ = mem.map(si, mem.si.shared_info >> 12, true);
+    let pending =
+        shared_u32_at(si, PENDING + 4 * (bi.local_port / 32)) & (1 << (bi.local_port % 32)) != 0;
+    let _ = mem.unmap(si);
+    c.check(
+        "evtchn_interdomain_delivered",
+        pending,
+        format_args!("dom0 port {} pending", bi.local_port),
+    );
     let mut k = XenDomctl::new(XEN_DOMCTL_DESTROYDOMAIN, id, &0u32);
     c.ok("domu_destroy", domctl(&mut k));
+    let st = status(bi.local_port);
+    c.check(
+        "evtchn_peer_destroyed_unbound",
+        st.is_ok_and(|s| s.status == EVTCHNSTAT_UNBOUND),
+        format_args!("{st:?}"),
+    );
+    let mut cl = EvtchnClose {
+        port: bi.local_port,
+    };
+    c.ok(
+        "evtchn_close_after_peer_gone",
+        evtchn(EVTCHNOP_CLOSE, &mut cl),
+    );
     c.check(
         "domu_memory_back",
         free_pages() == free_before,
@@ -1756,6 +1859,12 @@ fn shared_u32(offset: u32) -> &'static AtomicU32 {
     // SAFETY: shared_info is mapped at SHARED_VA for as long as events are
     // enabled; every field the test touches is an aligned u32 inside it.
     unsafe { &*((SHARED_VA.load(AtOrd::SeqCst) + offset) as *const AtomicU32) }
+}
+
+fn shared_u32_at(va: u32, offset: u32) -> u32 {
+    // SAFETY: the caller mapped shared_info at `va`; `offset` is an aligned
+    // u32 inside it.
+    unsafe { ((va + offset) as *const u32).read_volatile() }
 }
 
 fn shared_u8(offset: u32) -> &'static core::sync::atomic::AtomicU8 {
