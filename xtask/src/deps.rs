@@ -10,6 +10,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("grub-common", "/usr/bin/grub-mkrescue"),
     ("xorriso", "/usr/bin/xorriso"),
     ("mtools", "/usr/bin/mformat"),
+    // GNU cpio: the initrd crate's interop tests read and write archives with it.
+    ("cpio", "/usr/bin/cpio"),
 ];
 
 fn is_root() -> bool {

@@ -2,7 +2,8 @@
 //!
 //! - `build`  builds `target/oxen.elf` for `x86_32-hv.json` with build-std;
 //! - `iso`    makes a GRUB rescue ISO (`target/oxen.iso`) from `boot/grub.cfg.in`;
-//! - `run`    boots the ISO in QEMU with the serial console on this terminal;
+//! - `run`    boots the ISO in QEMU (Oxen, dom0 and its initrd by default) with
+//!   the serial console on this terminal;
 //! - `test`   runs the host tests, then the QEMU scenarios, and ends with
 //!   `N passed, M failed`;
 //! - `bench`  measures boot times and prints JSON.
@@ -11,6 +12,7 @@
 //! here when absent (as root), or the exact command is printed.
 
 mod deps;
+mod dom0;
 mod image;
 mod qemu;
 mod scenarios;
@@ -23,13 +25,14 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  build [--debug]                 build target/oxen.elf
+  build [--debug]                 build target/oxen.elf and the guests (oxen-dom0, test-dom0)
   iso [--cmdline STR] [--module 'PATH ARGS']...
                                   build target/oxen.iso (GRUB, multiboot2)
   run [--kernel] [--cmdline STR] [--module 'PATH ARGS']... [--mem MIB] [--gdb]
                                   boot in QEMU, serial console on this terminal
                                   (--kernel: QEMU -kernel/multiboot1 instead of GRUB;
-                                   --gdb: wait for gdb on :1234)
+                                   --gdb: wait for gdb on :1234; without --module:
+                                   oxen-dom0 and its initrd, the shell with xm)
   test [--qemu-only] [--host-only] [FILTER]
                                   host tests, then QEMU scenarios
   bench                           boot-time measurements as JSON
@@ -134,11 +137,26 @@ pub const KERNEL_BUILD_FLAGS: &[&str] = &[
 pub fn lint() -> Result<(), String> {
     deps::ensure_rust_src()?;
     let mut failed = Vec::new();
-    let checks: [(&str, Vec<&str>); 3] = [
+    let checks: [(&str, Vec<&str>); 4] = [
         ("rustfmt", vec!["fmt", "--all", "--", "--check"]),
         (
             "clippy (host crates)",
             vec!["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"],
+        ),
+        // dom0's library is host-tested but not a default member (its binary
+        // is a PV kernel).
+        (
+            "clippy (dom0 host tests)",
+            vec![
+                "clippy",
+                "--quiet",
+                "--package",
+                "oxen-dom0",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
         ),
         ("clippy (kernel and guests)", {
             let mut v = vec![
@@ -149,6 +167,8 @@ pub fn lint() -> Result<(), String> {
                 "pvrt",
                 "--package",
                 "test-dom0",
+                "--package",
+                "oxen-dom0",
             ];
             v.extend_from_slice(KERNEL_BUILD_FLAGS);
             v.extend_from_slice(&["--", "-D", "warnings"]);
@@ -189,11 +209,10 @@ pub fn build_guest(name: &str) -> Result<PathBuf, String> {
     Ok(out)
 }
 
-/// The modules `run` and `iso` use when none are given: the test dom0 and
-/// its initrd fixture.
+/// The modules `run` and `iso` use when none are given: Oxen's dom0 and its
+/// initrd (DESIGN.md §1).
 fn default_modules() -> Result<Vec<String>, String> {
-    let dom0 = build_guest("test-dom0")?;
-    let initrd = scenarios::initrd_fixture()?;
+    let (dom0, initrd) = dom0::build_all()?;
     Ok(vec![
         format!("{} console=hvc0", dom0.display()),
         initrd.display().to_string(),
@@ -203,6 +222,7 @@ fn default_modules() -> Result<Vec<String>, String> {
 fn build_cmd(args: &[String]) -> Result<(), String> {
     let release = !args.iter().any(|a| a == "--debug");
     build_kernel(release)?;
+    dom0::build()?;
     build_guest("test-dom0").map(|_| ())
 }
 

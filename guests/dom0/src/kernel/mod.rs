@@ -1,0 +1,298 @@
+//! The dom0 kernel: boot, then one event loop.
+//!
+//! Boot (XEN-PV-ABI.md §4, §5, §8, §14.2): the heap; shared_info mapped from
+//! `start_info.shared_info` at the first page of the padding after the boot
+//! stack (§4.3 guarantees it is mapped); the initrd (module 2, `mod_start`/
+//! `mod_len`) parsed and mounted read-only; events through pvrt with
+//! VIRQ_CONSOLE bound; the default periodic timer stopped (nothing here needs
+//! ticks); the banner, /etc/motd and the first prompt.
+//!
+//! The loop: with events masked, take the set of ports whose handler fired;
+//! if none, `SCHEDOP_block` (which unmasks atomically and returns at once if
+//! an event is already pending, so no wake-up is lost); otherwise unmask and
+//! dispatch each port to the service bound to it ([`Source`]). Services never
+//! block: they read what is there (`console_io` read until it returns 0) and
+//! return. Xenstored, the console daemon and the backends join as further
+//! [`Source`]s.
+
+mod heap;
+mod xen;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use initrd::Archive;
+use oxen_dom0::line::{Event, LineEditor};
+use oxen_dom0::shell::{Env, Shell, banner};
+use pvrt::{StartInfo, println};
+use xen_abi::console::CONSOLEIO_READ;
+use xen_abi::errno::Errno;
+use xen_abi::evtchn::VIRQ_CONSOLE;
+use xen_abi::hypercall::{CONSOLE_IO, VCPU_OP};
+use xen_abi::mm::UVMF_INVLPG;
+use xen_abi::shared_info::NR_EVENT_CHANNELS;
+use xen_abi::start_info::SIF_MOD_START_PFN;
+use xen_abi::vcpu::VCPUOP_STOP_PERIODIC_TIMER;
+
+use xen::Xen;
+
+pvrt::guest_main!(main);
+
+const PAGE: u32 = 4096;
+/// PTE bits for a present, writable, accessed, dirty mapping.
+const PTE_RW: u64 = 0x1 | 0x2 | 0x20 | 0x40;
+
+/// Ports whose handler ran since the loop last looked (bit p = port p).
+static FIRED: [AtomicU32; NR_EVENT_CHANNELS / 32] =
+    [const { AtomicU32::new(0) }; NR_EVENT_CHANNELS / 32];
+
+/// pvrt's handler for every port dom0 binds: notes the port for the loop.
+fn note_event(port: u32) {
+    if let Some(w) = FIRED.get((port / 32) as usize) {
+        w.fetch_or(1 << (port % 32), Ordering::SeqCst);
+    }
+}
+
+/// Takes the noted ports.
+fn take_fired() -> Vec<u32> {
+    let mut ports = Vec::new();
+    for (i, w) in FIRED.iter().enumerate() {
+        let bits = w.swap(0, Ordering::SeqCst);
+        ports.extend(
+            (0..32)
+                .filter(|b| bits & (1 << b) != 0)
+                .map(|b| i as u32 * 32 + b),
+        );
+    }
+    ports
+}
+
+/// What an event-channel port is bound to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// VIRQ_CONSOLE: bytes typed on the hypervisor console.
+    ConsoleInput,
+}
+
+/// Console output, flushed at each newline (so that what a command printed
+/// is out before, say, a shutdown) and when asked.
+struct Out {
+    buf: Vec<u8>,
+}
+
+impl Out {
+    fn bytes(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+        if b.contains(&b'\n') || self.buf.len() >= 1024 {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            pvrt::console::write_bytes(&self.buf);
+            self.buf.clear();
+        }
+    }
+}
+
+impl fmt::Write for Out {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.bytes(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Everything the loop serves.
+struct Dom0 {
+    xen: Xen,
+    shell: Shell<'static>,
+    editor: LineEditor,
+    out: Out,
+    sources: Vec<(u32, Source)>,
+}
+
+impl Dom0 {
+    /// Routes `port` to `source`.
+    fn bind(&mut self, port: u32, source: Source) {
+        pvrt::events::on(port, note_event);
+        self.sources.push((port, source));
+    }
+
+    fn prompt(&mut self) {
+        let p = self.shell.prompt();
+        self.out.bytes(p.as_bytes());
+        self.out.flush();
+    }
+
+    /// Reads and handles every byte typed so far.
+    fn console_input(&mut self) {
+        let mut chunk = [0u8; 256];
+        loop {
+            // SAFETY: `chunk` is writable for its length across the call.
+            let r = pvrt::hypercall::result(unsafe {
+                pvrt::hypercall::raw(
+                    CONSOLE_IO,
+                    [
+                        CONSOLEIO_READ,
+                        chunk.len() as u32,
+                        chunk.as_mut_ptr() as u32,
+                        0,
+                        0,
+                    ],
+                )
+            });
+            let n = match r {
+                Ok(0) => break,
+                Ok(n) => (n as usize).min(chunk.len()),
+                Err(e) => {
+                    println!("dom0: console_io read failed: {e}");
+                    break;
+                }
+            };
+            for &b in &chunk[..n] {
+                let mut echo = Vec::new();
+                let event = self.editor.feed(b, &mut echo);
+                self.out.bytes(&echo);
+                match event {
+                    Event::None => {}
+                    Event::Line(line) => {
+                        self.out.flush();
+                        let mut env = Env {
+                            hv: &mut self.xen,
+                            out: &mut self.out,
+                        };
+                        self.shell.execute(&line, &mut env);
+                        self.prompt();
+                    }
+                    Event::Cancelled => self.prompt(),
+                }
+            }
+            self.out.flush();
+        }
+    }
+
+    fn dispatch(&mut self, port: u32) {
+        let source = self
+            .sources
+            .iter()
+            .find(|(p, _)| *p == port)
+            .map(|(_, s)| *s);
+        match source {
+            Some(Source::ConsoleInput) => self.console_input(),
+            None => {}
+        }
+    }
+
+    fn run(&mut self) -> ! {
+        loop {
+            pvrt::events::disable();
+            let fired = take_fired();
+            if fired.is_empty() {
+                // Unmasks and sleeps unless an event is already pending.
+                let _ = pvrt::time::block();
+                continue;
+            }
+            pvrt::events::enable();
+            for port in fired {
+                self.dispatch(port);
+            }
+        }
+    }
+}
+
+/// Maps shared_info (§5) at `va`, a page of the mapped padding.
+fn map_shared_info(si: &StartInfo, va: u32) -> Result<u32, Errno> {
+    let pte = (u64::from(si.shared_info) & !0xFFF) | PTE_RW;
+    pvrt::mm::update_va_mapping(va, pte, UVMF_INVLPG).map(|_| va)
+}
+
+/// A tree with nothing in it, for when there is no usable initrd.
+fn empty_archive() -> Archive<'static> {
+    let bytes: &'static [u8] = initrd::write_newc(&[]).unwrap_or_default().leak();
+    Archive::parse(bytes).expect("an archive of no entries parses")
+}
+
+/// Module 2, parsed and mounted read-only.
+fn mount_initrd(si: &StartInfo) -> Archive<'static> {
+    if si.mod_len == 0 || si.mod_start == 0 {
+        println!("dom0: no initrd (module 2); / is empty");
+        return empty_archive();
+    }
+    if si.flags & SIF_MOD_START_PFN != 0 {
+        // Not asked for (no MOD_START_PFN note): the module is not mapped.
+        println!(
+            "dom0: initrd passed by frame number, which this kernel does not accept; / is empty"
+        );
+        return empty_archive();
+    }
+    // SAFETY: the domain builder maps the initrd at `mod_start` for `mod_len`
+    // bytes in the bootstrap region (§4.3), for the domain's whole life, and
+    // nothing in dom0 writes to it.
+    let bytes: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(si.mod_start as *const u8, si.mod_len as usize) };
+    match Archive::parse(bytes) {
+        Ok(a) => {
+            println!(
+                "dom0: initrd {} bytes at {:#x}: {} entries, mounted read-only on /",
+                si.mod_len,
+                si.mod_start,
+                a.entries().len()
+            );
+            a
+        }
+        Err(e) => {
+            println!("dom0: initrd refused ({e}); / is empty");
+            empty_archive()
+        }
+    }
+}
+
+fn main(si: &'static StartInfo) -> ! {
+    heap::init();
+    // The first page of the padding after the boot stack (§4.3).
+    let scratch = si.pt_base + si.nr_pt_frames * PAGE + PAGE;
+    let shared_va = match map_shared_info(si, scratch) {
+        Ok(va) => va,
+        Err(e) => panic!("dom0: cannot map shared_info: {e}"),
+    };
+    let xen = Xen { shared_va };
+    use oxen_dom0::hv::Hypervisor;
+    println!("{}", banner(&xen.version()));
+    let cmdline = String::from_utf8_lossy(si.cmd_line()).into_owned();
+    println!("dom0: {} pages, command line '{cmdline}'", si.nr_pages);
+    let archive = mount_initrd(si);
+
+    if let Err(e) = pvrt::events::init(shared_va) {
+        panic!("dom0: cannot register the event callback: {e}");
+    }
+    // Nothing needs the 10 ms tick: let the vcpu sleep until there is work.
+    // SAFETY: VCPUOP_stop_periodic_timer takes no argument.
+    let _ = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(VCPU_OP, [VCPUOP_STOP_PERIODIC_TIMER, 0, 0, 0, 0])
+    });
+    let console_port = match pvrt::events::bind_virq(VIRQ_CONSOLE) {
+        Ok(p) => p,
+        Err(e) => panic!("dom0: cannot bind VIRQ_CONSOLE: {e}"),
+    };
+    println!("dom0: console input on VIRQ_CONSOLE (port {console_port})");
+
+    let shell = Shell::new(archive);
+    if let Ok(motd) = shell.archive().open("/etc/motd") {
+        pvrt::console::write_bytes(motd);
+    }
+    let mut dom0 = Dom0 {
+        xen,
+        shell,
+        editor: LineEditor::new(),
+        out: Out { buf: Vec::new() },
+        sources: Vec::new(),
+    };
+    dom0.bind(console_port, Source::ConsoleInput);
+    dom0.prompt();
+    // Anything typed before the port was bound.
+    dom0.console_input();
+    dom0.run()
+}

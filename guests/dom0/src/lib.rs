@@ -1,0 +1,38 @@
+//! oxen-dom0: Oxen's control domain (DESIGN.md §1, §4).
+//!
+//! dom0 is a PV kernel written on `pvrt`, an event loop and not a process OS.
+//! This library is everything in it that is pure logic, host-tested with
+//! `cargo test -p oxen-dom0`; the kernel (`main.rs`) binds it to the hardware
+//! of a PV guest: start_info, shared_info, event channels, `console_io`.
+//!
+//! - [`line`]: the console line editor (echo, backspace, Ctrl-U, Ctrl-C);
+//! - [`words`]: splitting a command line into words (quotes, escapes);
+//! - [`shell`]: the prompt and the command table (ls, cd, pwd, cat, echo,
+//!   uname, uptime, xm, halt...) over the read-only initrd;
+//! - [`xm`]: the toolstack's subcommands;
+//! - [`sxp`]: S-expressions and a domain config as `xm create -n` prints it;
+//! - [`fs`]: how the initrd is shown (ls layouts, error texts);
+//! - [`clock`]: dates and uptimes from the PV clock;
+//! - [`hv`]: the [`hv::Hypervisor`] trait the above use for hypercalls, and
+//!   how a refusal is reported.
+//!
+//! Invariant: the initrd is never written (it is an `initrd::Archive`
+//! borrowed from the boot module), and every result shown to the user comes
+//! from the initrd or from the hypervisor, never invented.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod clock;
+pub mod fs;
+pub mod hv;
+pub mod line;
+pub mod shell;
+pub mod sxp;
+pub mod words;
+pub mod xm;
+
+#[cfg(test)]
+mod testing;
