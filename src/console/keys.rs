@@ -150,6 +150,9 @@ fn dump_domain(dom: &mut crate::domain::Domain) {
         dom.pause_count,
         dom.shutdown_reason
     );
+    if dom.dying {
+        return;
+    }
     crate::printk!(
         "    VCPU0: online={} blocked={} CR3 mfn={:#x} upcall_mask={} fpu_ts={} kernel_ss:sp={:#06x}:{:#010x} time={} ns\n",
         dom.vcpu.online,
@@ -161,9 +164,6 @@ fn dump_domain(dom: &mut crate::domain::Domain) {
         dom.vcpu.kernel_stack.esp,
         dom.vcpu.cpu_time_ns
     );
-    if dom.dying {
-        return;
-    }
     let mut words = crate::domain::events::SharedWords::new(dom.shared_va);
     match dom.ports.raise_virq(&mut words, VIRQ_DEBUG, 0) {
         Some(r) => crate::printk!(

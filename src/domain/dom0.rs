@@ -326,6 +326,7 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
             v
         },
         ports: alloc::boxed::Box::new(hv_core::evtchn::DomainPorts::new(0, 1)),
+        grants: super::gnttab::DomainGrants::new(0),
         shutdown_reason: None,
         pause_count: 0,
         dying: false,

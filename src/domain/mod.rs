@@ -16,6 +16,7 @@ pub mod dom0;
 pub mod emulate;
 pub mod events;
 pub mod fault;
+pub mod gnttab;
 pub mod sched;
 pub mod shared;
 
@@ -96,6 +97,8 @@ pub struct Domain {
     pub shared_va: u32,
     /// Event channels.
     pub ports: alloc::boxed::Box<hv_core::evtchn::DomainPorts>,
+    /// Grant table (as a granter) and grant mappings (as a grantee).
+    pub grants: gnttab::DomainGrants,
     /// Bitmap of enabled `VMASST_TYPE_*` assists.
     pub vm_assist: u32,
     pub vcpu: Vcpu,

@@ -112,6 +112,7 @@ fn new_domain(domid: DomId, c: &XenDomctlCreatedomain) -> Result<Domain, Errno> 
         shared_info,
         shared_va,
         ports: alloc::boxed::Box::new(hv_core::evtchn::DomainPorts::new(domid, 1)),
+        grants: crate::domain::gnttab::DomainGrants::new(domid),
         vm_assist: 0,
         vcpu: Vcpu::new(Mfn(0)),
         shutdown_reason: None,
@@ -165,7 +166,19 @@ fn relinquish(dom: &mut Domain) -> u64 {
     dom.vcpu.ldt_frames.clear();
     dom.vcpu.gdt_ents = 0;
     dom.vcpu.ldt_ents = 0;
-    mm.put_page_and_type(dom.shared_info);
+    if dom.shared_info.0 != 0 {
+        crate::mm::hvmap::unmap_page(dom.shared_va);
+        mm.put_page_and_type(dom.shared_info);
+        dom.shared_info = Mfn(0);
+    }
+    // The grant entries stay readable while another domain still maps one
+    // of its grants (so that the unmap can clear their in-use bits).
+    if !dom.grants.table.has_active_pins() {
+        for &f in &dom.grants.frames {
+            mm.put_page_and_type(f);
+        }
+        dom.grants.frames.clear();
+    }
     let mut left = 0;
     for pass in 0..2 {
         left = 0;
@@ -212,6 +225,7 @@ fn destroydomain(table: &mut DomainTable, caller: DomId, domid: DomId) -> Result
                 let _ = p.ports.peer_closed(port, domid, closed);
             }
         }
+        super::gnttab::release_domain_mappings(table, domid);
     }
     let dom = table.get_mut(domid).ok_or(Errno::ESRCH)?;
     let left = relinquish(dom);
@@ -221,7 +235,6 @@ fn destroydomain(table: &mut DomainTable, caller: DomId, domid: DomId) -> Result
         log::warn!("d{domid}: destroyed, but {left} frame(s) are still referenced");
         return Err(Errno::EAGAIN);
     }
-    crate::mm::hvmap::unmap_page(layout::shared_info_va(domid));
     table.remove(domid);
     sched::note_dom_exc();
     crate::printk!("Domain {domid} destroyed: all its memory is free\n");

@@ -358,15 +358,24 @@ pub fn audit_if_asked(table: &crate::domain::DomainTable) {
     // type and the GDT and LDT frames' seg_desc types.
     let mut external = alloc::vec::Vec::new();
     let mut bases = alloc::vec::Vec::new();
-    for dom in table.iter().filter(|d| !d.dying) {
-        external.push(pv_mm::ExternalRef {
-            mfn: dom.shared_info,
-            ty: Some(pv_mm::PageType::Writable),
-        });
+    // A dying domain still counts for what it has not given back yet.
+    for dom in table.iter() {
+        if dom.shared_info.0 != 0 {
+            external.push(pv_mm::ExternalRef {
+                mfn: dom.shared_info,
+                ty: Some(pv_mm::PageType::Writable),
+            });
+        }
         for &mfn in dom.vcpu.gdt_frames.iter().chain(&dom.vcpu.ldt_frames) {
             external.push(pv_mm::ExternalRef {
                 mfn,
                 ty: Some(pv_mm::PageType::SegDesc),
+            });
+        }
+        for &mfn in &dom.grants.frames {
+            external.push(pv_mm::ExternalRef {
+                mfn,
+                ty: Some(pv_mm::PageType::Writable),
             });
         }
         if dom.vcpu.cr3.0 != 0 {

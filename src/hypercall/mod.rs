@@ -9,6 +9,7 @@ mod console;
 pub mod descriptors;
 mod domctl;
 mod evtchn;
+pub mod gnttab;
 pub mod memory;
 mod mm;
 
@@ -54,7 +55,12 @@ impl Ctx {
     }
 }
 
-static DECLS: [Hypercall<Ctx>; 27] = [
+static DECLS: [Hypercall<Ctx>; 28] = [
+    Hypercall {
+        nr: nr::GRANT_TABLE_OP,
+        access: Access::Any,
+        handler: gnttab::do_grant_table_op,
+    },
     Hypercall {
         nr: nr::DOMCTL,
         access: Access::Privileged,

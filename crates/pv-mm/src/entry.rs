@@ -23,6 +23,17 @@ use crate::pte::{
 use crate::types::{Caller, PageType};
 use crate::validate::ENTRIES;
 
+/// What a grant mapping's L1 entry maps (see [`Mm::install_grant_l1e`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrantPte {
+    /// The granted frame.
+    pub frame: Mfn,
+    /// Map it read-only.
+    pub readonly: bool,
+    /// Reachable from ring 3 (`GNTMAP_application_map`).
+    pub user: bool,
+}
+
 impl<M: Machine> Mm<'_, M> {
     /// Writes entry `index` of the validated L1 `l1` (`update_va_mapping`, or
     /// `mmu_update` on an L1). `pg_owner` (FD, `DOMID_SELF` for the caller) is
@@ -56,6 +67,66 @@ impl<M: Machine> Mm<'_, M> {
             self.get_page_from_l1e(new, pg_owner, caller.iomem_access)?;
         }
         self.store_entry(l1, index, old, new, preserve_ad);
+        self.put_page_from_l1e(old);
+        Ok(())
+    }
+
+    /// A grant mapping (XEN-PV-ABI.md §9): makes entry `index` of the
+    /// caller's validated L1 `l1` (whatever it mapped goes, as in Xen's
+    /// `create_grant_va_mapping`) map `frame` of the granting domain
+    /// `granter` — read-only if `readonly`, with the `_PAGE_USER` bit if
+    /// `user` — once the grant code has authorised it. The references are the
+    /// ones any mapping of a granter's frame takes (a total reference, and a
+    /// writable type reference unless read-only), so the frame stays alive
+    /// while mapped and clearing the entry drops them as for any other.
+    ///
+    /// `-EINVAL`: `l1` not a validated L1 of the caller, `index` out of range,
+    /// or a frame that is not `granter`'s or cannot be mapped writable.
+    pub fn install_grant_l1e(
+        &mut self,
+        l1: Mfn,
+        index: usize,
+        grant: GrantPte,
+        caller: &Caller,
+        granter: DomId,
+    ) -> Result<(), Errno> {
+        let GrantPte {
+            frame,
+            readonly,
+            user,
+        } = grant;
+        self.table_for_update(l1, index, PageType::L1, caller)?;
+        let old = self.machine.read_pte(l1, index);
+        let mut new = (frame.0 << 12) | PAGE_PRESENT | PAGE_ACCESSED;
+        if !readonly {
+            new |= PAGE_RW | PAGE_DIRTY;
+        }
+        if user {
+            new |= crate::pte::PAGE_USER;
+        }
+        check_l1_flags(new, self.config.nx_supported, false)?;
+        self.get_page_from_l1e(new, granter, false)?;
+        self.store_entry(l1, index, old, new, false);
+        self.put_page_from_l1e(old);
+        Ok(())
+    }
+
+    /// Removes the grant mapping of `frame` at entry `index` of the caller's
+    /// L1 `l1`, dropping its references. `-EINVAL` if the entry does not map
+    /// `frame`.
+    pub fn remove_grant_l1e(
+        &mut self,
+        l1: Mfn,
+        index: usize,
+        frame: Mfn,
+        caller: &Caller,
+    ) -> Result<(), Errno> {
+        self.table_for_update(l1, index, PageType::L1, caller)?;
+        let old = self.machine.read_pte(l1, index);
+        if !is_present(old) || crate::pte::pte_mfn(old) != frame {
+            return Err(Errno::EINVAL);
+        }
+        self.store_entry(l1, index, old, 0, false);
         self.put_page_from_l1e(old);
         Ok(())
     }

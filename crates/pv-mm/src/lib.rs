@@ -56,6 +56,7 @@ mod tests;
 
 pub use audit::{AuditError, AuditProblem, AuditReport, ExternalRef};
 pub use engine::Mm;
+pub use entry::GrantPte;
 pub use machine::Machine;
 pub use page_info::{CountInfo, PageInfo, TypeInfo};
 pub use types::{Caller, MmConfig, PageType, PtLevel};

@@ -5,7 +5,7 @@ use crate::pte::{
     PAGE_ACCESSED, PAGE_DIRTY, PAGE_GLOBAL, PAGE_NX, PAGE_PAT, PAGE_PCD, PAGE_PRESENT, PAGE_PWT,
     PAGE_RW, pte,
 };
-use crate::{Caller, MmConfig, PageType, PtLevel};
+use crate::{Caller, GrantPte, MmConfig, PageType, PtLevel};
 use hv_core::addr::Mfn;
 use xen_abi::domid::{DOMID_IO, DomId};
 use xen_abi::errno::Errno;
@@ -435,6 +435,109 @@ fn validation_uses_the_table_owner_not_the_caller() {
     assert_fails!(
         w,
         w.mm.pin(bad, PtLevel::L1, &DOM0_CALLER, DOMU),
+        Errno::EINVAL
+    );
+}
+
+#[test]
+fn grant_mappings_take_and_drop_the_granters_references() {
+    let mut w = World::new();
+    let s = w.pinned_space(DOMU);
+    let g = w.fresh(DOM0);
+    let (count, types) = (w.count(g), w.type_count(g));
+    w.mm.install_grant_l1e(
+        s.l1_0,
+        5,
+        GrantPte {
+            frame: g,
+            readonly: false,
+            user: true,
+        },
+        &DOMU_CALLER,
+        DOM0,
+    )
+    .unwrap();
+    assert_eq!((w.count(g), w.type_count(g)), (count + 1, types + 1));
+    assert!(w.is(g, PageType::Writable));
+    assert_eq!(
+        w.peek(s.l1_0, 5) & (PAGE_PRESENT | PAGE_RW),
+        PAGE_PRESENT | PAGE_RW
+    );
+    w.audit();
+    // Over an existing mapping (slot 0 maps the domain's own page): it is
+    // replaced and its references dropped, as in Xen.
+    let (dc, dt) = (w.count(s.data_rw), w.type_count(s.data_rw));
+    let ro = GrantPte {
+        frame: g,
+        readonly: true,
+        user: true,
+    };
+    w.mm.install_grant_l1e(s.l1_0, 0, ro, &DOMU_CALLER, DOM0)
+        .unwrap();
+    assert_eq!(
+        (w.count(s.data_rw), w.type_count(s.data_rw)),
+        (dc - 1, dt - 1)
+    );
+    w.mm.remove_grant_l1e(s.l1_0, 0, g, &DOMU_CALLER).unwrap();
+    w.audit();
+    assert_fails!(
+        w,
+        w.mm.install_grant_l1e(
+            s.l1_0,
+            6,
+            GrantPte {
+                frame: g,
+                readonly: true,
+                user: true
+            },
+            &DOMU_CALLER,
+            DOMU
+        ),
+        Errno::EINVAL
+    );
+    assert_fails!(
+        w,
+        w.mm.remove_grant_l1e(s.l1_0, 5, s.data_rw, &DOMU_CALLER),
+        Errno::EINVAL
+    );
+    assert_fails!(
+        w,
+        w.mm.remove_grant_l1e(s.l1_0, 7, g, &DOMU_CALLER),
+        Errno::EINVAL
+    );
+    w.mm.remove_grant_l1e(s.l1_0, 5, g, &DOMU_CALLER).unwrap();
+    assert_eq!((w.count(g), w.type_count(g)), (count, types));
+    // Read-only: a total reference only, and a page table may be granted so.
+    w.mm.install_grant_l1e(
+        s.l1_0,
+        5,
+        GrantPte {
+            frame: g,
+            readonly: true,
+            user: false,
+        },
+        &DOMU_CALLER,
+        DOM0,
+    )
+    .unwrap();
+    assert_eq!((w.count(g), w.type_count(g)), (count + 1, types));
+    w.audit();
+    w.mm.remove_grant_l1e(s.l1_0, 5, g, &DOMU_CALLER).unwrap();
+    // A writable grant of a page table is refused.
+    let theirs = w.pinned_space(DOM0);
+    assert_fails!(
+        w,
+        w.mm.install_grant_l1e(
+            s.l1_0,
+            5,
+            GrantPte {
+                frame: theirs.l1_0,
+                readonly: false,
+                user: false
+            },
+            &DOMU_CALLER,
+            DOM0
+        ),
         Errno::EINVAL
     );
 }

@@ -1,0 +1,460 @@
+//! `grant_table_op(cmd, uops, count)` (#20, XEN-PV-ABI.md §9.2), grant
+//! tables v1, bound to the rules of `hv_core::gnttab`: setup_table (the
+//! table's frames are the domain's own, shared writable), query_size,
+//! map_grant_ref / unmap_grant_ref (host mappings at a virtual address of
+//! the caller's current address space, written by the PV MMU engine with the
+//! granter's references so a mapped frame stays alive; device mappings take
+//! the same references), copy (bounds-checked, both directions), dump_table,
+//! set_version / get_version (v1 only). Each operation reports its own
+//! `GNTST_*` status; the hypercall returns 0 when the array was processed.
+//! Not provided: transfer, unmap_and_replace, `GNTMAP_contains_pte`, v2.
+
+use hv_core::addr::Mfn;
+use hv_core::gnttab::{
+    FrameOwnership, GntError, GrantDomains, Granter, MapRequest, UnmapRequest, copy_complete,
+    gnttab_copy, map_grant_ref, release_mapping, unmap_grant_ref,
+};
+use hv_core::hypercall::Outcome;
+use pv_mm::PageType;
+use xen_abi::domid::{DOMID_SELF, DomId};
+use xen_abi::errno::Errno;
+use xen_abi::grant::*;
+
+use super::Ctx;
+use crate::arch::x86::uaccess::{read_guest, write_guest};
+use crate::domain::gnttab::{GNTTAB_FRAMES, SharedFrames};
+use crate::domain::{Domain, DomainTable};
+use crate::mm::frame_table::{MM, alloc_domain_frame};
+use crate::mm::mapcache;
+
+/// Frame ownership from the frame table.
+struct Owners;
+
+impl FrameOwnership for Owners {
+    fn owns(&self, dom: DomId, mfn: Mfn) -> bool {
+        MM.lock()
+            .as_ref()
+            .and_then(|mm| mm.page_info(mfn))
+            .is_some_and(|pi| pi.owner() == dom)
+    }
+}
+
+/// Every live domain as a possible granter (and dying ones too when
+/// `dying` is set: their existing mappings can still be undone).
+struct Env<'t> {
+    table: &'t mut DomainTable,
+    shared: SharedFrames,
+    dying: bool,
+}
+
+impl GrantDomains<GNTTAB_FRAMES> for Env<'_> {
+    type Shared = SharedFrames;
+
+    fn granter(&mut self, dom: DomId) -> Option<Granter<'_, SharedFrames, GNTTAB_FRAMES>> {
+        let Env {
+            table,
+            shared,
+            dying,
+        } = self;
+        let d = table.get_mut(dom).filter(|d| *dying || !d.dying)?;
+        *shared = SharedFrames(d.grants.frames.clone());
+        Some(Granter {
+            table: &mut d.grants.table,
+            shared,
+        })
+    }
+}
+
+fn status(e: GntError) -> i16 {
+    e.status()
+}
+
+/// The domain a `dom` field names: the caller, or any live domain for a
+/// privileged caller.
+fn target_domid(caller: &Domain, dom: DomId) -> Result<DomId, i16> {
+    match dom {
+        DOMID_SELF => Ok(caller.domid),
+        d if d == caller.domid => Ok(d),
+        _ if caller.privileged => Ok(dom),
+        _ => Err(GNTST_PERMISSION_DENIED),
+    }
+}
+
+fn setup_table(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Errno> {
+    let mut op: GnttabSetupTable = read_guest(uop)?;
+    let me = table.get(caller).expect("the caller exists");
+    let id = match target_domid(me, op.dom) {
+        Ok(id) => id,
+        Err(st) => {
+            op.status = st;
+            return write_guest(uop, &op);
+        }
+    };
+    let Some(dom) = table.get_mut(id).filter(|d| !d.dying) else {
+        op.status = GNTST_BAD_DOMAIN;
+        return write_guest(uop, &op);
+    };
+    let grants = &mut dom.grants;
+    // The table's frames exist from the first setup_table on (the first is
+    // part of every table).
+    let have = grants.table.nr_frames() as usize;
+    let r = if add_frames(&mut grants.frames, id, have) {
+        grants.table.setup_table(op.nr_frames, |new| {
+            add_frames(&mut grants.frames, id, new.end as usize)
+        })
+    } else {
+        Err(GntError::NoMemory)
+    };
+    match r {
+        Ok(n) => {
+            for (i, f) in grants.frames.iter().take(n as usize).enumerate() {
+                write_guest(op.frame_list.wrapping_add(4 * i as u32), &(f.0 as u32))?;
+            }
+            op.status = GNTST_OKAY;
+        }
+        Err(e) => op.status = status(e),
+    }
+    write_guest(uop, &op)
+}
+
+/// Gives domain `id` grant-table frames until it has `want`: each owned by
+/// it, cleared, with a permanent writable type reference. False (nothing
+/// half-done) when memory runs out.
+fn add_frames(frames: &mut heapless::Vec<Mfn, GNTTAB_FRAMES>, id: DomId, want: usize) -> bool {
+    while frames.len() < want {
+        let Some(f) = alloc_domain_frame(id) else {
+            return false;
+        };
+        mapcache::clear_frame(f);
+        let mut guard = MM.lock();
+        let mm = guard.as_mut().expect("frame table initialised");
+        if mm.get_page_and_type(f, id, PageType::Writable).is_err() || frames.push(f).is_err() {
+            let _ = mm.release(f, id);
+            return false;
+        }
+    }
+    true
+}
+
+fn query_size(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Errno> {
+    let mut op: GnttabQuerySize = read_guest(uop)?;
+    let me = table.get(caller).expect("the caller exists");
+    op.status = match target_domid(me, op.dom) {
+        Err(st) => st,
+        Ok(id) => match table.get(id).filter(|d| !d.dying) {
+            None => GNTST_BAD_DOMAIN,
+            Some(d) => {
+                (op.nr_frames, op.max_nr_frames) = d.grants.table.query_size();
+                GNTST_OKAY
+            }
+        },
+    };
+    write_guest(uop, &op)
+}
+
+/// The L1 slot that maps `va` in `dom`'s current address space.
+fn l1_slot(dom: &Domain, va: u64) -> Option<(Mfn, usize)> {
+    let va = u32::try_from(va).ok()?;
+    MM.lock().as_ref()?.l1_slot_for_va(dom.vcpu.cr3, va).ok()
+}
+
+/// The host mapping part of a granted `frame`: the PTE at `host_addr`.
+fn install_host(
+    dom: &Domain,
+    host_addr: u64,
+    frame: Mfn,
+    readonly: bool,
+    flags: u32,
+    granter: DomId,
+) -> Result<(), i16> {
+    if flags & GNTMAP_CONTAINS_PTE != 0 {
+        return Err(GNTST_GENERAL_ERROR);
+    }
+    let (l1, index) = l1_slot(dom, host_addr).ok_or(GNTST_BAD_VIRT_ADDR)?;
+    let user = flags & GNTMAP_APPLICATION_MAP != 0;
+    let mut guard = MM.lock();
+    let mm = guard.as_mut().expect("frame table initialised");
+    let grant = pv_mm::GrantPte {
+        frame,
+        readonly,
+        user,
+    };
+    mm.install_grant_l1e(l1, index, grant, &dom.caller(), granter)
+        .map_err(|_| GNTST_GENERAL_ERROR)?;
+    crate::arch::x86::cpu::invlpg(host_addr as u32);
+    Ok(())
+}
+
+/// The device part of a mapping holds the same references as a host part.
+fn device_refs(frame: Mfn, granter: DomId, readonly: bool, take: bool) -> bool {
+    let mut guard = MM.lock();
+    let mm = guard.as_mut().expect("frame table initialised");
+    match (take, readonly) {
+        (true, true) => mm.get_page(frame, granter).is_ok(),
+        (true, false) => mm
+            .get_page_and_type(frame, granter, PageType::Writable)
+            .is_ok(),
+        (false, true) => {
+            mm.put_page(frame);
+            true
+        }
+        (false, false) => {
+            mm.put_page_and_type(frame);
+            true
+        }
+    }
+}
+
+fn map_one(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Errno> {
+    let mut op: GnttabMapGrantRef = read_guest(uop)?;
+    let me = table.get_mut(caller).expect("the caller exists");
+    let mut mt = me.grants.maptrack.take().expect("maptrack present");
+    let gdom = if op.dom == DOMID_SELF { caller } else { op.dom };
+    let mut env = Env {
+        table,
+        shared: SharedFrames::default(),
+        dying: false,
+    };
+    let r = map_grant_ref(
+        &mut mt,
+        caller,
+        env.granter(gdom),
+        &Owners,
+        &MapRequest::from(&op),
+    );
+    let table = env.table;
+    match r {
+        Ok(g) => {
+            let me = table.get(caller).expect("the caller exists");
+            let mut done = Ok(());
+            if g.host_map {
+                done = install_host(me, op.host_addr, g.frame, g.readonly, op.flags, gdom);
+            }
+            if done.is_ok() && g.device_map && !device_refs(g.frame, gdom, g.readonly, true) {
+                done = Err(GNTST_GENERAL_ERROR);
+            }
+            match done {
+                Ok(()) => g.write_out(&mut op),
+                Err(st) => {
+                    if g.host_map && g.device_map && st == GNTST_GENERAL_ERROR {
+                        // The host part went in: take it out again.
+                        if let Some((l1, index)) = l1_slot(me, op.host_addr) {
+                            let mut guard = MM.lock();
+                            let mm = guard.as_mut().expect("frame table initialised");
+                            let _ = mm.remove_grant_l1e(l1, index, g.frame, &me.caller());
+                        }
+                    }
+                    let mut env = Env {
+                        table,
+                        shared: SharedFrames::default(),
+                        dying: false,
+                    };
+                    let _ = release_mapping(&mut mt, env.granter(gdom), g.handle);
+                    op.status = st;
+                    return finish(env.table, caller, mt, uop, &op);
+                }
+            }
+        }
+        Err(e) => op.status = status(e),
+    }
+    finish(table, caller, mt, uop, &op)
+}
+
+fn finish<T: zerocopy::IntoBytes + zerocopy::Immutable>(
+    table: &mut DomainTable,
+    caller: DomId,
+    mt: alloc::boxed::Box<hv_core::gnttab::Maptrack<{ crate::domain::gnttab::MAPTRACK_HANDLES }>>,
+    uop: u32,
+    op: &T,
+) -> Result<(), Errno> {
+    table
+        .get_mut(caller)
+        .expect("the caller exists")
+        .grants
+        .maptrack = Some(mt);
+    write_guest(uop, op)
+}
+
+fn unmap_one(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Errno> {
+    let mut op: GnttabUnmapGrantRef = read_guest(uop)?;
+    let me = table.get_mut(caller).expect("the caller exists");
+    let mut mt = me.grants.maptrack.take().expect("maptrack present");
+    let slot = if op.host_addr != 0 {
+        l1_slot(me, op.host_addr)
+    } else {
+        None
+    };
+    let pte_frame = slot.and_then(|(l1, index)| {
+        use pv_mm::Machine;
+        let guard = MM.lock();
+        let pte = guard.as_ref()?.machine.read_pte(l1, index);
+        (pte & xen_abi::mm::PAGE_PRESENT != 0).then(|| Mfn(xen_abi::mm::pte_mfn(pte)))
+    });
+    let gdom = match mt.granter_of(op.handle) {
+        Ok(d) => d,
+        Err(e) => {
+            op.status = status(e);
+            return finish(table, caller, mt, uop, &op);
+        }
+    };
+    let mut env = Env {
+        table,
+        shared: SharedFrames::default(),
+        dying: true,
+    };
+    let r = match env.granter(gdom) {
+        Some(g) => unmap_grant_ref(&mut mt, g, &UnmapRequest::from_abi(&op, pte_frame)),
+        None => Err(GntError::BadDomain),
+    };
+    let table = env.table;
+    match r {
+        Ok(u) => {
+            let me = table.get(caller).expect("the caller exists");
+            if let (Some(addr), Some((l1, index))) = (u.host, slot) {
+                let mut guard = MM.lock();
+                let mm = guard.as_mut().expect("frame table initialised");
+                let _ = mm.remove_grant_l1e(l1, index, u.frame, &me.caller());
+                crate::arch::x86::cpu::invlpg(addr as u32);
+            }
+            if u.device {
+                device_refs(u.frame, u.dom, u.refs.writable_type == 0, false);
+            }
+            op.status = GNTST_OKAY;
+        }
+        Err(e) => op.status = status(e),
+    }
+    finish(table, caller, mt, uop, &op)
+}
+
+fn copy_one(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Errno> {
+    let mut op: GnttabCopy = read_guest(uop)?;
+    let privileged = table.get(caller).is_some_and(|d| d.privileged);
+    let mut env = Env {
+        table,
+        shared: SharedFrames::default(),
+        dying: false,
+    };
+    op.status = match gnttab_copy(&mut env, &Owners, caller, privileged, &op) {
+        Ok(c) => {
+            // The destination must be writable memory (not a page table).
+            let ok = {
+                let mut guard = MM.lock();
+                let mm = guard.as_mut().expect("frame table initialised");
+                let got = mm.get_page_and_type(c.dst.mfn, c.dst.dom, PageType::Writable);
+                if got.is_ok() {
+                    let src = mapcache::map_frame(c.src.mfn);
+                    let dst = mapcache::map_frame(c.dst.mfn);
+                    // SAFETY: both frames are mapped for the copy; the ranges
+                    // were checked to lie inside their pages (offset + len ≤
+                    // 4096); the destination is writable memory (its type
+                    // reference is held), so no page table is written.
+                    unsafe {
+                        core::ptr::copy(
+                            src.as_mut_ptr().add(usize::from(c.src.offset)),
+                            dst.as_mut_ptr().add(usize::from(c.dst.offset)),
+                            usize::from(c.len),
+                        );
+                    }
+                    drop((src, dst));
+                    mm.put_page_and_type(c.dst.mfn);
+                }
+                got.is_ok()
+            };
+            copy_complete(&mut env, &c);
+            if ok { GNTST_OKAY } else { GNTST_GENERAL_ERROR }
+        }
+        Err(e) => status(e),
+    };
+    write_guest(uop, &op)
+}
+
+fn dump_table(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Errno> {
+    let mut op: GnttabDumpTable = read_guest(uop)?;
+    let me = table.get(caller).expect("the caller exists");
+    op.status = match target_domid(me, op.dom) {
+        Err(st) => st,
+        Ok(id) => match table.get(id).filter(|d| !d.dying) {
+            None => GNTST_BAD_DOMAIN,
+            Some(d) => {
+                let shared = SharedFrames(d.grants.frames.clone());
+                let (nr, max) = d.grants.table.query_size();
+                crate::printk!(
+                    "grant table for d{id}: {nr} of at most {max} frames, {} entries pinned\n",
+                    d.grants.table.nr_pinned()
+                );
+                for e in d.grants.table.dump(&shared) {
+                    crate::printk!("  {e}\n");
+                }
+                GNTST_OKAY
+            }
+        },
+    };
+    write_guest(uop, &op)
+}
+
+pub fn do_grant_table_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
+    let [cmd, uops, count, ..] = args;
+    let caller = ctx.dom().domid;
+    let size = match cmd {
+        GNTTABOP_MAP_GRANT_REF => size_of::<GnttabMapGrantRef>(),
+        GNTTABOP_UNMAP_GRANT_REF => size_of::<GnttabUnmapGrantRef>(),
+        GNTTABOP_SETUP_TABLE => size_of::<GnttabSetupTable>(),
+        GNTTABOP_DUMP_TABLE => size_of::<GnttabDumpTable>(),
+        GNTTABOP_COPY => size_of::<GnttabCopy>(),
+        GNTTABOP_QUERY_SIZE => size_of::<GnttabQuerySize>(),
+        GNTTABOP_SET_VERSION => {
+            let r = read_guest::<GnttabSetVersion>(uops)
+                .and_then(|v| ctx.dom().grants.table.set_version(v.version))
+                .map(|()| 0);
+            return r.into();
+        }
+        GNTTABOP_GET_VERSION => {
+            // struct gnttab_get_version: dom u16 @0, version u32 @4.
+            let r = write_guest(uops.wrapping_add(4), &ctx.dom().grants.table.get_version());
+            return r.map(|()| 0).into();
+        }
+        _ => return Err(Errno::ENOSYS).into(),
+    } as u32;
+    let table = ctx.table();
+    for i in 0..count {
+        let uop = uops.wrapping_add(i * size);
+        let r = match cmd {
+            GNTTABOP_MAP_GRANT_REF => map_one(table, caller, uop),
+            GNTTABOP_UNMAP_GRANT_REF => unmap_one(table, caller, uop),
+            GNTTABOP_SETUP_TABLE => setup_table(table, caller, uop),
+            GNTTABOP_DUMP_TABLE => dump_table(table, caller, uop),
+            GNTTABOP_COPY => copy_one(table, caller, uop),
+            _ => query_size(table, caller, uop),
+        };
+        if let Err(e) = r {
+            return Err(e).into();
+        }
+    }
+    Ok(0).into()
+}
+
+/// A dying domain's grant mappings go: each granter's pins are released (so
+/// it can revoke its grants), device parts drop their references; the host
+/// parts' references go with the dying domain's page tables.
+pub fn release_domain_mappings(table: &mut DomainTable, domid: DomId) {
+    let Some(mut mt) = table.get_mut(domid).and_then(|d| d.grants.maptrack.take()) else {
+        return;
+    };
+    let mut env = Env {
+        table,
+        shared: SharedFrames::default(),
+        dying: true,
+    };
+    let mut devices = alloc::vec::Vec::new();
+    hv_core::gnttab::release_all(&mut mt, &mut env, |r| {
+        if r.entry.device_mapped() {
+            devices.push((r.entry.frame, r.entry.dom, r.entry.readonly()));
+        }
+    });
+    for (frame, granter, readonly) in devices {
+        device_refs(frame, granter, readonly, false);
+    }
+    if let Some(d) = env.table.get_mut(domid) {
+        d.grants.maptrack = Some(mt);
+    }
+}
