@@ -31,13 +31,19 @@ pub struct Console {
     at_line_start: bool,
     /// The same for guest output.
     guest_at_line_start: bool,
+    /// What was printed, for `sysctl(readconsole)` (`xm dmesg`).
+    ring: hv_core::conring::ConRing<CONRING_SIZE>,
 }
+
+/// Bytes of console output kept for `xm dmesg` (Xen's default conring size).
+pub const CONRING_SIZE: usize = 16 * 1024;
 
 static CONSOLE: Mutex<Console> = Mutex::new(Console {
     serial: None,
     vga: None,
     at_line_start: true,
     guest_at_line_start: true,
+    ring: hv_core::conring::ConRing::new(),
 });
 
 impl Console {
@@ -53,6 +59,7 @@ impl Console {
     }
 
     fn raw_bytes(&mut self, bytes: &[u8]) {
+        self.ring.push(bytes);
         if let Some(serial) = self.serial.as_mut() {
             serial.write_bytes(bytes);
         }
@@ -66,6 +73,7 @@ impl Console {
     }
 
     fn raw(&mut self, s: &str) {
+        self.ring.push(s.as_bytes());
         if let Some(serial) = self.serial.as_mut() {
             serial.write_str(s);
         }
@@ -214,6 +222,28 @@ pub fn read_input(buf: &mut [u8]) -> usize {
 /// Whether console input arrived since the last call (for VIRQ_CONSOLE).
 pub fn take_input_notification() -> bool {
     INPUT_NOTIFY.swap(false, core::sync::atomic::Ordering::SeqCst)
+}
+
+/// Copies console output from byte number `from` on into `out` (see
+/// `hv_core::conring`); returns the count and the next number.
+pub fn read_ring(from: Option<u32>, out: &mut [u8]) -> (usize, u32) {
+    let was = crate::arch::x86::cpu::disable_interrupts();
+    let r = {
+        let c = CONSOLE.lock();
+        c.ring.read(
+            from.unwrap_or(c.ring.produced().wrapping_sub(CONRING_SIZE as u32)),
+            out,
+        )
+    };
+    crate::arch::x86::cpu::restore_interrupts(was);
+    r
+}
+
+/// Empties the console ring.
+pub fn clear_ring() {
+    let was = crate::arch::x86::cpu::disable_interrupts();
+    CONSOLE.lock().ring.clear();
+    crate::arch::x86::cpu::restore_interrupts(was);
 }
 
 /// Writes on the fatal path: takes the console even if a trapped context held it.

@@ -9,7 +9,8 @@
 //! to its frames), setdomainhandle, settimeoffset, hypercall_init,
 //! setvcpucontext/getvcpucontext (vcpu 0; flat selectors; a context with
 //! its own GDT or LDT is refused for now).
-//! sysctl: getdomaininfolist, physinfo, sched_id.
+//! sysctl: getdomaininfolist, physinfo, sched_id, readconsole (the last
+//! 16 KiB of console output, incremental reads and clear).
 //! The rest (readconsole, the permission calls, ...) is `-ENOSYS`.
 
 use hv_core::addr::Mfn;
@@ -522,6 +523,34 @@ fn sysctl(ctx: &mut Ctx, arg: u32) -> Result<i32, Errno> {
                 ..Default::default()
             };
             s.set_payload(&p);
+            write_guest(arg, &s)?;
+            Ok(0)
+        }
+        XEN_SYSCTL_READCONSOLE => {
+            let mut r: XenSysctlReadconsole = s.payload();
+            let mut from = (r.incremental != 0).then_some(r.index);
+            let mut done = 0u32;
+            let mut chunk = [0u8; 256];
+            while done < r.count {
+                let want = ((r.count - done) as usize).min(chunk.len());
+                let (n, next) = crate::console::read_ring(from, &mut chunk[..want]);
+                if n == 0 {
+                    from = Some(next);
+                    break;
+                }
+                crate::arch::x86::uaccess::copy_to_guest(
+                    (r.buffer as u32).wrapping_add(done),
+                    &chunk[..n],
+                )?;
+                done += n as u32;
+                from = Some(next);
+            }
+            if r.clear != 0 {
+                crate::console::clear_ring();
+            }
+            r.count = done;
+            r.index = from.unwrap_or(0);
+            s.set_payload(&r);
             write_guest(arg, &s)?;
             Ok(0)
         }

@@ -9,8 +9,8 @@ use hv_core::evtchn::{EventWords, upcall_needed};
 use hv_core::hypercall::Outcome;
 use xen_abi::errno::Errno;
 use xen_abi::sched::{
-    SCHED_POLL_MAX_PORTS, SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD, SchedPoll,
-    SchedShutdown, shutdown_reason_name,
+    SCHED_POLL_MAX_PORTS, SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_REMOTE_SHUTDOWN, SCHEDOP_SHUTDOWN,
+    SCHEDOP_YIELD, SchedPoll, SchedRemoteShutdown, SchedShutdown, shutdown_reason_name,
 };
 use xen_abi::types::EvtchnPort;
 
@@ -69,6 +69,32 @@ fn poll(dom: &mut Domain, arg: u32) -> Result<i32, Errno> {
     Ok(0)
 }
 
+/// `SCHEDOP_remote_shutdown` (privileged): shuts another domain down for
+/// `reason`, as if it had asked itself (the toolstack then applies its
+/// `on_*` action when VIRQ_DOM_EXC arrives).
+fn remote_shutdown(ctx: &mut Ctx, arg: u32) -> Result<i32, Errno> {
+    let r: SchedRemoteShutdown = read_guest(arg)?;
+    let dom = ctx.dom();
+    if !dom.privileged {
+        return Err(Errno::EPERM);
+    }
+    let caller = dom.domid;
+    let target = if r.domain_id == xen_abi::domid::DOMID_SELF {
+        caller
+    } else {
+        r.domain_id
+    };
+    let dom = ctx
+        .table()
+        .get_mut(target)
+        .filter(|d| !d.dying)
+        .ok_or(Errno::ESRCH)?;
+    if dom.shutdown_reason.is_some() {
+        return Ok(0);
+    }
+    shutdown(dom, r.reason)
+}
+
 /// `SCHEDOP_yield`: the slice ends; others run first if any are runnable.
 fn yield_now(ctx: &mut Ctx) -> Result<i32, Errno> {
     ctx.table().slice_end = 0;
@@ -79,6 +105,9 @@ pub fn do_sched_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [cmd, arg, ..] = args;
     if cmd == SCHEDOP_YIELD {
         return yield_now(ctx).into();
+    }
+    if cmd == SCHEDOP_REMOTE_SHUTDOWN {
+        return remote_shutdown(ctx, arg).into();
     }
     let dom = ctx.dom();
     match cmd {

@@ -3237,6 +3237,86 @@ fn domains(c: &mut Checks, mem: &Mem<'_>) {
             && r.nr_online_vcpus == 0),
         format_args!("{i:?}"),
     );
+    let rs = xen_abi::sched::SchedRemoteShutdown {
+        domain_id: id,
+        _pad: 0,
+        reason: xen_abi::sched::SHUTDOWN_CRASH,
+    };
+    c.ok(
+        "sched_remote_shutdown",
+        hcall(
+            xen_abi::hypercall::SCHED_OP,
+            [
+                xen_abi::sched::SCHEDOP_REMOTE_SHUTDOWN,
+                &rs as *const _ as u32,
+                0,
+                0,
+                0,
+            ],
+        ),
+    );
+    let i = info(id);
+    c.check(
+        "remote_shutdown_reason_in_domaininfo",
+        matches!(i, Ok((_, r)) if r.flags & XEN_DOMINF_SHUTDOWN != 0
+            && dominf_shutdown_reason(r.flags) == xen_abi::sched::SHUTDOWN_CRASH),
+        format_args!("{i:?}"),
+    );
+    let nobody = xen_abi::sched::SchedRemoteShutdown {
+        domain_id: 60,
+        _pad: 0,
+        reason: 0,
+    };
+    c.err(
+        "sched_remote_shutdown_missing",
+        hcall(
+            xen_abi::hypercall::SCHED_OP,
+            [
+                xen_abi::sched::SCHEDOP_REMOTE_SHUTDOWN,
+                &nobody as *const _ as u32,
+                0,
+                0,
+                0,
+            ],
+        ),
+        Errno::ESRCH,
+    );
+    // The console ring (`xm dmesg`): an incremental read returns what was
+    // printed since the last one.
+    let mut buf = [0u8; 512];
+    let mut rc = XenSysctlReadconsole {
+        incremental: 1,
+        index: 0,
+        buffer: buf.as_mut_ptr() as u64,
+        count: buf.len() as u32,
+        ..Default::default()
+    };
+    let mut s1 = XenSysctl::new(XEN_SYSCTL_READCONSOLE, &rc);
+    let r1 = sysctl(&mut s1);
+    let first = s1.payload::<XenSysctlReadconsole>();
+    // Drain to the end, then print a marker and read it back.
+    let mut next = first.index;
+    loop {
+        rc.index = next;
+        let mut s = XenSysctl::new(XEN_SYSCTL_READCONSOLE, &rc);
+        let _ = sysctl(&mut s);
+        let p = s.payload::<XenSysctlReadconsole>();
+        next = p.index;
+        if p.count == 0 {
+            break;
+        }
+    }
+    println!("test-dom0: readconsole marker");
+    rc.index = next;
+    let mut s2 = XenSysctl::new(XEN_SYSCTL_READCONSOLE, &rc);
+    let r2 = sysctl(&mut s2);
+    let got = s2.payload::<XenSysctlReadconsole>();
+    let text = &buf[..got.count as usize];
+    c.check(
+        "sysctl_readconsole_incremental",
+        r1.is_ok() && first.count > 0 && r2.is_ok() && text == b"test-dom0: readconsole marker\n",
+        format_args!("{r1:?} {r2:?} {:?}", core::str::from_utf8(text)),
+    );
     c.err(
         "domctl_destroy_dom0",
         op(XEN_DOMCTL_DESTROYDOMAIN, 0),
