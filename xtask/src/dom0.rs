@@ -16,10 +16,10 @@ pub fn build() -> Result<PathBuf, String> {
     crate::build_guest("oxen-dom0")
 }
 
-/// The PV kernel to place at [`DOMU_KERNEL_PATH`]. There is no domU kernel
-/// yet, so test-dom0 (a real PV ELF with Xen notes) stands in for it.
+/// The PV kernel to place at [`DOMU_KERNEL_PATH`]: Oxen's domU
+/// (guests/domu), under the name the tutorial's brun.cfg gives its kernel.
 fn domu_kernel() -> Result<PathBuf, String> {
-    crate::build_guest("test-dom0")
+    crate::build_guest("domu")
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
@@ -58,7 +58,7 @@ pub fn build_initrd() -> Result<PathBuf, String> {
     let out = crate::target_dir().join(INITRD_NAME);
     std::fs::write(&out, archive).map_err(|e| format!("writing {}: {e}", out.display()))?;
     eprintln!(
-        "xtask: packed {} (/{DOMU_KERNEL_PATH} is test-dom0, standing in for a domU kernel)",
+        "xtask: packed {} (/{DOMU_KERNEL_PATH} is guests/domu)",
         out.display()
     );
     Ok(out)

@@ -25,7 +25,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  build [--debug]                 build target/oxen.elf and the guests (oxen-dom0, test-dom0)
+  build [--debug]                 build target/oxen.elf and the guests (oxen-dom0, test-dom0, domu)
   iso [--cmdline STR] [--module 'PATH ARGS']...
                                   build target/oxen.iso (GRUB, multiboot2)
   run [--kernel] [--cmdline STR] [--module 'PATH ARGS']... [--mem MIB] [--gdb]
@@ -152,6 +152,8 @@ pub fn lint() -> Result<(), String> {
                 "--quiet",
                 "--package",
                 "oxen-dom0",
+                "--package",
+                "domu",
                 "--all-targets",
                 "--",
                 "-D",
@@ -169,6 +171,8 @@ pub fn lint() -> Result<(), String> {
                 "test-dom0",
                 "--package",
                 "oxen-dom0",
+                "--package",
+                "domu",
             ];
             v.extend_from_slice(KERNEL_BUILD_FLAGS);
             v.extend_from_slice(&["--", "-D", "warnings"]);
@@ -223,6 +227,7 @@ fn build_cmd(args: &[String]) -> Result<(), String> {
     let release = !args.iter().any(|a| a == "--debug");
     build_kernel(release)?;
     dom0::build()?;
+    build_guest("domu")?;
     build_guest("test-dom0").map(|_| ())
 }
 

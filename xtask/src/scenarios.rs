@@ -630,11 +630,12 @@ fn judge(s: &Scenario, run: &Run) -> Vec<String> {
 /// crashed test binary counts as one failure.
 fn host_tests() -> (u32, u32) {
     let (mut passed, mut failed) = (0, 0);
-    // The default members, then dom0's library (host-tested, but not a
-    // default member: its binary is a PV kernel).
-    let runs: [&[&str]; 2] = [
+    // The default members, then dom0's and the domU's libraries
+    // (host-tested, but not default members: their binaries are PV kernels).
+    let runs: [&[&str]; 3] = [
         &["test", "--quiet"],
         &["test", "--quiet", "--package", "oxen-dom0", "--lib"],
+        &["test", "--quiet", "--package", "domu", "--lib"],
     ];
     for args in runs {
         let output = Command::new("cargo")

@@ -20,6 +20,8 @@ pub mod hypercall;
 pub mod mm;
 pub mod time;
 pub mod traps;
+pub mod xenbus;
+pub mod xencons;
 
 use xen_abi::elfnote::{
     XEN_ELFNOTE_ENTRY, XEN_ELFNOTE_FEATURES, XEN_ELFNOTE_GUEST_OS, XEN_ELFNOTE_GUEST_VERSION,

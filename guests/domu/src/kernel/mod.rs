@@ -1,0 +1,306 @@
+//! The domU kernel: boot, then one idle loop.
+//!
+//! Boot (XEN-PV-ABI.md §4–§6, §8, §13, §14): exception handlers; shared_info
+//! mapped from `start_info.shared_info` and events through pvrt; the periodic
+//! tick stopped and VIRQ_TIMER bound (xenstore requests time out with a
+//! one-shot timer); the console ring (`console.domU.mfn`, a machine frame)
+//! and the xenstore ring (`store_mfn`) mapped with `update_va_mapping` in the
+//! padding after the boot stack (§4.3 guarantees it is mapped); from
+//! xenstore `domid`, `name` and `memory/target`; the banner and a greeting on
+//! the console ring, `domU <name>: up` on the hypervisor console;
+//! `data/hello = "world"`; a watch on `control/shutdown`.
+//!
+//! The loop sleeps (`SCHEDOP_block`, through `pvrt::xenbus::wait_until`) until
+//! console input or xenstore traffic arrives; input is echoed, a
+//! `control/shutdown` request is read and cleared in a transaction and acted
+//! on. A xenstore failure is reported on both consoles and the kernel goes on
+//! with the console echo alone: it never crashes on purpose.
+
+mod traps;
+
+use core::fmt::{self, Write};
+
+use domu::control::ShutdownRequest;
+use domu::echo::echo;
+use pvrt::xenbus::{self, Tx, XenBus, XsError};
+use pvrt::xencons::XenCons;
+use pvrt::{StartInfo, println};
+use xen_abi::evtchn::VIRQ_TIMER;
+use xen_abi::hypercall::VCPU_OP;
+use xen_abi::vcpu::VCPUOP_STOP_PERIODIC_TIMER;
+
+pvrt::guest_main!(main);
+
+const PAGE: u32 = 4096;
+/// How long a xenstore request may go unanswered.
+const XENSTORE_TIMEOUT_NS: u64 = 10_000_000_000;
+/// The watch token for `control/shutdown`.
+const SHUTDOWN_TOKEN: &str = "shutdown";
+
+/// A short value kept from xenstore (longer ones are cut).
+struct Text {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Text {
+    fn new(v: &[u8]) -> Text {
+        let mut t = Text {
+            buf: [0; 64],
+            len: v.len().min(64),
+        };
+        t.buf[..t.len].copy_from_slice(&v[..t.len]);
+        t
+    }
+
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The console ring, if it could be mapped. Lines end in CR LF.
+struct Console {
+    ring: Option<XenCons>,
+}
+
+impl Console {
+    fn line(&mut self, args: fmt::Arguments<'_>) {
+        if let Some(ring) = &mut self.ring {
+            let _ = ring.write_fmt(args);
+            ring.write(b"\r\n");
+        }
+    }
+
+    /// On the console ring and the hypervisor console.
+    fn both(&mut self, args: fmt::Arguments<'_>) {
+        self.line(args);
+        println!("{args}");
+    }
+}
+
+/// What the domU learnt from xenstore.
+struct Identity {
+    domid: Text,
+    name: Text,
+    memory: Text,
+}
+
+fn read_text(xs: &mut XenBus, path: &str) -> Result<Text, (&'static str, XsError)> {
+    xs.read(Tx::NONE, path).map(Text::new).map_err(|e| {
+        // `path` is one of the constants below.
+        let step = match path {
+            "domid" => "read domid",
+            "name" => "read name",
+            _ => "read memory/target",
+        };
+        (step, e)
+    })
+}
+
+fn identify(xs: &mut XenBus) -> Result<Identity, (&'static str, XsError)> {
+    Ok(Identity {
+        domid: read_text(xs, "domid")?,
+        name: read_text(xs, "name")?,
+        memory: read_text(xs, "memory/target")?,
+    })
+}
+
+fn main(si: &'static StartInfo) -> ! {
+    // The first pages of the padding after the boot stack (§4.3).
+    let scratch = si.pt_base + si.nr_pt_frames * PAGE + PAGE;
+    let (shared_va, console_va, store_va) = (scratch, scratch + PAGE, scratch + 2 * PAGE);
+    if let Err(e) = traps::install(0) {
+        println!("domU: set_trap_table failed: {e}");
+    }
+    if let Err(e) = xenbus::map_frame(shared_va, si.shared_info >> 12) {
+        println!("domU: cannot map shared_info: {e}; stopping");
+        halt_forever();
+    }
+    let _ = traps::install(shared_va);
+    if let Err(e) = pvrt::events::init(shared_va) {
+        println!("domU: cannot register the event callback: {e}; stopping");
+        halt_forever();
+    }
+    // Nothing needs the periodic tick; the one-shot timer ends xenstore waits.
+    // SAFETY: VCPUOP_stop_periodic_timer takes no argument.
+    let _ = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(VCPU_OP, [VCPUOP_STOP_PERIODIC_TIMER, 0, 0, 0, 0])
+    });
+    let timer = pvrt::events::bind_virq(VIRQ_TIMER);
+    if let Err(e) = timer {
+        println!("domU: cannot bind VIRQ_TIMER ({e}): xenstore requests will not time out");
+    }
+
+    let mut con = Console {
+        ring: match XenCons::map(si, console_va) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                println!("domU: cannot map the console ring: {e}");
+                None
+            }
+        },
+    };
+
+    let version = env!("CARGO_PKG_VERSION");
+    let mut xs = match xenbus::connect(si, store_va) {
+        Ok(mut xs) => {
+            if timer.is_ok() {
+                xs.transport_mut()
+                    .set_timeout(shared_va, Some(XENSTORE_TIMEOUT_NS));
+            }
+            Some(xs)
+        }
+        Err(e) => {
+            con.line(format_args!("Oxen domU {version}: booted as domain ?"));
+            con.both(format_args!("domU: cannot connect to xenstore: {e}"));
+            None
+        }
+    };
+    let mut name = Text::new(b"?");
+    if let Some(x) = &mut xs {
+        match identify(x) {
+            Ok(id) => {
+                con.line(format_args!(
+                    "Oxen domU {version}: booted as domain {}",
+                    id.domid
+                ));
+                con.line(format_args!(
+                    "Hello from {} (domain {}), {} KiB",
+                    id.name, id.domid, id.memory
+                ));
+                name = id.name;
+            }
+            Err((step, e)) => {
+                con.line(format_args!("Oxen domU {version}: booted as domain ?"));
+                con.both(format_args!("domU: xenstore {step} failed: {e}"));
+                xs = None;
+            }
+        }
+    }
+    println!("domU {name}: up");
+    if let Some(x) = &mut xs {
+        if let Err(e) = x.write(Tx::NONE, "data/hello", b"world") {
+            con.both(format_args!("domU: xenstore write data/hello failed: {e}"));
+        }
+        if let Err(e) = x.watch("control/shutdown", SHUTDOWN_TOKEN) {
+            con.both(format_args!(
+                "domU: xenstore watch control/shutdown failed: {e}"
+            ));
+            xs = None;
+        }
+    }
+    run(&mut con, xs, &name)
+}
+
+/// What woke the loop.
+enum Work {
+    Input,
+    Xenstore,
+}
+
+fn run(con: &mut Console, mut xs: Option<XenBus>, name: &Text) -> ! {
+    loop {
+        let work = xenbus::wait_until(|| {
+            if con.ring.as_ref().is_some_and(XenCons::has_input) {
+                Some(Work::Input)
+            } else if xs
+                .as_mut()
+                .is_some_and(|x| x.has_event() || x.transport_mut().has_input())
+            {
+                Some(Work::Xenstore)
+            } else {
+                None
+            }
+        });
+        match work {
+            Work::Input => echo_input(con),
+            Work::Xenstore => {
+                if let Some(x) = &mut xs
+                    && let Err(e) = serve_xenstore(con, x, name)
+                {
+                    con.both(format_args!("domU: xenstore failed: {e}"));
+                    if x.is_broken() {
+                        con.both(format_args!("domU: xenstore connection lost"));
+                        xs = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Echoes what was typed.
+fn echo_input(con: &mut Console) {
+    let Some(ring) = &mut con.ring else { return };
+    let mut input = [0u8; 64];
+    let n = ring.read(&mut input);
+    let mut out = [0u8; 64 * 3];
+    let mut len = 0;
+    for &b in &input[..n] {
+        let mut e = [0u8; 3];
+        let bytes = echo(b, &mut e);
+        out[len..len + bytes.len()].copy_from_slice(bytes);
+        len += bytes.len();
+    }
+    ring.write(&out[..len]);
+}
+
+/// Handles the watch events that arrived.
+fn serve_xenstore(con: &mut Console, xs: &mut XenBus, name: &Text) -> Result<(), XsError> {
+    let mut buf = [0u8; 256];
+    let mut shutdown = xs.take_lost_events();
+    while let Some(ev) = xs.next_event(&mut buf)? {
+        shutdown |= ev.token == SHUTDOWN_TOKEN;
+    }
+    if shutdown {
+        control_shutdown(con, xs, name)?;
+    }
+    Ok(())
+}
+
+/// Reads and clears `control/shutdown` in one transaction, then acts on it.
+fn control_shutdown(con: &mut Console, xs: &mut XenBus, name: &Text) -> Result<(), XsError> {
+    let request = xs.transaction(|xs, tx| {
+        let request = match xs.read(tx, "control/shutdown") {
+            Ok(v) => ShutdownRequest::parse(v),
+            Err(e) if e.is_enoent() => ShutdownRequest::Nothing,
+            Err(e) => return Err(e),
+        };
+        if request.must_clear() {
+            xs.write(tx, "control/shutdown", b"")?;
+        }
+        Ok(request)
+    })?;
+    match request.reason() {
+        Some(reason) => {
+            let what = if reason == xen_abi::sched::SHUTDOWN_REBOOT {
+                "reboot"
+            } else {
+                "poweroff"
+            };
+            con.both(format_args!("domU {name}: {what}"));
+            let e = pvrt::hypercall::shutdown(reason);
+            con.both(format_args!("domU {name}: shutdown refused: {e}"));
+        }
+        None if request.must_clear() => {
+            con.both(format_args!(
+                "domU {name}: ignoring shutdown request {request:?}"
+            ));
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Sleeps for good (nothing is bound, or events could not be set up).
+fn halt_forever() -> ! {
+    loop {
+        let _ = pvrt::time::block();
+    }
+}
