@@ -233,7 +233,7 @@ fn destroydomain(table: &mut DomainTable, caller: DomId, domid: DomId) -> Result
     if left != 0 {
         // Another domain still maps some of its frames: it stays a zombie
         // until they go, as in Xen. Calling again retries.
-        log::warn!("d{domid}: destroyed, but {left} frame(s) are still referenced");
+        log::info!("d{domid}: dying, {left} frame(s) still referenced by other domains");
         return Err(Errno::EAGAIN);
     }
     table.remove(domid);
