@@ -28,6 +28,8 @@ enum Pending {
     Key(u8),
 }
 static PENDING: Mutex<heapless::Deque<Pending, 32>> = Mutex::new(heapless::Deque::new());
+/// Set when `PENDING` may hold something (read on every return to a guest).
+static ANY_PENDING: AtomicBool = AtomicBool::new(false);
 
 /// Where a received byte goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +48,7 @@ pub fn route(byte: u8) -> Route {
             SWITCH_COUNT.store(0, Ordering::Relaxed);
             let to_xen = !INPUT_TO_XEN.fetch_xor(true, Ordering::Relaxed);
             let _ = PENDING.lock().push_back(Pending::Switched(to_xen));
+            ANY_PENDING.store(true, Ordering::Release);
             return Route::Oxen;
         }
     } else {
@@ -56,6 +59,7 @@ pub fn route(byte: u8) -> Route {
     }
     if byte != SWITCH_CODE {
         let _ = PENDING.lock().push_back(Pending::Key(byte));
+        ANY_PENDING.store(true, Ordering::Release);
     }
     Route::Oxen
 }
@@ -83,6 +87,9 @@ const KEYS: [Key; 3] = [
 
 /// Runs the handlers of the keys typed since the last call.
 pub fn run_pending(table: &mut crate::domain::DomainTable) {
+    if !ANY_PENDING.swap(false, Ordering::Acquire) {
+        return;
+    }
     loop {
         let Some(event) = PENDING.lock().pop_front() else {
             break;

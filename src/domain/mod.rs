@@ -233,10 +233,17 @@ static RUNNING_DOMID: core::sync::atomic::AtomicU32 = core::sync::atomic::Atomic
 /// The most domains Oxen holds at once (domids 0..MAX_DOMAINS; each has a
 /// shared-info window in Oxen's area).
 pub const MAX_DOMAINS: usize = 64;
+const _: () = assert!(
+    MAX_DOMAINS == 64,
+    "the live bitmap is a u64, rotated in the scheduler"
+);
 
 /// Every domain, by domid, and the one on the CPU.
 pub struct DomainTable {
     slots: [Option<alloc::boxed::Box<Domain>>; MAX_DOMAINS],
+    /// Bit `d` set when slot `d` holds a domain (so that the scheduler
+    /// looks at the domains there are, not at every slot).
+    live: u64,
     current: Option<DomId>,
     /// When the running vcpu's time slice ends (system time, ns).
     pub slice_end: u64,
@@ -250,6 +257,7 @@ impl DomainTable {
     const fn new() -> Self {
         Self {
             slots: [const { None }; MAX_DOMAINS],
+            live: 0,
             current: None,
             slice_end: 0,
             ran_since: 0,
@@ -280,9 +288,11 @@ impl DomainTable {
 
     /// Adds `dom` under its domid (which must be free).
     pub fn insert(&mut self, dom: Domain) {
-        let slot = &mut self.slots[usize::from(dom.domid)];
-        assert!(slot.is_none(), "domid {} in use", dom.domid);
+        let domid = dom.domid;
+        let slot = &mut self.slots[usize::from(domid)];
+        assert!(slot.is_none(), "domid {domid} in use");
         *slot = Some(alloc::boxed::Box::new(dom));
+        self.live |= 1 << domid;
     }
 
     /// Lends the running domain out of the table (for a call that needs it
@@ -301,7 +311,16 @@ impl DomainTable {
     /// Takes domain `domid` out of the table (it must not be on the CPU).
     pub fn remove(&mut self, domid: DomId) -> Option<alloc::boxed::Box<Domain>> {
         assert_ne!(self.current, Some(domid), "removing the running domain");
-        self.slots.get_mut(usize::from(domid))?.take()
+        let dom = self.slots.get_mut(usize::from(domid))?.take();
+        if dom.is_some() {
+            self.live &= !(1 << domid);
+        }
+        dom
+    }
+
+    /// The domids in the table, as a bitmap (bit `d` for domid `d`).
+    pub fn live(&self) -> u64 {
+        self.live
     }
 
     /// The lowest free domid from `first` on.

@@ -83,10 +83,19 @@ fn tend(dom: &mut Domain, now: u64) {
 /// The next runnable domain after `after` in domid order (wrapping; `after`
 /// itself last).
 fn pick_next(table: &DomainTable, after: Option<DomId>) -> Option<DomId> {
-    let start = after.map_or(0, |d| usize::from(d) + 1);
-    (0..MAX_DOMAINS)
-        .map(|i| ((start + i) % MAX_DOMAINS) as DomId)
-        .find(|&d| table.get(d).is_some_and(runnable))
+    let start = after.map_or(0, |d| u32::from(d) + 1) % MAX_DOMAINS as u32;
+    // The live domids from `start` on, then the ones below it.
+    let live = table.live().rotate_right(start);
+    let mut bits = live;
+    while bits != 0 {
+        let i = bits.trailing_zeros();
+        bits &= bits - 1;
+        let d = ((i + start) % MAX_DOMAINS as u32) as DomId;
+        if table.get(d).is_some_and(runnable) {
+            return Some(d);
+        }
+    }
+    None
 }
 
 /// Loads what the CPU needs of `dom`'s vcpu besides its registers.

@@ -43,10 +43,17 @@ fn resolve_domid(dom: &Domain, id: DomId, live: u64) -> Result<DomId, Errno> {
 /// The domids of the live (not dying) domains, as a bitmap.
 fn live_domids(ctx: &mut Ctx) -> u64 {
     const _: () = assert!(crate::domain::MAX_DOMAINS <= 64);
-    ctx.table()
-        .iter()
-        .filter(|d| !d.dying)
-        .fold(0, |m, d| m | 1 << d.domid)
+    let table = ctx.table();
+    let mut live = table.live();
+    let mut bits = live;
+    while bits != 0 {
+        let d = bits.trailing_zeros();
+        bits &= bits - 1;
+        if table.get(d as DomId).is_some_and(|d| d.dying) {
+            live &= !(1 << d);
+        }
+    }
+    live
 }
 
 /// First machine frame at 4 GiB: L3s must lie below it (see NEW_BASEPTR).
