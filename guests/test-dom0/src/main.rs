@@ -3046,7 +3046,9 @@ fn free_pages() -> u64 {
 fn domains(c: &mut Checks, mem: &Mem<'_>) {
     use xen_abi::domctl::*;
     use xen_abi::evtchn::{EVTCHNOP_BIND_VIRQ, EvtchnBindVirq, VIRQ_DOM_EXC};
-    use xen_abi::memory::{XENMEM_POPULATE_PHYSMAP, XenMemoryReservation};
+    use xen_abi::memory::{
+        XENMEM_INCREASE_RESERVATION, XENMEM_POPULATE_PHYSMAP, XenMemoryReservation,
+    };
     use xen_abi::sysctl::*;
     let mut exc = EvtchnBindVirq {
         virq: VIRQ_DOM_EXC,
@@ -3328,6 +3330,56 @@ fn domains(c: &mut Checks, mem: &Mem<'_>) {
         "domctl_destroyed_is_gone",
         op(XEN_DOMCTL_PAUSEDOMAIN, id),
         Errno::ESRCH,
+    );
+    // Eight domains at once, each with 256 pages (1 MiB), then all gone:
+    // the free figure is back where it started.
+    let mut ids = [0 as DomId; 8];
+    let mut made = 0;
+    for slot in ids.iter_mut() {
+        let mut d = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, 0, &create);
+        if domctl(&mut d).is_err() {
+            break;
+        }
+        *slot = d.domain;
+        let mut mm = XenDomctl::new(
+            XEN_DOMCTL_MAX_MEM,
+            d.domain,
+            &XenDomctlMaxMem { max_memkb: 1024 },
+        );
+        let _ = domctl(&mut mm);
+        let mut frames = [0u32; 256];
+        let res = XenMemoryReservation {
+            extent_start: frames.as_mut_ptr() as u32,
+            nr_extents: 256,
+            extent_order: 0,
+            mem_flags: 0,
+            domid: d.domain,
+            _pad: 0,
+        };
+        if hcall(
+            xen_abi::hypercall::MEMORY_OP,
+            [
+                XENMEM_INCREASE_RESERVATION,
+                &res as *const _ as u32,
+                0,
+                0,
+                0,
+            ],
+        ) == Ok(256)
+        {
+            made += 1;
+        }
+    }
+    let distinct = (0..made).all(|i| (0..i).all(|j| ids[i] != ids[j]));
+    let during = free_pages();
+    let destroyed = ids[..made]
+        .iter()
+        .filter(|&&d| op(XEN_DOMCTL_DESTROYDOMAIN, d).is_ok())
+        .count();
+    c.check(
+        "eight_domains_created_filled_destroyed",
+        made == 8 && distinct && destroyed == 8 && during + 8 * 257 <= free_before,
+        format_args!("made {made} destroyed {destroyed}, free {free_before} -> {during}"),
     );
     let free_after = free_pages();
     c.check(
