@@ -80,6 +80,14 @@ fn target_domid(caller: &Domain, dom: DomId) -> Result<DomId, i16> {
     }
 }
 
+/// The live domain a `dom` field names, for the caller (see
+/// [`target_domid`]); `GNTST_bad_domain` if there is none.
+fn live_target(table: &DomainTable, caller: DomId, dom: DomId) -> Result<&Domain, i16> {
+    let me = table.get(caller).expect("the caller exists");
+    let id = target_domid(me, dom)?;
+    table.get(id).filter(|d| !d.dying).ok_or(GNTST_BAD_DOMAIN)
+}
+
 fn setup_table(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Errno> {
     let mut op: GnttabSetupTable = read_guest(uop)?;
     let me = table.get(caller).expect("the caller exists");
@@ -138,16 +146,12 @@ fn add_frames(frames: &mut heapless::Vec<Mfn, GNTTAB_FRAMES>, id: DomId, want: u
 
 fn query_size(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Errno> {
     let mut op: GnttabQuerySize = read_guest(uop)?;
-    let me = table.get(caller).expect("the caller exists");
-    op.status = match target_domid(me, op.dom) {
+    op.status = match live_target(table, caller, op.dom) {
         Err(st) => st,
-        Ok(id) => match table.get(id).filter(|d| !d.dying) {
-            None => GNTST_BAD_DOMAIN,
-            Some(d) => {
-                (op.nr_frames, op.max_nr_frames) = d.grants.table.query_size();
-                GNTST_OKAY
-            }
-        },
+        Ok(d) => {
+            (op.nr_frames, op.max_nr_frames) = d.grants.table.query_size();
+            GNTST_OKAY
+        }
     };
     write_guest(uop, &op)
 }
@@ -370,24 +374,21 @@ fn copy_one(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Errn
 
 fn dump_table(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Errno> {
     let mut op: GnttabDumpTable = read_guest(uop)?;
-    let me = table.get(caller).expect("the caller exists");
-    op.status = match target_domid(me, op.dom) {
+    op.status = match live_target(table, caller, op.dom) {
         Err(st) => st,
-        Ok(id) => match table.get(id).filter(|d| !d.dying) {
-            None => GNTST_BAD_DOMAIN,
-            Some(d) => {
-                let shared = SharedFrames(d.grants.frames.clone());
-                let (nr, max) = d.grants.table.query_size();
-                crate::printk!(
-                    "grant table for d{id}: {nr} of at most {max} frames, {} entries pinned\n",
-                    d.grants.table.nr_pinned()
-                );
-                for e in d.grants.table.dump(&shared) {
-                    crate::printk!("  {e}\n");
-                }
-                GNTST_OKAY
+        Ok(d) => {
+            let id = d.domid;
+            let shared = SharedFrames(d.grants.frames.clone());
+            let (nr, max) = d.grants.table.query_size();
+            crate::printk!(
+                "grant table for d{id}: {nr} of at most {max} frames, {} entries pinned\n",
+                d.grants.table.nr_pinned()
+            );
+            for e in d.grants.table.dump(&shared) {
+                crate::printk!("  {e}\n");
             }
-        },
+            GNTST_OKAY
+        }
     };
     write_guest(uop, &op)
 }

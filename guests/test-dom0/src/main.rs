@@ -1522,7 +1522,7 @@ unsafe extern "C" {
 fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
     use xen_abi::context::{VGCF_IN_KERNEL, VGCF_ONLINE, VcpuGuestContext};
     use xen_abi::domctl::*;
-    use xen_abi::memory::{XENMEM_POPULATE_PHYSMAP, XenMemoryReservation};
+    use xen_abi::memory::XENMEM_POPULATE_PHYSMAP;
     use xen_abi::selectors::{FLAT_KERNEL_CS, FLAT_KERNEL_DS, FLAT_KERNEL_SS};
     let free_before = free_pages();
     let mut d = XenDomctl::new(
@@ -1535,21 +1535,7 @@ fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
     let mut mm = XenDomctl::new(XEN_DOMCTL_MAX_MEM, id, &XenDomctlMaxMem { max_memkb: 64 });
     let _ = domctl(&mut mm);
     let mut m = [0u32; 6];
-    for (i, p) in m.iter_mut().enumerate() {
-        *p = i as u32;
-    }
-    let res = XenMemoryReservation {
-        extent_start: m.as_mut_ptr() as u32,
-        nr_extents: 6,
-        extent_order: 0,
-        mem_flags: 0,
-        domid: id,
-        _pad: 0,
-    };
-    let pop = hcall(
-        xen_abi::hypercall::MEMORY_OP,
-        [XENMEM_POPULATE_PHYSMAP, &res as *const _ as u32, 0, 0, 0],
-    );
+    let pop = reserve_for(id, XENMEM_POPULATE_PHYSMAP, &mut m);
     c.check(
         "domu_created_and_populated",
         r.is_ok() && pop == Ok(6),
@@ -3033,6 +3019,27 @@ fn sysctl(s: &mut xen_abi::sysctl::XenSysctl) -> Result<u32, Errno> {
     hcall(xen_abi::hypercall::SYSCTL, [s as *mut _ as u32, 0, 0, 0, 0])
 }
 
+/// `memory_op(kind)` (increase_reservation or populate_physmap) of
+/// `frames.len()` single pages for domain `id`; `frames` goes in holding
+/// pfns 0.. and comes back holding the machine frames.
+fn reserve_for(id: DomId, kind: u32, frames: &mut [u32]) -> Result<u32, Errno> {
+    for (i, f) in frames.iter_mut().enumerate() {
+        *f = i as u32;
+    }
+    let res = xen_abi::memory::XenMemoryReservation {
+        extent_start: frames.as_mut_ptr() as u32,
+        nr_extents: frames.len() as u32,
+        extent_order: 0,
+        mem_flags: 0,
+        domid: id,
+        _pad: 0,
+    };
+    hcall(
+        xen_abi::hypercall::MEMORY_OP,
+        [kind, &res as *const _ as u32, 0, 0, 0],
+    )
+}
+
 fn free_pages() -> u64 {
     use xen_abi::sysctl::*;
     let mut s = XenSysctl::new(XEN_SYSCTL_PHYSINFO, &XenSysctlPhysinfo::default());
@@ -3046,9 +3053,7 @@ fn free_pages() -> u64 {
 fn domains(c: &mut Checks, mem: &Mem<'_>) {
     use xen_abi::domctl::*;
     use xen_abi::evtchn::{EVTCHNOP_BIND_VIRQ, EvtchnBindVirq, VIRQ_DOM_EXC};
-    use xen_abi::memory::{
-        XENMEM_INCREASE_RESERVATION, XENMEM_POPULATE_PHYSMAP, XenMemoryReservation,
-    };
+    use xen_abi::memory::{XENMEM_INCREASE_RESERVATION, XENMEM_POPULATE_PHYSMAP};
     use xen_abi::sysctl::*;
     let mut exc = EvtchnBindVirq {
         virq: VIRQ_DOM_EXC,
@@ -3133,21 +3138,7 @@ fn domains(c: &mut Checks, mem: &Mem<'_>) {
     c.ok("domctl_max_mem", domctl(&mut mm));
 
     let mut pfns = [0u32; 20];
-    for (i, p) in pfns.iter_mut().enumerate() {
-        *p = i as u32;
-    }
-    let res = XenMemoryReservation {
-        extent_start: pfns.as_mut_ptr() as u32,
-        nr_extents: 20,
-        extent_order: 0,
-        mem_flags: 0,
-        domid: id,
-        _pad: 0,
-    };
-    let r = hcall(
-        xen_abi::hypercall::MEMORY_OP,
-        [XENMEM_POPULATE_PHYSMAP, &res as *const _ as u32, 0, 0, 0],
-    );
+    let r = reserve_for(id, XENMEM_POPULATE_PHYSMAP, &mut pfns);
     c.check(
         "populate_other_domain_to_max_mem",
         r == Ok(16) && pfns[..16].iter().all(|&m| m != 0),
@@ -3348,25 +3339,7 @@ fn domains(c: &mut Checks, mem: &Mem<'_>) {
         );
         let _ = domctl(&mut mm);
         let mut frames = [0u32; 256];
-        let res = XenMemoryReservation {
-            extent_start: frames.as_mut_ptr() as u32,
-            nr_extents: 256,
-            extent_order: 0,
-            mem_flags: 0,
-            domid: d.domain,
-            _pad: 0,
-        };
-        if hcall(
-            xen_abi::hypercall::MEMORY_OP,
-            [
-                XENMEM_INCREASE_RESERVATION,
-                &res as *const _ as u32,
-                0,
-                0,
-                0,
-            ],
-        ) == Ok(256)
-        {
+        if reserve_for(d.domain, XENMEM_INCREASE_RESERVATION, &mut frames) == Ok(256) {
             made += 1;
         }
     }
