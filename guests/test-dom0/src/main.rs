@@ -1258,6 +1258,19 @@ td_domu_code_start:
     movl    $0x2100, %ebx
     int     $0x82
     movl    %eax, 0x2024
+    /* map_grant_ref of dom0's grant 8, which grants to another domain */
+    movl    $0x4000, 0x2200     /* host_addr (low, high) */
+    movl    $0, 0x2204
+    movl    $2, 0x2208          /* GNTMAP_host_map */
+    movl    $8, 0x220c          /* ref */
+    movl    $0, 0x2210          /* dom 0; status */
+    movl    $20, %eax           /* grant_table_op */
+    movl    $0, %ebx            /* GNTTABOP_map_grant_ref */
+    movl    $0x2200, %ecx
+    movl    $1, %edx
+    int     $0x82
+    movswl  0x2212, %eax
+    movl    %eax, 0x2028
     movl    $0, 0x2004          /* sched_shutdown.reason = poweroff */
     movl    $29, %eax
     movl    $2, %ebx            /* SCHEDOP_shutdown */
@@ -1524,6 +1537,38 @@ fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
     use xen_abi::domctl::*;
     use xen_abi::memory::XENMEM_POPULATE_PHYSMAP;
     use xen_abi::selectors::{FLAT_KERNEL_CS, FLAT_KERNEL_DS, FLAT_KERNEL_SS};
+    // dom0's own grant table, whose entry 8 grants a page to domain 5 (not
+    // to the domU, which will try to map it).
+    let own_gnt = {
+        use xen_abi::grant::*;
+        let mut frames = [0u32; 1];
+        let mut st = GnttabSetupTable {
+            dom: xen_abi::domid::DOMID_SELF,
+            nr_frames: 1,
+            frame_list: frames.as_mut_ptr() as u32,
+            ..Default::default()
+        };
+        let r = gnttab(GNTTABOP_SETUP_TABLE, &mut st);
+        let gva = mem.scratch_va(57);
+        let mapped = mem.map(gva, frames[0], true);
+        // SAFETY: dom0's grant frame, mapped writable at `gva`.
+        unsafe {
+            (gva as *mut GrantEntryV1)
+                .add(8)
+                .write_volatile(GrantEntryV1 {
+                    flags: GTF_PERMIT_ACCESS,
+                    domid: 5,
+                    frame: mem.mfn(mem.first_free_pfn + 59),
+                })
+        };
+        let _ = mem.unmap(gva);
+        r.is_ok() && st.status == GNTST_OKAY && mapped.is_ok()
+    };
+    c.check(
+        "gnttab_dom0_own_table",
+        own_gnt,
+        format_args!("setup_table(DOMID_SELF) and the entry"),
+    );
     let free_before = free_pages();
     let mut d = XenDomctl::new(
         XEN_DOMCTL_CREATEDOMAIN,
@@ -1722,13 +1767,19 @@ fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
     // What the domU's event-channel calls returned, from its data page.
     let _ = update_va_mapping_otherdomain(va, pte(data, P | A), UVMF_INVLPG, id);
     // SAFETY: mapped read-only at `va`.
-    let (sent, bound, ctl) = unsafe {
+    let (sent, bound, ctl, gmap) = unsafe {
         (
             ((va + 0x10) as *const i32).read_volatile(),
             ((va + 0x20) as *const i32).read_volatile(),
             ((va + 0x24) as *const i32).read_volatile(),
+            ((va + 0x28) as *const i32).read_volatile(),
         )
     };
+    c.check(
+        "domu_map_grant_not_offered",
+        gmap == i32::from(xen_abi::grant::GNTST_GENERAL_ERROR),
+        format_args!("status {gmap}"),
+    );
     let _ = mem.unmap(va);
     c.check("domu_send_ok", sent == 0, format_args!("{sent}"));
     c.check(
