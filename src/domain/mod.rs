@@ -244,6 +244,8 @@ pub struct DomainTable {
     /// Bit `d` set when slot `d` holds a domain (so that the scheduler
     /// looks at the domains there are, not at every slot).
     live: u64,
+    /// The domid last given out by `free_domid`.
+    last_domid: DomId,
     current: Option<DomId>,
     /// When the running vcpu's time slice ends (system time, ns).
     pub slice_end: u64,
@@ -258,6 +260,7 @@ impl DomainTable {
         Self {
             slots: [const { None }; MAX_DOMAINS],
             live: 0,
+            last_domid: 0,
             current: None,
             slice_end: 0,
             ran_since: 0,
@@ -323,11 +326,16 @@ impl DomainTable {
         self.live
     }
 
-    /// The lowest free domid from `first` on.
-    pub fn free_domid(&self, first: DomId) -> Option<DomId> {
-        (usize::from(first)..MAX_DOMAINS)
-            .find(|&i| self.slots[i].is_none())
-            .map(|i| i as DomId)
+    /// A free domid for a new domain: as Xen, the ids go round (the next
+    /// free one after the last given out, wrapping past `MAX_DOMAINS` to 1),
+    /// so a restarted domain gets a new id. Domain 0 is never given out.
+    pub fn free_domid(&mut self) -> Option<DomId> {
+        let n = MAX_DOMAINS as u16 - 1;
+        let found = (0..n)
+            .map(|i| 1 + (self.last_domid + i) % n)
+            .find(|&d| self.slots[usize::from(d)].is_none())?;
+        self.last_domid = found;
+        Some(found)
     }
 
     /// The domains, in domid order.

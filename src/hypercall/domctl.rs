@@ -134,7 +134,7 @@ fn createdomain(table: &mut DomainTable, d: &mut XenDomctl) -> Result<i32, Errno
         return Err(Errno::EINVAL);
     }
     let domid = if d.domain == 0 {
-        table.free_domid(1).ok_or(Errno::ENOMEM)?
+        table.free_domid().ok_or(Errno::ENOMEM)?
     } else if usize::from(d.domain) >= MAX_DOMAINS || d.domain >= DOMID_FIRST_RESERVED {
         return Err(Errno::EINVAL);
     } else if table.get(d.domain).is_some() {
@@ -431,21 +431,21 @@ fn domctl(ctx: &mut Ctx, arg: u32) -> Result<i32, Errno> {
             let h: XenDomctlHypercallInit = d.payload();
             let dom = target(table, d.domain)?;
             let mfn = Mfn(h.gmfn);
-            let guard = MM.lock();
-            let mm = guard.as_ref().expect("frame table initialised");
-            let owned = mm
-                .page_info(mfn)
-                .is_some_and(|pi| pi.owner() == dom.domid && pi.type_count() == 0);
-            if !owned {
-                return Err(Errno::EINVAL);
-            }
+            let mut guard = MM.lock();
+            let mm = guard.as_mut().expect("frame table initialised");
+            // As Xen: the page must be the domain's and may be writable
+            // memory (mapped or not), never a page table or descriptor page.
+            mm.get_page_and_type(mfn, dom.domid, PageType::Writable)
+                .map_err(|_| Errno::EINVAL)?;
             let page = xen_abi::hypercall::hypercall_page();
             let m = mapcache::map_frame(mfn);
-            // SAFETY: the frame is the target's, mapped for this copy, and has
-            // no type (not a page table or descriptor page).
+            // SAFETY: the frame is the target's, mapped for this copy, and
+            // holds a writable type reference (it is no page table).
             unsafe {
                 core::ptr::copy_nonoverlapping(page.as_ptr(), m.as_mut_ptr(), page.len());
             }
+            drop(m);
+            mm.put_page_and_type(mfn);
             Ok(0)
         }
         XEN_DOMCTL_SETVCPUCONTEXT | XEN_DOMCTL_GETVCPUCONTEXT => {
