@@ -79,20 +79,35 @@ pub fn run_captured_with(
     run_captured_full(boot, mem_mib, timeout, mark, extra, None)
 }
 
-/// The general form: `input` is (text to wait for, bytes to type on the
-/// serial console once it appears).
+/// `input` is (text to wait for, bytes to type on the serial console once it
+/// appears).
 pub fn run_captured_full(
     boot: &Boot,
     mem_mib: u32,
     timeout: Duration,
     mark: Option<&str>,
     extra: &[&str],
-    mut input: Option<(&str, &str)>,
+    input: Option<(&str, &str)>,
+) -> Result<Run, String> {
+    let steps: Vec<(&str, &str)> = input.into_iter().collect();
+    run_captured_steps(boot, mem_mib, timeout, mark, extra, &steps)
+}
+
+/// The general form: `steps` are (text to wait for, bytes to type), taken in
+/// order; each step's text is looked for after where the previous step's
+/// text was found, so a step waits for output that follows what came before.
+pub fn run_captured_steps(
+    boot: &Boot,
+    mem_mib: u32,
+    timeout: Duration,
+    mark: Option<&str>,
+    extra: &[&str],
+    steps: &[(&str, &str)],
 ) -> Result<Run, String> {
     let mut cmd = command(boot, mem_mib);
     cmd.args(extra);
     cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
-        .stdin(if input.is_some() {
+        .stdin(if !steps.is_empty() {
             Stdio::piped()
         } else {
             Stdio::null()
@@ -121,16 +136,23 @@ pub fn run_captured_full(
     });
     let mut stdin = child.stdin.take();
     let mut mark_at = None;
+    let mut next_step = 0;
+    let mut searched_from = 0;
     let exit_code = loop {
-        if let Some((wait_for, text)) = input
-            && String::from_utf8_lossy(&buf.lock().unwrap()).contains(wait_for)
-        {
-            if let Some(s) = stdin.as_mut() {
-                use std::io::Write;
-                let _ = s.write_all(text.as_bytes());
-                let _ = s.flush();
+        if let Some(&(wait_for, text)) = steps.get(next_step) {
+            let seen = String::from_utf8_lossy(&buf.lock().unwrap()).replace('\r', "");
+            if let Some(at) = seen
+                .get(searched_from..)
+                .and_then(|rest| rest.find(wait_for))
+            {
+                searched_from += at + wait_for.len();
+                if let Some(s) = stdin.as_mut() {
+                    use std::io::Write;
+                    let _ = s.write_all(text.as_bytes());
+                    let _ = s.flush();
+                }
+                next_step += 1;
             }
-            input = None;
         }
         if let (Some(m), None) = (mark, mark_at)
             && String::from_utf8_lossy(&buf.lock().unwrap()).contains(m)

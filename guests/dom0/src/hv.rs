@@ -1,7 +1,14 @@
-//! The hypervisor as the toolstack sees it: the privileged hypercalls the shell
-//! and `xm` issue (sysctl, domctl, sched_op), the PV clock and version, behind
-//! one trait so that the same code runs on Oxen (the kernel's implementation in
-//! `main.rs`) and against a recording fake in the host tests.
+//! The hypervisor as the toolstack sees it: the privileged hypercalls the shell,
+//! `xm`, the domain builder and the daemons issue (sysctl, domctl, sched_op,
+//! memory_op, mmuext_op, event channels, foreign mappings), the PV clock and
+//! version, behind one trait so that the same code runs on Oxen (the kernel's
+//! implementation in `kernel/xen.rs`) and against a recording fake in the host
+//! tests.
+//!
+//! A frame of another domain is reached only through [`Hypervisor::map_foreign`]
+//! (a [`Mapping`] handle) and [`SharedPage`] (bounded reads and writes of that
+//! page, the page being shared with an untrusted guest): no raw pointer leaves
+//! the kernel's implementation.
 //!
 //! Invariant: every refusal reaches the user as one line naming the hypercall
 //! and the errno, `the hypervisor refused sysctl physinfo: -ENOSYS (function not
@@ -11,10 +18,35 @@
 use alloc::string::String;
 use core::fmt;
 
+use xen_abi::context::VcpuGuestContext;
 use xen_abi::domctl::XenDomctl;
 use xen_abi::domid::DomId;
 use xen_abi::errno::Errno;
+use xen_abi::mm::MmuextOp;
 use xen_abi::sysctl::XenSysctl;
+use xen_abi::types::{EvtchnPort, XenPfn};
+
+/// A page of another domain mapped into dom0 ([`Hypervisor::map_foreign`]).
+/// Valid until [`Hypervisor::unmap_foreign`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Mapping(pub u32);
+
+/// A 4 KiB page shared with another domain. Offsets are checked by the
+/// implementation (an access outside the page panics: a toolstack bug, never
+/// guest-controlled, since every offset used comes from a masked ring index).
+/// Every read is a fresh load (the guest may change the page at any time).
+pub trait SharedPage {
+    /// Copies `out.len()` bytes from `offset`.
+    fn read(&self, offset: usize, out: &mut [u8]);
+    /// Stores `data` at `offset`.
+    fn write(&mut self, offset: usize, data: &[u8]);
+    /// The little-endian `u32` at `offset` (4-aligned).
+    fn read_u32(&self, offset: usize) -> u32;
+    /// Stores a `u32` at `offset` (4-aligned).
+    fn write_u32(&mut self, offset: usize, v: u32);
+    /// A full memory barrier between the accesses before and after it.
+    fn barrier(&self);
+}
 
 /// What `xen_version` says about the hypervisor.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,6 +77,45 @@ pub trait Hypervisor {
     fn wallclock_base(&self) -> u64;
     /// The hypervisor's version.
     fn version(&self) -> VersionInfo;
+    /// `XENVER_get_features` submap 0 (0 if refused).
+    fn features(&self) -> u32;
+
+    /// `memory_op(XENMEM_populate_physmap)` for `domid`, one page per extent:
+    /// `extents` holds pfns on entry and the mfns given on return. Returns how
+    /// many extents were populated.
+    fn populate_physmap(&mut self, domid: DomId, extents: &mut [XenPfn]) -> Result<u32, Errno>;
+    /// `mmuext_op(op, 1, &done, foreigndom)`.
+    fn mmuext_op(&mut self, op: &MmuextOp, foreigndom: u32) -> Result<(), Errno>;
+    /// `domctl setvcpucontext` for `vcpu` of `domid`.
+    fn set_vcpu_context(
+        &mut self,
+        domid: DomId,
+        vcpu: u32,
+        ctx: &VcpuGuestContext,
+    ) -> Result<(), Errno>;
+
+    /// `EVTCHNOP_alloc_unbound` in `dom` for `remote_dom`: the new port.
+    fn evtchn_alloc_unbound(&mut self, dom: DomId, remote_dom: DomId) -> Result<EvtchnPort, Errno>;
+    /// `EVTCHNOP_bind_interdomain`: dom0's new port, routed to the event loop.
+    fn evtchn_bind_interdomain(
+        &mut self,
+        remote_dom: DomId,
+        remote_port: EvtchnPort,
+    ) -> Result<EvtchnPort, Errno>;
+    /// `EVTCHNOP_bind_virq` on vcpu 0: dom0's new port, routed to the event loop.
+    fn evtchn_bind_virq(&mut self, virq: u32) -> Result<EvtchnPort, Errno>;
+    /// `EVTCHNOP_send`.
+    fn evtchn_send(&mut self, port: EvtchnPort) -> Result<(), Errno>;
+    /// `EVTCHNOP_close` (of dom0's own port).
+    fn evtchn_close(&mut self, port: EvtchnPort) -> Result<(), Errno>;
+
+    /// Maps frame `mfn` of `domid` read-write into dom0
+    /// (`update_va_mapping_otherdomain`).
+    fn map_foreign(&mut self, domid: DomId, mfn: XenPfn) -> Result<Mapping, Errno>;
+    /// Removes a mapping made by [`Hypervisor::map_foreign`].
+    fn unmap_foreign(&mut self, m: Mapping) -> Result<(), Errno>;
+    /// The page behind a live mapping (`None` for an unknown handle).
+    fn page(&mut self, m: Mapping) -> Option<&mut dyn SharedPage>;
 }
 
 /// The text of an errno, as `strerror` words it (lower case).

@@ -13,8 +13,12 @@
 //! - [`sxp`]: S-expressions and a domain config as `xm create -n` prints it;
 //! - [`fs`]: how the initrd is shown (ls layouts, error texts);
 //! - [`clock`]: dates and uptimes from the PV clock;
-//! - [`hv`]: the [`hv::Hypervisor`] trait the above use for hypercalls, and
-//!   how a refusal is reported.
+//! - [`toolstack`]: the domains dom0 built and serves: xenstored on their
+//!   store rings, the console daemon, VIRQ_DOM_EXC and the `on_*` actions;
+//! - [`builder`]: building a domU (XEN-PV-ABI.md §15.7) with `pv-builder`;
+//! - [`rings`]: the store and console rings on another domain's page;
+//! - [`hv`]: the [`hv::Hypervisor`] trait the above use for hypercalls and
+//!   foreign pages, and how a refusal is reported.
 //!
 //! Invariant: the initrd is never written (it is an `initrd::Archive`
 //! borrowed from the boot module), and every result shown to the user comes
@@ -25,14 +29,17 @@
 
 extern crate alloc;
 
+pub mod builder;
 pub mod clock;
 pub mod fs;
 pub mod hv;
 pub mod line;
+pub mod rings;
 pub mod shell;
 pub mod sxp;
+pub mod toolstack;
 pub mod words;
 pub mod xm;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;

@@ -23,6 +23,7 @@ use xen_abi::sched::{SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT};
 
 use crate::fs::{LongRow, columns, error_text, long_listing};
 use crate::hv::{Hypervisor, VersionInfo, refused};
+use crate::toolstack::Toolstack;
 use crate::xm;
 
 /// The program name in prompts and messages.
@@ -133,11 +134,11 @@ pub const COMMANDS: &[Command] = &[
 ];
 
 /// The shell's state: the mounted initrd, the current directory and the
-/// toolstack's record of domains.
+/// toolstack (the domains dom0 serves, xenstored, the console daemon).
 pub struct Shell<'a> {
     archive: Archive<'a>,
     cwd: NodeId,
-    domains: xm::Domains,
+    toolstack: Toolstack<'a>,
 }
 
 impl<'a> Shell<'a> {
@@ -146,12 +147,16 @@ impl<'a> Shell<'a> {
         Self {
             archive,
             cwd: NodeId::ROOT,
-            domains: xm::Domains::new(),
+            toolstack: Toolstack::new(),
         }
     }
 
     pub fn archive(&self) -> &Archive<'a> {
         &self.archive
+    }
+
+    pub fn toolstack(&mut self) -> &mut Toolstack<'a> {
+        &mut self.toolstack
     }
 
     /// The current directory's canonical path.
@@ -402,7 +407,7 @@ fn xm_cmd(sh: &mut Shell<'_>, env: &mut Env<'_>, args: &[String]) {
         archive: &sh.archive,
         cwd: sh.cwd,
         nodename: &nodename,
-        domains: &mut sh.domains,
+        ts: &mut sh.toolstack,
         hv: &mut *env.hv,
         out: &mut *env.out,
     };

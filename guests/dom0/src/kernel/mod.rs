@@ -10,10 +10,15 @@
 //! The loop: with events masked, take the set of ports whose handler fired;
 //! if none, `SCHEDOP_block` (which unmasks atomically and returns at once if
 //! an event is already pending, so no wake-up is lost); otherwise unmask and
-//! dispatch each port to the service bound to it ([`Source`]). Services never
-//! block: they read what is there (`console_io` read until it returns 0) and
-//! return. Xenstored, the console daemon and the backends join as further
-//! [`Source`]s.
+//! dispatch each port to the service bound to it: console input here, every
+//! other port (VIRQ_DOM_EXC, the store and console rings of the domains dom0
+//! built) to the toolstack (`oxen_dom0::toolstack`). Services never block:
+//! they read what is there (`console_io` read until it returns 0) and return.
+//!
+//! While `xm console` is attached, typed bytes go to the domain's console
+//! (up to Ctrl-]) instead of the line editor, and no prompt is shown; what
+//! the daemons print while the prompt is up starts on a new line and is
+//! followed by the prompt and the line being typed.
 
 mod heap;
 mod xen;
@@ -127,6 +132,34 @@ impl Dom0 {
         self.out.flush();
     }
 
+    /// Reprints the prompt and the line being typed.
+    fn prompt_again(&mut self) {
+        self.prompt();
+        let pending = self.editor.pending().to_vec();
+        self.out.bytes(&pending);
+        self.out.flush();
+    }
+
+    /// Feeds typed bytes to the attached console up to and including a
+    /// Ctrl-]; returns how many it took (0 if not attached).
+    fn feed_console(&mut self, bytes: &[u8]) -> usize {
+        if self.shell.toolstack().attached().is_none() {
+            return 0;
+        }
+        let n = bytes
+            .iter()
+            .position(|&b| b == oxen_dom0::toolstack::DETACH)
+            .map_or(bytes.len(), |i| i + 1);
+        let still = self
+            .shell
+            .toolstack()
+            .console_input(&mut self.xen, &mut self.out, &bytes[..n]);
+        if !still {
+            self.prompt_again();
+        }
+        n
+    }
+
     /// Reads and handles every byte typed so far.
     fn console_input(&mut self) {
         let mut chunk = [0u8; 256];
@@ -152,7 +185,15 @@ impl Dom0 {
                     break;
                 }
             };
-            for &b in &chunk[..n] {
+            let mut at = 0;
+            while at < n {
+                let taken = self.feed_console(&chunk[at..n]);
+                if taken > 0 {
+                    at += taken;
+                    continue;
+                }
+                let b = chunk[at];
+                at += 1;
                 let mut echo = Vec::new();
                 let event = self.editor.feed(b, &mut echo);
                 self.out.bytes(&echo);
@@ -165,7 +206,9 @@ impl Dom0 {
                             out: &mut self.out,
                         };
                         self.shell.execute(&line, &mut env);
-                        self.prompt();
+                        if self.shell.toolstack().attached().is_none() {
+                            self.prompt();
+                        }
                     }
                     Event::Cancelled => self.prompt(),
                 }
@@ -182,7 +225,28 @@ impl Dom0 {
             .map(|(_, s)| *s);
         match source {
             Some(Source::ConsoleInput) => self.console_input(),
-            None => {}
+            None => self.toolstack_event(port),
+        }
+    }
+
+    /// An event for the toolstack: what it prints goes out directly while a
+    /// console is attached, else on lines of its own above a fresh prompt.
+    fn toolstack_event(&mut self, port: u32) {
+        let was_attached = self.shell.toolstack().attached();
+        let mut text = String::new();
+        let ts = self.shell.toolstack();
+        ts.on_event(&mut self.xen, &mut text, port);
+        if was_attached.is_some() {
+            self.out.bytes(text.as_bytes());
+            self.out.flush();
+            if self.shell.toolstack().attached().is_none() {
+                self.out.bytes(b"\n");
+                self.prompt_again();
+            }
+        } else if !text.is_empty() {
+            self.out.bytes(b"\n");
+            self.out.bytes(text.as_bytes());
+            self.prompt_again();
         }
     }
 
@@ -258,7 +322,12 @@ fn main(si: &'static StartInfo) -> ! {
         Ok(va) => va,
         Err(e) => panic!("dom0: cannot map shared_info: {e}"),
     };
-    let xen = Xen { shared_va };
+    let xen = Xen {
+        shared_va,
+        slots_va: scratch + PAGE,
+        slots: (0..xen::NR_SLOTS).map(|_| None).collect(),
+        on_port: note_event,
+    };
     use oxen_dom0::hv::Hypervisor;
     println!("{}", banner(&xen.version()));
     let cmdline = String::from_utf8_lossy(si.cmd_line()).into_owned();
@@ -279,9 +348,14 @@ fn main(si: &'static StartInfo) -> ! {
     };
     println!("dom0: console input on VIRQ_CONSOLE (port {console_port})");
 
-    let shell = Shell::new(archive);
+    let mut shell = Shell::new(archive);
     if let Ok(motd) = shell.archive().open("/etc/motd") {
         pvrt::console::write_bytes(motd);
+    }
+    let mut xen = xen;
+    match shell.toolstack().bind_dom_exc(&mut xen) {
+        Ok(p) => println!("dom0: domain exceptions on VIRQ_DOM_EXC (port {p})"),
+        Err(e) => println!("dom0: {e}; shut-down domains will not be noticed"),
     }
     let mut dom0 = Dom0 {
         xen,
