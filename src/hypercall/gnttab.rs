@@ -6,7 +6,8 @@
 //! granter's references so a mapped frame stays alive; device mappings take
 //! the same references), copy (bounds-checked, both directions), dump_table,
 //! set_version / get_version (v1 only). Each operation reports its own
-//! `GNTST_*` status; the hypercall returns 0 when the array was processed.
+//! `GNTST_*` status; the hypercall returns 0 when the array was processed
+//! (an array longer than 512 operations is continued, as Xen preempts).
 //! Not provided: transfer, unmap_and_replace, `GNTMAP_contains_pte`, v2.
 
 use hv_core::addr::Mfn;
@@ -393,6 +394,9 @@ fn dump_table(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Er
     write_guest(uop, &op)
 }
 
+/// Operations served per entry before the hypercall continues itself.
+const OPS_PER_CALL: u32 = 512;
+
 pub fn do_grant_table_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [cmd, uops, count, ..] = args;
     let caller = ctx.dom().domid;
@@ -418,6 +422,11 @@ pub fn do_grant_table_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     } as u32;
     let table = ctx.table();
     for i in 0..count {
+        if i == OPS_PER_CALL {
+            // A long array is served in parts: the guest re-enters with the
+            // rest (Xen's continuation).
+            return Outcome::Continue([cmd, uops.wrapping_add(i * size), count - i, 0, 0]);
+        }
         let uop = uops.wrapping_add(i * size);
         let r = match cmd {
             GNTTABOP_MAP_GRANT_REF => map_one(table, caller, uop),

@@ -1472,6 +1472,42 @@ fn grants(c: &mut Checks, mem: &Mem<'_>, id: DomId, data: u32) {
         r.is_ok() && cp.status == GNTST_OKAY && copied == 2,
         format_args!("{r:?} status {} copied {copied}", cp.status),
     );
+    // A long array is continued by Oxen and every operation is served.
+    static mut MANY: [GnttabCopy; 600] = [GnttabCopy {
+        source: GnttabCopyPtr {
+            u: 0,
+            domid: 0,
+            offset: 0,
+        },
+        dest: GnttabCopyPtr {
+            u: 0,
+            domid: 0,
+            offset: 0,
+        },
+        len: 0,
+        flags: 0,
+        status: 0,
+        _pad: 0,
+    }; 600];
+    // SAFETY: only this function uses MANY.
+    let many = unsafe { &mut *core::ptr::addr_of_mut!(MANY) };
+    for (i, op) in many.iter_mut().enumerate() {
+        *op = cp;
+        op.dest.offset = ((i * 4) % 4000) as u16;
+        op.status = -99;
+    }
+    let r = hcall(
+        xen_abi::hypercall::GRANT_TABLE_OP,
+        [GNTTABOP_COPY, many.as_mut_ptr() as u32, 600, 0, 0],
+    );
+    c.check(
+        "gnttab_copy_600_continued",
+        r.is_ok() && many.iter().all(|op| op.status == GNTST_OKAY),
+        format_args!(
+            "{r:?} {} not okay",
+            many.iter().filter(|op| op.status != GNTST_OKAY).count()
+        ),
+    );
     cp.dest.offset = 4094;
     let _ = gnttab(GNTTABOP_COPY, &mut cp);
     c.check(
