@@ -24,6 +24,12 @@ pub const MAPTRACK_HANDLES: usize = 256;
 
 pub type Table = GrantTable<GNTTAB_FRAMES>;
 
+/// `DomainGrants::new` relies on an all-zero `Table` being valid.
+const _: fn() = || {
+    fn from_zeros<T: zerocopy::FromZeros>() {}
+    from_zeros::<Table>();
+};
+
 /// Everything grant-related of one domain.
 pub struct DomainGrants {
     pub table: Box<Table>,
@@ -39,12 +45,11 @@ impl DomainGrants {
     /// at the first `setup_table`, nothing granted or mapped.
     pub fn new(domid: DomId) -> Self {
         let layout = core::alloc::Layout::new::<Table>();
-        // SAFETY: `Table` is made of integers only (domain id, counters, and
-        // per-entry pin bytes, domain id and frame number), so all-zero bytes
-        // are a valid value; `reset` then makes it the table of `domid`. The
-        // allocation has `Table`'s layout and is handed to a `Box` of it.
-        // (Built in place: the table is far larger than a hypercall's stack
-        // should carry.)
+        // SAFETY: `Table` is `FromZeros` (checked at compile time below), so
+        // all-zero bytes are a valid value; `reset` then makes it the table
+        // of `domid`. The allocation has `Table`'s layout and is handed to a
+        // `Box` of it. (Built in place: the table is far larger than a
+        // hypercall's stack should carry.)
         let mut table: Box<Table> = unsafe {
             let p = alloc::alloc::alloc_zeroed(layout) as *mut Table;
             if p.is_null() {

@@ -37,7 +37,7 @@ use super::shared::{CMPXCHG_ATTEMPTS, EntryHeader, SharedEntries};
 use crate::addr::Mfn;
 
 /// Pin counters of one active entry (Xen's `GNTPIN_*` bytes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, zerocopy::FromZeros)]
 pub struct Pins {
     /// Read-only host (CPU) mappings and read-only copy pins.
     pub host_read: u8,
@@ -126,7 +126,7 @@ impl Pins {
 }
 
 /// Xen's private shadow of one grant entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, zerocopy::FromZeros)]
 struct ActiveEntry {
     pins: Pins,
     /// The domain that pinned it (meaningful while pinned).
@@ -149,7 +149,10 @@ impl ActiveEntry {
 /// About 12 bytes per entry (192 KiB for `F = 32`): keep it in the domain
 /// structure, not on a small stack (build it in place with [`new`](Self::new)
 /// as a `const` or [`reset`](Self::reset)).
-#[derive(Clone)]
+///
+/// All-zero bytes are a valid table (`FromZeros`): a hypervisor may allocate
+/// it zeroed in place and then [`reset`](Self::reset) it.
+#[derive(Clone, zerocopy::FromZeros)]
 pub struct GrantTable<const F: usize = { DEFAULT_MAX_NR_GRANT_FRAMES as usize }> {
     dom: DomId,
     nr_frames: u32,
