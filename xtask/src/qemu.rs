@@ -56,6 +56,9 @@ pub struct Run {
     pub elapsed: Duration,
     /// Time from start until the transcript first contained `mark`, if asked.
     pub mark_at: Option<Duration>,
+    /// For each input step reached: when its text was seen (its bytes were
+    /// typed then, or after the step's delay).
+    pub step_at: Vec<Duration>,
 }
 
 /// Runs QEMU with the serial line captured, killing it after `timeout`.
@@ -104,6 +107,24 @@ pub fn run_captured_steps(
     extra: &[&str],
     steps: &[(&str, &str)],
 ) -> Result<Run, String> {
+    let paced: Vec<(&str, Duration, &str)> = steps
+        .iter()
+        .map(|&(wait_for, text)| (wait_for, Duration::ZERO, text))
+        .collect();
+    run_captured_paced(boot, mem_mib, timeout, mark, extra, &paced)
+}
+
+/// `run_captured_steps` where each step is (text to wait for, how long to
+/// wait after it appeared, bytes to type then): a user who waits, say, for a
+/// restarted domain to have run long enough.
+pub fn run_captured_paced(
+    boot: &Boot,
+    mem_mib: u32,
+    timeout: Duration,
+    mark: Option<&str>,
+    extra: &[&str],
+    steps: &[(&str, Duration, &str)],
+) -> Result<Run, String> {
     let mut cmd = command(boot, mem_mib);
     cmd.args(extra);
     cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
@@ -138,14 +159,20 @@ pub fn run_captured_steps(
     let mut mark_at = None;
     let mut next_step = 0;
     let mut searched_from = 0;
+    let mut step_at = Vec::new();
     let exit_code = loop {
-        if let Some(&(wait_for, text)) = steps.get(next_step) {
-            let seen = String::from_utf8_lossy(&buf.lock().unwrap()).replace('\r', "");
-            if let Some(at) = seen
-                .get(searched_from..)
-                .and_then(|rest| rest.find(wait_for))
-            {
-                searched_from += at + wait_for.len();
+        if let Some(&(wait_for, delay, text)) = steps.get(next_step) {
+            if step_at.len() == next_step {
+                let seen = String::from_utf8_lossy(&buf.lock().unwrap()).replace('\r', "");
+                if let Some(at) = seen
+                    .get(searched_from..)
+                    .and_then(|rest| rest.find(wait_for))
+                {
+                    searched_from += at + wait_for.len();
+                    step_at.push(start.elapsed());
+                }
+            }
+            if step_at.len() > next_step && start.elapsed() >= step_at[next_step] + delay {
                 if let Some(s) = stdin.as_mut() {
                     use std::io::Write;
                     let _ = s.write_all(text.as_bytes());
@@ -187,5 +214,6 @@ pub fn run_captured_steps(
         exit_code,
         elapsed,
         mark_at,
+        step_at,
     })
 }

@@ -51,36 +51,160 @@ struct Scenario {
     input: Option<(&'static str, &'static str)>,
 }
 
-/// Further (text to wait for, bytes to type) steps of the scenarios that type
-/// more than once, after their `input`: each text is looked for after the
-/// previous one (`qemu::run_captured_steps`).
-const FOLLOW_UP: &[(&str, &[(&str, &str)])] = &[(
-    "xm-create-domu",
-    &[
-        ("Started domain brun (id=1)\n", "xm list\n"),
-        ("domU brun: up", "xm shutdown brun\n"),
-        ("on_poweroff = destroy: destroyed\n", "xm list\n"),
-        ("# xm list\nName", "halt\n"),
-    ],
-)];
+/// Further steps of the scenarios that type more than once, after their
+/// `input`: (text to wait for, seconds to wait after it appeared, bytes to
+/// type then). Each text is looked for after the previous one
+/// (`qemu::run_captured_paced`); an empty text to type types nothing.
+type Steps = &'static [(&'static str, u64, &'static str)];
 
-/// Every input step of `s`, in order.
-fn input_steps(s: &Scenario) -> Vec<(&'static str, &'static str)> {
+const FOLLOW_UP: &[(&str, Steps)] = &[
+    (
+        "xm-create-domu",
+        &[
+            ("Started domain brun (id=1)\n", 0, "xm list\n"),
+            ("domU brun: up", 0, "xm shutdown brun\n"),
+            ("on_poweroff = destroy: destroyed\n", 0, "xm list\n"),
+            ("# xm list\nName", 0, "halt\n"),
+        ],
+    ),
+    ("xm-lifecycle", XM_LIFECYCLE),
+    ("xm-eight-domus", XM_EIGHT_DOMUS),
+    ("xm-fill-memory", XM_FILL_MEMORY),
+];
+
+/// xm-fill-memory after the first `xm info`: 64 MiB domains until Oxen is
+/// out of memory (seven asked; six fit in 512 MiB beside a 64 MiB dom0).
+const XM_FILL_MEMORY: Steps = &[
+    ("free_memory", 0, ""),
+    (PROMPT, 0, "xm create brun.cfg name=b1\n"),
+    ("Started domain b1 (id=", 0, "xm create brun.cfg name=b2\n"),
+    ("Started domain b2 (id=", 0, "xm create brun.cfg name=b3\n"),
+    ("Started domain b3 (id=", 0, "xm create brun.cfg name=b4\n"),
+    ("Started domain b4 (id=", 0, "xm create brun.cfg name=b5\n"),
+    ("Started domain b5 (id=", 0, "xm create brun.cfg name=b6\n"),
+    ("Started domain b6 (id=", 0, "xm create brun.cfg name=b7\n"),
+    ("xm create: ", 0, ""),
+    (PROMPT, 0, "xm list\n"),
+    ("xm list\nName", 0, ""),
+    (PROMPT, 0, "halt\n"),
+];
+
+/// The prompt.
+const PROMPT: &str = "oxen-dom0:/# ";
+
+/// xm-lifecycle after `xm create brun.cfg`. The restarted domain is crashed
+/// only once it has run for 20 s: dom0 (like xend) does not restart again a
+/// restarted domain that stops sooner (`toolstack::MIN_RESTART_NS`).
+const XM_LIFECYCLE: Steps = &[
+    ("Started domain brun (id=", 0, ""),
+    ("domU brun: up", 0, "xm console brun\n"),
+    // The buffered output, then what is typed is echoed; Ctrl-] returns.
+    ("Hello from brun (domain ", 0, "hello oxen\r"),
+    ("hello oxen\n", 0, "\x1d"),
+    (PROMPT, 0, "xm pause brun\n"),
+    ("xm pause brun\n", 0, ""),
+    (PROMPT, 0, "xm list\n"),
+    ("xm list\nName", 0, ""),
+    (PROMPT, 0, "xm unpause brun\n"),
+    ("xm unpause brun\n", 0, ""),
+    (PROMPT, 0, "xm list\n"),
+    ("xm list\nName", 0, ""),
+    (PROMPT, 0, "xm reboot brun\n"),
+    ("on_reboot = restart: destroyed\n", 0, ""),
+    ("Started domain brun (id=", 0, ""),
+    ("domU brun: up", 21, "xm console brun\n"),
+    ("Hello from brun (domain ", 0, "crash\r"),
+    ("on_crash = restart: destroyed\n", 0, ""),
+    ("Started domain brun (id=", 0, ""),
+    ("domU brun: up", 0, "xm list\n"),
+    ("xm list\nName", 0, ""),
+    (PROMPT, 0, "xm destroy brun\n"),
+    ("xm destroy brun\n", 0, ""),
+    (PROMPT, 0, "xm list\n"),
+    ("xm list\nName", 0, ""),
+    (PROMPT, 0, "xm dmesg\n"),
+    ("xm dmesg\n", 0, ""),
+    ("Starting dom0 (ring 1)", 0, ""),
+    (PROMPT, 0, "halt\n"),
+];
+
+/// xm-eight-domus after the first `xm info`.
+const XM_EIGHT_DOMUS: Steps = &[
+    ("free_memory", 0, ""),
+    (PROMPT, 0, "xm create small.cfg name=s1\n"),
+    ("Started domain s1 (id=", 0, "xm create small.cfg name=s2\n"),
+    ("Started domain s2 (id=", 0, "xm create small.cfg name=s3\n"),
+    ("Started domain s3 (id=", 0, "xm create small.cfg name=s4\n"),
+    ("Started domain s4 (id=", 0, "xm create small.cfg name=s5\n"),
+    ("Started domain s5 (id=", 0, "xm create small.cfg name=s6\n"),
+    ("Started domain s6 (id=", 0, "xm create small.cfg name=s7\n"),
+    ("Started domain s7 (id=", 0, "xm create small.cfg name=s8\n"),
+    ("Started domain s8 (id=", 0, ""),
+    ("domU s8: up", 0, "xm list\n"),
+    ("xm list\nName", 0, ""),
+    (PROMPT, 0, "xm destroy s1\n"),
+    ("xm destroy s1\n", 0, ""),
+    (PROMPT, 0, "xm destroy s2\n"),
+    ("xm destroy s2\n", 0, ""),
+    (PROMPT, 0, "xm destroy s3\n"),
+    ("xm destroy s3\n", 0, ""),
+    (PROMPT, 0, "xm destroy s4\n"),
+    ("xm destroy s4\n", 0, ""),
+    (PROMPT, 0, "xm destroy s5\n"),
+    ("xm destroy s5\n", 0, ""),
+    (PROMPT, 0, "xm destroy s6\n"),
+    ("xm destroy s6\n", 0, ""),
+    (PROMPT, 0, "xm destroy s7\n"),
+    ("xm destroy s7\n", 0, ""),
+    (PROMPT, 0, "xm destroy s8\n"),
+    ("xm destroy s8\n", 0, ""),
+    (PROMPT, 0, "xm list\n"),
+    ("xm list\nName", 0, ""),
+    (PROMPT, 0, "xm info\n"),
+    ("xm info\n", 0, ""),
+    ("free_memory", 0, ""),
+    (PROMPT, 0, "halt\n"),
+];
+
+/// Scenarios that run longer than the default minute.
+const LONG_RUNNING: &[(&str, u64)] = &[("xm-lifecycle", 120), ("xm-eight-domus", 120)];
+
+/// Every input step of `s`, in order: (text to wait for, delay, bytes to type).
+fn input_steps(s: &Scenario) -> Vec<(&'static str, Duration, &'static str)> {
     let more = FOLLOW_UP
         .iter()
         .filter(|(name, _)| *name == s.name)
         .flat_map(|(_, steps)| steps.iter().copied());
-    s.input.into_iter().chain(more).collect()
+    s.input
+        .map(|(w, t)| (w, 0, t))
+        .into_iter()
+        .chain(more)
+        .map(|(w, secs, t)| (w, Duration::from_secs(secs), t))
+        .collect()
 }
 
-/// The `xm list` tables of the transcript (the lines after each `# xm list`
-/// up to the next prompt).
+/// How long `s` may run.
+fn timeout_of(s: &Scenario) -> Duration {
+    let secs = LONG_RUNNING
+        .iter()
+        .find(|(name, _)| *name == s.name)
+        .map_or(60, |(_, secs)| *secs);
+    Duration::from_secs(secs)
+}
+
+/// The `xm list` tables of the transcript: the lines after each echoed
+/// `xm list` (at a prompt, or on a line of its own when a domain's message
+/// came first) up to the next prompt.
 fn xm_lists(t: &str) -> Vec<Vec<&str>> {
-    t.split("# xm list\n")
-        .skip(1)
-        .map(|after| {
-            after
-                .lines()
+    let lines: Vec<&str> = t.lines().collect();
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| **l == "xm list" || l.ends_with("# xm list"))
+        .map(|(i, _)| {
+            lines[i + 1..]
+                .iter()
+                .copied()
                 .take_while(|l| !l.starts_with("oxen-dom0:"))
                 .collect()
         })
@@ -101,6 +225,228 @@ fn check_brun_listed_then_gone(t: &str) -> Result<(), String> {
         || last.iter().any(|l| l.starts_with("brun "))
     {
         return Err(format!("the last list should have Domain-0 only: {last:?}"));
+    }
+    Ok(())
+}
+
+/// The rows of an `xm list` table naming `name`.
+fn rows_named<'t>(table: &[&'t str], name: &str) -> Vec<&'t str> {
+    table
+        .iter()
+        .copied()
+        .filter(|l| l.split_whitespace().next() == Some(name))
+        .collect()
+}
+
+/// The state column (5th) of an `xm list` row.
+fn state_of(row: &str) -> &str {
+    row.split_whitespace().nth(4).unwrap_or("")
+}
+
+/// No line starts with `xm <sub>:` (xm's error form) after the boot.
+fn check_no_xm_error(t: &str) -> Result<(), String> {
+    match t.lines().find(|l| {
+        l.strip_prefix("xm ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|sub| sub.ends_with(':'))
+            || l.starts_with("xm:")
+    }) {
+        Some(l) => Err(format!("{l:?}")),
+        None => Ok(()),
+    }
+}
+
+/// xm-lifecycle: `xm console brun` prints what brun wrote before (its banner
+/// and greeting, from the console daemon's buffer).
+fn check_console_banner(t: &str) -> Result<(), String> {
+    let after = &t[t
+        .find("xm console brun\n")
+        .ok_or("'xm console brun' not typed")?..];
+    let banner = after
+        .find("Oxen domU ")
+        .ok_or("no banner after xm console")?;
+    let hello = after
+        .find("Hello from brun (domain ")
+        .ok_or("no greeting after xm console")?;
+    if banner < hello && after[banner..].contains(": booted as domain ") {
+        Ok(())
+    } else {
+        Err(format!(
+            "unexpected console output {:?}",
+            &after[..after.len().min(300)]
+        ))
+    }
+}
+
+/// xm-lifecycle: the list after `xm pause` shows brun paused ('p'), the one
+/// after `xm unpause` shows it without 'p'.
+fn check_pause_state(t: &str) -> Result<(), String> {
+    let lists = xm_lists(t);
+    let (Some(paused), Some(unpaused)) = (lists.first(), lists.get(1)) else {
+        return Err(format!(
+            "{} xm list tables, expected 2 or more",
+            lists.len()
+        ));
+    };
+    let p = rows_named(paused, "brun");
+    let u = rows_named(unpaused, "brun");
+    match (p.as_slice(), u.as_slice()) {
+        ([p], [u]) if state_of(p).contains('p') && !state_of(u).contains('p') => Ok(()),
+        _ => Err(format!("after pause {p:?}, after unpause {u:?}")),
+    }
+}
+
+/// The ids of the `Started domain <name> (id=N)` lines, in order.
+fn started_ids(t: &str, name: &str) -> Vec<u64> {
+    let prefix = format!("Started domain {name} (id=");
+    t.lines()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .filter_map(|rest| rest.trim_end_matches(')').parse().ok())
+        .collect()
+}
+
+/// xm-lifecycle: brun started three times (create, reboot, crash) with
+/// increasing ids; dom0 reported each restart of the previous id; the domU
+/// came up each time.
+fn check_restarts(t: &str) -> Result<(), String> {
+    // `xm dmesg` repeats dom0's output (it went through Oxen's console).
+    let t = &t[..t.find("xm dmesg\n").unwrap_or(t.len())];
+    let ids = started_ids(t, "brun");
+    let [a, b, c] = ids.as_slice() else {
+        return Err(format!("brun started with ids {ids:?}, expected 3 starts"));
+    };
+    if !(a < b && b < c) {
+        return Err(format!("ids {ids:?} do not increase"));
+    }
+    for want in [
+        format!("dom0: domain brun (id={a}) shut down (reboot); on_reboot = restart: destroyed\n"),
+        format!("dom0: domain brun (id={b}) shut down (crash); on_crash = restart: destroyed\n"),
+    ] {
+        if !t.contains(&want) {
+            return Err(format!("missing {want:?}"));
+        }
+    }
+    let ups = t.matches("domU brun: up").count();
+    if ups != 3 {
+        return Err(format!("'domU brun: up' {ups} times, expected 3"));
+    }
+    Ok(())
+}
+
+/// xm-lifecycle: the list before `xm destroy` has brun, the last one has
+/// Domain-0 only.
+fn check_gone_after_destroy(t: &str) -> Result<(), String> {
+    let lists = xm_lists(t);
+    let [.., before, last] = lists.as_slice() else {
+        return Err(format!("{} xm list tables", lists.len()));
+    };
+    if rows_named(before, "brun").len() != 1 {
+        return Err(format!(
+            "brun not in the list before xm destroy: {before:?}"
+        ));
+    }
+    if rows_named(last, "Domain-0").len() != 1 || !rows_named(last, "brun").is_empty() {
+        return Err(format!("the last list should have Domain-0 only: {last:?}"));
+    }
+    Ok(())
+}
+
+/// xm-lifecycle: `xm dmesg` prints Oxen's boot log (read back from its
+/// console ring), which ends with what happened since.
+fn check_dmesg(t: &str) -> Result<(), String> {
+    let at = t.find("xm dmesg\n").ok_or("'xm dmesg' not typed")?;
+    let after = &t[at..];
+    let end = after.find("# halt").unwrap_or(after.len());
+    let out = &after[..end];
+    for want in ["Starting dom0 (ring 1)", "Modules: 2"] {
+        if !out.contains(want) {
+            return Err(format!("{want:?} not in xm dmesg's output"));
+        }
+    }
+    Ok(())
+}
+
+/// xm-eight-domus: the list shows Domain-0 and s1..s8 (once each), the
+/// last list none of s1..s8.
+fn check_eight_listed_then_none(t: &str) -> Result<(), String> {
+    let lists = xm_lists(t);
+    let [full, .., last] = lists.as_slice() else {
+        return Err(format!("{} xm list tables, expected 2", lists.len()));
+    };
+    let names: Vec<String> = (1..=8).map(|i| format!("s{i}")).collect();
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| rows_named(full, n).len() != 1)
+        .collect();
+    if !missing.is_empty() || rows_named(full, "Domain-0").len() != 1 {
+        return Err(format!("missing {missing:?}: {full:?}"));
+    }
+    if rows_named(last, "Domain-0").len() != 1
+        || names.iter().any(|n| !rows_named(last, n).is_empty())
+    {
+        return Err(format!("the last list should have Domain-0 only: {last:?}"));
+    }
+    Ok(())
+}
+
+/// xm-eight-domus: each small domain printed `domU sN: up`.
+fn check_eight_up(t: &str) -> Result<(), String> {
+    let missing: Vec<u32> = (1..=8)
+        .filter(|i| !t.contains(&format!("domU s{i}: up")))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("no 'domU sN: up' for {missing:?}"))
+    }
+}
+
+/// xm-eight-domus: `free_memory` of the last `xm info` equals the first.
+fn check_free_memory_returns(t: &str) -> Result<(), String> {
+    let figures: Vec<u64> = t
+        .lines()
+        .filter_map(|l| l.strip_prefix("free_memory"))
+        .filter_map(|rest| rest.trim_start_matches([' ', ':']).trim().parse().ok())
+        .collect();
+    let [first, last] = figures.as_slice() else {
+        return Err(format!("free_memory figures {figures:?}, expected 2"));
+    };
+    if first == last && *first > 0 {
+        Ok(())
+    } else {
+        Err(format!("free_memory {first} MiB before, {last} MiB after"))
+    }
+}
+
+/// xm-fill-memory: as many 64 MiB domains started as whole 64 MiB fit in
+/// the first `free_memory` figure; the next `xm create` was refused with
+/// -ENOMEM by populate_physmap and its half-built domain destroyed; the list
+/// shows the ones that fit.
+fn check_filled_then_enomem(t: &str) -> Result<(), String> {
+    let free = number_after(t, "free_memory            : ").ok_or("no free_memory figure")?;
+    let started = (1..=7)
+        .filter(|i| t.contains(&format!("Started domain b{i} (id=")))
+        .count() as u64;
+    if started != free / 64 || started >= 7 {
+        return Err(format!(
+            "{started} domains of 64 MiB started with {free} MiB free"
+        ));
+    }
+    let refusal = "xm create: the hypervisor refused memory_op populate_physmap: -ENOMEM";
+    let line = t
+        .lines()
+        .find(|l| l.starts_with(refusal))
+        .ok_or("no -ENOMEM refusal")?;
+    if !line.ends_with(" destroyed") {
+        return Err(format!("the refused domain was not destroyed: {line:?}"));
+    }
+    let lists = xm_lists(t);
+    let last = lists.last().ok_or("no xm list")?;
+    let listed = (1..=7)
+        .filter(|i| !rows_named(last, &format!("b{i}")).is_empty())
+        .count() as u64;
+    if listed != started {
+        return Err(format!("{listed} listed, {started} started: {last:?}"));
     }
     Ok(())
 }
@@ -485,7 +831,7 @@ fn scenarios() -> Vec<Scenario> {
                     ": Oxen's control domain, on Xen "
                 )),
                 Check::Has(" entries, mounted read-only on /"),
-                Check::Has("oxen-dom0:/# ls /etc/xen\nREADME  brun.cfg  xend-config.sxp\n"),
+                Check::Has("oxen-dom0:/# ls /etc/xen\nREADME  brun.cfg  small.cfg  xend-config.sxp\n"),
                 Check::Has("\nname   = 'brun'\n"),
                 Check::Has("Using config file \"/etc/xen/brun.cfg\".\n(vm\n"),
                 Check::Has("    (name brun)\n    (memory 64)\n"),
@@ -536,6 +882,92 @@ fn scenarios() -> Vec<Scenario> {
                 Check::Lacks("xm create:"),
                 Check::Lacks("xenstored: domain"),
                 Check::Lacks("guest panic"),
+                Check::Lacks("Panic"),
+            ],
+        },
+        Scenario {
+            // The domU life cycle as a user drives it on the serial console.
+            name: "xm-lifecycle",
+            path: BootPath::Kernel,
+            cmdline: format!("dom0_mem=64M {TEST_OPTS}"),
+            modules: vec![
+                ("oxen-dom0.elf", "console=hvc0"),
+                (crate::dom0::INITRD_NAME, ""),
+            ],
+            mem_mib: 512,
+            exit: EXIT_HALTED,
+            input: Some((PROMPT, "xm create brun.cfg\n")),
+            checks: vec![
+                Check::Has("Using config file \"/etc/xen/brun.cfg\".\nStarted domain brun (id="),
+                Check::Custom("xm console shows the buffered banner", check_console_banner),
+                // Echoed by the domU; Ctrl-] gives the prompt back.
+                Check::Has("hello oxen\n\noxen-dom0:/# xm pause brun\n"),
+                Check::Custom("paused brun shows 'p', unpaused not", check_pause_state),
+                Check::Has("domU brun: reboot"),
+                Check::Has("domU brun: crashing (asked on its console)"),
+                Check::Custom("reboot and crash restart brun with new ids", check_restarts),
+                Check::Custom("brun is gone after xm destroy", check_gone_after_destroy),
+                Check::Custom("xm dmesg shows Oxen's log", check_dmesg),
+                Check::Has("oxen-dom0: powering off\n"),
+                Check::Has("Hardware Dom0 halted"),
+                Check::Lacks("not restarted again"),
+                Check::Lacks("restarting brun failed"),
+                Check::Custom("no xm command failed", check_no_xm_error),
+                Check::Lacks("xenstored: domain"),
+                Check::Lacks("guest panic"),
+                Check::Lacks("Panic"),
+            ],
+        },
+        Scenario {
+            // Eight domains from one config, named on the command line; all
+            // the memory comes back.
+            name: "xm-eight-domus",
+            path: BootPath::Kernel,
+            cmdline: format!("dom0_mem=64M {TEST_OPTS}"),
+            modules: vec![
+                ("oxen-dom0.elf", "console=hvc0"),
+                (crate::dom0::INITRD_NAME, ""),
+            ],
+            mem_mib: 512,
+            exit: EXIT_HALTED,
+            input: Some((PROMPT, "xm info\n")),
+            checks: vec![
+                Check::Has("Using config file \"/etc/xen/small.cfg\".\nStarted domain s1 (id="),
+                Check::Custom(
+                    "eight domains listed, then none",
+                    check_eight_listed_then_none,
+                ),
+                Check::Custom("every small domain came up", check_eight_up),
+                Check::Custom(
+                    "free_memory returns to its first figure",
+                    check_free_memory_returns,
+                ),
+                Check::Has("oxen-dom0: powering off\n"),
+                Check::Custom("no xm command failed", check_no_xm_error),
+                Check::Lacks("xenstored: domain"),
+                Check::Lacks("guest panic"),
+                Check::Lacks("Panic"),
+            ],
+        },
+        Scenario {
+            // How many 64 MiB domains fit: creating until Oxen says -ENOMEM.
+            name: "xm-fill-memory",
+            path: BootPath::Kernel,
+            cmdline: format!("dom0_mem=64M {TEST_OPTS}"),
+            modules: vec![
+                ("oxen-dom0.elf", "console=hvc0"),
+                (crate::dom0::INITRD_NAME, ""),
+            ],
+            mem_mib: 512,
+            exit: EXIT_HALTED,
+            input: Some((PROMPT, "xm info\n")),
+            checks: vec![
+                Check::Custom(
+                    "64 MiB domains fill free memory, then -ENOMEM",
+                    check_filled_then_enomem,
+                ),
+                Check::Has("oxen-dom0: powering off\n"),
+                Check::Lacks("xenstored: domain"),
                 Check::Lacks("Panic"),
             ],
         },
@@ -784,10 +1216,10 @@ pub fn test_cmd(args: &[String]) -> Result<(), String> {
                 continue;
             }
             let boot = boot_for(&s, &kernel, &dir)?;
-            let run = qemu::run_captured_steps(
+            let run = qemu::run_captured_paced(
                 &boot,
                 s.mem_mib,
-                Duration::from_secs(60),
+                timeout_of(&s),
                 None,
                 &[],
                 &input_steps(&s),
@@ -862,9 +1294,45 @@ pub fn bench_cmd(_args: &[String]) -> Result<(), String> {
             samples.len()
         ));
     }
+    results.push(domain_create_bench(&kernel, &dir)?);
     results.extend(guest_benches(&kernel, &dir)?);
     println!("[{}]", results.join(",\n "));
     Ok(())
+}
+
+/// Domain creation as a user sees it: wall time from typing `xm create
+/// brun.cfg` at dom0's prompt to the domU's `domU brun: up` (build, start,
+/// and the domU's boot through its xenstore reads), five boots.
+fn domain_create_bench(kernel: &Path, dir: &Path) -> Result<String, String> {
+    let s = scenarios()
+        .into_iter()
+        .find(|s| s.name == "xm-lifecycle")
+        .ok_or("no xm-lifecycle scenario")?;
+    let boot = boot_for(&s, kernel, dir)?;
+    let steps = [
+        (PROMPT, Duration::ZERO, "xm create brun.cfg\n"),
+        ("domU brun: up", Duration::ZERO, "halt\n"),
+    ];
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        let run =
+            qemu::run_captured_paced(&boot, s.mem_mib, Duration::from_secs(60), None, &[], &steps)?;
+        let [typed, up] = run.step_at.as_slice() else {
+            return Err(format!(
+                "xm create bench: the domU did not come up:\n{}",
+                run.transcript
+            ));
+        };
+        samples.push((*up - *typed).as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Ok(format!(
+        "{{\"name\":\"xm_create_to_domu_up\",\"unit\":\"ms\",\"median\":{:.0},\"min\":{:.0},\"max\":{:.0},\"samples\":{}}}",
+        samples[samples.len() / 2],
+        samples[0],
+        samples[samples.len() - 1],
+        samples.len()
+    ))
 }
 
 /// test-dom0's micro-benchmarks (`bench` on its command line), run twice: under

@@ -6,8 +6,10 @@
 //! - subcommands live in one table ([`SUBCOMMANDS`]): help and dispatch come
 //!   from it;
 //! - a config file is looked up as given (from the shell's directory), then in
-//!   `/etc/xen/` (xm's search path), parsed by `xm_config`, its warnings
-//!   printed, and its kernel (and ramdisk) must be files of dom0's initrd;
+//!   `/etc/xen/` (xm's search path), parsed by `xm_config` with the command
+//!   line's `key=value` settings overriding its keys (as xm's `xm create
+//!   small.cfg name=s1`), its warnings printed, and its kernel (and ramdisk)
+//!   must be files of dom0's initrd;
 //! - anything the hypervisor must do is asked of it with the real hypercall
 //!   (sysctl/domctl, interface versions from `xen_abi`); a refusal is printed
 //!   as `xm <sub>: the hypervisor refused <call>: -E... (text)` and nothing is
@@ -78,8 +80,8 @@ pub struct Sub {
 pub const SUBCOMMANDS: &[Sub] = &[
     Sub {
         name: "create",
-        args: "[-n|--dry-run] [-c] <config>",
-        help: "create a domain from a config file (as given, or in /etc/xen)",
+        args: "[-n|--dry-run] [-c] <config> [key=value...]",
+        help: "create a domain from a config file (as given, or in /etc/xen); key=value overrides the file",
         run: create,
     },
     Sub {
@@ -264,10 +266,77 @@ fn check_image<'a>(ctx: &Ctx<'_, 'a>, what: &str, path: &str) -> Result<&'a [u8]
     }
 }
 
+/// A command line `key=value` setting's key and value; the key must be a
+/// key name (a Python identifier, as in a config file).
+fn setting_parts(setting: &str) -> Result<(&str, &str), String> {
+    let (key, value) = setting.split_once('=').unwrap_or((setting, ""));
+    let key = key.trim();
+    let identifier = key
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if identifier {
+        Ok((key, value))
+    } else {
+        Err(format!(
+            "command line setting '{setting}': '{key}' is not a key name"
+        ))
+    }
+}
+
+/// Parses config file `path` with the command line's `key=value` settings
+/// applied after it, as xm does (`xm create small.cfg name=s1`): a setting
+/// overrides the file's value of that key and is read as a string (a number
+/// or a one-element list may be given as one, as in a file). An error in a
+/// setting names the command line, not the file.
+pub fn parse_with_settings(
+    path: &str,
+    text: &str,
+    settings: &[&str],
+) -> Result<(xm_config::DomainConfig, Vec<xm_config::Warning>), String> {
+    let (mut assignments, mut warnings) =
+        xm_config::parse_assignments(path, text).map_err(|e| e.to_string())?;
+    for setting in settings {
+        let (key, value) = setting_parts(setting)?;
+        // Line 0: on no line of the file.
+        assignments.insert(xm_config::Assignment {
+            key: key.to_string(),
+            line: 0,
+            column: 0,
+            value: xm_config::Item {
+                value: xm_config::Value::Str(value.trim().to_string()),
+                line: 0,
+                column: 0,
+            },
+        });
+    }
+    let (cfg, more) =
+        xm_config::DomainConfig::from_assignments(path, &assignments).map_err(|mut e| {
+            if e.line() == Some(0) {
+                e.location.file = "command line".into();
+                e.location.line = None;
+                e.location.column = None;
+            }
+            e.to_string()
+        })?;
+    warnings.extend(more.into_iter().map(|mut w| {
+        if w.location.line == Some(0) {
+            w.location.file = "command line".into();
+            w.location.line = None;
+            w.location.column = None;
+        }
+        w
+    }));
+    warnings.sort_by_key(|w| w.location.line.unwrap_or(u32::MAX));
+    Ok((cfg, warnings))
+}
+
 fn create(ctx: &mut Ctx<'_, '_>, args: &[String]) -> Result<(), String> {
     let mut dry_run = false;
     let mut attach = false;
     let mut file = None;
+    let mut settings = Vec::new();
     for a in args {
         match a.as_str() {
             "-n" | "--dry-run" => dry_run = true,
@@ -276,9 +345,8 @@ fn create(ctx: &mut Ctx<'_, '_>, args: &[String]) -> Result<(), String> {
                 return Err(format!("unknown option '{opt}' ({})", usage("create")));
             }
             setting if setting.contains('=') => {
-                return Err(format!(
-                    "settings on the command line ('{setting}') are not supported; edit the config file"
-                ));
+                setting_parts(setting)?;
+                settings.push(setting);
             }
             name if file.is_none() => file = Some(name),
             _ => return Err(format!("one config file only ({})", usage("create"))),
@@ -287,7 +355,7 @@ fn create(ctx: &mut Ctx<'_, '_>, args: &[String]) -> Result<(), String> {
     let name = file.ok_or_else(|| format!("no config file given ({})", usage("create")))?;
     let (path, text) = find_config(ctx.archive, ctx.cwd, name)?;
     let _ = writeln!(ctx.out, "Using config file \"{path}\".");
-    let (cfg, warnings) = xm_config::parse(&path, text).map_err(|e| e.to_string())?;
+    let (cfg, warnings) = parse_with_settings(&path, text, &settings)?;
     for w in &warnings {
         let _ = writeln!(ctx.out, "{w}");
     }
@@ -812,20 +880,83 @@ mod tests {
         let mut xen = FakeXen::refusing(Errno::ENOSYS);
         assert_eq!(
             xm(&bytes, &mut xen, "/", "create"),
-            "xm create: no config file given (usage: xm create [-n|--dry-run] [-c] <config>)\n"
+            "xm create: no config file given (usage: xm create [-n|--dry-run] [-c] <config> [key=value...])\n"
         );
         assert!(
             xm(&bytes, &mut xen, "/", "create -x brun.cfg")
                 .starts_with("xm create: unknown option '-x'")
         );
         assert!(
-            xm(&bytes, &mut xen, "/", "create brun.cfg vcpus=2")
-                .starts_with("xm create: settings on the command line")
-        );
-        assert!(
             xm(&bytes, &mut xen, "/", "create a.cfg b.cfg")
                 .starts_with("xm create: one config file only")
         );
+    }
+
+    #[test]
+    fn command_line_settings_override_the_file() {
+        let bytes = image();
+        let mut xen = FakeXen::refusing(Errno::ENOSYS);
+        let out = xm(
+            &bytes,
+            &mut xen,
+            "/",
+            "create -n brun.cfg name=s1 memory=16",
+        );
+        assert!(out.contains("(name s1)"), "{out}");
+        assert!(out.contains("(memory 16)"), "{out}");
+        assert!(!out.contains("brun)"), "{out}");
+        // Without settings, the file's values.
+        let out = xm(&bytes, &mut xen, "/", "create -n brun.cfg");
+        assert!(out.contains("(name brun)") && out.contains("(memory 64)"));
+        // A key the file does not set, and an unknown key (a warning).
+        let out = xm(
+            &bytes,
+            &mut xen,
+            "/",
+            "create -n nokernel.cfg kernel=/boot/vmlinuz-2.6.18-4-xen-686 frob=1",
+        );
+        assert!(out.contains("(name x)"), "{out}");
+        assert!(
+            out.contains("command line: key 'frob': warning: unknown key, ignored\n"),
+            "{out}"
+        );
+        assert!(
+            xen.calls.is_empty(),
+            "a dry run asks nothing of the hypervisor"
+        );
+    }
+
+    #[test]
+    fn bad_command_line_settings_are_refused_naming_the_command_line() {
+        let bytes = image();
+        let mut xen = FakeXen::refusing(Errno::ENOSYS);
+        let out = xm(&bytes, &mut xen, "/", "create brun.cfg memory=lots");
+        let last = out.lines().last().unwrap();
+        assert!(
+            last.starts_with("xm create: command line: key 'memory': "),
+            "{out}"
+        );
+        assert_eq!(
+            xm(&bytes, &mut xen, "/", "create brun.cfg 9lives=1"),
+            "xm create: command line setting '9lives=1': '9lives' is not a key name\n"
+        );
+        assert_eq!(
+            xm(&bytes, &mut xen, "/", "create brun.cfg =1"),
+            "xm create: command line setting '=1': '' is not a key name\n"
+        );
+        assert!(xen.calls.is_empty());
+    }
+
+    #[test]
+    fn create_with_settings_builds_what_they_say() {
+        let bytes = image();
+        let mut xen = FakeXen::machine(1);
+        let out = xm(&bytes, &mut xen, "/", "create brun.cfg name=s1 memory=16");
+        assert_eq!(
+            out,
+            "Using config file \"/etc/xen/brun.cfg\".\nStarted domain s1 (id=1)\n"
+        );
+        assert_eq!(xen.max_mem, [(1, 16 * 1024)]);
     }
 
     #[test]

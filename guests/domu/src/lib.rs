@@ -4,7 +4,8 @@
 //! ring (`pvrt::xencons`) and xenstore (`pvrt::xenbus`).
 //!
 //! - [`control`]: what a `control/shutdown` value asks for (XEN-PV-ABI.md §13.3);
-//! - [`echo`]: how typed console input is echoed.
+//! - [`echo`]: how typed console input is echoed;
+//! - [`command`]: the console commands typed lines may name (`crash`, `help`).
 //!
 //! pvrt itself cannot be compiled for the host (its entry code is 32-bit
 //! assembly), so the host tests of its pure xenstore and ring modules run
@@ -14,6 +15,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]
 
+pub mod command;
 pub mod control;
 pub mod echo;
 

@@ -11,15 +11,18 @@
 //! `data/hello = "world"`; a watch on `control/shutdown`.
 //!
 //! The loop sleeps (`SCHEDOP_block`, through `pvrt::xenbus::wait_until`) until
-//! console input or xenstore traffic arrives; input is echoed, a
-//! `control/shutdown` request is read and cleared in a transaction and acted
-//! on. A xenstore failure is reported on both consoles and the kernel goes on
-//! with the console echo alone: it never crashes on purpose.
+//! console input or xenstore traffic arrives; input is echoed and collected
+//! into lines, and a line naming a console command (`domu::command`) is acted
+//! on: `crash` shuts the domain down as crashed, the one way it crashes on
+//! purpose; a `control/shutdown` request is read and cleared in a transaction
+//! and acted on. A xenstore failure is reported on both consoles and the
+//! kernel goes on with the console alone.
 
 mod traps;
 
 use core::fmt::{self, Write};
 
+use domu::command::{Command, HELP, LineBuffer};
 use domu::control::ShutdownRequest;
 use domu::echo::echo;
 use pvrt::xenbus::{self, Tx, XenBus, XsError};
@@ -67,6 +70,8 @@ impl fmt::Display for Text {
 /// The console ring, if it could be mapped. Lines end in CR LF.
 struct Console {
     ring: Option<XenCons>,
+    /// The line being typed.
+    typed: LineBuffer,
 }
 
 impl Console {
@@ -145,6 +150,7 @@ fn main(si: &'static StartInfo) -> ! {
                 None
             }
         },
+        typed: LineBuffer::new(),
     };
 
     let version = env!("CARGO_PKG_VERSION");
@@ -219,7 +225,7 @@ fn run(con: &mut Console, mut xs: Option<XenBus>, name: &Text) -> ! {
             }
         });
         match work {
-            Work::Input => echo_input(con),
+            Work::Input => console_input(con, name),
             Work::Xenstore => {
                 if let Some(x) = &mut xs
                     && let Err(e) = serve_xenstore(con, x, name)
@@ -235,20 +241,30 @@ fn run(con: &mut Console, mut xs: Option<XenBus>, name: &Text) -> ! {
     }
 }
 
-/// Echoes what was typed.
-fn echo_input(con: &mut Console) {
+/// Echoes what was typed and acts on the commands among the lines.
+fn console_input(con: &mut Console, name: &Text) {
     let Some(ring) = &mut con.ring else { return };
     let mut input = [0u8; 64];
     let n = ring.read(&mut input);
-    let mut out = [0u8; 64 * 3];
-    let mut len = 0;
     for &b in &input[..n] {
         let mut e = [0u8; 3];
-        let bytes = echo(b, &mut e);
-        out[len..len + bytes.len()].copy_from_slice(bytes);
-        len += bytes.len();
+        if let Some(ring) = &mut con.ring {
+            ring.write(echo(b, &mut e));
+        }
+        match con.typed.feed(b) {
+            None => {}
+            Some(Command::Help) => {
+                for (cmd, what) in HELP {
+                    con.line(format_args!("  {cmd:<6} {what}"));
+                }
+            }
+            Some(Command::Crash) => {
+                con.both(format_args!("domU {name}: crashing (asked on its console)"));
+                let e = pvrt::hypercall::shutdown(xen_abi::sched::SHUTDOWN_CRASH);
+                con.both(format_args!("domU {name}: shutdown (crash) refused: {e}"));
+            }
+        }
     }
-    ring.write(&out[..len]);
 }
 
 /// Handles the watch events that arrived.

@@ -1,0 +1,164 @@
+//! Console commands: the domU echoes what is typed on its console ring and
+//! collects it into lines; a line that is a command is acted on, as a user
+//! at a real guest's console would expect:
+//!
+//! - `crash`: the kernel stops with `SCHEDOP_shutdown(SHUTDOWN_crash)`, as a
+//!   kernel does on a fatal error (Linux's `echo c > /proc/sysrq-trigger`),
+//!   so the toolstack's `on_crash` applies;
+//! - `help`: the list of commands.
+//!
+//! Any other line is only echoed. Rules: CR or LF ends a line (a terminal
+//! sends CR, a pipe LF; the LF of a CR LF pair ends an empty line, which is
+//! no command); backspace and DEL drop the last byte; leading and trailing
+//! blanks are ignored; a line longer than [`MAX_LINE`] is cut to its first
+//! [`MAX_LINE`] bytes (so it is no command).
+#![forbid(unsafe_code)]
+
+/// Longest line kept.
+pub const MAX_LINE: usize = 64;
+
+/// What a finished line asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `crash`: shut down with reason crash.
+    Crash,
+    /// `help`: print the commands.
+    Help,
+}
+
+/// The commands and what they do, for `help`.
+pub const HELP: &[(&str, &str)] = &[
+    (
+        "crash",
+        "stop this kernel as crashed (SCHEDOP_shutdown crash)",
+    ),
+    ("help", "this list"),
+];
+
+/// The line being typed.
+#[derive(Clone, Debug)]
+pub struct LineBuffer {
+    buf: [u8; MAX_LINE],
+    len: usize,
+    /// More was typed than fits.
+    overflow: bool,
+}
+
+impl Default for LineBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LineBuffer {
+    pub const fn new() -> Self {
+        Self {
+            buf: [0; MAX_LINE],
+            len: 0,
+            overflow: false,
+        }
+    }
+
+    /// The bytes of the line so far.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Takes one typed byte; at the end of a line returns the command it
+    /// names, if any, and starts a new line.
+    pub fn feed(&mut self, b: u8) -> Option<Command> {
+        match b {
+            b'\r' | b'\n' => {
+                let cmd = if self.overflow {
+                    None
+                } else {
+                    parse(self.pending())
+                };
+                self.len = 0;
+                self.overflow = false;
+                cmd
+            }
+            0x08 | 0x7f => {
+                self.len = self.len.saturating_sub(1);
+                None
+            }
+            _ if self.len < MAX_LINE => {
+                self.buf[self.len] = b;
+                self.len += 1;
+                None
+            }
+            _ => {
+                self.overflow = true;
+                None
+            }
+        }
+    }
+}
+
+/// The command a whole line names.
+pub fn parse(line: &[u8]) -> Option<Command> {
+    match line.trim_ascii() {
+        b"crash" => Some(Command::Crash),
+        b"help" => Some(Command::Help),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed_all(l: &mut LineBuffer, bytes: &[u8]) -> Vec<Command> {
+        bytes.iter().filter_map(|&b| l.feed(b)).collect()
+    }
+
+    #[test]
+    fn crash_on_cr_or_lf() {
+        let mut l = LineBuffer::new();
+        assert_eq!(feed_all(&mut l, b"crash\r"), [Command::Crash]);
+        assert_eq!(feed_all(&mut l, b"crash\n"), [Command::Crash]);
+        assert_eq!(feed_all(&mut l, b"  crash \r\n"), [Command::Crash]);
+        assert_eq!(feed_all(&mut l, b"help\r"), [Command::Help]);
+    }
+
+    #[test]
+    fn other_lines_are_no_command() {
+        let mut l = LineBuffer::new();
+        assert!(feed_all(&mut l, b"hello oxen\r").is_empty());
+        assert!(feed_all(&mut l, b"crashed\r").is_empty());
+        assert!(feed_all(&mut l, b"Crash\r").is_empty());
+        assert!(feed_all(&mut l, b"\r\n\r").is_empty());
+        // Nothing until the line ends.
+        assert!(feed_all(&mut l, b"crash").is_empty());
+        assert_eq!(l.pending(), b"crash");
+        assert_eq!(l.feed(b'\r'), Some(Command::Crash));
+        assert_eq!(l.pending(), b"");
+    }
+
+    #[test]
+    fn backspace_edits_the_line() {
+        let mut l = LineBuffer::new();
+        assert_eq!(feed_all(&mut l, b"crasx\x7fh\r"), [Command::Crash]);
+        assert_eq!(feed_all(&mut l, b"crash\x08\r"), []);
+        // Backspace on an empty line is harmless.
+        assert_eq!(feed_all(&mut l, b"\x08\x08crash\r"), [Command::Crash]);
+    }
+
+    #[test]
+    fn an_overlong_line_is_no_command() {
+        let mut l = LineBuffer::new();
+        let mut long = vec![b' '; MAX_LINE];
+        long.extend_from_slice(b"crash\r");
+        assert!(feed_all(&mut l, &long).is_empty());
+        // The next line starts afresh.
+        assert_eq!(feed_all(&mut l, b"crash\r"), [Command::Crash]);
+    }
+
+    #[test]
+    fn help_names_every_command() {
+        for (name, _) in HELP {
+            assert!(parse(name.as_bytes()).is_some(), "{name}");
+        }
+        assert_eq!(HELP.len(), 2);
+    }
+}
