@@ -831,7 +831,9 @@ fn scenarios() -> Vec<Scenario> {
                     ": Oxen's control domain, on Xen "
                 )),
                 Check::Has(" entries, mounted read-only on /"),
-                Check::Has("oxen-dom0:/# ls /etc/xen\nREADME  brun.cfg  small.cfg  xend-config.sxp\n"),
+                Check::Has(
+                    "oxen-dom0:/# ls /etc/xen\nREADME  brun.cfg  small.cfg  xend-config.sxp\n",
+                ),
                 Check::Has("\nname   = 'brun'\n"),
                 Check::Has("Using config file \"/etc/xen/brun.cfg\".\n(vm\n"),
                 Check::Has("    (name brun)\n    (memory 64)\n"),
