@@ -100,7 +100,10 @@ const XM_LIFECYCLE: Steps = &[
     ("domU brun: up", 0, "xm console brun\n"),
     // The buffered output, then what is typed is echoed; Ctrl-] returns.
     ("Hello from brun (domain ", 0, "hello oxen\r"),
-    ("hello oxen\n", 0, "\x1d"),
+    // What the domU may read of xenstore: its own name, not dom0's.
+    ("hello oxen\n", 0, "xs-read name\r"),
+    ("xs-read name: 'brun'", 0, "xs-read /local/domain/0/name\r"),
+    ("xs-read /local/domain/0/name: xenstore error", 0, "\x1d"),
     (PROMPT, 0, "xm pause brun\n"),
     ("xm pause brun\n", 0, ""),
     (PROMPT, 0, "xm list\n"),
@@ -903,7 +906,11 @@ fn scenarios() -> Vec<Scenario> {
                 Check::Has("Using config file \"/etc/xen/brun.cfg\".\nStarted domain brun (id="),
                 Check::Custom("xm console shows the buffered banner", check_console_banner),
                 // Echoed by the domU; Ctrl-] gives the prompt back.
-                Check::Has("hello oxen\n\noxen-dom0:/# xm pause brun\n"),
+                Check::Has("hello oxen\n"),
+                Check::Has("xs-read name: 'brun'"),
+                // Another domain's node: refused by xenstored's permissions.
+                Check::Has("xs-read /local/domain/0/name: xenstore error EACCES"),
+                Check::Has("\noxen-dom0:/# xm pause brun\n"),
                 Check::Custom("paused brun shows 'p', unpaused not", check_pause_state),
                 Check::Has("domU brun: reboot"),
                 Check::Has("domU brun: crashing (asked on its console)"),

@@ -5,6 +5,9 @@
 //! - `crash`: the kernel stops with `SCHEDOP_shutdown(SHUTDOWN_crash)`, as a
 //!   kernel does on a fatal error (Linux's `echo c > /proc/sysrq-trigger`),
 //!   so the toolstack's `on_crash` applies;
+//! - `xs-read <path>`: reads a xenstore node (relative to the domain's home,
+//!   or absolute) and prints its value or the error the store returns — how a
+//!   user sees what this domain may and may not read;
 //! - `help`: the list of commands.
 //!
 //! Any other line is only echoed. Rules: CR or LF ends a line (a terminal
@@ -24,6 +27,9 @@ pub enum Command {
     Crash,
     /// `help`: print the commands.
     Help,
+    /// `xs-read <path>`: print a xenstore node's value; the path is
+    /// `path[..len]`.
+    XsRead { path: [u8; MAX_LINE], len: usize },
 }
 
 /// The commands and what they do, for `help`.
@@ -32,6 +38,7 @@ pub const HELP: &[(&str, &str)] = &[
         "crash",
         "stop this kernel as crashed (SCHEDOP_shutdown crash)",
     ),
+    ("xs-read", "xs-read <path>: print a xenstore node"),
     ("help", "this list"),
 ];
 
@@ -100,7 +107,19 @@ pub fn parse(line: &[u8]) -> Option<Command> {
     match line.trim_ascii() {
         b"crash" => Some(Command::Crash),
         b"help" => Some(Command::Help),
-        _ => None,
+        l => {
+            let arg = l.strip_prefix(b"xs-read")?;
+            let path = arg.trim_ascii();
+            if !arg.starts_with(b" ") || path.is_empty() {
+                return None;
+            }
+            let mut buf = [0u8; MAX_LINE];
+            buf[..path.len()].copy_from_slice(path);
+            Some(Command::XsRead {
+                path: buf,
+                len: path.len(),
+            })
+        }
     }
 }
 
@@ -119,6 +138,19 @@ mod tests {
         assert_eq!(feed_all(&mut l, b"crash\n"), [Command::Crash]);
         assert_eq!(feed_all(&mut l, b"  crash \r\n"), [Command::Crash]);
         assert_eq!(feed_all(&mut l, b"help\r"), [Command::Help]);
+    }
+
+    #[test]
+    fn xs_read_takes_a_path() {
+        let mut l = LineBuffer::new();
+        let got = feed_all(&mut l, b"xs-read /local/domain/0/name\r");
+        match got.as_slice() {
+            [Command::XsRead { path, len }] => assert_eq!(&path[..*len], b"/local/domain/0/name"),
+            other => panic!("{other:?}"),
+        }
+        assert!(feed_all(&mut l, b"xs-read\r").is_empty());
+        assert!(feed_all(&mut l, b"xs-read   \r").is_empty());
+        assert!(feed_all(&mut l, b"xs-readx name\r").is_empty());
     }
 
     #[test]
@@ -157,8 +189,14 @@ mod tests {
     #[test]
     fn help_names_every_command() {
         for (name, _) in HELP {
-            assert!(parse(name.as_bytes()).is_some(), "{name}");
+            // Commands that take an argument are given one.
+            let line = if *name == "xs-read" {
+                "xs-read name"
+            } else {
+                name
+            };
+            assert!(parse(line.as_bytes()).is_some(), "{name}");
         }
-        assert_eq!(HELP.len(), 2);
+        assert_eq!(HELP.len(), 3);
     }
 }

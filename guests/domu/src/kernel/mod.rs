@@ -225,7 +225,7 @@ fn run(con: &mut Console, mut xs: Option<XenBus>, name: &Text) -> ! {
             }
         });
         match work {
-            Work::Input => console_input(con, name),
+            Work::Input => console_input(con, name, xs.as_mut()),
             Work::Xenstore => {
                 if let Some(x) = &mut xs
                     && let Err(e) = serve_xenstore(con, x, name)
@@ -242,7 +242,7 @@ fn run(con: &mut Console, mut xs: Option<XenBus>, name: &Text) -> ! {
 }
 
 /// Echoes what was typed and acts on the commands among the lines.
-fn console_input(con: &mut Console, name: &Text) {
+fn console_input(con: &mut Console, name: &Text, mut xs: Option<&mut XenBus>) {
     let Some(ring) = &mut con.ring else { return };
     let mut input = [0u8; 64];
     let n = ring.read(&mut input);
@@ -256,6 +256,17 @@ fn console_input(con: &mut Console, name: &Text) {
             Some(Command::Help) => {
                 for (cmd, what) in HELP {
                     con.line(format_args!("  {cmd:<6} {what}"));
+                }
+            }
+            Some(Command::XsRead { path, len }) => {
+                let path = core::str::from_utf8(&path[..len]).unwrap_or("?");
+                match xs
+                    .as_deref_mut()
+                    .map(|x| x.read(Tx::NONE, path).map(Text::new))
+                {
+                    Some(Ok(v)) => con.line(format_args!("xs-read {path}: '{v}'")),
+                    Some(Err(e)) => con.line(format_args!("xs-read {path}: {e}")),
+                    None => con.line(format_args!("xs-read {path}: no xenstore connection")),
                 }
             }
             Some(Command::Crash) => {
