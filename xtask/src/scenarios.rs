@@ -92,9 +92,9 @@ const XM_FILL_MEMORY: Steps = &[
 /// The prompt.
 const PROMPT: &str = "oxen-dom0:/# ";
 
-/// xm-lifecycle after `xm create brun.cfg`. The restarted domain is crashed
-/// only once it has run for 20 s: dom0 (like xend) does not restart again a
-/// restarted domain that stops sooner (`toolstack::MIN_RESTART_NS`).
+/// xm-lifecycle after `xm create brun.cfg`. dom0 (like xend) does not
+/// restart again a restarted domain that stops within 20 s
+/// (`toolstack::MIN_RESTART_NS`), so the crash is tried on a second domain.
 const XM_LIFECYCLE: Steps = &[
     ("Started domain brun (id=", 0, ""),
     ("domU brun: up", 0, "xm console brun\n"),
@@ -103,10 +103,19 @@ const XM_LIFECYCLE: Steps = &[
     // What the domU may read of xenstore: its own name, not dom0's.
     ("hello oxen\n", 0, "xs-read name\r"),
     ("xs-read name: 'brun'", 0, "xs-read /local/domain/0/name\r"),
-    ("xs-read /local/domain/0/name: xenstore error", 0, "\x1d"),
+    // Half a second of CPU work, which xm list's Time column then shows.
+    (
+        "xs-read /local/domain/0/name: xenstore error",
+        0,
+        "spin 500\r",
+    ),
+    ("spun 500 ms", 0, "\x1d"),
     (PROMPT, 0, "xm pause brun\n"),
     ("xm pause brun\n", 0, ""),
     (PROMPT, 0, "xm list\n"),
+    ("xm list\nName", 0, ""),
+    // A second later, still paused: its CPU time has not moved.
+    (PROMPT, 1, "xm list\n"),
     ("xm list\nName", 0, ""),
     (PROMPT, 0, "xm unpause brun\n"),
     ("xm unpause brun\n", 0, ""),
@@ -115,14 +124,21 @@ const XM_LIFECYCLE: Steps = &[
     (PROMPT, 0, "xm reboot brun\n"),
     ("on_reboot = restart: destroyed\n", 0, ""),
     ("Started domain brun (id=", 0, ""),
-    ("domU brun: up", 21, "xm console brun\n"),
-    ("Hello from brun (domain ", 0, "crash\r"),
+    // A crash (typed on the console of a second domain from the same
+    // config: a domain that was itself just restarted is not restarted
+    // again, as in xend) gives a restart with a new id too.
+    ("domU brun: up", 0, "xm create brun.cfg name=crashy\n"),
+    ("Started domain crashy (id=", 0, ""),
+    ("domU crashy: up", 0, "xm console crashy\n"),
+    ("Hello from crashy (domain ", 0, "crash\r"),
     ("on_crash = restart: destroyed\n", 0, ""),
-    ("Started domain brun (id=", 0, ""),
-    ("domU brun: up", 0, "xm list\n"),
+    ("Started domain crashy (id=", 0, ""),
+    ("domU crashy: up", 0, "xm list\n"),
     ("xm list\nName", 0, ""),
     (PROMPT, 0, "xm destroy brun\n"),
     ("xm destroy brun\n", 0, ""),
+    (PROMPT, 0, "xm destroy crashy\n"),
+    ("xm destroy crashy\n", 0, ""),
     (PROMPT, 0, "xm list\n"),
     ("xm list\nName", 0, ""),
     (PROMPT, 0, "xm dmesg\n"),
@@ -285,17 +301,48 @@ fn check_console_banner(t: &str) -> Result<(), String> {
 /// after `xm unpause` shows it without 'p'.
 fn check_pause_state(t: &str) -> Result<(), String> {
     let lists = xm_lists(t);
-    let (Some(paused), Some(unpaused)) = (lists.first(), lists.get(1)) else {
+    let (Some(paused), Some(later), Some(unpaused)) = (lists.first(), lists.get(1), lists.get(2))
+    else {
         return Err(format!(
-            "{} xm list tables, expected 2 or more",
+            "{} xm list tables, expected 3 or more",
             lists.len()
         ));
     };
     let p = rows_named(paused, "brun");
+    let l = rows_named(later, "brun");
     let u = rows_named(unpaused, "brun");
-    match (p.as_slice(), u.as_slice()) {
-        ([p], [u]) if state_of(p).contains('p') && !state_of(u).contains('p') => Ok(()),
-        _ => Err(format!("after pause {p:?}, after unpause {u:?}")),
+    match (p.as_slice(), l.as_slice(), u.as_slice()) {
+        ([p], [l], [u])
+            if state_of(p).contains('p')
+                && state_of(l).contains('p')
+                && !state_of(u).contains('p') =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "after pause {p:?}, a second later {l:?}, after unpause {u:?}"
+        )),
+    }
+}
+
+/// The Time(s) column (last) of an `xm list` row.
+fn cpu_time_of(row: &str) -> Option<f64> {
+    row.split_whitespace().last()?.parse().ok()
+}
+
+/// xm-lifecycle: after `spin 500` brun has used at least half a second of
+/// CPU, and while paused its CPU time stands still.
+fn check_cpu_time(t: &str) -> Result<(), String> {
+    let lists = xm_lists(t);
+    let time = |i: usize| {
+        lists
+            .get(i)
+            .and_then(|l| rows_named(l, "brun").first().copied())
+            .and_then(cpu_time_of)
+    };
+    match (time(0), time(1)) {
+        (Some(a), Some(b)) if a >= 0.5 && a == b => Ok(()),
+        other => Err(format!("brun's Time(s) while paused: {other:?}")),
     }
 }
 
@@ -314,24 +361,29 @@ fn started_ids(t: &str, name: &str) -> Vec<u64> {
 fn check_restarts(t: &str) -> Result<(), String> {
     // `xm dmesg` repeats dom0's output (it went through Oxen's console).
     let t = &t[..t.find("xm dmesg\n").unwrap_or(t.len())];
-    let ids = started_ids(t, "brun");
-    let [a, b, c] = ids.as_slice() else {
-        return Err(format!("brun started with ids {ids:?}, expected 3 starts"));
+    let brun = started_ids(t, "brun");
+    let crashy = started_ids(t, "crashy");
+    let ([a, b], [c, d]) = (brun.as_slice(), crashy.as_slice()) else {
+        return Err(format!(
+            "brun started with ids {brun:?}, crashy with {crashy:?}, expected 2 starts each"
+        ));
     };
-    if !(a < b && b < c) {
-        return Err(format!("ids {ids:?} do not increase"));
+    if !(a < b && b < c && c < d) {
+        return Err(format!("ids {brun:?} then {crashy:?} do not increase"));
     }
     for want in [
         format!("dom0: domain brun (id={a}) shut down (reboot); on_reboot = restart: destroyed\n"),
-        format!("dom0: domain brun (id={b}) shut down (crash); on_crash = restart: destroyed\n"),
+        format!("dom0: domain crashy (id={c}) shut down (crash); on_crash = restart: destroyed\n"),
     ] {
         if !t.contains(&want) {
             return Err(format!("missing {want:?}"));
         }
     }
-    let ups = t.matches("domU brun: up").count();
-    if ups != 3 {
-        return Err(format!("'domU brun: up' {ups} times, expected 3"));
+    for (name, n) in [("brun", 2), ("crashy", 2)] {
+        let ups = t.matches(&format!("domU {name}: up")).count();
+        if ups != n {
+            return Err(format!("'domU {name}: up' {ups} times, expected {n}"));
+        }
     }
     Ok(())
 }
@@ -343,12 +395,12 @@ fn check_gone_after_destroy(t: &str) -> Result<(), String> {
     let [.., before, last] = lists.as_slice() else {
         return Err(format!("{} xm list tables", lists.len()));
     };
-    if rows_named(before, "brun").len() != 1 {
+    if rows_named(before, "brun").len() != 1 || rows_named(before, "crashy").len() != 1 {
         return Err(format!(
-            "brun not in the list before xm destroy: {before:?}"
+            "brun and crashy not in the list before xm destroy: {before:?}"
         ));
     }
-    if rows_named(last, "Domain-0").len() != 1 || !rows_named(last, "brun").is_empty() {
+    if rows_named(last, "Domain-0").len() != 1 || last.len() != 2 {
         return Err(format!("the last list should have Domain-0 only: {last:?}"));
     }
     Ok(())
@@ -912,8 +964,12 @@ fn scenarios() -> Vec<Scenario> {
                 Check::Has("xs-read /local/domain/0/name: xenstore error EACCES"),
                 Check::Has("\noxen-dom0:/# xm pause brun\n"),
                 Check::Custom("paused brun shows 'p', unpaused not", check_pause_state),
+                Check::Custom(
+                    "brun's CPU time shows its work and stops while paused",
+                    check_cpu_time,
+                ),
                 Check::Has("domU brun: reboot"),
-                Check::Has("domU brun: crashing (asked on its console)"),
+                Check::Has("domU crashy: crashing (asked on its console)"),
                 Check::Custom("reboot and crash restart brun with new ids", check_restarts),
                 Check::Custom("brun is gone after xm destroy", check_gone_after_destroy),
                 Check::Custom("xm dmesg shows Oxen's log", check_dmesg),

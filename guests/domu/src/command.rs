@@ -8,6 +8,8 @@
 //! - `xs-read <path>`: reads a xenstore node (relative to the domain's home,
 //!   or absolute) and prints its value or the error the store returns — how a
 //!   user sees what this domain may and may not read;
+//! - `spin <ms>`: keeps the CPU busy for that long (at most 10 s), so that
+//!   the domain's CPU time (`xm list`'s Time column) visibly advances;
 //! - `help`: the list of commands.
 //!
 //! Any other line is only echoed. Rules: CR or LF ends a line (a terminal
@@ -30,7 +32,12 @@ pub enum Command {
     /// `xs-read <path>`: print a xenstore node's value; the path is
     /// `path[..len]`.
     XsRead { path: [u8; MAX_LINE], len: usize },
+    /// `spin <ms>`: busy for `ms` milliseconds.
+    Spin { ms: u32 },
 }
+
+/// The longest `spin`.
+pub const MAX_SPIN_MS: u32 = 10_000;
 
 /// The commands and what they do, for `help`.
 pub const HELP: &[(&str, &str)] = &[
@@ -39,6 +46,10 @@ pub const HELP: &[(&str, &str)] = &[
         "stop this kernel as crashed (SCHEDOP_shutdown crash)",
     ),
     ("xs-read", "xs-read <path>: print a xenstore node"),
+    (
+        "spin",
+        "spin <ms>: keep the CPU busy that long (at most 10 s)",
+    ),
     ("help", "this list"),
 ];
 
@@ -107,6 +118,10 @@ pub fn parse(line: &[u8]) -> Option<Command> {
     match line.trim_ascii() {
         b"crash" => Some(Command::Crash),
         b"help" => Some(Command::Help),
+        l if l.starts_with(b"spin ") => {
+            let ms = core::str::from_utf8(&l[5..]).ok()?.trim().parse().ok()?;
+            (ms <= MAX_SPIN_MS).then_some(Command::Spin { ms })
+        }
         l => {
             let arg = l.strip_prefix(b"xs-read")?;
             let path = arg.trim_ascii();
@@ -154,6 +169,15 @@ mod tests {
     }
 
     #[test]
+    fn spin_takes_bounded_milliseconds() {
+        assert_eq!(parse(b"spin 300"), Some(Command::Spin { ms: 300 }));
+        assert_eq!(parse(b"spin 10000"), Some(Command::Spin { ms: 10_000 }));
+        assert_eq!(parse(b"spin 10001"), None);
+        assert_eq!(parse(b"spin -1"), None);
+        assert_eq!(parse(b"spin"), None);
+    }
+
+    #[test]
     fn other_lines_are_no_command() {
         let mut l = LineBuffer::new();
         assert!(feed_all(&mut l, b"hello oxen\r").is_empty());
@@ -190,13 +214,13 @@ mod tests {
     fn help_names_every_command() {
         for (name, _) in HELP {
             // Commands that take an argument are given one.
-            let line = if *name == "xs-read" {
-                "xs-read name"
-            } else {
-                name
+            let line = match *name {
+                "xs-read" => "xs-read name",
+                "spin" => "spin 10",
+                other => other,
             };
             assert!(parse(line.as_bytes()).is_some(), "{name}");
         }
-        assert_eq!(HELP.len(), 3);
+        assert_eq!(HELP.len(), 4);
     }
 }

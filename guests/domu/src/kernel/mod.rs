@@ -67,6 +67,9 @@ impl fmt::Display for Text {
     }
 }
 
+/// Where shared_info is mapped (for the PV clock).
+static SHARED_VA: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
 /// The console ring, if it could be mapped. Lines end in CR LF.
 struct Console {
     ring: Option<XenCons>,
@@ -120,6 +123,7 @@ fn main(si: &'static StartInfo) -> ! {
     // The first pages of the padding after the boot stack (§4.3).
     let scratch = si.pt_base + si.nr_pt_frames * PAGE + PAGE;
     let (shared_va, console_va, store_va) = (scratch, scratch + PAGE, scratch + 2 * PAGE);
+    SHARED_VA.store(shared_va, core::sync::atomic::Ordering::Relaxed);
     if let Err(e) = traps::install(0) {
         println!("domU: set_trap_table failed: {e}");
     }
@@ -268,6 +272,15 @@ fn console_input(con: &mut Console, name: &Text, mut xs: Option<&mut XenBus>) {
                     Some(Err(e)) => con.line(format_args!("xs-read {path}: {e}")),
                     None => con.line(format_args!("xs-read {path}: no xenstore connection")),
                 }
+            }
+            Some(Command::Spin { ms }) => {
+                let va = SHARED_VA.load(core::sync::atomic::Ordering::Relaxed);
+                let start = pvrt::time::now(va);
+                let until = start + u64::from(ms) * 1_000_000;
+                while pvrt::time::now(va) < until {
+                    core::hint::spin_loop();
+                }
+                con.line(format_args!("spun {ms} ms"));
             }
             Some(Command::Crash) => {
                 con.both(format_args!("domU {name}: crashing (asked on its console)"));
