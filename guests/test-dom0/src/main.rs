@@ -1415,7 +1415,7 @@ fn grants(c: &mut Checks, mem: &Mem<'_>, id: DomId, data: u32) {
         noflags.status == GNTST_BAD_GNTREF,
         format_args!("status {}", noflags.status),
     );
-    let unmap_now = |host: u32, handle: u32| {
+    let unmap = |host: u32, handle: u32| {
         let mut u = GnttabUnmapGrantRef {
             host_addr: u64::from(host),
             handle,
@@ -1425,7 +1425,7 @@ fn grants(c: &mut Checks, mem: &Mem<'_>, id: DomId, data: u32) {
         u.status
     };
     let ro = map(9, GNTMAP_HOST_MAP | GNTMAP_READONLY);
-    let ro_done = unmap_now(hva + 4096, ro.handle);
+    let ro_done = unmap(hva + 4096, ro.handle);
     c.check(
         "gnttab_readonly_map_and_unmap",
         ro.status == GNTST_OKAY
@@ -1529,15 +1529,6 @@ fn grants(c: &mut Checks, mem: &Mem<'_>, id: DomId, data: u32) {
         dying.status == GNTST_BAD_DOMAIN,
         format_args!("status {}", dying.status),
     );
-    let unmap = |host: u32, handle: u32| {
-        let mut u = GnttabUnmapGrantRef {
-            host_addr: u64::from(host),
-            handle,
-            ..Default::default()
-        };
-        let _ = gnttab(GNTTABOP_UNMAP_GRANT_REF, &mut u);
-        u.status
-    };
     let wrong = unmap(hva + 4096, m.handle);
     c.check(
         "gnttab_unmap_wrong_address",
