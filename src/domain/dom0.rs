@@ -11,13 +11,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use core::mem::{offset_of, size_of};
 use hv_core::addr::{Mfn, PAGE_SIZE};
 use hv_core::bootinfo::Module;
 
-use pv_mm::{Caller, PageType, PtLevel};
+use pv_mm::{Caller, PtLevel};
 use xen_abi::hypercall::hypercall_page;
-use xen_abi::shared_info::VcpuInfo;
 use xen_abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED, StartInfo};
 use xen_abi::traps::VMASST_TYPE_PAE_EXTENDED_CR3;
 use xen_abi::version::{
@@ -30,10 +28,10 @@ use zerocopy::{FromZeros, IntoBytes};
 
 use super::{Domain, Vcpu};
 use crate::arch::x86::guest;
-use crate::arch::x86::paging::{PAGE_PRESENT, PAGE_RW, high_l2_slot};
+use crate::arch::x86::paging::{PAGE_PRESENT, high_l2_slot};
 use crate::arch::x86::traps::TrapFrame;
 use crate::mm::frame_table::{MM, alloc_domain_frame, alloc_domain_frame_below};
-use crate::mm::layout::{MODULE_VIRT_END, MODULE_VIRT_START, SHARED_INFO_VIRT};
+use crate::mm::layout::{MODULE_VIRT_END, MODULE_VIRT_START};
 use crate::mm::{hvmap, m2p, mapcache};
 
 /// The features Oxen offers a PV kernel (checked against its required ones).
@@ -222,22 +220,7 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
     // so the guest can map it but never turn it into a page table.
     let shared_info = alloc_domain_frame_below(0, Some(Mfn(BELOW_4G)))
         .ok_or(BuildError::OutOfMemory { wanted: 1 })?;
-    mapcache::clear_frame(shared_info);
-    {
-        let m = mapcache::map_frame(shared_info);
-        for vcpu in 0..xen_abi::layout::XEN_LEGACY_MAX_VCPUS {
-            let at = vcpu * size_of::<VcpuInfo>() + offset_of!(VcpuInfo, evtchn_upcall_mask);
-            // SAFETY: `at` is inside vcpu_info[vcpu], inside the mapped page.
-            unsafe { m.as_mut_ptr().add(at).write(1) };
-        }
-    }
-    MM.lock()
-        .as_mut()
-        .expect("frame table initialised")
-        .get_page_and_type(shared_info, 0, PageType::Writable)
-        .map_err(BuildError::PageTables)?;
-    crate::mm::hvmap::map_page(SHARED_INFO_VIRT, shared_info, PAGE_PRESENT | PAGE_RW);
-    super::events::SharedWords::new(SHARED_INFO_VIRT).update_time();
+    let shared_va = super::shared::share(shared_info, 0).map_err(BuildError::PageTables)?;
 
     // start_info.
     let cmdline = dom0_cmdline(kernel);
@@ -306,15 +289,11 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
         cmdline
     );
     let domain = Domain {
-        domid: 0,
-        name: String::from("Domain-0"),
         privileged: true,
         iomem_access: true,
         tot_pages: nr_pages,
         // As Xen: dom0 may grow while there is free memory.
         max_pages: u64::from(u32::MAX),
-        shared_info,
-        shared_va: SHARED_INFO_VIRT,
         vm_assist: if extended_cr3 {
             1 << VMASST_TYPE_PAE_EXTENDED_CR3
         } else {
@@ -325,16 +304,7 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
             v.online = true;
             v
         },
-        ports: alloc::boxed::Box::new(hv_core::evtchn::DomainPorts::new(0, 1)),
-        grants: super::gnttab::DomainGrants::new(0),
-        shutdown_reason: None,
-        pause_count: 0,
-        dying: false,
-        handle: [0; 16],
-        ssidref: 0,
-        time_offset: 0,
-        max_vcpus: 1,
-        clock_tick: u64::MAX,
+        ..Domain::new(0, String::from("Domain-0"), shared_info, shared_va)
     };
     let frame = guest::initial_frame(img.entry(), layout.stack_top(), layout.start_info_va());
     Ok(Dom0 {

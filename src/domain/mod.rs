@@ -168,6 +168,35 @@ impl Vcpu {
 }
 
 impl Domain {
+    /// An unprivileged domain `domid` with no memory, whose shared_info is
+    /// `shared_info` (mapped by Oxen at `shared_va`), one offline vcpu with
+    /// no base pointer, nothing bound or granted; the callers set what
+    /// differs (dom0's privilege and memory, a new domU's pause).
+    pub fn new(domid: DomId, name: String, shared_info: Mfn, shared_va: u32) -> Self {
+        Self {
+            domid,
+            name,
+            privileged: false,
+            iomem_access: false,
+            tot_pages: 0,
+            max_pages: 0,
+            shared_info,
+            shared_va,
+            ports: alloc::boxed::Box::new(hv_core::evtchn::DomainPorts::new(domid, 1)),
+            grants: gnttab::DomainGrants::new(domid),
+            vm_assist: 0,
+            vcpu: Vcpu::new(Mfn(0)),
+            shutdown_reason: None,
+            pause_count: 0,
+            dying: false,
+            handle: [0; 16],
+            ssidref: 0,
+            time_offset: 0,
+            max_vcpus: 1,
+            clock_tick: u64::MAX,
+        }
+    }
+
     /// The domain as the PV MMU engine sees a caller.
     pub fn caller(&self) -> pv_mm::Caller {
         pv_mm::Caller {

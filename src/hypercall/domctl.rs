@@ -25,9 +25,9 @@ use zerocopy::IntoBytes;
 
 use super::Ctx;
 use crate::arch::x86::uaccess::{copy_to_guest, read_guest, write_guest};
-use crate::domain::{Domain, DomainTable, MAX_DOMAINS, Vcpu, sched};
+use crate::domain::{Domain, DomainTable, MAX_DOMAINS, sched};
 use crate::mm::frame_table::{MM, alloc_domain_frame};
-use crate::mm::{layout, mapcache};
+use crate::mm::mapcache;
 
 /// Xen 4.1's credit scheduler id (`XEN_SCHEDULER_CREDIT`), which Oxen's
 /// round robin stands in for.
@@ -76,54 +76,28 @@ fn info(table: &DomainTable, dom: &Domain) -> XenDomctlGetdomaininfo {
 /// permanent writable reference Xen's shared pages have, mapped in Oxen's
 /// window), no memory, one offline vcpu, paused once.
 fn new_domain(domid: DomId, c: &XenDomctlCreatedomain) -> Result<Domain, Errno> {
-    use xen_abi::shared_info::VcpuInfo;
     let shared_info = alloc_domain_frame(domid).ok_or(Errno::ENOMEM)?;
-    mapcache::clear_frame(shared_info);
-    {
-        let m = mapcache::map_frame(shared_info);
-        for vcpu in 0..xen_abi::layout::XEN_LEGACY_MAX_VCPUS {
-            let at =
-                vcpu * size_of::<VcpuInfo>() + core::mem::offset_of!(VcpuInfo, evtchn_upcall_mask);
-            // SAFETY: `at` is inside vcpu_info[vcpu], inside the mapped page.
-            unsafe { m.as_mut_ptr().add(at).write(1) };
-        }
-    }
-    {
-        let mut guard = MM.lock();
-        let mm = guard.as_mut().expect("frame table initialised");
-        if let Err(e) = mm.get_page_and_type(shared_info, domid, PageType::Writable) {
-            let _ = mm.release(shared_info, domid);
+    let shared_va = match crate::domain::shared::share(shared_info, domid) {
+        Ok(va) => va,
+        Err(e) => {
+            let _ = MM
+                .lock()
+                .as_mut()
+                .expect("frame table initialised")
+                .release(shared_info, domid);
             return Err(e);
         }
-    }
-    let shared_va = layout::shared_info_va(domid);
-    crate::mm::hvmap::map_page(
-        shared_va,
-        shared_info,
-        xen_abi::mm::PAGE_PRESENT | xen_abi::mm::PAGE_RW,
-    );
-    crate::domain::events::SharedWords::new(shared_va).update_time();
+    };
     Ok(Domain {
-        domid,
-        name: alloc::format!("Domain-{domid}"),
-        privileged: false,
-        iomem_access: false,
-        tot_pages: 0,
-        max_pages: 0,
-        shared_info,
-        shared_va,
-        ports: alloc::boxed::Box::new(hv_core::evtchn::DomainPorts::new(domid, 1)),
-        grants: crate::domain::gnttab::DomainGrants::new(domid),
-        vm_assist: 0,
-        vcpu: Vcpu::new(Mfn(0)),
-        shutdown_reason: None,
         pause_count: 1,
-        dying: false,
         handle: c.handle,
         ssidref: c.ssidref,
-        time_offset: 0,
-        max_vcpus: 1,
-        clock_tick: u64::MAX,
+        ..Domain::new(
+            domid,
+            alloc::format!("Domain-{domid}"),
+            shared_info,
+            shared_va,
+        )
     })
 }
 

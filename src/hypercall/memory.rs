@@ -6,7 +6,7 @@
 use hv_core::addr::Mfn;
 use hv_core::hypercall::Outcome;
 use spin::Once;
-use xen_abi::domid::{DOMID_SELF, DomId};
+use xen_abi::domid::DomId;
 use xen_abi::errno::Errno;
 use xen_abi::hypercall::{MEMOP_CMD_MASK, MEMOP_EXTENT_SHIFT};
 use xen_abi::layout::{MACH2PHYS_NR_ENTRIES, MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
@@ -36,16 +36,6 @@ pub fn set_machine_memory_map(entries: impl Iterator<Item = (u64, u64, u32)>) {
         }
         v
     });
-}
-
-/// The domain a `domid_t` argument names: only the caller exists for now.
-fn target(dom: &Domain, id: DomId) -> Result<(), Errno> {
-    match id {
-        DOMID_SELF => Ok(()),
-        id if id == dom.domid => Ok(()),
-        _ if !dom.privileged => Err(Errno::EPERM),
-        _ => Err(Errno::ESRCH),
-    }
 }
 
 fn write_map(arg: u32, entries: &[E820Entry]) -> Result<i32, Errno> {
@@ -133,35 +123,33 @@ fn reservation(dom: &mut Domain, op: u32, start: u32, arg: u32) -> Result<Outcom
 pub fn do_memory_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [cmd, arg, ..] = args;
     let (op, start) = (cmd & MEMOP_CMD_MASK, cmd >> MEMOP_EXTENT_SHIFT);
-    let dom = ctx.dom();
-    let r = match op {
+    match op {
         XENMEM_INCREASE_RESERVATION | XENMEM_DECREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP => {
             // The toolstack populates a new domain's memory (`domid` = it).
-            let (caller, privileged) = (dom.domid, dom.privileged);
-            let id = match read_guest::<XenMemoryReservation>(arg) {
-                Ok(r) if r.domid == DOMID_SELF => caller,
-                Ok(r) => r.domid,
-                Err(e) => return Err(e).into(),
+            let dom = read_guest::<XenMemoryReservation>(arg).and_then(|r| ctx.target(r.domid));
+            return match dom {
+                Ok(dom) => reservation(dom, op, start, arg).unwrap_or_else(|e| Err(e).into()),
+                Err(e) => Err(e).into(),
             };
-            if id != caller && !privileged {
-                return Err(Errno::EPERM).into();
-            }
-            let Some(dom) = ctx.table().get_mut(id).filter(|d| !d.dying) else {
-                return Err(Errno::ESRCH).into();
-            };
-            return reservation(dom, op, start, arg).unwrap_or_else(|e| Err(e).into());
         }
-        _ if start != 0 => Err(Errno::ENOSYS),
-        XENMEM_MAXIMUM_RAM_PAGE => Ok(crate::mm::frame_table::nr_frames() as i32),
-        XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION | XENMEM_MAXIMUM_GPFN => {
-            read_guest::<DomId>(arg)
-                .and_then(|id| target(dom, id))
-                .map(|()| match op {
+        XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION | XENMEM_MAXIMUM_GPFN
+            if start == 0 =>
+        {
+            let r = read_guest::<DomId>(arg)
+                .and_then(|id| ctx.target(id))
+                .map(|dom| match op {
                     XENMEM_CURRENT_RESERVATION => dom.tot_pages as i32,
                     XENMEM_MAXIMUM_RESERVATION => dom.max_pages.min(i32::MAX as u64) as i32,
                     _ => dom.tot_pages.saturating_sub(1) as i32,
-                })
+                });
+            return r.into();
         }
+        _ => {}
+    }
+    let dom = ctx.dom();
+    let r = match op {
+        _ if start != 0 => Err(Errno::ENOSYS),
+        XENMEM_MAXIMUM_RAM_PAGE => Ok(crate::mm::frame_table::nr_frames() as i32),
         XENMEM_MACHPHYS_MAPPING => {
             let mut m = XenMachphysMapping::new_zeroed();
             m.v_start = MACH2PHYS_VIRT_START;

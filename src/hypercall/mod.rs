@@ -25,6 +25,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use hv_core::hypercall::{Access, Hypercall, Outcome, Table};
 
 use spin::{MutexGuard, Once};
+use xen_abi::domid::DomId;
 use xen_abi::hypercall as nr;
 
 use crate::arch::x86::cpu;
@@ -46,6 +47,26 @@ impl Ctx {
         self.guard
             .current_mut()
             .expect("a hypercall always has a current domain")
+    }
+
+    /// The domain a `domid_t` argument names: `DOMID_SELF` or the caller's
+    /// own id is the caller; another domain needs a privileged caller
+    /// (`-EPERM`) and must exist and not be dying (`-ESRCH`).
+    pub fn target(&mut self, id: DomId) -> Result<&mut Domain, Errno> {
+        let me = self.dom();
+        let (caller, privileged) = (me.domid, me.privileged);
+        let id = if id == xen_abi::domid::DOMID_SELF {
+            caller
+        } else {
+            id
+        };
+        if id != caller && !privileged {
+            return Err(Errno::EPERM);
+        }
+        self.guard
+            .get_mut(id)
+            .filter(|d| !d.dying)
+            .ok_or(Errno::ESRCH)
     }
 
     /// Every domain (for the calls that act on others: domctl, sysctl,

@@ -74,21 +74,10 @@ fn poll(dom: &mut Domain, arg: u32) -> Result<i32, Errno> {
 /// `on_*` action when VIRQ_DOM_EXC arrives).
 fn remote_shutdown(ctx: &mut Ctx, arg: u32) -> Result<i32, Errno> {
     let r: SchedRemoteShutdown = read_guest(arg)?;
-    let dom = ctx.dom();
-    if !dom.privileged {
+    if !ctx.dom().privileged {
         return Err(Errno::EPERM);
     }
-    let caller = dom.domid;
-    let target = if r.domain_id == xen_abi::domid::DOMID_SELF {
-        caller
-    } else {
-        r.domain_id
-    };
-    let dom = ctx
-        .table()
-        .get_mut(target)
-        .filter(|d| !d.dying)
-        .ok_or(Errno::ESRCH)?;
+    let dom = ctx.target(r.domain_id)?;
     if dom.shutdown_reason.is_some() {
         return Ok(0);
     }
