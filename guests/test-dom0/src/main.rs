@@ -3485,15 +3485,14 @@ fn four_gb_segments(c: &mut Checks, mem: &Mem<'_>) {
         | (u64::from((base >> 16) & 0xFF) << 32)
         | (u64::from(base & 0xFFFF) << 16)
         | 0xFFFF;
-    let g = mem.mfn(mem.first_free_pfn + 57);
-    let gva = mem.scratch_va(49);
-    c.ok("seg4gb_gdt_map", mem.map(gva, g, true));
-    // SAFETY: mapped writable at `gva`.
-    unsafe {
-        core::ptr::write_bytes(gva as *mut u8, 0, PAGE as usize);
-        (gva as *mut u64).add(1).write_volatile(desc);
-    }
-    c.ok("seg4gb_gdt_unmap", mem.unmap(gva));
+    let g = descriptor_page(
+        c,
+        mem,
+        ("seg4gb_gdt_map", "seg4gb_gdt_unmap"),
+        57,
+        49,
+        &[(1, desc)],
+    );
     let frames = [g];
     c.ok(
         "seg4gb_set_gdt",
@@ -3575,6 +3574,32 @@ fn four_gb_segments(c: &mut Checks, mem: &Mem<'_>) {
     let _ = mem.unmap(dva);
 }
 
+/// Fills the free frame `first_free_pfn + pfn` with descriptors (`(slot,
+/// descriptor)`, the rest zero) through scratch slot `slot`, and unmaps it
+/// again, checking both steps under the two names; returns the frame, ready
+/// for `set_gdt`.
+fn descriptor_page(
+    c: &mut Checks,
+    mem: &Mem<'_>,
+    (map_name, unmap_name): (&str, &str),
+    pfn: u32,
+    slot: u32,
+    entries: &[(usize, u64)],
+) -> u32 {
+    let g = mem.mfn(mem.first_free_pfn + pfn);
+    let va = mem.scratch_va(slot);
+    c.ok(map_name, mem.map(va, g, true));
+    // SAFETY: the frame is mapped writable at `va`; every slot is < 512.
+    unsafe {
+        core::ptr::write_bytes(va as *mut u8, 0, PAGE as usize);
+        for &(i, d) in entries {
+            (va as *mut u64).add(i).write_volatile(d);
+        }
+    }
+    c.ok(unmap_name, mem.unmap(va));
+    g
+}
+
 /// `set_gdt` and `update_descriptor`: a GDT of the domain's own, descriptor
 /// checks, and a selector that goes bad while loaded.
 fn descriptors(c: &mut Checks, mem: &Mem<'_>) {
@@ -3586,16 +3611,15 @@ fn descriptors(c: &mut Checks, mem: &Mem<'_>) {
     const FLAT_DATA_DPL1: u64 = 0x00CF_B200_0000_67FF;
     const CODE_DPL0: u64 = 0x00CF_9A00_0000_67FF;
     const INTO_THE_HOLE: u64 = 0xF640_B290_0000_0FFF;
-    let g = mem.mfn(mem.first_free_pfn + 50);
+    let g = descriptor_page(
+        c,
+        mem,
+        ("gdt_frame_map", "gdt_frame_unmap"),
+        50,
+        45,
+        &[(1, FLAT_DATA_DPL1), (2, CODE_DPL0)],
+    );
     let va = mem.scratch_va(45);
-    c.ok("gdt_frame_map", mem.map(va, g, true));
-    // SAFETY: the frame is mapped writable at `va`.
-    unsafe {
-        core::ptr::write_bytes(va as *mut u8, 0, PAGE as usize);
-        (va as *mut u64).add(1).write_volatile(FLAT_DATA_DPL1);
-        (va as *mut u64).add(2).write_volatile(CODE_DPL0);
-    }
-    c.ok("gdt_frame_unmap", mem.unmap(va));
     let frames = [g];
     c.ok(
         "set_gdt",
