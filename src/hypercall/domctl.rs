@@ -29,10 +29,6 @@ use crate::domain::{Domain, DomainTable, MAX_DOMAINS, sched};
 use crate::mm::frame_table::{MM, alloc_domain_frame};
 use crate::mm::mapcache;
 
-/// Xen 4.1's credit scheduler id (`XEN_SCHEDULER_CREDIT`), which Oxen's
-/// round robin stands in for.
-const XEN_SCHEDULER_CREDIT: u32 = 5;
-
 fn info(table: &DomainTable, dom: &Domain) -> XenDomctlGetdomaininfo {
     let running = table.current_id() == Some(dom.domid);
     let mut flags = 0;
@@ -530,6 +526,7 @@ fn sysctl(ctx: &mut Ctx, arg: u32) -> Result<i32, Errno> {
         }
         XEN_SYSCTL_SCHED_ID => {
             s.set_payload(&XenSysctlSchedId {
+                // Oxen's round robin stands in for Xen 4.1's credit scheduler.
                 sched_id: XEN_SCHEDULER_CREDIT,
             });
             write_guest(arg, &s)?;

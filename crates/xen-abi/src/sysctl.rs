@@ -164,6 +164,10 @@ assert_layout!(
 );
 
 /// `struct xen_sysctl_sched_id` (4 bytes).
+/// `XEN_SCHEDULER_CREDIT` (domctl.h): the id `sched_id` reports for Xen's
+/// credit scheduler (SEDF is 4, credit2 6).
+pub const XEN_SCHEDULER_CREDIT: u32 = 5;
+
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
 )]

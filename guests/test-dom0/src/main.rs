@@ -3158,7 +3158,7 @@ fn domains(c: &mut Checks, mem: &Mem<'_>) {
     let r = sysctl(&mut sid);
     c.check(
         "sysctl_sched_id",
-        r.is_ok() && sid.payload::<XenSysctlSchedId>().sched_id == 5,
+        r.is_ok() && sid.payload::<XenSysctlSchedId>().sched_id == XEN_SCHEDULER_CREDIT,
         format_args!("{r:?}"),
     );
     let mut old = XenSysctl::new(XEN_SYSCTL_SCHED_ID, &XenSysctlSchedId::default());
