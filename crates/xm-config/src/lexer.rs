@@ -68,16 +68,18 @@ pub(crate) struct LexError {
     pub column: u32,
 }
 
-pub(crate) struct Lexer {
+/// A position in a text's characters that tracks the 1-based line and column
+/// (in characters) of the next one; shared by this lexer and the sxp one.
+pub(crate) struct Cursor {
     chars: Vec<char>,
     pos: usize,
     line: u32,
     column: u32,
 }
 
-impl Lexer {
+impl Cursor {
     pub(crate) fn new(text: &str) -> Self {
-        Lexer {
+        Cursor {
             chars: text.chars().collect(),
             pos: 0,
             line: 1,
@@ -85,15 +87,20 @@ impl Lexer {
         }
     }
 
-    fn peek_at(&self, ahead: usize) -> Option<char> {
+    /// The (line, column) of the next character.
+    pub(crate) fn at(&self) -> (u32, u32) {
+        (self.line, self.column)
+    }
+
+    pub(crate) fn peek_at(&self, ahead: usize) -> Option<char> {
         self.chars.get(self.pos + ahead).copied()
     }
 
-    fn peek(&self) -> Option<char> {
+    pub(crate) fn peek(&self) -> Option<char> {
         self.peek_at(0)
     }
 
-    fn bump(&mut self) -> Option<char> {
+    pub(crate) fn bump(&mut self) -> Option<char> {
         let c = self.peek()?;
         self.pos += 1;
         if c == '\n' {
@@ -104,6 +111,18 @@ impl Lexer {
         }
         Some(c)
     }
+}
+
+pub(crate) struct Lexer {
+    cur: Cursor,
+}
+
+impl Lexer {
+    pub(crate) fn new(text: &str) -> Self {
+        Lexer {
+            cur: Cursor::new(text),
+        }
+    }
 
     fn err(&self, kind: ErrorKind, line: u32, column: u32) -> LexError {
         LexError { kind, line, column }
@@ -112,40 +131,40 @@ impl Lexer {
     /// The next token (`Eof` forever once the text is consumed).
     pub(crate) fn next_token(&mut self) -> Result<Token, LexError> {
         loop {
-            let (line, column) = (self.line, self.column);
+            let (line, column) = self.cur.at();
             let tok = |tok| Ok(Token { tok, line, column });
-            let Some(c) = self.peek() else {
+            let Some(c) = self.cur.peek() else {
                 return tok(Tok::Eof);
             };
             match c {
                 ' ' | '\t' | '\r' | '\x0c' => {
-                    self.bump();
+                    self.cur.bump();
                 }
                 '#' => {
-                    while self.peek().is_some_and(|c| c != '\n') {
-                        self.bump();
+                    while self.cur.peek().is_some_and(|c| c != '\n') {
+                        self.cur.bump();
                     }
                 }
                 '\\' => {
                     // Explicit line joining: a backslash ending the line.
-                    let next = self.peek_at(1);
-                    let crlf = next == Some('\r') && self.peek_at(2) == Some('\n');
+                    let next = self.cur.peek_at(1);
+                    let crlf = next == Some('\r') && self.cur.peek_at(2) == Some('\n');
                     if next == Some('\n') || crlf {
-                        self.bump();
+                        self.cur.bump();
                         if crlf {
-                            self.bump();
+                            self.cur.bump();
                         }
-                        self.bump();
+                        self.cur.bump();
                     } else {
                         return Err(self.err(ErrorKind::UnexpectedChar('\\'), line, column));
                     }
                 }
                 '\n' => {
-                    self.bump();
+                    self.cur.bump();
                     return tok(Tok::Newline);
                 }
                 '[' | ']' | ',' | '=' | '-' | ';' => {
-                    self.bump();
+                    self.cur.bump();
                     return tok(match c {
                         '[' => Tok::LBracket,
                         ']' => Tok::RBracket,
@@ -172,11 +191,12 @@ impl Lexer {
                 c if c.is_ascii_alphabetic() || c == '_' => {
                     let mut name = String::new();
                     while let Some(c) = self
+                        .cur
                         .peek()
                         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
                     {
                         name.push(c);
-                        self.bump();
+                        self.cur.bump();
                     }
                     return tok(Tok::Ident(name));
                 }
@@ -187,38 +207,38 @@ impl Lexer {
 
     /// A string literal starting at the current quote character.
     fn string(&mut self, quote: char) -> Result<String, LexError> {
-        let (line, column) = (self.line, self.column);
+        let (line, column) = self.cur.at();
         let unterminated = LexError {
             kind: ErrorKind::UnterminatedString,
             line,
             column,
         };
-        self.bump();
-        let triple = self.peek() == Some(quote) && self.peek_at(1) == Some(quote);
+        self.cur.bump();
+        let triple = self.cur.peek() == Some(quote) && self.cur.peek_at(1) == Some(quote);
         if triple {
-            self.bump();
-            self.bump();
-        } else if self.peek() == Some(quote) {
-            self.bump();
+            self.cur.bump();
+            self.cur.bump();
+        } else if self.cur.peek() == Some(quote) {
+            self.cur.bump();
             return Ok(String::new());
         }
         let mut out = String::new();
         loop {
-            let Some(c) = self.peek() else {
+            let Some(c) = self.cur.peek() else {
                 return Err(unterminated);
             };
             match c {
                 '\n' if !triple => return Err(unterminated),
                 '\\' => {
-                    let (eline, ecol) = (self.line, self.column);
-                    self.bump();
-                    let Some(e) = self.bump() else {
+                    let (eline, ecol) = self.cur.at();
+                    self.cur.bump();
+                    let Some(e) = self.cur.bump() else {
                         return Err(unterminated);
                     };
                     match e {
                         '\n' => {}
-                        '\r' if self.peek() == Some('\n') => {
-                            self.bump();
+                        '\r' if self.cur.peek() == Some('\n') => {
+                            self.cur.bump();
                         }
                         '\\' | '\'' | '"' => out.push(e),
                         'n' => out.push('\n'),
@@ -231,10 +251,10 @@ impl Lexer {
                         '0'..='7' => {
                             let mut v = e.to_digit(8).unwrap_or(0);
                             for _ in 0..2 {
-                                match self.peek().and_then(|c| c.to_digit(8)) {
+                                match self.cur.peek().and_then(|c| c.to_digit(8)) {
                                     Some(d) => {
                                         v = v * 8 + d;
-                                        self.bump();
+                                        self.cur.bump();
                                     }
                                     None => break,
                                 }
@@ -243,17 +263,17 @@ impl Lexer {
                             out.extend(char::from_u32(v));
                         }
                         'x' => {
-                            let hi = self.peek().and_then(|c| c.to_digit(16));
-                            let lo = self.peek_at(1).and_then(|c| c.to_digit(16));
+                            let hi = self.cur.peek().and_then(|c| c.to_digit(16));
+                            let lo = self.cur.peek_at(1).and_then(|c| c.to_digit(16));
                             match (hi, lo) {
                                 (Some(hi), Some(lo)) => {
-                                    self.bump();
-                                    self.bump();
+                                    self.cur.bump();
+                                    self.cur.bump();
                                     out.extend(char::from_u32(hi * 16 + lo));
                                 }
                                 _ => {
                                     let mut esc = String::from("\\x");
-                                    esc.extend(self.peek().filter(|c| !c.is_whitespace()));
+                                    esc.extend(self.cur.peek().filter(|c| !c.is_whitespace()));
                                     return Err(self.err(
                                         ErrorKind::InvalidEscape(esc),
                                         eline,
@@ -271,21 +291,21 @@ impl Lexer {
                 }
                 c if c == quote => {
                     if !triple {
-                        self.bump();
+                        self.cur.bump();
                         return Ok(out);
                     }
-                    if self.peek_at(1) == Some(quote) && self.peek_at(2) == Some(quote) {
-                        self.bump();
-                        self.bump();
-                        self.bump();
+                    if self.cur.peek_at(1) == Some(quote) && self.cur.peek_at(2) == Some(quote) {
+                        self.cur.bump();
+                        self.cur.bump();
+                        self.cur.bump();
                         return Ok(out);
                     }
                     out.push(c);
-                    self.bump();
+                    self.cur.bump();
                 }
                 c => {
                     out.push(c);
-                    self.bump();
+                    self.cur.bump();
                 }
             }
         }
@@ -293,14 +313,15 @@ impl Lexer {
 
     /// An integer literal starting at the current digit.
     fn number(&mut self) -> Result<i64, LexError> {
-        let (line, column) = (self.line, self.column);
+        let (line, column) = self.cur.at();
         let mut text = String::new();
         while let Some(c) = self
+            .cur
             .peek()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
         {
             text.push(c);
-            self.bump();
+            self.cur.bump();
         }
         let bad = |reason: &'static str| LexError {
             kind: ErrorKind::InvalidNumber {

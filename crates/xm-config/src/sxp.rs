@@ -16,6 +16,7 @@
 //! a warning. Errors name the file, line and entry.
 
 use crate::error::{ConfigError, ErrorKind, Warning, WarningKind};
+use crate::lexer::Cursor;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -82,40 +83,21 @@ impl Sexp {
 
 struct SxpLexer<'f> {
     file: &'f str,
-    chars: Vec<char>,
-    pos: usize,
-    line: u32,
-    column: u32,
+    cur: Cursor,
 }
 
 impl SxpLexer<'_> {
-    fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.pos += 1;
-        if c == '\n' {
-            self.line += 1;
-            self.column = 1;
-        } else {
-            self.column += 1;
-        }
-        Some(c)
-    }
-
     fn error(&self, line: u32, column: u32, key: Option<&str>, kind: ErrorKind) -> ConfigError {
         ConfigError::new(self.file, Some(line), Some(column), key, kind)
     }
 
     fn skip_blanks(&mut self) {
-        while let Some(c) = self.peek() {
+        while let Some(c) = self.cur.peek() {
             if c.is_whitespace() {
-                self.bump();
+                self.cur.bump();
             } else if c == '#' {
-                while self.peek().is_some_and(|c| c != '\n') {
-                    self.bump();
+                while self.cur.peek().is_some_and(|c| c != '\n') {
+                    self.cur.bump();
                 }
             } else {
                 break;
@@ -126,8 +108,8 @@ impl SxpLexer<'_> {
     /// One expression starting at the next non-blank character, which exists and
     /// is not `)`.
     fn expr(&mut self, depth: usize, key: Option<&str>) -> Result<Sexp, ConfigError> {
-        let (line, column) = (self.line, self.column);
-        match self.peek() {
+        let (line, column) = self.cur.at();
+        match self.cur.peek() {
             Some('(') => {
                 if depth >= MAX_SXP_DEPTH {
                     return Err(self.error(
@@ -137,11 +119,11 @@ impl SxpLexer<'_> {
                         ErrorKind::TooDeep { max: MAX_SXP_DEPTH },
                     ));
                 }
-                self.bump();
+                self.cur.bump();
                 let mut items: Vec<Sexp> = Vec::new();
                 loop {
                     self.skip_blanks();
-                    match self.peek() {
+                    match self.cur.peek() {
                         None => {
                             let key = key.or_else(|| items.first().and_then(Sexp::atom));
                             return Err(self.error(
@@ -152,7 +134,7 @@ impl SxpLexer<'_> {
                             ));
                         }
                         Some(')') => {
-                            self.bump();
+                            self.cur.bump();
                             return Ok(Sexp::List {
                                 items,
                                 line,
@@ -170,10 +152,10 @@ impl SxpLexer<'_> {
                 }
             }
             Some(q @ ('\'' | '"')) => {
-                self.bump();
+                self.cur.bump();
                 let mut text = String::new();
                 loop {
-                    match self.bump() {
+                    match self.cur.bump() {
                         None => {
                             return Err(self.error(
                                 line,
@@ -182,7 +164,7 @@ impl SxpLexer<'_> {
                                 ErrorKind::UnterminatedString,
                             ));
                         }
-                        Some('\\') => match self.bump() {
+                        Some('\\') => match self.cur.bump() {
                             None => {
                                 return Err(self.error(
                                     line,
@@ -214,11 +196,12 @@ impl SxpLexer<'_> {
             _ => {
                 let mut text = String::new();
                 while let Some(c) = self
+                    .cur
                     .peek()
                     .filter(|c| !c.is_whitespace() && !matches!(c, '(' | ')' | '\'' | '"'))
                 {
                     text.push(c);
-                    self.bump();
+                    self.cur.bump();
                 }
                 Ok(Sexp::Atom {
                     text,
@@ -235,16 +218,13 @@ impl SxpLexer<'_> {
 pub fn parse_sxp(file_name: &str, text: &str) -> Result<Vec<Sexp>, ConfigError> {
     let mut lx = SxpLexer {
         file: file_name,
-        chars: text.chars().collect(),
-        pos: 0,
-        line: 1,
-        column: 1,
+        cur: Cursor::new(text),
     };
     let mut out = Vec::new();
     loop {
         lx.skip_blanks();
-        let (line, column) = (lx.line, lx.column);
-        match lx.peek() {
+        let (line, column) = lx.cur.at();
+        match lx.cur.peek() {
             None => return Ok(out),
             Some(')') => {
                 return Err(lx.error(line, column, None, ErrorKind::UnexpectedChar(')')));
@@ -572,22 +552,28 @@ mod tests {
         assert_eq!(c.network_mode(), Some(NetworkMode::Route));
         let (c, _) = cfg("(network-script network-nat)\n(vif-script vif-nat)\n");
         assert_eq!(c.network_mode(), Some(NetworkMode::Nat));
-        let (c, _) = cfg("(network-script 'network-bridge bridge=xenbr1 netdev=eth1')\n");
-        assert_eq!(
-            c.network_mode(),
-            Some(NetworkMode::Bridge {
-                bridge: "xenbr1".into()
-            })
-        );
-        assert_eq!(c.netdev().as_deref(), Some("eth1"));
-        let (c, _) = cfg("(network-script \"/etc/xen/scripts/network-bridge vifnum=2\")");
-        assert_eq!(
-            c.network_mode(),
-            Some(NetworkMode::Bridge {
-                bridge: "xenbr2".into()
-            })
-        );
-        assert_eq!(c.netdev().as_deref(), Some("eth2"));
+        for (text, bridge, netdev) in [
+            (
+                "(network-script 'network-bridge bridge=xenbr1 netdev=eth1')\n",
+                "xenbr1",
+                "eth1",
+            ),
+            (
+                "(network-script \"/etc/xen/scripts/network-bridge vifnum=2\")",
+                "xenbr2",
+                "eth2",
+            ),
+        ] {
+            let (c, _) = cfg(text);
+            assert_eq!(
+                c.network_mode(),
+                Some(NetworkMode::Bridge {
+                    bridge: bridge.into()
+                }),
+                "{text}"
+            );
+            assert_eq!(c.netdev().as_deref(), Some(netdev), "{text}");
+        }
         let (c, _) = cfg("(vif-script 'vif-bridge bridge=xenbr1')");
         assert_eq!(c.vif_script.unwrap().arg("bridge"), Some("xenbr1"));
         let (c, _) = cfg("# nothing uncommented\n(xend-http-server no)\n");

@@ -204,6 +204,14 @@ fn pins(hr: u8, hw: u8, dr: u8, dw: u8) -> Pins {
     }
 }
 
+/// Asserts that `r` failed with `want`, reported to the guest as `status`.
+#[track_caller]
+fn assert_fails<T: core::fmt::Debug>(r: Result<T, GntError>, want: GntError, status: i16) {
+    let e = r.unwrap_err();
+    assert_eq!(e, want);
+    assert_eq!(e.status(), status);
+}
+
 // ---------------------------------------------------------------- errors
 
 #[test]
@@ -280,9 +288,11 @@ fn setup_table_grows_and_reports_the_frames_asked() {
 #[test]
 fn setup_table_beyond_maximum_is_general_error() {
     let mut t = GrantTable::<4>::new(1);
-    let e = t.setup_table(5, |_| panic!("not called")).unwrap_err();
-    assert_eq!(e, GntError::TooManyFrames);
-    assert_eq!(e.status(), GNTST_GENERAL_ERROR);
+    assert_fails(
+        t.setup_table(5, |_| panic!("not called")),
+        GntError::TooManyFrames,
+        GNTST_GENERAL_ERROR,
+    );
     assert_eq!(t.nr_frames(), 1);
 }
 
@@ -396,9 +406,11 @@ fn map_needs_host_or_device_flag() {
         GNTMAP_READONLY,
         GNTMAP_CONTAINS_PTE | GNTMAP_APPLICATION_MAP,
     ] {
-        let e = w.map(GRANTEE, GRANTER, 1, flags, VA).unwrap_err();
-        assert_eq!(e, GntError::BadMapFlags);
-        assert_eq!(e.status(), GNTST_BAD_GNTREF);
+        assert_fails(
+            w.map(GRANTEE, GRANTER, 1, flags, VA),
+            GntError::BadMapFlags,
+            GNTST_BAD_GNTREF,
+        );
     }
     assert_eq!(w.flags(GRANTER, 1), GTF_PERMIT_ACCESS);
     assert_eq!(w.maptrack(GRANTEE).live(), 0);
@@ -420,9 +432,11 @@ fn map_of_missing_domain_is_bad_domain() {
 fn map_ref_beyond_table_is_bad_gntref_until_the_table_grows() {
     let mut w = world();
     w.grant(GRANTER, 600, GRANTEE, frame_of(GRANTER, 6), false);
-    let e = w.map(GRANTEE, GRANTER, 600, RW_HOST, VA).unwrap_err();
-    assert_eq!(e, GntError::BadGntref);
-    assert_eq!(e.status(), GNTST_BAD_GNTREF);
+    assert_fails(
+        w.map(GRANTEE, GRANTER, 600, RW_HOST, VA),
+        GntError::BadGntref,
+        GNTST_BAD_GNTREF,
+    );
     assert_eq!(w.flags(GRANTER, 600), GTF_PERMIT_ACCESS);
     w.doms[1].table.setup_table(2, |_| true).unwrap();
     let m = w.map(GRANTEE, GRANTER, 600, RW_HOST, VA).unwrap();
@@ -437,9 +451,11 @@ fn map_ref_beyond_table_is_bad_gntref_until_the_table_grows() {
 fn map_needs_permit_access_to_the_mapping_domain() {
     let mut w = world();
     // Invalid type.
-    let e = w.map(GRANTEE, GRANTER, 3, RW_HOST, VA).unwrap_err();
-    assert_eq!(e, GntError::NotGranted);
-    assert_eq!(e.status(), GNTST_GENERAL_ERROR);
+    assert_fails(
+        w.map(GRANTEE, GRANTER, 3, RW_HOST, VA),
+        GntError::NotGranted,
+        GNTST_GENERAL_ERROR,
+    );
     // Granted to another domain.
     w.grant(GRANTER, 3, OTHER, frame_of(GRANTER, 3), false);
     assert_eq!(
@@ -478,9 +494,11 @@ fn map_needs_permit_access_to_the_mapping_domain() {
 fn readonly_grant_refuses_write_maps_and_allows_read_maps() {
     let mut w = world();
     w.grant(GRANTER, 8, GRANTEE, frame_of(GRANTER, 8), true);
-    let e = w.map(GRANTEE, GRANTER, 8, RW_HOST, VA).unwrap_err();
-    assert_eq!(e, GntError::ReadonlyGrant);
-    assert_eq!(e.status(), GNTST_GENERAL_ERROR);
+    assert_fails(
+        w.map(GRANTEE, GRANTER, 8, RW_HOST, VA),
+        GntError::ReadonlyGrant,
+        GNTST_GENERAL_ERROR,
+    );
     assert_eq!(w.flags(GRANTER, 8), GTF_PERMIT_ACCESS | GTF_READONLY);
     let m = w.map(GRANTEE, GRANTER, 8, RO_HOST, VA).unwrap();
     assert!(m.readonly);
@@ -616,9 +634,11 @@ fn pinned_entry_refuses_another_domain_even_if_the_guest_regrants_it() {
     w.map(GRANTEE, GRANTER, 6, RW_HOST, VA).unwrap();
     // Misbehaving granter rewrites domid under the pin.
     w.doms[1].shared[6].domid = OTHER;
-    let e = w.map(OTHER, GRANTER, 6, RW_HOST, VA).unwrap_err();
-    assert_eq!(e, GntError::PinConflict);
-    assert_eq!(e.status(), GNTST_GENERAL_ERROR);
+    assert_fails(
+        w.map(OTHER, GRANTER, 6, RW_HOST, VA),
+        GntError::PinConflict,
+        GNTST_GENERAL_ERROR,
+    );
     // The pinning domain may still add pins.
     assert!(w.map(GRANTEE, GRANTER, 6, RO_HOST, VA + 0x1000).is_ok());
 }
@@ -632,9 +652,11 @@ fn pin_counters_stop_before_overflow() {
             .unwrap();
     }
     assert_eq!(w.table(GRANTER).pins(0), Some(pins(128, 0, 0, 0)));
-    let e = w.map(GRANTEE, GRANTER, 0, RO_HOST, VA).unwrap_err();
-    assert_eq!(e, GntError::PinConflict);
-    assert_eq!(e.status(), GNTST_GENERAL_ERROR);
+    assert_fails(
+        w.map(GRANTEE, GRANTER, 0, RO_HOST, VA),
+        GntError::PinConflict,
+        GNTST_GENERAL_ERROR,
+    );
     assert_eq!(w.maptrack(GRANTEE).live(), 128);
 }
 
@@ -642,9 +664,11 @@ fn pin_counters_stop_before_overflow() {
 fn frame_not_owned_by_the_granter_is_refused_and_flags_restored() {
     let mut w = world();
     w.grant(GRANTER, 7, GRANTEE, frame_of(OTHER, 7), false);
-    let e = w.map(GRANTEE, GRANTER, 7, RW_HOST, VA).unwrap_err();
-    assert_eq!(e, GntError::FrameNotOwned);
-    assert_eq!(e.status(), GNTST_GENERAL_ERROR);
+    assert_fails(
+        w.map(GRANTEE, GRANTER, 7, RW_HOST, VA),
+        GntError::FrameNotOwned,
+        GNTST_GENERAL_ERROR,
+    );
     assert_eq!(w.flags(GRANTER, 7), GTF_PERMIT_ACCESS);
     assert!(!w.table(GRANTER).has_active_pins());
     assert_eq!(w.maptrack(GRANTEE).live(), 0);
@@ -661,9 +685,11 @@ fn maptrack_exhaustion_is_no_device_space_and_frees_on_unmap() {
         })
         .collect();
     assert!(w.maptrack(GRANTEE).is_full());
-    let e = w.map(GRANTEE, GRANTER, 0, RW_HOST, VA).unwrap_err();
-    assert_eq!(e, GntError::NoMaptrack);
-    assert_eq!(e.status(), GNTST_NO_DEVICE_SPACE);
+    assert_fails(
+        w.map(GRANTEE, GRANTER, 0, RW_HOST, VA),
+        GntError::NoMaptrack,
+        GNTST_NO_DEVICE_SPACE,
+    );
     assert_eq!(w.table(GRANTER).pins(0), Some(pins(0, 4, 0, 0)));
     // The exhaustion check comes before the ref check, as in Xen.
     assert_eq!(
@@ -684,7 +710,7 @@ struct RacingShared {
 
 impl SharedEntries for RacingShared {
     fn read(&self, gref: GrantRef) -> GrantEntryV1 {
-        self.entries[gref as usize]
+        self.entries[..].read(gref)
     }
 
     fn cmpxchg_flags(
@@ -694,22 +720,17 @@ impl SharedEntries for RacingShared {
         new_flags: u16,
     ) -> Result<(), EntryHeader> {
         self.cmpxchgs += 1;
-        let e = &mut self.entries[gref as usize];
         if self.races_left > 0 {
             self.races_left -= 1;
+            let e = &mut self.entries[gref as usize];
             e.flags ^= GTF_PWT;
             return Err(EntryHeader::of(e));
         }
-        if EntryHeader::of(e) == old {
-            e.flags = new_flags;
-            Ok(())
-        } else {
-            Err(EntryHeader::of(e))
-        }
+        self.entries[..].cmpxchg_flags(gref, old, new_flags)
     }
 
     fn clear_flags(&mut self, gref: GrantRef, bits: u16) {
-        self.entries[gref as usize].flags &= !bits;
+        self.entries[..].clear_flags(gref, bits);
     }
 }
 
@@ -727,10 +748,17 @@ fn racing(races: usize) -> RacingShared {
     }
 }
 
-#[test]
-fn guest_racing_the_flags_forever_gets_general_error() {
+/// GRANTEE maps gref 3 read-write while the guest races the flags `races` times.
+fn map_racing(
+    races: usize,
+) -> (
+    Result<MapGrant, GntError>,
+    RacingShared,
+    GrantTable<1>,
+    Maptrack<4>,
+) {
     let mut table = GrantTable::<1>::new(GRANTER);
-    let mut shared = racing(usize::MAX);
+    let mut shared = racing(races);
     let mut mt = Maptrack::<4>::new();
     let req = MapRequest {
         host_addr: VA,
@@ -741,9 +769,14 @@ fn guest_racing_the_flags_forever_gets_general_error() {
         table: &mut table,
         shared: &mut shared,
     };
-    let e = map_grant_ref(&mut mt, GRANTEE, Some(g), &Owners, &req).unwrap_err();
-    assert_eq!(e, GntError::Unstable);
-    assert_eq!(e.status(), GNTST_GENERAL_ERROR);
+    let r = map_grant_ref(&mut mt, GRANTEE, Some(g), &Owners, &req);
+    (r, shared, table, mt)
+}
+
+#[test]
+fn guest_racing_the_flags_forever_gets_general_error() {
+    let (r, shared, table, mt) = map_racing(usize::MAX);
+    assert_fails(r, GntError::Unstable, GNTST_GENERAL_ERROR);
     assert_eq!(shared.cmpxchgs, CMPXCHG_ATTEMPTS);
     assert_eq!(shared.entries[3].flags & (GTF_READING | GTF_WRITING), 0);
     assert!(!table.has_active_pins());
@@ -752,19 +785,8 @@ fn guest_racing_the_flags_forever_gets_general_error() {
 
 #[test]
 fn a_few_races_are_retried_and_succeed() {
-    let mut table = GrantTable::<1>::new(GRANTER);
-    let mut shared = racing(CMPXCHG_ATTEMPTS - 1);
-    let mut mt = Maptrack::<4>::new();
-    let req = MapRequest {
-        host_addr: VA,
-        flags: RW_HOST,
-        gref: 3,
-    };
-    let g = Granter {
-        table: &mut table,
-        shared: &mut shared,
-    };
-    let m = map_grant_ref(&mut mt, GRANTEE, Some(g), &Owners, &req).unwrap();
+    let (r, shared, _, _) = map_racing(CMPXCHG_ATTEMPTS - 1);
+    let m = r.unwrap();
     assert_eq!(m.frame, mfn_of(GRANTER, 3));
     assert_eq!(shared.cmpxchgs, CMPXCHG_ATTEMPTS);
     assert_ne!(shared.entries[3].flags & GTF_WRITING, 0);
@@ -793,18 +815,12 @@ fn a_domain_may_map_its_own_grant() {
 fn unmap_of_bad_handle() {
     let mut w = world();
     for h in [0, 7, 8, u32::MAX] {
-        let e = w
-            .unmap(
-                GRANTEE,
-                UnmapRequest {
-                    handle: h,
-                    host_addr: VA,
-                    ..Default::default()
-                },
-            )
-            .unwrap_err();
-        assert_eq!(e, GntError::BadHandle);
-        assert_eq!(e.status(), GNTST_BAD_HANDLE);
+        let req = UnmapRequest {
+            handle: h,
+            host_addr: VA,
+            ..Default::default()
+        };
+        assert_fails(w.unmap(GRANTEE, req), GntError::BadHandle, GNTST_BAD_HANDLE);
     }
     w.grant(GRANTER, 1, GRANTEE, frame_of(GRANTER, 1), false);
     let m = w.map(GRANTEE, GRANTER, 1, RW_HOST, VA).unwrap();
@@ -872,9 +888,7 @@ fn unmap_checks_host_addr_pte_frame_and_bus_address() {
         ),
     ];
     for (req, want) in cases {
-        let e = w.unmap(GRANTEE, req).unwrap_err();
-        assert_eq!(e, want);
-        assert_eq!(e.status(), GNTST_GENERAL_ERROR);
+        assert_fails(w.unmap(GRANTEE, req), want, GNTST_GENERAL_ERROR);
         // Nothing changed.
         assert_eq!(w.table(GRANTER).pins(1), Some(pins(0, 1, 0, 1)));
         assert!(w.maptrack(GRANTEE).get(m.handle).is_some());
@@ -1248,9 +1262,11 @@ fn copy_into_a_readonly_grant_is_refused_and_releases_the_source() {
         8,
         GNTCOPY_SOURCE_GREF | GNTCOPY_DEST_GREF,
     );
-    let e = w.copy(GRANTEE, false, &op).unwrap_err();
-    assert_eq!(e, GntError::ReadonlyGrant);
-    assert_eq!(e.status(), GNTST_GENERAL_ERROR);
+    assert_fails(
+        w.copy(GRANTEE, false, &op),
+        GntError::ReadonlyGrant,
+        GNTST_GENERAL_ERROR,
+    );
     assert!(!w.table(GRANTER).has_active_pins());
     assert_eq!(w.flags(GRANTER, 3), GTF_PERMIT_ACCESS);
     assert_eq!(w.flags(GRANTER, 4), GTF_PERMIT_ACCESS | GTF_READONLY);
@@ -1306,9 +1322,11 @@ fn copy_by_gmfn_of_another_domain_needs_privilege() {
         8,
         0,
     );
-    let e = w.copy(GRANTEE, false, &op).unwrap_err();
-    assert_eq!(e, GntError::CopyNotPermitted);
-    assert_eq!(e.status(), GNTST_PERMISSION_DENIED);
+    assert_fails(
+        w.copy(GRANTEE, false, &op),
+        GntError::CopyNotPermitted,
+        GNTST_PERMISSION_DENIED,
+    );
     // Same check on the destination.
     let op2 = copy_op(
         gmfn_ptr(DOMID_SELF, frame_of(GRANTEE, 1), 0),
@@ -1344,9 +1362,11 @@ fn copy_by_gmfn_of_another_domain_needs_privilege() {
         8,
         0,
     );
-    let e = w.copy(0, true, &wrong_owner).unwrap_err();
-    assert_eq!(e, GntError::FrameNotOwned);
-    assert_eq!(e.status(), GNTST_GENERAL_ERROR);
+    assert_fails(
+        w.copy(0, true, &wrong_owner),
+        GntError::FrameNotOwned,
+        GNTST_GENERAL_ERROR,
+    );
 }
 
 #[test]
@@ -1370,9 +1390,11 @@ fn copy_with_missing_domain_is_bad_domain() {
         8,
         GNTCOPY_SOURCE_GREF,
     );
-    let e = w.copy(GRANTEE, false, &op).unwrap_err();
-    assert_eq!(e, GntError::BadDomain);
-    assert_eq!(e.status(), GNTST_BAD_DOMAIN);
+    assert_fails(
+        w.copy(GRANTEE, false, &op),
+        GntError::BadDomain,
+        GNTST_BAD_DOMAIN,
+    );
     let op = copy_op(
         gmfn_ptr(DOMID_SELF, frame_of(GRANTEE, 2), 0),
         gref_ptr(9, 1, 0),

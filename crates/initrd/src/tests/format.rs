@@ -215,29 +215,21 @@ fn data_must_fit_in_the_archive() {
     let data_at = HEADER_LEN + 2; // "a\0" ends 4-aligned
     let full = raw::archive(std::slice::from_ref(&entry));
     assert_eq!(Archive::parse(&full).unwrap().open("a").unwrap(), b"hello");
-    // filesize larger than what follows.
+    // filesize larger than what follows; u32::MAX must not overflow anything.
     let mut f = Fields::for_entry(0o100644, b"a", b"hello");
-    f.filesize = 0x7fff_ffff;
-    let bytes = [
-        raw::entry_with(b"070701", f, b"a\0", b"hello"),
-        raw::trailer(),
-    ]
-    .concat();
-    assert_eq!(
-        parse_err(&bytes),
-        Error::at(data_at, ErrorKind::TruncatedData)
-    );
-    // filesize u32::MAX must not overflow anything.
-    f.filesize = u32::MAX;
-    let bytes = [
-        raw::entry_with(b"070701", f, b"a\0", b"hello"),
-        raw::trailer(),
-    ]
-    .concat();
-    assert_eq!(
-        parse_err(&bytes),
-        Error::at(data_at, ErrorKind::TruncatedData)
-    );
+    for filesize in [0x7fff_ffff, u32::MAX] {
+        f.filesize = filesize;
+        let bytes = [
+            raw::entry_with(b"070701", f, b"a\0", b"hello"),
+            raw::trailer(),
+        ]
+        .concat();
+        assert_eq!(
+            parse_err(&bytes),
+            Error::at(data_at, ErrorKind::TruncatedData),
+            "filesize {filesize:#x}"
+        );
+    }
     // Data ending at the end of the input without its padding.
     let cut = &entry[..data_at + 5];
     assert_eq!(

@@ -10,10 +10,14 @@ use xen_abi::elfnote::{
     XEN_ELFNOTE_LOADER, XEN_ELFNOTE_PADDR_OFFSET, XEN_ELFNOTE_PAE_MODE, XEN_ELFNOTE_VIRT_BASE,
     XEN_ELFNOTE_XEN_VERSION,
 };
+use xen_abi::mm::{
+    PAGE_ACCESSED, PAGE_DIRTY, PAGE_PRESENT, PAGE_RW, PAGE_USER, PTE_FRAME_MASK, pte_mfn,
+};
+use xen_abi::types::PAGE_SIZE;
 
 use crate::{BuildError, BuildRequest, Built, GuestMemory, build};
 
-pub const PAGE: usize = 4096;
+pub const PAGE: usize = PAGE_SIZE;
 /// What a frame holds before the builder writes it.
 pub const GARBAGE: u8 = 0xA5;
 
@@ -446,12 +450,12 @@ impl Setup {
 
 // ---------------------------------------------------------------- MMU walk
 
-pub const P: u64 = 1 << 0;
-pub const RW: u64 = 1 << 1;
-pub const US: u64 = 1 << 2;
-pub const A: u64 = 1 << 5;
-pub const D: u64 = 1 << 6;
-const FRAME: u64 = ((1 << 44) - 1) & !0xFFF;
+// Short names for the PAE entry bits the assertions spell out.
+pub const P: u64 = PAGE_PRESENT;
+pub const RW: u64 = PAGE_RW;
+pub const US: u64 = PAGE_USER;
+pub const A: u64 = PAGE_ACCESSED;
+pub const D: u64 = PAGE_DIRTY;
 
 /// A translation of one virtual address, with the entry flags met on the way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -474,25 +478,19 @@ pub fn walk(mem: &TestMemory, m2p: &HashMap<u32, u32>, l3_mfn: u32, va: u32) -> 
     if l3e & P == 0 {
         return None;
     }
-    let l2e = mem.u64_at(
-        table((l3e & FRAME) >> 12),
-        8 * ((va >> 21) & 0x1FF) as usize,
-    );
+    let l2e = mem.u64_at(table(pte_mfn(l3e)), 8 * ((va >> 21) & 0x1FF) as usize);
     if l2e & P == 0 {
         return None;
     }
-    let l1e = mem.u64_at(
-        table((l2e & FRAME) >> 12),
-        8 * ((va >> 12) & 0x1FF) as usize,
-    );
+    let l1e = mem.u64_at(table(pte_mfn(l2e)), 8 * ((va >> 12) & 0x1FF) as usize);
     if l1e & P == 0 {
         return None;
     }
     Some(Walk {
-        pfn: table((l1e & FRAME) >> 12),
-        l3_flags: l3e & !FRAME,
-        l2_flags: l2e & !FRAME,
-        l1_flags: l1e & !FRAME,
+        pfn: table(pte_mfn(l1e)),
+        l3_flags: l3e & !PTE_FRAME_MASK,
+        l2_flags: l2e & !PTE_FRAME_MASK,
+        l1_flags: l1e & !PTE_FRAME_MASK,
     })
 }
 

@@ -19,19 +19,18 @@ fn introduce_over_the_wire() {
         h.ok(0, XS_INTRODUCE, 0, b"5\x009999\x0018\0"),
         Err(XsError::EEXIST)
     );
-    assert_eq!(
-        h.ok(0, XS_INTRODUCE, 0, b"0\x001\x001\0"),
-        Err(XsError::EINVAL)
-    );
-    assert_eq!(
-        h.ok(0, XS_INTRODUCE, 0, b"32752\x001\x001\0"),
-        Err(XsError::EINVAL)
-    );
-    assert_eq!(
-        h.ok(0, XS_INTRODUCE, 0, b"6\x00x\x001\0"),
-        Err(XsError::EINVAL)
-    );
-    assert_eq!(h.ok(0, XS_INTRODUCE, 0, b"6\x001\0"), Err(XsError::EINVAL));
+    for bad in [
+        &b"0\x001\x001\0"[..],
+        b"32752\x001\x001\0",
+        b"6\x00x\x001\0",
+        b"6\x001\0",
+    ] {
+        assert_eq!(
+            h.ok(0, XS_INTRODUCE, 0, bad),
+            Err(XsError::EINVAL),
+            "{bad:?}"
+        );
+    }
     assert_eq!(
         h.ok(5, XS_INTRODUCE, 0, b"6\x001\x001\0"),
         Err(XsError::EACCES)
@@ -43,26 +42,19 @@ fn introduce_over_the_wire() {
 fn is_domain_introduced() {
     let mut h = H::new();
     h.add(2);
-    assert_eq!(
-        h.call(0, XS_IS_DOMAIN_INTRODUCED, 0, b"2\0").unwrap(),
-        b"T\0"
-    );
-    assert_eq!(
-        h.call(0, XS_IS_DOMAIN_INTRODUCED, 0, b"0\0").unwrap(),
-        b"T\0"
-    );
-    assert_eq!(
-        h.call(0, XS_IS_DOMAIN_INTRODUCED, 0, b"3\0").unwrap(),
-        b"F\0"
-    );
-    assert_eq!(
-        h.call(2, XS_IS_DOMAIN_INTRODUCED, 0, b"2\0"),
-        Err(XsError::EACCES)
-    );
-    assert_eq!(
-        h.call(0, XS_IS_DOMAIN_INTRODUCED, 0, b"\0"),
-        Err(XsError::EINVAL)
-    );
+    for (caller, arg, want) in [
+        (0, &b"2\0"[..], Ok(&b"T\0"[..])),
+        (0, b"0\0", Ok(b"T\0")),
+        (0, b"3\0", Ok(b"F\0")),
+        (2, b"2\0", Err(XsError::EACCES)),
+        (0, b"\0", Err(XsError::EINVAL)),
+    ] {
+        assert_eq!(
+            h.call(caller, XS_IS_DOMAIN_INTRODUCED, 0, arg),
+            want.map(<[u8]>::to_vec),
+            "{caller} {arg:?}"
+        );
+    }
 }
 
 #[test]

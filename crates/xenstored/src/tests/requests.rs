@@ -123,22 +123,18 @@ fn get_domain_path() {
         "not connected yet"
     );
     h.add(7);
-    assert_eq!(
-        h.call(7, XS_GET_DOMAIN_PATH, 0, b"5\0").unwrap(),
-        b"/local/domain/5\0"
-    );
-    assert_eq!(
-        h.call(0, XS_GET_DOMAIN_PATH, 0, b"0\0").unwrap(),
-        b"/local/domain/0\0"
-    );
-    assert_eq!(
-        h.call(7, XS_GET_DOMAIN_PATH, 0, b"x\0"),
-        Err(XsError::EINVAL)
-    );
-    assert_eq!(
-        h.call(7, XS_GET_DOMAIN_PATH, 0, b"70000\0"),
-        Err(XsError::EINVAL)
-    );
+    for (caller, arg, want) in [
+        (7, &b"5\0"[..], Ok(&b"/local/domain/5\0"[..])),
+        (0, b"0\0", Ok(b"/local/domain/0\0")),
+        (7, b"x\0", Err(XsError::EINVAL)),
+        (7, b"70000\0", Err(XsError::EINVAL)),
+    ] {
+        assert_eq!(
+            h.call(caller, XS_GET_DOMAIN_PATH, 0, arg),
+            want.map(<[u8]>::to_vec),
+            "{caller} {arg:?}"
+        );
+    }
 }
 
 #[test]
