@@ -66,8 +66,6 @@ pub trait Hypervisor {
     fn sysctl(&mut self, op: &mut XenSysctl, buf: &mut [u8]) -> Result<(), Errno>;
     /// `domctl(op)`.
     fn domctl(&mut self, op: &mut XenDomctl) -> Result<(), Errno>;
-    /// `sched_op(SCHEDOP_remote_shutdown, {domid, reason})`.
-    fn remote_shutdown(&mut self, domid: DomId, reason: u32) -> Result<(), Errno>;
     /// `sched_op(SCHEDOP_shutdown, {reason})` for this domain: returns only if
     /// the hypervisor refused.
     fn shutdown(&mut self, reason: u32) -> Errno;

@@ -164,7 +164,6 @@ pub const XEND_CONFIG: &str = include_str!("../initrd/etc/xen/xend-config.sxp");
 pub enum Call {
     Sysctl(u32),
     Domctl(u32),
-    RemoteShutdown,
     Shutdown(u32),
 }
 
@@ -176,8 +175,6 @@ pub struct FakeXen {
     pub sysctls: Vec<(u32, u32)>,
     /// (cmd, interface_version, domain) of each domctl.
     pub domctls: Vec<(u32, u32, DomId)>,
-    /// (domid, reason) of each remote shutdown.
-    pub remote: Vec<(DomId, u32)>,
     /// `clear` of each readconsole.
     pub cleared: Vec<bool>,
     /// Domains for getdomaininfolist/getdomaininfo.
@@ -246,7 +243,6 @@ impl FakeXen {
             calls: Vec::new(),
             sysctls: Vec::new(),
             domctls: Vec::new(),
-            remote: Vec::new(),
             cleared: Vec::new(),
             domains: None,
             physinfo: None,
@@ -476,12 +472,6 @@ impl Hypervisor for FakeXen {
             _ if self.domctl_ok || self.created_domid.is_some() => Ok(()),
             _ => Err(self.errno),
         }
-    }
-
-    fn remote_shutdown(&mut self, domid: DomId, reason: u32) -> Result<(), Errno> {
-        self.calls.push(Call::RemoteShutdown);
-        self.remote.push((domid, reason));
-        Err(self.errno)
     }
 
     fn shutdown(&mut self, reason: u32) -> Errno {

@@ -1143,7 +1143,6 @@ mod tests {
             xm(&bytes, &mut xen, "/", "reboot 4"),
             "xm reboot: domain 4 has no xenstore home (/local/domain/4)\n"
         );
-        assert!(xen.remote.is_empty(), "no hypercall shuts it down");
     }
 
     #[test]

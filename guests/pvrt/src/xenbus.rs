@@ -24,7 +24,7 @@ use core::sync::atomic::{AtomicU8, AtomicU32};
 
 use xen_abi::errno::Errno;
 use xen_abi::evtchn::{EVTCHNOP_UNMASK, EvtchnUnmask};
-use xen_abi::mm::UVMF_INVLPG;
+use xen_abi::mm::{PAGE_ACCESSED, PAGE_DIRTY, PAGE_PRESENT, PAGE_RW, UVMF_INVLPG, pte_from_mfn};
 use xen_abi::xenstore::{XENSTORE_RING_SIZE, XenstoreDomainInterface};
 
 pub use client::{Client, Transport, Tx};
@@ -34,12 +34,12 @@ pub use wire::{WatchEvent, XsError};
 use crate::StartInfo;
 
 /// PTE bits of a present, writable, accessed, dirty kernel mapping.
-const PTE_RW: u64 = 0x1 | 0x2 | 0x20 | 0x40;
+pub const PTE_RW: u64 = PAGE_PRESENT | PAGE_RW | PAGE_ACCESSED | PAGE_DIRTY;
 
 /// Maps machine frame `mfn` read-write at `va` (a page whose L1 exists, e.g.
 /// the bootstrap region's padding, §4.3).
 pub fn map_frame(va: u32, mfn: u32) -> Result<u32, Errno> {
-    crate::mm::update_va_mapping(va, (u64::from(mfn) << 12) | PTE_RW, UVMF_INVLPG)
+    crate::mm::update_va_mapping(va, pte_from_mfn(u64::from(mfn), PTE_RW), UVMF_INVLPG)
 }
 
 /// Unmasks `port` (`EVTCHNOP_unmask`), so its events wake `SCHEDOP_block`.
@@ -70,7 +70,7 @@ pub fn wait_until<T>(mut ready: impl FnMut() -> Option<T>) -> T {
 ///
 /// # Safety
 /// `va..va + len` must stay mapped read-write for the guest's life.
-unsafe fn shared_bytes(va: u32, len: usize) -> &'static [AtomicU8] {
+pub(crate) unsafe fn shared_bytes(va: u32, len: usize) -> &'static [AtomicU8] {
     // SAFETY: the caller vouches for the mapping; AtomicU8 has u8's layout
     // and atomics are what bytes written by another domain must be read as.
     unsafe { core::slice::from_raw_parts(va as *const AtomicU8, len) }
@@ -80,7 +80,7 @@ unsafe fn shared_bytes(va: u32, len: usize) -> &'static [AtomicU8] {
 ///
 /// # Safety
 /// As for [`shared_bytes`]; `va` is 4-aligned.
-unsafe fn shared_u32(va: u32) -> &'static AtomicU32 {
+pub(crate) unsafe fn shared_u32(va: u32) -> &'static AtomicU32 {
     // SAFETY: as above; AtomicU32 has u32's layout and alignment.
     unsafe { &*(va as *const AtomicU32) }
 }

@@ -15,13 +15,12 @@
 
 use core::fmt;
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicU8, AtomicU32};
 
 use xen_abi::console::{XENCONS_IN_SIZE, XENCONS_OUT_SIZE, XenconsInterface};
 use xen_abi::errno::Errno;
 
 use crate::StartInfo;
-use crate::xenbus::{ByteRing, map_frame, unmask, wait_until};
+use crate::xenbus::{ByteRing, map_frame, shared_bytes, shared_u32, unmask, wait_until};
 
 /// The console ring page and its event channel.
 pub struct XenCons {
@@ -42,22 +41,19 @@ impl XenCons {
     pub unsafe fn new(va: u32, port: u32) -> XenCons {
         type I = XenconsInterface;
         let at = |off: usize| va + off as u32;
-        // SAFETY: the caller maps the page at `va`; the offsets are the
-        // ABI's (xen_abi), inside the page, the indices 4-aligned; AtomicU8
-        // and AtomicU32 have the layout of u8 and u32.
+        // SAFETY: the caller maps the whole page at `va`; the offsets are the
+        // ABI's (xen_abi), inside the page and 4-aligned for the indices.
         let (out, in_) = unsafe {
-            let bytes = |off, len| core::slice::from_raw_parts(at(off) as *const AtomicU8, len);
-            let index = |off| &*(at(off) as *const AtomicU32);
             (
                 ByteRing::new(
-                    bytes(offset_of!(I, out), XENCONS_OUT_SIZE),
-                    index(offset_of!(I, out_prod)),
-                    index(offset_of!(I, out_cons)),
+                    shared_bytes(at(offset_of!(I, out)), XENCONS_OUT_SIZE),
+                    shared_u32(at(offset_of!(I, out_prod))),
+                    shared_u32(at(offset_of!(I, out_cons))),
                 ),
                 ByteRing::new(
-                    bytes(offset_of!(I, in_), XENCONS_IN_SIZE),
-                    index(offset_of!(I, in_prod)),
-                    index(offset_of!(I, in_cons)),
+                    shared_bytes(at(offset_of!(I, in_)), XENCONS_IN_SIZE),
+                    shared_u32(at(offset_of!(I, in_prod))),
+                    shared_u32(at(offset_of!(I, in_cons))),
                 ),
             )
         };

@@ -33,21 +33,18 @@ use oxen_dom0::line::{Event, LineEditor};
 use oxen_dom0::shell::{Env, Shell, banner};
 use pvrt::{StartInfo, println};
 use xen_abi::console::CONSOLEIO_READ;
-use xen_abi::errno::Errno;
 use xen_abi::evtchn::VIRQ_CONSOLE;
 use xen_abi::hypercall::{CONSOLE_IO, VCPU_OP};
-use xen_abi::mm::UVMF_INVLPG;
 use xen_abi::shared_info::NR_EVENT_CHANNELS;
 use xen_abi::start_info::SIF_MOD_START_PFN;
+use xen_abi::types::PAGE_SIZE;
 use xen_abi::vcpu::VCPUOP_STOP_PERIODIC_TIMER;
 
 use xen::Xen;
 
 pvrt::guest_main!(main);
 
-const PAGE: u32 = 4096;
-/// PTE bits for a present, writable, accessed, dirty mapping.
-const PTE_RW: u64 = 0x1 | 0x2 | 0x20 | 0x40;
+const PAGE: u32 = PAGE_SIZE as u32;
 
 /// Ports whose handler ran since the loop last looked (bit p = port p).
 static FIRED: [AtomicU32; NR_EVENT_CHANNELS / 32] =
@@ -267,12 +264,6 @@ impl Dom0 {
     }
 }
 
-/// Maps shared_info (§5) at `va`, a page of the mapped padding.
-fn map_shared_info(si: &StartInfo, va: u32) -> Result<u32, Errno> {
-    let pte = (u64::from(si.shared_info) & !0xFFF) | PTE_RW;
-    pvrt::mm::update_va_mapping(va, pte, UVMF_INVLPG).map(|_| va)
-}
-
 /// A tree with nothing in it, for when there is no usable initrd.
 fn empty_archive() -> Archive<'static> {
     let bytes: &'static [u8] = initrd::write_newc(&[]).unwrap_or_default().leak();
@@ -318,8 +309,9 @@ fn main(si: &'static StartInfo) -> ! {
     heap::init();
     // The first page of the padding after the boot stack (§4.3).
     let scratch = si.pt_base + si.nr_pt_frames * PAGE + PAGE;
-    let shared_va = match map_shared_info(si, scratch) {
-        Ok(va) => va,
+    // shared_info (§5) at the first of those pages.
+    let shared_va = match pvrt::xenbus::map_frame(scratch, si.shared_info >> 12) {
+        Ok(_) => scratch,
         Err(e) => panic!("dom0: cannot map shared_info: {e}"),
     };
     let xen = Xen {

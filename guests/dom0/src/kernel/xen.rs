@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 
 use oxen_dom0::hv::{Hypervisor, Mapping, SharedPage, VersionInfo};
 use pvrt::hypercall::{raw, result};
+use pvrt::xenbus::PTE_RW;
 use xen_abi::context::VcpuGuestContext;
 use xen_abi::domctl::{XEN_DOMCTL_SETVCPUCONTEXT, XenDomctl, XenDomctlVcpucontext};
 use xen_abi::domid::DomId;
@@ -18,10 +19,9 @@ use xen_abi::errno::Errno;
 use xen_abi::evtchn::{
     EVTCHNOP_ALLOC_UNBOUND, EVTCHNOP_BIND_INTERDOMAIN, EvtchnAllocUnbound, EvtchnBindInterdomain,
 };
-use xen_abi::hypercall::{DOMCTL, MEMORY_OP, SCHED_OP, SYSCTL};
+use xen_abi::hypercall::{DOMCTL, MEMORY_OP, SYSCTL};
 use xen_abi::memory::{XENMEM_POPULATE_PHYSMAP, XenMemoryReservation};
-use xen_abi::mm::{MmuextOp, UVMF_INVLPG};
-use xen_abi::sched::{SCHEDOP_REMOTE_SHUTDOWN, SchedRemoteShutdown};
+use xen_abi::mm::{MmuextOp, UVMF_INVLPG, pte_from_mfn};
 use xen_abi::sysctl::XenSysctl;
 use xen_abi::types::{EvtchnPort, PAGE_SIZE, XenPfn};
 use xen_abi::version::{
@@ -31,8 +31,6 @@ use xen_abi::version::{
 
 /// Virtual pages for foreign mappings (256 KiB of the padding).
 pub const NR_SLOTS: usize = 64;
-/// PTE bits for a present, writable, accessed, dirty mapping.
-const PTE_RW: u64 = 0x1 | 0x2 | 0x20 | 0x40;
 
 /// Another domain's page, mapped at `va` in dom0.
 pub struct MappedPage {
@@ -108,22 +106,6 @@ impl Hypervisor for Xen {
         // SAFETY: `op` is a live xen_domctl; the commands dom0 issues name no
         // other buffer.
         result(unsafe { raw(DOMCTL, [op as *mut XenDomctl as u32, 0, 0, 0, 0]) }).map(|_| ())
-    }
-
-    fn remote_shutdown(&mut self, domid: DomId, reason: u32) -> Result<(), Errno> {
-        let arg = SchedRemoteShutdown {
-            domain_id: domid,
-            _pad: 0,
-            reason,
-        };
-        // SAFETY: `arg` lives across the call and is only read.
-        result(unsafe {
-            raw(
-                SCHED_OP,
-                [SCHEDOP_REMOTE_SHUTDOWN, &arg as *const _ as u32, 0, 0, 0],
-            )
-        })
-        .map(|_| ())
     }
 
     fn shutdown(&mut self, reason: u32) -> Errno {
@@ -243,7 +225,7 @@ impl Hypervisor for Xen {
             .position(Option::is_none)
             .ok_or(Errno::ENOMEM)?;
         let va = self.slots_va + (i * PAGE_SIZE) as u32;
-        let pte = (u64::from(mfn) << 12) | PTE_RW;
+        let pte = pte_from_mfn(u64::from(mfn), PTE_RW);
         pvrt::mm::update_va_mapping_otherdomain(va, pte, UVMF_INVLPG, domid)?;
         self.slots[i] = Some(MappedPage { va });
         Ok(Mapping(i as u32))

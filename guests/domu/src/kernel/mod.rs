@@ -30,11 +30,12 @@ use pvrt::xencons::XenCons;
 use pvrt::{StartInfo, println};
 use xen_abi::evtchn::VIRQ_TIMER;
 use xen_abi::hypercall::VCPU_OP;
+use xen_abi::types::PAGE_SIZE;
 use xen_abi::vcpu::VCPUOP_STOP_PERIODIC_TIMER;
 
 pvrt::guest_main!(main);
 
-const PAGE: u32 = 4096;
+const PAGE: u32 = PAGE_SIZE as u32;
 /// How long a xenstore request may go unanswered.
 const XENSTORE_TIMEOUT_NS: u64 = 10_000_000_000;
 /// The watch token for `control/shutdown`.

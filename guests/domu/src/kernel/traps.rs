@@ -4,6 +4,9 @@
 //! is shut down as crashed. This kernel has no user mode and no recoverable
 //! fault, so there is nothing else to do.
 
+use core::mem::offset_of;
+
+use xen_abi::shared_info::{VcpuInfo, vcpu_info_offset};
 use xen_abi::traps::TrapInfo;
 
 core::arch::global_asm!(
@@ -64,9 +67,10 @@ extern "C" fn domu_trap(frame: *const Frame) -> ! {
     let f = unsafe { &*frame };
     let shared = SHARED_VA.load(core::sync::atomic::Ordering::SeqCst);
     let cr2 = if shared != 0 {
+        let at = vcpu_info_offset(0) + offset_of!(VcpuInfo, arch.cr2);
         // SAFETY: shared_info is mapped at `shared`; vcpu_info[0].arch.cr2
-        // is at byte 8 (§5.2).
-        unsafe { ((shared + 8) as *const u32).read_volatile() }
+        // is an aligned u32 inside it (§5.2).
+        unsafe { ((shared as usize + at) as *const u32).read_volatile() }
     } else {
         0
     };
