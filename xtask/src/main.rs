@@ -37,6 +37,8 @@ commands:
                                   host tests, then QEMU scenarios
   bench                           boot-time measurements as JSON
   lint                            rustfmt check, clippy -D warnings (host crates and kernel)
+  deps                            install what is missing (Debian packages, rust-src) and
+                                  print the QEMU version
 ";
 
 /// The default hypervisor command line of `run` (the tutorial's GRUB entry).
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         "test" => scenarios::test_cmd(rest),
         "bench" => scenarios::bench_cmd(rest),
         "lint" => lint(),
+        "deps" => deps_cmd(),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
@@ -83,6 +86,14 @@ pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"))
+}
+
+/// Installs what is missing and says which QEMU the scenarios will use.
+fn deps_cmd() -> Result<(), String> {
+    deps::ensure_packages()?;
+    deps::ensure_rust_src()?;
+    deps::report_qemu();
+    Ok(())
 }
 
 /// Runs a command, failing with its name if it does not succeed.

@@ -1258,6 +1258,7 @@ pub fn test_cmd(args: &[String]) -> Result<(), String> {
     }
     if !host_only {
         crate::deps::ensure_packages()?;
+        crate::deps::report_qemu();
         let kernel = crate::build_kernel(true)?;
         let dir = fixtures()?;
         let logs = crate::target_dir().join("test-logs");
