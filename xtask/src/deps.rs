@@ -403,9 +403,10 @@ pub fn report_qemu() {
     }
 }
 
-/// QEMU's version as (major, minor), from `qemu-system-i386 --version`.
+/// QEMU's version as (major, minor), from `qemu-system-i386 --version`
+/// (or `$OXEN_QEMU --version`).
 pub fn qemu_version() -> Option<(u32, u32)> {
-    let out = Command::new("qemu-system-i386")
+    let out = Command::new(crate::qemu::binary())
         .arg("--version")
         .output()
         .ok()?;

@@ -21,9 +21,15 @@ pub enum Boot {
 /// The I/O port of QEMU's isa-debug-exit device (`debug_exit=0xf4`).
 pub const DEBUG_EXIT_PORT: &str = "0xf4";
 
+/// The QEMU binary: `qemu-system-i386` from PATH, or `$OXEN_QEMU` (e.g. a
+/// second QEMU release to check the scenarios against).
+pub fn binary() -> std::ffi::OsString {
+    std::env::var_os("OXEN_QEMU").unwrap_or_else(|| "qemu-system-i386".into())
+}
+
 /// A QEMU command booting `boot` with `mem_mib` of RAM (TCG, no display).
 pub fn command(boot: &Boot, mem_mib: u32) -> Command {
-    let mut cmd = Command::new("qemu-system-i386");
+    let mut cmd = Command::new(binary());
     cmd.args(["-machine", "pc", "-cpu", "qemu32,+pae", "-m"])
         .arg(mem_mib.to_string());
     cmd.args(["-no-reboot", "-device"]).arg(format!(
