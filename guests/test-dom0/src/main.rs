@@ -11,140 +11,30 @@
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use core::fmt;
+mod helpers;
 
+use helpers::{
+    A, Checks, D, FRAME, Mem, OXEN_IMAGE_MFN, P, PAGE, RW, US, hcall, normal, pte, read_u32,
+    self_dom, write_u32,
+};
 use pvrt::mm::{
-    mfn_to_pfn, mmu_update, mmuext, mmuext_op, pfn_to_mfn, pfn_to_va, update_va_mapping,
+    mfn_to_pfn, mmu_update, mmuext, mmuext_op, pfn_to_mfn, update_va_mapping,
     update_va_mapping_otherdomain, vm_assist,
 };
 use pvrt::{StartInfo, println};
 use xen_abi::domid::{DOMID_IO, DOMID_SELF, DomId};
 use xen_abi::errno::Errno;
 use xen_abi::mm::{
-    MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT_CLEAR_PAGE,
-    MMUEXT_COPY_PAGE, MMUEXT_INVLPG_LOCAL, MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR,
-    MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE,
-    MMUEXT_SET_LDT, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_UNPIN_TABLE, MmuUpdate, MmuextOp, UVMF_ALL,
-    UVMF_INVLPG, UVMF_TLB_FLUSH,
+    MMU_MACHPHYS_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE,
+    MMUEXT_INVLPG_LOCAL, MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE,
+    MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE, MMUEXT_SET_LDT,
+    MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_UNPIN_TABLE, MmuUpdate, MmuextOp, UVMF_ALL, UVMF_INVLPG,
+    UVMF_TLB_FLUSH,
 };
 use xen_abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
 use xen_abi::traps::{VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES};
 
-const P: u64 = 1;
-const RW: u64 = 2;
-const US: u64 = 4;
-const A: u64 = 0x20;
-const D: u64 = 0x40;
-const FRAME: u64 = 0x000F_FFFF_FFFF_F000;
-const PAGE: u32 = 4096;
-/// A frame of Oxen's own image (machine address 1 MiB): never dom0's.
-const OXEN_IMAGE_MFN: u32 = 0x100;
-
 pvrt::guest_main!(main);
-
-struct Checks {
-    passed: u32,
-    failed: u32,
-}
-
-impl Checks {
-    fn check(&mut self, name: &str, ok: bool, detail: fmt::Arguments<'_>) {
-        if ok {
-            self.passed += 1;
-            println!("check {name}: ok");
-        } else {
-            self.failed += 1;
-            println!("check {name}: FAILED ({detail})");
-        }
-    }
-
-    fn ok<T: fmt::Debug>(&mut self, name: &str, r: Result<T, Errno>) {
-        self.check(name, r.is_ok(), format_args!("{r:?}"));
-    }
-
-    fn err<T: fmt::Debug>(&mut self, name: &str, r: Result<T, Errno>, want: Errno) {
-        self.check(
-            name,
-            matches!(r, Err(e) if e == want),
-            format_args!("got {r:?}, want {want}"),
-        );
-    }
-}
-
-/// What the test knows about its own memory.
-struct Mem<'a> {
-    si: &'a StartInfo,
-    /// First scratch VA (the padding after the boot stack).
-    scratch: u32,
-    /// First pfn not in the bootstrap region.
-    first_free_pfn: u32,
-}
-
-impl Mem<'_> {
-    fn mfn(&self, pfn: u32) -> u32 {
-        pfn_to_mfn(self.si, pfn).expect("pfn in range")
-    }
-
-    fn scratch_va(&self, i: u32) -> u32 {
-        assert!(i < 64, "scratch slots are the first 256 KiB of the padding");
-        self.scratch + i * PAGE
-    }
-
-    /// The virtual address of a frame of the bootstrap region.
-    fn va_of_mfn(&self, mfn: u32) -> u32 {
-        pfn_to_va(mfn_to_pfn(mfn))
-    }
-
-    /// The machine address of the bootstrap L1 entry that maps `va`.
-    fn l1e_maddr(&self, va: u32) -> u64 {
-        let l3 = self.si.pt_base as *const u64;
-        // SAFETY: pt_base and the L2s are mapped read-only in the bootstrap region.
-        let l3e = unsafe { l3.add((va >> 30) as usize).read_volatile() };
-        let l2 = self.va_of_mfn(((l3e & FRAME) >> 12) as u32) as *const u64;
-        // SAFETY: as above.
-        let l2e = unsafe { l2.add(((va >> 21) & 511) as usize).read_volatile() };
-        (l2e & FRAME) + u64::from((va >> 12) & 511) * 8
-    }
-
-    /// Reads the current bootstrap L1 entry for `va`.
-    fn l1e(&self, va: u32) -> u64 {
-        let maddr = self.l1e_maddr(va);
-        let l1 = self.va_of_mfn((maddr >> 12) as u32) as *const u64;
-        // SAFETY: bootstrap L1s are mapped read-only in the region.
-        unsafe { l1.add(((maddr & 0xFFF) / 8) as usize).read_volatile() }
-    }
-
-    fn map(&self, va: u32, mfn: u32, rw: bool) -> Result<u32, Errno> {
-        let pte = (u64::from(mfn) << 12) | P | A | if rw { RW | D } else { 0 };
-        update_va_mapping(va, pte, UVMF_INVLPG)
-    }
-
-    fn unmap(&self, va: u32) -> Result<u32, Errno> {
-        update_va_mapping(va, 0, UVMF_INVLPG)
-    }
-}
-
-fn pte(mfn: u32, flags: u64) -> u64 {
-    (u64::from(mfn) << 12) | flags
-}
-
-fn normal(maddr: u64, val: u64) -> MmuUpdate {
-    MmuUpdate::new(MMU_NORMAL_PT_UPDATE, maddr, val)
-}
-
-fn self_dom() -> u32 {
-    u32::from(DOMID_SELF)
-}
-
-fn read_u32(va: u32) -> u32 {
-    // SAFETY: callers pass a VA they just mapped.
-    unsafe { (va as *const u32).read_volatile() }
-}
-
-fn write_u32(va: u32, v: u32) {
-    // SAFETY: callers pass a VA they just mapped writable.
-    unsafe { (va as *mut u32).write_volatile(v) }
-}
 
 fn main(si: &'static StartInfo) -> ! {
     println!("test-dom0: started");
@@ -2397,11 +2287,6 @@ fn events(c: &mut Checks, mem: &Mem<'_>) {
 /// System time, from pvrt's PV clock.
 fn guest_now() -> u64 {
     pvrt::time::now(SHARED_VA.load(AtOrd::SeqCst))
-}
-
-fn hcall(nr: u32, args: [u32; 5]) -> Result<u32, Errno> {
-    // SAFETY: callers pass pointers valid for what the call reads or writes.
-    pvrt::hypercall::result(unsafe { pvrt::hypercall::raw(nr, args) })
 }
 
 /// The PV clock, wall clock, timers (set_timer_op, vcpu_op single-shot and
