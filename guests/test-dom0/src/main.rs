@@ -11,20 +11,17 @@
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod bench;
 mod boot;
 mod helpers;
 mod mm;
 
-use helpers::{A, Checks, D, Mem, OXEN_IMAGE_MFN, P, PAGE, RW, hcall, normal, pte, self_dom};
-use pvrt::mm::{
-    mmu_update, mmuext, pfn_to_mfn, update_va_mapping, update_va_mapping_otherdomain, vm_assist,
-};
+use helpers::{A, Checks, D, Mem, OXEN_IMAGE_MFN, P, PAGE, RW, hcall, pte};
+use pvrt::mm::{mmuext, pfn_to_mfn, update_va_mapping, update_va_mapping_otherdomain, vm_assist};
 use pvrt::{StartInfo, println};
 use xen_abi::domid::DomId;
 use xen_abi::errno::Errno;
-use xen_abi::mm::{
-    MMUEXT_PIN_L3_TABLE, MMUEXT_SET_LDT, MMUEXT_TLB_FLUSH_LOCAL, MmuUpdate, MmuextOp, UVMF_INVLPG,
-};
+use xen_abi::mm::{MMUEXT_PIN_L3_TABLE, MMUEXT_SET_LDT, MmuextOp, UVMF_INVLPG};
 use xen_abi::traps::{VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES};
 
 pvrt::guest_main!(main);
@@ -53,7 +50,7 @@ fn main(si: &'static StartInfo) -> ! {
         println!("test-dom0: read returned {v:#x}");
     }
     if cmdline.split_whitespace().any(|w| w == "bench") {
-        bench(&mem);
+        bench::bench(&mem);
         pvrt::hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);
     }
     if cmdline.split_whitespace().any(|w| w == "test=bad-handler") {
@@ -108,69 +105,6 @@ fn main(si: &'static StartInfo) -> ! {
     println!("test-dom0: {} passed, {} failed", c.passed, c.failed);
     pvrt::hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);
     panic!("shutdown returned");
-}
-
-fn rdtsc() -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: RDTSC has no side effects.
-    unsafe { core::arch::asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack)) };
-    (u64::from(hi) << 32) | u64::from(lo)
-}
-
-/// Prints `bench NAME ops=N tsc_per_op=T` for `cargo xtask bench`.
-fn report(name: &str, ops: u64, start: u64) {
-    let per = (rdtsc() - start) / ops.max(1);
-    println!("bench {name} ops={ops} tsc_per_op={per}");
-}
-
-/// Micro-benchmarks of the PV MMU path, run instead of the checks when the
-/// command line says `bench`.
-fn bench(mem: &Mem<'_>) {
-    use xen_abi::sched::SCHEDOP_YIELD;
-    let va = mem.scratch_va(60);
-    let frame = mem.mfn(mem.first_free_pfn + 40);
-    let slot = mem.l1e_maddr(va);
-
-    const N: u64 = 20_000;
-    let t = rdtsc();
-    for _ in 0..N {
-        // SAFETY: no pointers.
-        unsafe { pvrt::hypercall::raw(xen_abi::hypercall::SCHED_OP, [SCHEDOP_YIELD, 0, 0, 0, 0]) };
-    }
-    report("hypercall_round_trip", N, t);
-
-    const M: u64 = 2_000;
-    let t = rdtsc();
-    for _ in 0..M {
-        let _ = mem.map(va, frame, true);
-        let _ = mem.unmap(va);
-    }
-    report("update_va_mapping", 2 * M, t);
-
-    // One batch of 512 entries, alternately mapping and unmapping one slot.
-    let mut reqs = [MmuUpdate::new(0, 0, 0); 512];
-    for (i, r) in reqs.iter_mut().enumerate() {
-        *r = normal(
-            slot,
-            if i % 2 == 0 {
-                pte(frame, P | RW | A | D)
-            } else {
-                0
-            },
-        );
-    }
-    const B: u64 = 40;
-    let t = rdtsc();
-    for _ in 0..B {
-        let _ = mmu_update(&reqs, self_dom());
-    }
-    report("mmu_update_batch_entry", B * reqs.len() as u64, t);
-
-    let t = rdtsc();
-    for _ in 0..M {
-        let _ = mmuext(MMUEXT_TLB_FLUSH_LOCAL, 0, 0);
-    }
-    report("mmuext_tlb_flush", M, t);
 }
 
 // Trap handlers for `traps()`: each counts its vector, records the error code
