@@ -15,8 +15,8 @@ use xen_abi::errno::Errno;
 use xen_abi::mm::{MMUEXT_PIN_L3_TABLE, MmuextOp, UVMF_INVLPG};
 
 use crate::events::{PENDING, SEEN, evtchn, shared_u8, shared_u32_at};
+use crate::grants::{gnttab, grants};
 use crate::helpers::{A, Checks, D, Mem, OXEN_IMAGE_MFN, P, PAGE, RW, hcall, pte};
-use crate::{gnttab, grants};
 
 pub(crate) fn domctl(d: &mut xen_abi::domctl::XenDomctl) -> Result<u32, Errno> {
     hcall(xen_abi::hypercall::DOMCTL, [d as *mut _ as u32, 0, 0, 0, 0])
