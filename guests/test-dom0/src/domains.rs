@@ -15,8 +15,9 @@ use xen_abi::errno::Errno;
 use xen_abi::mm::{MMUEXT_PIN_L3_TABLE, MmuextOp, UVMF_INVLPG};
 
 use crate::events::{PENDING, SEEN, evtchn, shared_u8, shared_u32_at};
-use crate::grants::{gnttab, grants};
+use crate::grants::grants;
 use crate::helpers::{A, Checks, D, Mem, OXEN_IMAGE_MFN, P, PAGE, RW, hcall, pte};
+use crate::isolation;
 
 pub(crate) fn domctl(d: &mut xen_abi::domctl::XenDomctl) -> Result<u32, Errno> {
     hcall(xen_abi::hypercall::DOMCTL, [d as *mut _ as u32, 0, 0, 0, 0])
@@ -467,38 +468,7 @@ pub(crate) fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
     use xen_abi::domctl::*;
     use xen_abi::memory::XENMEM_POPULATE_PHYSMAP;
     use xen_abi::selectors::{FLAT_KERNEL_CS, FLAT_KERNEL_DS, FLAT_KERNEL_SS};
-    // dom0's own grant table, whose entry 8 grants a page to domain 5 (not
-    // to the domU, which will try to map it).
-    let own_gnt = {
-        use xen_abi::grant::*;
-        let mut frames = [0u32; 1];
-        let mut st = GnttabSetupTable {
-            dom: xen_abi::domid::DOMID_SELF,
-            nr_frames: 1,
-            frame_list: frames.as_mut_ptr() as u32,
-            ..Default::default()
-        };
-        let r = gnttab(GNTTABOP_SETUP_TABLE, &mut st);
-        let gva = mem.scratch_va(57);
-        let mapped = mem.map(gva, frames[0], true);
-        // SAFETY: dom0's grant frame, mapped writable at `gva`.
-        unsafe {
-            (gva as *mut GrantEntryV1)
-                .add(8)
-                .write_volatile(GrantEntryV1 {
-                    flags: GTF_PERMIT_ACCESS,
-                    domid: 5,
-                    frame: mem.mfn(mem.first_free_pfn + 59),
-                })
-        };
-        let _ = mem.unmap(gva);
-        r.is_ok() && st.status == GNTST_OKAY && mapped.is_ok()
-    };
-    c.check(
-        "gnttab_dom0_own_table",
-        own_gnt,
-        format_args!("setup_table(DOMID_SELF) and the entry"),
-    );
+    isolation::offer_grant_elsewhere(c, mem);
     let free_before = free_pages();
     let mut d = XenDomctl::new(
         XEN_DOMCTL_CREATEDOMAIN,
@@ -694,34 +664,7 @@ pub(crate) fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
         mine == 3,
         format_args!("dom0's x87 value came back as {mine}"),
     );
-    // What the domU's event-channel calls returned, from its data page.
-    let _ = update_va_mapping_otherdomain(va, pte(data, P | A), UVMF_INVLPG, id);
-    // SAFETY: mapped read-only at `va`.
-    let (sent, bound, ctl, gmap) = unsafe {
-        (
-            ((va + 0x10) as *const i32).read_volatile(),
-            ((va + 0x20) as *const i32).read_volatile(),
-            ((va + 0x24) as *const i32).read_volatile(),
-            ((va + 0x28) as *const i32).read_volatile(),
-        )
-    };
-    c.check(
-        "domu_map_grant_not_offered",
-        gmap == i32::from(xen_abi::grant::GNTST_GENERAL_ERROR),
-        format_args!("status {gmap}"),
-    );
-    let _ = mem.unmap(va);
-    c.check("domu_send_ok", sent == 0, format_args!("{sent}"));
-    c.check(
-        "domu_bind_unoffered_port_refused",
-        bound == -Errno::EINVAL.0,
-        format_args!("{bound}"),
-    );
-    c.check(
-        "domu_domctl_refused",
-        ctl == -Errno::EPERM.0,
-        format_args!("{ctl}"),
-    );
+    isolation::domu_refusals(c, mem, id, data, va);
     let si = mem.scratch_va(61);
     let _ = mem.map(si, mem.si.shared_info >> 12, true);
     let pending =

@@ -18,6 +18,7 @@ mod domains;
 mod events;
 mod grants;
 mod helpers;
+mod isolation;
 mod mm;
 mod time;
 mod traps;
