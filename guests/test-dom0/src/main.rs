@@ -7,6 +7,16 @@
 //! read-only, and the padding after the boot stack (mapped one-to-one to pfns
 //! nothing uses) serves as scratch mappings. Frames past the region are free
 //! for building new tables.
+//!
+//! The command line picks the mode: `bench` runs the micro-benchmarks
+//! (bench.rs) instead of the checks; `test=fault`, `test=bad-handler` and
+//! `test=ptwr-refused` misbehave on purpose so that Oxen crashes the domain;
+//! `test=console-input` waits for a line typed on the console (events.rs).
+//! Otherwise the checks run family by family in the order `main` calls
+//! them: boot.rs (start_info, xen_version), mm.rs (the PV MMU, memory_op),
+//! traps.rs and descriptors.rs, events.rs (with time.rs), domains.rs (with
+//! grants.rs and isolation.rs for the domU it runs). helpers.rs holds what
+//! they share: the check counter and what the test knows about its memory.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]

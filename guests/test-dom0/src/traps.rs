@@ -3,8 +3,8 @@
 //! the callbacks (`set_callbacks`, `callback_op`, `nmi_op`),
 //! `fpu_taskswitch`, `int $0x80` from ring 3 (direct gate and through Oxen),
 //! and the privileged instructions Oxen emulates for ring 1 (and the ones
-//! it turns into a #GP). The handlers' counters are also read by the
-//! descriptor checks (the failsafe callback, vector 15).
+//! it turns into a #GP). The handlers and their counters also serve the
+//! descriptor checks (the failsafe callback, the #GP skip, vector 15).
 
 use core::sync::atomic::Ordering as AtOrd;
 
