@@ -1,0 +1,351 @@
+//! Descriptors: `set_gdt` and `update_descriptor` on a GDT of the domain's
+//! own, the descriptor checks Oxen makes, a loaded selector going bad (the
+//! failsafe callback), an LDT through `mmuext_op(SET_LDT)`, and
+//! `vm_assist(4gb_segments)` with its vector-15 notification.
+
+use pvrt::mm::{mmuext, vm_assist};
+use xen_abi::errno::Errno;
+use xen_abi::mm::MMUEXT_SET_LDT;
+use xen_abi::traps::VMASST_CMD_ENABLE;
+
+use crate::helpers::{Checks, Mem, OXEN_IMAGE_MFN, PAGE, hcall};
+use crate::traps::{td_failsafe_handler, td_failsafe_segs, td_gp_skip, td_v15_handler, trap_count};
+
+fn read_fs() -> u32 {
+    let v: u32;
+    // SAFETY: reading a segment register has no side effects.
+    unsafe { core::arch::asm!("mov {:e}, fs", out(reg) v) };
+    v & 0xFFFF
+}
+
+fn write_fs(sel: u32) {
+    // SAFETY: callers load selectors valid in the current GDT.
+    unsafe { core::arch::asm!("mov fs, {:e}", in(reg) sel) };
+}
+
+/// `vm_assist(4gb_segments)`: a segment with a 4 GiB limit (truncated by
+/// Oxen at the hole) reaches below its base with negative offsets, as TLS
+/// does, only through the assist's emulation; `_notify` adds vector 15.
+fn four_gb_segments(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::hypercall::{SET_GDT, SET_TRAP_TABLE};
+    use xen_abi::traps::{
+        TrapInfo, VMASST_CMD_DISABLE, VMASST_TYPE_4GB_SEGMENTS, VMASST_TYPE_4GB_SEGMENTS_NOTIFY,
+    };
+    let data = mem.mfn(mem.first_free_pfn + 58);
+    let dva = mem.scratch_va(50);
+    c.ok("seg4gb_data_map", mem.map(dva, data, true));
+    let base = dva + 0x100;
+    // SAFETY: the data page is mapped writable at `dva`.
+    unsafe { ((base - 8) as *mut u32).write_volatile(0xCAFE_F00D) };
+    // GDT entry 1: DPL 1 read/write data at `base`, 4 GiB (G=1, limit 0xFFFFF).
+    let desc: u64 = (u64::from(base & 0xFF00_0000) << 32)
+        | 0x00CF_B200_0000_0000
+        | (u64::from((base >> 16) & 0xFF) << 32)
+        | (u64::from(base & 0xFFFF) << 16)
+        | 0xFFFF;
+    let g = descriptor_page(
+        c,
+        mem,
+        ("seg4gb_gdt_map", "seg4gb_gdt_unmap"),
+        57,
+        49,
+        &[(1, desc)],
+    );
+    let frames = [g];
+    c.ok(
+        "seg4gb_set_gdt",
+        hcall(SET_GDT, [frames.as_ptr() as u32, 2, 0, 0, 0]),
+    );
+    let v15 = [
+        TrapInfo {
+            vector: 15,
+            flags: 0,
+            cs: xen_abi::selectors::FLAT_KERNEL_CS,
+            address: td_v15_handler as *const () as u32,
+        },
+        TrapInfo::default(),
+    ];
+    c.ok(
+        "seg4gb_vector15_handler",
+        hcall(SET_TRAP_TABLE, [v15.as_ptr() as u32, 0, 0, 0, 0]),
+    );
+    // SAFETY: the #GP handler reads td_gp_skip; nothing else runs.
+    unsafe { core::ptr::addr_of_mut!(td_gp_skip).write_volatile(6) };
+    write_fs(0x9);
+    let load = || -> u32 {
+        let v: u32;
+        // SAFETY: `movl %fs:-8, %eax` (6 bytes): emulated, or a #GP the
+        // handler skips.
+        unsafe {
+            core::arch::asm!(".byte 0x64, 0xA1, 0xF8, 0xFF, 0xFF, 0xFF", inout("eax") 0u32 => v)
+        };
+        v
+    };
+    // The limit the CPU holds is the truncated one (QEMU's TCG does not
+    // enforce data-segment limits, so the #GP that the assist emulates on
+    // hardware does not happen here: the emulation itself is host-tested in
+    // hv_core::seg4gb; what is checked is the limit, the assist's
+    // acceptance, and that the accesses give the 4 GiB-limit result).
+    let limit: u32;
+    // SAFETY: LSL only reads the descriptor.
+    unsafe { core::arch::asm!("lsl {0:e}, {1:e}", out(reg) limit, in(reg) 0x9u32) };
+    c.check(
+        "seg4gb_limit_truncated",
+        u64::from(base) + u64::from(limit) < 0xF680_0000 && limit > 0xF000_0000 - base,
+        format_args!("base={base:#x} limit={limit:#x}"),
+    );
+    for (name, ty) in [
+        ("seg4gb_enable", VMASST_TYPE_4GB_SEGMENTS),
+        ("seg4gb_notify_enable", VMASST_TYPE_4GB_SEGMENTS_NOTIFY),
+    ] {
+        c.ok(name, vm_assist(VMASST_CMD_ENABLE, ty));
+    }
+    let gps = trap_count(1);
+    let v = load();
+    c.check(
+        "seg4gb_negative_offset_load",
+        v == 0xCAFE_F00D && trap_count(1) == gps,
+        format_args!("eax={v:#x} #GPs={}", trap_count(1) - gps),
+    );
+    // SAFETY: `movl $0x600df00d, %fs:-12` (11 bytes).
+    unsafe {
+        core::arch::asm!(".byte 0x64, 0xC7, 0x05, 0xF4, 0xFF, 0xFF, 0xFF, 0x0D, 0xF0, 0x0D, 0x60")
+    };
+    // SAFETY: the data page is mapped at `dva`.
+    let stored = unsafe { ((base - 12) as *const u32).read_volatile() };
+    c.check(
+        "seg4gb_negative_offset_store",
+        stored == 0x600D_F00D && trap_count(1) == gps,
+        format_args!("{stored:#x}"),
+    );
+    c.err(
+        "seg4gb_unknown_assist",
+        vm_assist(VMASST_CMD_ENABLE, 4),
+        Errno::EINVAL,
+    );
+    let _ = vm_assist(VMASST_CMD_DISABLE, VMASST_TYPE_4GB_SEGMENTS_NOTIFY);
+    let _ = vm_assist(VMASST_CMD_DISABLE, VMASST_TYPE_4GB_SEGMENTS);
+    // SAFETY: as above.
+    unsafe { core::ptr::addr_of_mut!(td_gp_skip).write_volatile(2) };
+    write_fs(u32::from(xen_abi::selectors::FLAT_KERNEL_DS));
+    c.ok("seg4gb_gdt_empty", hcall(SET_GDT, [0, 0, 0, 0, 0]));
+    let _ = mem.unmap(dva);
+}
+
+/// Fills the free frame `first_free_pfn + pfn` with descriptors (`(slot,
+/// descriptor)`, the rest zero) through scratch slot `slot`, and unmaps it
+/// again, checking both steps under the two names; returns the frame, ready
+/// for `set_gdt`.
+fn descriptor_page(
+    c: &mut Checks,
+    mem: &Mem<'_>,
+    (map_name, unmap_name): (&str, &str),
+    pfn: u32,
+    slot: u32,
+    entries: &[(usize, u64)],
+) -> u32 {
+    let g = mem.mfn(mem.first_free_pfn + pfn);
+    let va = mem.scratch_va(slot);
+    c.ok(map_name, mem.map(va, g, true));
+    // SAFETY: the frame is mapped writable at `va`; every slot is < 512.
+    unsafe {
+        core::ptr::write_bytes(va as *mut u8, 0, PAGE as usize);
+        for &(i, d) in entries {
+            (va as *mut u64).add(i).write_volatile(d);
+        }
+    }
+    c.ok(unmap_name, mem.unmap(va));
+    g
+}
+
+/// `set_gdt` and `update_descriptor`: a GDT of the domain's own, descriptor
+/// checks, and a selector that goes bad while loaded.
+pub(crate) fn descriptors(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::hypercall::{SET_GDT, UPDATE_DESCRIPTOR};
+    use xen_abi::traps::{
+        CALLBACKF_MASK_EVENTS, CALLBACKOP_REGISTER, CALLBACKTYPE_FAILSAFE, CallbackRegister,
+        XenCallback,
+    };
+    const FLAT_DATA_DPL1: u64 = 0x00CF_B200_0000_67FF;
+    const CODE_DPL0: u64 = 0x00CF_9A00_0000_67FF;
+    const INTO_THE_HOLE: u64 = 0xF640_B290_0000_0FFF;
+    let g = descriptor_page(
+        c,
+        mem,
+        ("gdt_frame_map", "gdt_frame_unmap"),
+        50,
+        45,
+        &[(1, FLAT_DATA_DPL1), (2, CODE_DPL0)],
+    );
+    let va = mem.scratch_va(45);
+    let frames = [g];
+    c.ok(
+        "set_gdt",
+        hcall(SET_GDT, [frames.as_ptr() as u32, 3, 0, 0, 0]),
+    );
+    write_fs(0x9);
+    c.check(
+        "gdt_selector_loads",
+        read_fs() == 0x9,
+        format_args!("fs={:#x}", read_fs()),
+    );
+    let ar: u32;
+    // SAFETY: LAR only reads the descriptor.
+    unsafe { core::arch::asm!("lar {0:e}, {1:e}", out(reg) ar, in(reg) 0x11u32) };
+    c.check(
+        "gdt_dpl0_raised_to_1",
+        (ar >> 13) & 3 == 1,
+        format_args!("ar={ar:#x}"),
+    );
+    c.err(
+        "gdt_frame_not_writable",
+        mem.map(va, g, true),
+        Errno::EINVAL,
+    );
+
+    let ud = |ma: u64, d: u64| {
+        hcall(
+            UPDATE_DESCRIPTOR,
+            [ma as u32, (ma >> 32) as u32, d as u32, (d >> 32) as u32, 0],
+        )
+    };
+    let ma = u64::from(g) << 12;
+    c.err(
+        "update_descriptor_into_hole",
+        ud(ma + 16, INTO_THE_HOLE),
+        Errno::EINVAL,
+    );
+    c.ok("update_descriptor_gdt", ud(ma + 16, FLAT_DATA_DPL1));
+    write_fs(0x11);
+    c.check(
+        "updated_selector_loads",
+        read_fs() == 0x11,
+        format_args!("fs={:#x}", read_fs()),
+    );
+    // The loaded selector goes bad: on the way back Oxen cannot reload it
+    // and bounces the failsafe callback with the four data selectors, the
+    // guest resuming with them null (its handler loads DS/ES again).
+    let failsafe = CallbackRegister {
+        type_: CALLBACKTYPE_FAILSAFE,
+        flags: CALLBACKF_MASK_EVENTS,
+        address: XenCallback {
+            cs: u32::from(xen_abi::selectors::FLAT_KERNEL_CS),
+            eip: td_failsafe_handler as *const () as u32,
+        },
+    };
+    c.ok(
+        "callback_register_failsafe",
+        pvrt::hypercall::result(
+            // SAFETY: `failsafe` is a live callback_register the call reads.
+            unsafe {
+                pvrt::hypercall::raw(
+                    xen_abi::hypercall::CALLBACK_OP,
+                    [CALLBACKOP_REGISTER, &failsafe as *const _ as u32, 0, 0, 0],
+                )
+            },
+        ),
+    );
+    c.ok("update_descriptor_not_present", ud(ma + 16, 0));
+    let segs = || -> [u32; 4] {
+        // SAFETY: td_failsafe_segs is a static the failsafe handler writes;
+        // read it volatile.
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!(td_failsafe_segs)) }
+    };
+    let kds = u32::from(xen_abi::selectors::FLAT_KERNEL_DS);
+    c.check(
+        "bad_selector_failsafe_callback",
+        trap_count(5) == 1 && segs()[0] == kds && segs()[1] == kds && segs()[2] == 0x11,
+        format_args!("count={} ds/es/fs/gs={:x?}", trap_count(5), segs()),
+    );
+    c.check(
+        "failsafe_resumes_null_fs",
+        read_fs() == 0,
+        format_args!("fs={:#x}", read_fs()),
+    );
+    write_fs(u32::from(xen_abi::selectors::FLAT_KERNEL_DS));
+    c.err("update_descriptor_misaligned", ud(ma + 4, 0), Errno::EINVAL);
+    let plain = mem.mfn(mem.first_free_pfn + 51);
+    c.ok(
+        "update_descriptor_plain_page",
+        ud((u64::from(plain) << 12) + 8, FLAT_DATA_DPL1),
+    );
+    let _ = mem.map(va, plain, false);
+    // SAFETY: mapped read-only at `va`.
+    let back = unsafe { ((va + 8) as *const u64).read_volatile() };
+    c.check(
+        "update_descriptor_plain_written",
+        back == FLAT_DATA_DPL1,
+        format_args!("{back:#x}"),
+    );
+    let _ = mem.unmap(va);
+    let own_l1 = mem.l1e_maddr(va) & !0xFFF;
+    c.err(
+        "update_descriptor_page_table",
+        ud(own_l1, FLAT_DATA_DPL1),
+        Errno::EINVAL,
+    );
+    c.err(
+        "update_descriptor_foreign",
+        ud(u64::from(OXEN_IMAGE_MFN) << 12, FLAT_DATA_DPL1),
+        Errno::EINVAL,
+    );
+    c.err(
+        "set_gdt_too_many_entries",
+        hcall(SET_GDT, [frames.as_ptr() as u32, 7169, 0, 0, 0]),
+        Errno::EINVAL,
+    );
+    let h = [mem.mfn(mem.first_free_pfn + 52)];
+    let _ = mem.map(va, h[0], true);
+    c.err(
+        "set_gdt_writable_frame",
+        hcall(SET_GDT, [h.as_ptr() as u32, 1, 0, 0, 0]),
+        Errno::EINVAL,
+    );
+    let _ = mem.unmap(va);
+    c.ok("set_gdt_empty", hcall(SET_GDT, [0, 0, 0, 0, 0]));
+    four_gb_segments(c, mem);
+
+    // An LDT: its frame must be mapped (read-only) at the LDT's address.
+    let l = mem.mfn(mem.first_free_pfn + 53);
+    let la = mem.scratch_va(46);
+    c.ok("ldt_frame_map", mem.map(la, l, true));
+    // SAFETY: mapped writable at `la`.
+    unsafe {
+        core::ptr::write_bytes(la as *mut u8, 0, PAGE as usize);
+        (la as *mut u64).add(1).write_volatile(FLAT_DATA_DPL1);
+    }
+    c.ok("ldt_frame_read_only", mem.map(la, l, false));
+    c.ok("set_ldt_loaded", mmuext(MMUEXT_SET_LDT, la, 2));
+    write_fs(0xD); // index 1, LDT, RPL 1
+    c.check(
+        "ldt_selector_loads",
+        read_fs() == 0xD,
+        format_args!("fs={:#x}", read_fs()),
+    );
+    c.err(
+        "ldt_frame_not_writable",
+        mem.map(la, l, true),
+        Errno::EINVAL,
+    );
+    c.ok("set_ldt_none_again", mmuext(MMUEXT_SET_LDT, 0, 0));
+    c.check(
+        "ldt_gone_selector_failsafe",
+        read_fs() == 0 && trap_count(5) == 2 && segs()[2] == 0xD,
+        format_args!(
+            "fs={:#x} count={} ds/es/fs/gs={:x?}",
+            read_fs(),
+            trap_count(5),
+            segs()
+        ),
+    );
+    write_fs(u32::from(xen_abi::selectors::FLAT_KERNEL_DS));
+    c.ok("ldt_frame_writable_again", mem.map(la, l, true));
+    c.ok("ldt_frame_unmap", mem.unmap(la));
+    c.err(
+        "set_ldt_unmapped",
+        mmuext(MMUEXT_SET_LDT, la, 2),
+        Errno::EINVAL,
+    );
+    c.ok("gdt_frame_writable_again", mem.map(va, g, true));
+    let _ = mem.unmap(va);
+}

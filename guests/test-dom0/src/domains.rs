@@ -1,0 +1,699 @@
+//! Domains: the toolstack's `domctl` and `sysctl` (a domain created, given
+//! memory, listed, paused and unpaused, shut down remotely, destroyed with
+//! all its memory back and VIRQ_DOM_EXC raised; the console ring; the errors
+//! on the way), and a domU built by hand that really runs: pinned foreign
+//! page tables, a vcpu context set and read back, an inter-domain event
+//! channel, the FPU state kept apart across switches, the grant checks
+//! while it is stopped, and its memory back once it is destroyed.
+
+use core::sync::atomic::Ordering as AtOrd;
+
+use pvrt::mm::update_va_mapping_otherdomain;
+use pvrt::println;
+use xen_abi::domid::DomId;
+use xen_abi::errno::Errno;
+use xen_abi::mm::{MMUEXT_PIN_L3_TABLE, MmuextOp, UVMF_INVLPG};
+
+use crate::events::{PENDING, SEEN, evtchn, shared_u8, shared_u32_at};
+use crate::grants::grants;
+use crate::helpers::{A, Checks, D, Mem, OXEN_IMAGE_MFN, P, PAGE, RW, hcall, pte};
+use crate::isolation;
+
+pub(crate) fn domctl(d: &mut xen_abi::domctl::XenDomctl) -> Result<u32, Errno> {
+    hcall(xen_abi::hypercall::DOMCTL, [d as *mut _ as u32, 0, 0, 0, 0])
+}
+
+fn sysctl(s: &mut xen_abi::sysctl::XenSysctl) -> Result<u32, Errno> {
+    hcall(xen_abi::hypercall::SYSCTL, [s as *mut _ as u32, 0, 0, 0, 0])
+}
+
+/// `memory_op(kind)` (increase_reservation or populate_physmap) of
+/// `frames.len()` single pages for domain `id`; `frames` goes in holding
+/// pfns 0.. and comes back holding the machine frames.
+fn reserve_for(id: DomId, kind: u32, frames: &mut [u32]) -> Result<u32, Errno> {
+    for (i, f) in frames.iter_mut().enumerate() {
+        *f = i as u32;
+    }
+    let res = xen_abi::memory::XenMemoryReservation {
+        extent_start: frames.as_mut_ptr() as u32,
+        nr_extents: frames.len() as u32,
+        extent_order: 0,
+        mem_flags: 0,
+        domid: id,
+        _pad: 0,
+    };
+    hcall(
+        xen_abi::hypercall::MEMORY_OP,
+        [kind, &res as *const _ as u32, 0, 0, 0],
+    )
+}
+
+fn free_pages() -> u64 {
+    use xen_abi::sysctl::*;
+    let mut s = XenSysctl::new(XEN_SYSCTL_PHYSINFO, &XenSysctlPhysinfo::default());
+    let _ = sysctl(&mut s);
+    s.payload::<XenSysctlPhysinfo>().free_pages
+}
+
+/// The toolstack's calls (domctl, sysctl): a domain created, given memory,
+/// listed, paused and unpaused, destroyed with all its memory back and
+/// VIRQ_DOM_EXC raised; and the errors on the way.
+pub(crate) fn domains(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::domctl::*;
+    use xen_abi::evtchn::{EVTCHNOP_BIND_VIRQ, EvtchnBindVirq, VIRQ_DOM_EXC};
+    use xen_abi::memory::{XENMEM_INCREASE_RESERVATION, XENMEM_POPULATE_PHYSMAP};
+    use xen_abi::sysctl::*;
+    let mut exc = EvtchnBindVirq {
+        virq: VIRQ_DOM_EXC,
+        vcpu: 0,
+        port: 0,
+    };
+    c.ok("bind_virq_dom_exc", evtchn(EVTCHNOP_BIND_VIRQ, &mut exc));
+    let seen = |port: u32| SEEN.get(port as usize).map_or(0, |n| n.load(AtOrd::SeqCst));
+    let exc_before = seen(exc.port);
+    let free_before = free_pages();
+    let mut phys = XenSysctl::new(XEN_SYSCTL_PHYSINFO, &XenSysctlPhysinfo::default());
+    let r = sysctl(&mut phys);
+    let p: XenSysctlPhysinfo = phys.payload();
+    c.check(
+        "sysctl_physinfo",
+        r.is_ok()
+            && p.nr_cpus == 1
+            && p.total_pages > p.free_pages
+            && p.free_pages > 0
+            && p.cpu_khz > 0,
+        format_args!("{r:?} {p:?}"),
+    );
+    let mut sid = XenSysctl::new(XEN_SYSCTL_SCHED_ID, &XenSysctlSchedId::default());
+    let r = sysctl(&mut sid);
+    c.check(
+        "sysctl_sched_id",
+        r.is_ok() && sid.payload::<XenSysctlSchedId>().sched_id == XEN_SCHEDULER_CREDIT,
+        format_args!("{r:?}"),
+    );
+    let mut old = XenSysctl::new(XEN_SYSCTL_SCHED_ID, &XenSysctlSchedId::default());
+    old.interface_version = 7;
+    c.err("sysctl_wrong_version", sysctl(&mut old), Errno::EACCES);
+
+    let create = XenDomctlCreatedomain {
+        handle: [0xAB; 16],
+        ..Default::default()
+    };
+    let mut d = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, 0, &create);
+    let r = domctl(&mut d);
+    let id = d.domain;
+    c.check(
+        "domctl_createdomain",
+        r.is_ok() && id >= 1,
+        format_args!("{r:?} id={id}"),
+    );
+    let mut again = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, id, &create);
+    c.err(
+        "domctl_createdomain_taken",
+        domctl(&mut again),
+        Errno::EEXIST,
+    );
+    let hvm = XenDomctlCreatedomain {
+        flags: XEN_DOMCTL_CDF_HVM_GUEST,
+        ..Default::default()
+    };
+    let mut h = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, 0, &hvm);
+    c.err("domctl_createdomain_hvm", domctl(&mut h), Errno::EINVAL);
+    let mut v = XenDomctl::new(XEN_DOMCTL_PAUSEDOMAIN, id, &0u32);
+    v.interface_version = 6;
+    c.err("domctl_wrong_version", domctl(&mut v), Errno::EACCES);
+
+    let info = |id: DomId| {
+        let mut d = XenDomctl::new(
+            XEN_DOMCTL_GETDOMAININFO,
+            id,
+            &XenDomctlGetdomaininfo::default(),
+        );
+        domctl(&mut d).map(|_| (d.domain, d.payload::<XenDomctlGetdomaininfo>()))
+    };
+    let i = info(id);
+    c.check(
+        "domctl_getdomaininfo_new",
+        matches!(i, Ok((got, r)) if got == id && r.flags & XEN_DOMINF_PAUSED != 0
+            && r.tot_pages == 0 && r.shared_info_frame != 0 && r.handle == [0xAB; 16]),
+        format_args!("{i:?}"),
+    );
+    let mut mv = XenDomctl::new(XEN_DOMCTL_MAX_VCPUS, id, &XenDomctlMaxVcpus { max: 2 });
+    c.err("domctl_max_vcpus_two", domctl(&mut mv), Errno::EINVAL);
+    let mut mv = XenDomctl::new(XEN_DOMCTL_MAX_VCPUS, id, &XenDomctlMaxVcpus { max: 1 });
+    c.ok("domctl_max_vcpus", domctl(&mut mv));
+    let mut mm = XenDomctl::new(XEN_DOMCTL_MAX_MEM, id, &XenDomctlMaxMem { max_memkb: 64 });
+    c.ok("domctl_max_mem", domctl(&mut mm));
+
+    let mut pfns = [0u32; 20];
+    let r = reserve_for(id, XENMEM_POPULATE_PHYSMAP, &mut pfns);
+    c.check(
+        "populate_other_domain_to_max_mem",
+        r == Ok(16) && pfns[..16].iter().all(|&m| m != 0),
+        format_args!("{r:?}"),
+    );
+    let i = info(id);
+    c.check(
+        "domctl_getdomaininfo_pages",
+        matches!(i, Ok((_, r)) if r.tot_pages == 16 && r.max_pages == 16),
+        format_args!("{i:?}"),
+    );
+    let mut smaller = XenDomctl::new(XEN_DOMCTL_MAX_MEM, id, &XenDomctlMaxMem { max_memkb: 32 });
+    c.err(
+        "domctl_max_mem_below_pages",
+        domctl(&mut smaller),
+        Errno::EINVAL,
+    );
+    let mut hi = XenDomctl::new(
+        XEN_DOMCTL_HYPERCALL_INIT,
+        id,
+        &XenDomctlHypercallInit {
+            gmfn: u64::from(pfns[0]),
+        },
+    );
+    c.ok("domctl_hypercall_init", domctl(&mut hi));
+    let mut hi = XenDomctl::new(
+        XEN_DOMCTL_HYPERCALL_INIT,
+        id,
+        &XenDomctlHypercallInit {
+            gmfn: u64::from(OXEN_IMAGE_MFN),
+        },
+    );
+    c.err(
+        "domctl_hypercall_init_foreign",
+        domctl(&mut hi),
+        Errno::EINVAL,
+    );
+
+    let mut list = [XenDomctlGetdomaininfo::default(); 8];
+    let l = XenSysctlGetdomaininfolist {
+        first_domain: 0,
+        max_domains: 8,
+        buffer: list.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    let mut s = XenSysctl::new(XEN_SYSCTL_GETDOMAININFOLIST, &l);
+    let r = sysctl(&mut s);
+    let n = s.payload::<XenSysctlGetdomaininfolist>().num_domains;
+    c.check(
+        "sysctl_getdomaininfolist",
+        r.is_ok()
+            && n == 2
+            && list[0].domain == 0
+            && list[0].flags & XEN_DOMINF_RUNNING != 0
+            && list[1].domain == id
+            && list[1].tot_pages == 16,
+        format_args!("{r:?} n={n} {:?} {:?}", list[0].domain, list[1].domain),
+    );
+
+    let op = |cmd: u32, dom: DomId| {
+        let mut d = XenDomctl::new(cmd, dom, &0u32);
+        domctl(&mut d)
+    };
+    c.ok("domctl_pause", op(XEN_DOMCTL_PAUSEDOMAIN, id));
+    c.ok("domctl_unpause", op(XEN_DOMCTL_UNPAUSEDOMAIN, id));
+    c.ok(
+        "domctl_unpause_creation_pause",
+        op(XEN_DOMCTL_UNPAUSEDOMAIN, id),
+    );
+    c.err(
+        "domctl_unpause_unpaused",
+        op(XEN_DOMCTL_UNPAUSEDOMAIN, id),
+        Errno::EINVAL,
+    );
+    c.err(
+        "domctl_pause_self",
+        op(XEN_DOMCTL_PAUSEDOMAIN, 0),
+        Errno::EINVAL,
+    );
+    c.err(
+        "domctl_pause_missing",
+        op(XEN_DOMCTL_PAUSEDOMAIN, 60),
+        Errno::ESRCH,
+    );
+    let i = info(id);
+    c.check(
+        "domctl_unpaused_without_context_not_running",
+        matches!(i, Ok((_, r)) if r.flags & (XEN_DOMINF_PAUSED | XEN_DOMINF_RUNNING) == 0
+            && r.nr_online_vcpus == 0),
+        format_args!("{i:?}"),
+    );
+    let rs = xen_abi::sched::SchedRemoteShutdown {
+        domain_id: id,
+        _pad: 0,
+        reason: xen_abi::sched::SHUTDOWN_CRASH,
+    };
+    c.ok(
+        "sched_remote_shutdown",
+        hcall(
+            xen_abi::hypercall::SCHED_OP,
+            [
+                xen_abi::sched::SCHEDOP_REMOTE_SHUTDOWN,
+                &rs as *const _ as u32,
+                0,
+                0,
+                0,
+            ],
+        ),
+    );
+    let i = info(id);
+    c.check(
+        "remote_shutdown_reason_in_domaininfo",
+        matches!(i, Ok((_, r)) if r.flags & XEN_DOMINF_SHUTDOWN != 0
+            && dominf_shutdown_reason(r.flags) == xen_abi::sched::SHUTDOWN_CRASH),
+        format_args!("{i:?}"),
+    );
+    let nobody = xen_abi::sched::SchedRemoteShutdown {
+        domain_id: 60,
+        _pad: 0,
+        reason: 0,
+    };
+    c.err(
+        "sched_remote_shutdown_missing",
+        hcall(
+            xen_abi::hypercall::SCHED_OP,
+            [
+                xen_abi::sched::SCHEDOP_REMOTE_SHUTDOWN,
+                &nobody as *const _ as u32,
+                0,
+                0,
+                0,
+            ],
+        ),
+        Errno::ESRCH,
+    );
+    // The console ring (`xm dmesg`): an incremental read returns what was
+    // printed since the last one.
+    let mut buf = [0u8; 512];
+    let mut rc = XenSysctlReadconsole {
+        incremental: 1,
+        index: 0,
+        buffer: buf.as_mut_ptr() as u64,
+        count: buf.len() as u32,
+        ..Default::default()
+    };
+    let mut s1 = XenSysctl::new(XEN_SYSCTL_READCONSOLE, &rc);
+    let r1 = sysctl(&mut s1);
+    let first = s1.payload::<XenSysctlReadconsole>();
+    // Drain to the end, then print a marker and read it back.
+    let mut next = first.index;
+    loop {
+        rc.index = next;
+        let mut s = XenSysctl::new(XEN_SYSCTL_READCONSOLE, &rc);
+        let _ = sysctl(&mut s);
+        let p = s.payload::<XenSysctlReadconsole>();
+        next = p.index;
+        if p.count == 0 {
+            break;
+        }
+    }
+    println!("test-dom0: readconsole marker");
+    rc.index = next;
+    let mut s2 = XenSysctl::new(XEN_SYSCTL_READCONSOLE, &rc);
+    let r2 = sysctl(&mut s2);
+    let got = s2.payload::<XenSysctlReadconsole>();
+    let text = &buf[..got.count as usize];
+    c.check(
+        "sysctl_readconsole_incremental",
+        r1.is_ok() && first.count > 0 && r2.is_ok() && text == b"test-dom0: readconsole marker\n",
+        format_args!("{r1:?} {r2:?} {:?}", core::str::from_utf8(text)),
+    );
+    c.err(
+        "domctl_destroy_dom0",
+        op(XEN_DOMCTL_DESTROYDOMAIN, 0),
+        Errno::EINVAL,
+    );
+    c.err("domctl_unknown", op(99, id), Errno::ENOSYS);
+    c.ok("domctl_destroydomain", op(XEN_DOMCTL_DESTROYDOMAIN, id));
+    c.err(
+        "domctl_destroyed_is_gone",
+        op(XEN_DOMCTL_PAUSEDOMAIN, id),
+        Errno::ESRCH,
+    );
+    // Eight domains at once, each with 256 pages (1 MiB), then all gone:
+    // the free figure is back where it started.
+    let mut ids = [0 as DomId; 8];
+    let mut made = 0;
+    for slot in ids.iter_mut() {
+        let mut d = XenDomctl::new(XEN_DOMCTL_CREATEDOMAIN, 0, &create);
+        if domctl(&mut d).is_err() {
+            break;
+        }
+        *slot = d.domain;
+        let mut mm = XenDomctl::new(
+            XEN_DOMCTL_MAX_MEM,
+            d.domain,
+            &XenDomctlMaxMem { max_memkb: 1024 },
+        );
+        let _ = domctl(&mut mm);
+        let mut frames = [0u32; 256];
+        if reserve_for(d.domain, XENMEM_INCREASE_RESERVATION, &mut frames) == Ok(256) {
+            made += 1;
+        }
+    }
+    let distinct = (0..made).all(|i| (0..i).all(|j| ids[i] != ids[j]));
+    let during = free_pages();
+    let destroyed = ids[..made]
+        .iter()
+        .filter(|&&d| op(XEN_DOMCTL_DESTROYDOMAIN, d).is_ok())
+        .count();
+    c.check(
+        "eight_domains_created_filled_destroyed",
+        made == 8 && distinct && destroyed == 8 && during + 8 * 257 <= free_before,
+        format_args!("made {made} destroyed {destroyed}, free {free_before} -> {during}"),
+    );
+    let free_after = free_pages();
+    c.check(
+        "destroy_gives_back_all_memory",
+        free_after == free_before,
+        format_args!("free before {free_before}, after {free_after}"),
+    );
+    // Events are masked (and shared_info unmapped) outside `events()`: let
+    // the pending VIRQ_DOM_EXC in for a moment.
+    let va = mem.scratch_va(61);
+    let _ = mem.map(va, mem.si.shared_info >> 12, true);
+    shared_u8(1).store(0, AtOrd::SeqCst);
+    let _ = hcall(xen_abi::hypercall::XEN_VERSION, [0, 0, 0, 0, 0]);
+    shared_u8(1).store(1, AtOrd::SeqCst);
+    let _ = mem.unmap(va);
+    c.check(
+        "virq_dom_exc_on_destroy",
+        seen(exc.port) > exc_before,
+        format_args!("{} -> {}", exc_before, seen(exc.port)),
+    );
+}
+
+// A tiny second domain, run by `run_domu`: at 0x1000 in its own address
+// space, it puts 2.0 on the FPU stack, yields 50 times (dom0 runs between,
+// with 3.0 on its own FPU stack), checks the value, says so on the console
+// and powers off.
+core::arch::global_asm!(
+    r#"
+    .section .rodata
+    .global td_domu_code_start, td_domu_code_end
+td_domu_code_start:
+    fld1
+    fld1
+    faddp
+    movl    $50, %esi
+1:  movl    $29, %eax           /* sched_op */
+    movl    $0, %ebx            /* SCHEDOP_yield */
+    int     $0x82
+    decl    %esi
+    jnz     1b
+    fistpl  0x2000
+    cmpl    $2, 0x2000
+    jne     2f
+    movl    $18, %eax           /* console_io */
+    movl    $0, %ebx            /* CONSOLEIO_write */
+    movl    $(td_domu_msg_end - td_domu_msg), %ecx
+    movl    $(0x1000 + td_domu_msg - td_domu_code_start), %edx
+    int     $0x82
+2:  movl    %edi, 0x2008        /* evtchn_send.port: dom0 gave it in EDI */
+    movl    $32, %eax           /* event_channel_op */
+    movl    $4, %ebx            /* EVTCHNOP_send */
+    movl    $0x2008, %ecx
+    int     $0x82
+    movl    %eax, 0x2010
+    movl    $0, 0x2014          /* bind_interdomain: remote_dom 0 ... */
+    movl    $1, 0x2018          /* ... port 1, which dom0 never offered */
+    movl    $32, %eax
+    movl    $0, %ebx            /* EVTCHNOP_bind_interdomain */
+    movl    $0x2014, %ecx
+    int     $0x82
+    movl    %eax, 0x2020
+    movl    $36, %eax           /* domctl: not for a domU */
+    movl    $0x2100, %ebx
+    int     $0x82
+    movl    %eax, 0x2024
+    /* map_grant_ref of dom0's grant 8, which grants to another domain */
+    movl    $0x4000, 0x2200     /* host_addr (low, high) */
+    movl    $0, 0x2204
+    movl    $2, 0x2208          /* GNTMAP_host_map */
+    movl    $8, 0x220c          /* ref */
+    movl    $0, 0x2210          /* dom 0; status */
+    movl    $20, %eax           /* grant_table_op */
+    movl    $0, %ebx            /* GNTTABOP_map_grant_ref */
+    movl    $0x2200, %ecx
+    movl    $1, %edx
+    int     $0x82
+    movswl  0x2212, %eax
+    movl    %eax, 0x2028
+    movl    $0, 0x2004          /* sched_shutdown.reason = poweroff */
+    movl    $29, %eax
+    movl    $2, %ebx            /* SCHEDOP_shutdown */
+    movl    $0x2004, %ecx
+    int     $0x82
+3:  jmp     3b
+td_domu_msg:
+    .ascii "domU: a second domain ran; its FPU value survived 50 switches\n"
+td_domu_msg_end:
+td_domu_code_end:
+    .text
+    "#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    static td_domu_code_start: u8;
+    static td_domu_code_end: u8;
+}
+
+/// The domain the toolstack would build, by hand: six of its frames become
+/// an L3, two L2s, an L1, a code and a data page; pinned, given a vcpu
+/// context, unpaused. It runs between dom0's yields (the scheduler switches
+/// registers, page tables and, lazily, the FPU), powers off, and goes away.
+pub(crate) fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::context::{VGCF_IN_KERNEL, VGCF_ONLINE, VcpuGuestContext};
+    use xen_abi::domctl::*;
+    use xen_abi::memory::XENMEM_POPULATE_PHYSMAP;
+    use xen_abi::selectors::{FLAT_KERNEL_CS, FLAT_KERNEL_DS, FLAT_KERNEL_SS};
+    isolation::offer_grant_elsewhere(c, mem);
+    let free_before = free_pages();
+    let mut d = XenDomctl::new(
+        XEN_DOMCTL_CREATEDOMAIN,
+        0,
+        &XenDomctlCreatedomain::default(),
+    );
+    let r = domctl(&mut d);
+    let id = d.domain;
+    let mut mm = XenDomctl::new(XEN_DOMCTL_MAX_MEM, id, &XenDomctlMaxMem { max_memkb: 64 });
+    let _ = domctl(&mut mm);
+    let mut m = [0u32; 6];
+    let pop = reserve_for(id, XENMEM_POPULATE_PHYSMAP, &mut m);
+    c.check(
+        "domu_created_and_populated",
+        r.is_ok() && pop == Ok(6),
+        format_args!("{r:?} {pop:?}"),
+    );
+    let [l3, l2_0, l2_3, l1, code, data] = m;
+    // Fill the frames through foreign mappings.
+    let va = mem.scratch_va(51);
+    let fill = |mfn: u32, entries: &[(usize, u64)], bytes: &[u8]| -> bool {
+        let ok =
+            update_va_mapping_otherdomain(va, pte(mfn, P | RW | A | D), UVMF_INVLPG, id).is_ok();
+        if ok {
+            // SAFETY: the frame is mapped writable at `va`.
+            unsafe {
+                core::ptr::write_bytes(va as *mut u8, 0, PAGE as usize);
+                for &(i, e) in entries {
+                    (va as *mut u64).add(i).write_volatile(e);
+                }
+                core::ptr::copy_nonoverlapping(bytes.as_ptr(), va as *mut u8, bytes.len());
+            }
+        }
+        let _ = mem.unmap(va);
+        ok
+    };
+    // SAFETY: the two symbols delimit the domU code in .rodata.
+    let code_bytes = unsafe {
+        let start = core::ptr::addr_of!(td_domu_code_start);
+        let len = core::ptr::addr_of!(td_domu_code_end) as usize - start as usize;
+        core::slice::from_raw_parts(start, len)
+    };
+    let filled = fill(
+        l1,
+        &[(1, pte(code, P | A)), (2, pte(data, P | RW | A | D))],
+        &[],
+    ) && fill(l2_0, &[(0, pte(l1, P | RW | A))], &[])
+        && fill(l2_3, &[], &[])
+        && fill(l3, &[(0, pte(l2_0, P)), (3, pte(l2_3, P))], &[])
+        && fill(code, &[], code_bytes)
+        && fill(data, &[], &[]);
+    c.check(
+        "domu_frames_filled",
+        filled,
+        format_args!("foreign mappings"),
+    );
+    let pin = [MmuextOp::new(MMUEXT_PIN_L3_TABLE, l3, 0)];
+    c.ok(
+        "domu_pin_l3_foreign",
+        pvrt::mm::mmuext_op(&pin, u32::from(id)).0,
+    );
+
+    static mut CTX: VcpuGuestContext = unsafe { core::mem::zeroed() };
+    // SAFETY: only this function uses CTX, once.
+    let ctx = unsafe { &mut *core::ptr::addr_of_mut!(CTX) };
+    ctx.flags = VGCF_ONLINE | VGCF_IN_KERNEL;
+    ctx.user_regs.eip = 0x1000;
+    ctx.user_regs.esp = 0x3000;
+    ctx.user_regs.cs = FLAT_KERNEL_CS;
+    ctx.user_regs.ss = FLAT_KERNEL_SS;
+    ctx.user_regs.ds = FLAT_KERNEL_DS;
+    ctx.user_regs.es = FLAT_KERNEL_DS;
+    ctx.user_regs.eflags = 0x202;
+    ctx.ctrlreg[3] = xen_abi::mm::xen_pfn_to_cr3(l3);
+    ctx.kernel_ss = u32::from(FLAT_KERNEL_SS);
+    ctx.kernel_sp = 0x3000;
+    // An event channel between the two: a port of the domU for dom0,
+    // bound by dom0; the domU learns its port from EDI.
+    use xen_abi::evtchn::*;
+    let mut un = EvtchnAllocUnbound {
+        dom: id,
+        remote_dom: 0,
+        port: 0,
+    };
+    let r1 = evtchn(EVTCHNOP_ALLOC_UNBOUND, &mut un);
+    let mut bi = EvtchnBindInterdomain {
+        remote_dom: id,
+        _pad: 0,
+        remote_port: un.port,
+        local_port: 0,
+    };
+    let r2 = evtchn(EVTCHNOP_BIND_INTERDOMAIN, &mut bi);
+    c.check(
+        "evtchn_interdomain_bound",
+        r1.is_ok() && r2.is_ok() && bi.local_port != 0,
+        format_args!(
+            "{r1:?} {r2:?} domU port {} dom0 port {}",
+            un.port, bi.local_port
+        ),
+    );
+    let status = |port: u32| {
+        let mut st = EvtchnStatus {
+            dom: xen_abi::domid::DOMID_SELF,
+            port,
+            ..Default::default()
+        };
+        evtchn(EVTCHNOP_STATUS, &mut st).map(|_| st)
+    };
+    let st = status(bi.local_port);
+    c.check(
+        "evtchn_status_interdomain",
+        st.is_ok_and(|s| {
+            s.status == EVTCHNSTAT_INTERDOMAIN && s.u[0] == u32::from(id) && s.u[1] == un.port
+        }),
+        format_args!("{st:?}"),
+    );
+    ctx.user_regs.edi = un.port;
+    let vc = |cmd: u32, p: u64| {
+        let mut d = XenDomctl::new(
+            cmd,
+            id,
+            &XenDomctlVcpucontext {
+                vcpu: 0,
+                _pad: 0,
+                ctxt: p,
+            },
+        );
+        domctl(&mut d)
+    };
+    ctx.user_regs.cs = 0xE008; // Oxen's own ring-0 code selector
+    c.err(
+        "setvcpucontext_ring0_cs",
+        vc(XEN_DOMCTL_SETVCPUCONTEXT, ctx as *mut _ as u64),
+        Errno::EINVAL,
+    );
+    ctx.user_regs.cs = FLAT_KERNEL_CS;
+    c.ok(
+        "setvcpucontext",
+        vc(XEN_DOMCTL_SETVCPUCONTEXT, ctx as *mut _ as u64),
+    );
+    static mut BACK: VcpuGuestContext = unsafe { core::mem::zeroed() };
+    // SAFETY: only this function uses BACK, once.
+    let back = unsafe { &mut *core::ptr::addr_of_mut!(BACK) };
+    let r = vc(XEN_DOMCTL_GETVCPUCONTEXT, back as *mut _ as u64);
+    c.check(
+        "getvcpucontext",
+        r.is_ok()
+            && back.user_regs.eip == 0x1000
+            && back.ctrlreg[3] == ctx.ctrlreg[3]
+            && back.flags & VGCF_ONLINE != 0,
+        format_args!("{r:?} eip={:#x}", back.user_regs.eip),
+    );
+
+    // dom0 holds 3.0 on its FPU stack while the domU runs with 2.0.
+    // SAFETY: x87 only; Oxen and this soft-float kernel use no x87 state.
+    unsafe { core::arch::asm!("fld1", "fld1", "fld1", "faddp", "faddp") };
+    let mut up = XenDomctl::new(XEN_DOMCTL_UNPAUSEDOMAIN, id, &0u32);
+    c.ok("domu_unpause", domctl(&mut up));
+    let info = |id: DomId| {
+        let mut d = XenDomctl::new(
+            XEN_DOMCTL_GETDOMAININFO,
+            id,
+            &XenDomctlGetdomaininfo::default(),
+        );
+        domctl(&mut d).map(|_| d.payload::<XenDomctlGetdomaininfo>())
+    };
+    let mut yields = 0;
+    while yields < 10_000 {
+        if info(id).is_ok_and(|i| i.flags & XEN_DOMINF_SHUTDOWN != 0) {
+            break;
+        }
+        let _ = hcall(
+            xen_abi::hypercall::SCHED_OP,
+            [xen_abi::sched::SCHEDOP_YIELD, 0, 0, 0, 0],
+        );
+        yields += 1;
+    }
+    let mut mine = 0u32;
+    // SAFETY: pops dom0's 3.0 into `mine`.
+    unsafe { core::arch::asm!("fistp dword ptr [{}]", in(reg) &mut mine) };
+    let i = info(id);
+    c.check(
+        "domu_ran_and_powered_off",
+        i.is_ok_and(|i| {
+            i.flags & XEN_DOMINF_SHUTDOWN != 0
+                && dominf_shutdown_reason(i.flags) == 0
+                && i.cpu_time > 0
+        }),
+        format_args!("{i:?} after {yields} yields"),
+    );
+    c.check(
+        "dom0_fpu_survived_domu",
+        mine == 3,
+        format_args!("dom0's x87 value came back as {mine}"),
+    );
+    isolation::domu_refusals(c, mem, id, data, va);
+    let si = mem.scratch_va(61);
+    let _ = mem.map(si, mem.si.shared_info >> 12, true);
+    let pending =
+        shared_u32_at(si, PENDING + 4 * (bi.local_port / 32)) & (1 << (bi.local_port % 32)) != 0;
+    let _ = mem.unmap(si);
+    c.check(
+        "evtchn_interdomain_delivered",
+        pending,
+        format_args!("dom0 port {} pending", bi.local_port),
+    );
+    grants(c, mem, id, data);
+    let mut k = XenDomctl::new(XEN_DOMCTL_DESTROYDOMAIN, id, &0u32);
+    c.ok("domu_destroy", domctl(&mut k));
+    let st = status(bi.local_port);
+    c.check(
+        "evtchn_peer_destroyed_unbound",
+        st.is_ok_and(|s| s.status == EVTCHNSTAT_UNBOUND),
+        format_args!("{st:?}"),
+    );
+    let mut cl = EvtchnClose {
+        port: bi.local_port,
+    };
+    c.ok(
+        "evtchn_close_after_peer_gone",
+        evtchn(EVTCHNOP_CLOSE, &mut cl),
+    );
+    c.check(
+        "domu_memory_back",
+        free_pages() == free_before,
+        format_args!("free before {free_before}, after {}", free_pages()),
+    );
+}

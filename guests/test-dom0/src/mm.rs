@@ -1,0 +1,827 @@
+//! The validated PV MMU and memory: `update_va_mapping(_otherdomain)`,
+//! `mmu_update` (with PRESERVE_AD and MACHPHYS_UPDATE), `mmuext_op` (pins,
+//! base pointers, flushes, clear/copy page, LDT registration), `multicall`,
+//! new page tables built, pinned and switched to, writable page tables
+//! (ptwr), the bad inputs every one of them refuses, a batch long enough to
+//! be continued, and `memory_op`.
+
+use pvrt::mm::{
+    mfn_to_pfn, mmu_update, mmuext, mmuext_op, pfn_to_mfn, update_va_mapping,
+    update_va_mapping_otherdomain, vm_assist,
+};
+use xen_abi::domid::{DOMID_IO, DOMID_SELF};
+use xen_abi::errno::Errno;
+use xen_abi::mm::{
+    MMU_MACHPHYS_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE,
+    MMUEXT_INVLPG_LOCAL, MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE,
+    MMUEXT_PIN_L2_TABLE, MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE, MMUEXT_SET_LDT,
+    MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_UNPIN_TABLE, MmuUpdate, MmuextOp, UVMF_ALL, UVMF_INVLPG,
+    UVMF_TLB_FLUSH,
+};
+use xen_abi::traps::{VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES};
+
+use crate::helpers::{
+    A, Checks, D, FRAME, Mem, OXEN_IMAGE_MFN, P, PAGE, RW, US, hcall, normal, pte, read_u32,
+    self_dom, write_u32,
+};
+
+/// update_va_mapping, mmu_update and MACHPHYS_UPDATE on ordinary frames.
+pub(crate) fn mappings(c: &mut Checks, mem: &Mem<'_>) {
+    let frame = mem.mfn(mem.first_free_pfn);
+    let (va_rw, va_ro) = (mem.scratch_va(1), mem.scratch_va(2));
+    c.ok("update_va_mapping_rw", mem.map(va_rw, frame, true));
+    write_u32(va_rw, 0x0DE0_0DE0);
+    c.ok("update_va_mapping_ro_alias", mem.map(va_ro, frame, false));
+    c.check(
+        "alias_sees_write",
+        read_u32(va_ro) == 0x0DE0_0DE0,
+        format_args!("{:#x}", read_u32(va_ro)),
+    );
+    c.ok("unmap_alias", mem.unmap(va_ro));
+    c.check(
+        "unmapped_entry_is_clear",
+        mem.l1e(va_ro) == 0,
+        format_args!("{:#x}", mem.l1e(va_ro)),
+    );
+
+    // The same through mmu_update, as a batch of two.
+    let reqs = [
+        normal(mem.l1e_maddr(va_ro), pte(frame, P | A)),
+        normal(mem.l1e_maddr(mem.scratch_va(3)), pte(frame, P | RW | A | D)),
+    ];
+    let (r, done) = mmu_update(&reqs, self_dom());
+    c.check(
+        "mmu_update_batch",
+        r.is_ok() && done == 2,
+        format_args!("{r:?} done={done}"),
+    );
+    c.check(
+        "mmu_update_mapped",
+        read_u32(va_ro) == 0x0DE0_0DE0,
+        format_args!("{:#x}", read_u32(va_ro)),
+    );
+
+    // PRESERVE_AD keeps the accessed/dirty bits the CPU set.
+    write_u32(mem.scratch_va(3), 7);
+    let (r, _) = mmu_update(
+        &[MmuUpdate::new(
+            MMU_PT_UPDATE_PRESERVE_AD,
+            mem.l1e_maddr(mem.scratch_va(3)),
+            pte(frame, P | RW),
+        )],
+        self_dom(),
+    );
+    let e = mem.l1e(mem.scratch_va(3));
+    c.check(
+        "mmu_update_preserve_ad",
+        r.is_ok() && e & (A | D) == (A | D),
+        format_args!("{r:?} entry={e:#x}"),
+    );
+
+    // MACHPHYS_UPDATE: point the M2P entry elsewhere and back.
+    let pfn = mem.first_free_pfn;
+    let m2p = |v: u32| MmuUpdate::new(MMU_MACHPHYS_UPDATE, u64::from(frame) << 12, u64::from(v));
+    let r1 = mmu_update(&[m2p(0x1234)], self_dom()).0;
+    let seen = mfn_to_pfn(frame);
+    let r2 = mmu_update(&[m2p(pfn)], self_dom()).0;
+    c.check(
+        "machphys_update",
+        r1.is_ok() && r2.is_ok() && seen == 0x1234 && mfn_to_pfn(frame) == pfn,
+        format_args!("{r1:?} {r2:?} seen={seen:#x}"),
+    );
+
+    c.ok("tlb_flush_local", mmuext(MMUEXT_TLB_FLUSH_LOCAL, 0, 0));
+    c.ok("invlpg_local", mmuext(MMUEXT_INVLPG_LOCAL, va_rw, 0));
+    for i in 1..4 {
+        let _ = mem.unmap(mem.scratch_va(i));
+    }
+}
+
+/// The remaining MMU operations and flags: other-domain mappings, flush
+/// scopes, page clearing and copying, I/O frames, LDT registration.
+pub(crate) fn more_mmu_ops(c: &mut Checks, mem: &Mem<'_>) {
+    let (va, va2) = (mem.scratch_va(50), mem.scratch_va(51));
+    let (f1, f2) = (
+        mem.mfn(mem.first_free_pfn + 30),
+        mem.mfn(mem.first_free_pfn + 31),
+    );
+    let rw = |f: u32| pte(f, P | RW | A | D);
+    c.ok(
+        "uvmf_tlb_flush",
+        update_va_mapping(va, rw(f1), UVMF_TLB_FLUSH),
+    );
+    c.ok(
+        "uvmf_invlpg_all",
+        update_va_mapping(va, rw(f1), UVMF_INVLPG | UVMF_ALL),
+    );
+    let mask: u32 = 1;
+    c.ok(
+        "uvmf_multi_mask",
+        update_va_mapping(va, rw(f1), UVMF_INVLPG | (&mask as *const u32 as u32)),
+    );
+    c.err(
+        "uvmf_multi_mask_in_hole",
+        update_va_mapping(va, rw(f1), UVMF_INVLPG | 0xFF00_0000),
+        Errno::EFAULT,
+    );
+    c.ok(
+        "update_va_mapping_otherdomain_self",
+        update_va_mapping_otherdomain(va2, rw(f2), UVMF_INVLPG, DOMID_SELF),
+    );
+    c.ok(
+        "update_va_mapping_otherdomain_dom0",
+        update_va_mapping_otherdomain(va2, rw(f2), UVMF_INVLPG, 0),
+    );
+    c.err(
+        "update_va_mapping_otherdomain_no_such_domain",
+        update_va_mapping_otherdomain(va2, rw(f2), UVMF_INVLPG, 7),
+        Errno::ESRCH,
+    );
+    let (r, _) = mmu_update(&[normal(mem.l1e_maddr(va2), rw(f2))], 9);
+    c.err("mmu_update_foreign_no_such_domain", r, Errno::ESRCH);
+
+    // CLEAR_PAGE and COPY_PAGE work on frames by number.
+    write_u32(va, 0x1234_5678);
+    write_u32(va2, 0);
+    c.ok("copy_page", mmuext(MMUEXT_COPY_PAGE, f2, f1));
+    c.check(
+        "copy_page_copied",
+        read_u32(va2) == 0x1234_5678,
+        format_args!("{:#x}", read_u32(va2)),
+    );
+    c.ok("clear_page", mmuext(MMUEXT_CLEAR_PAGE, f1, 0));
+    c.check(
+        "clear_page_cleared",
+        read_u32(va) == 0,
+        format_args!("{:#x}", read_u32(va)),
+    );
+    c.err(
+        "clear_page_foreign",
+        mmuext(MMUEXT_CLEAR_PAGE, OXEN_IMAGE_MFN, 0),
+        Errno::EINVAL,
+    );
+    c.err(
+        "new_user_baseptr",
+        mmuext(MMUEXT_NEW_USER_BASEPTR, f1, 0),
+        Errno::EINVAL,
+    );
+
+    // dom0 has I/O privilege: it may map a frame that is not RAM (VGA text at
+    // 0xB8000) with FD = DOMID_IO.
+    let (r, _) = mmu_update(
+        &[normal(mem.l1e_maddr(va2), pte(0xB8, P | RW | A | D))],
+        u32::from(DOMID_IO),
+    );
+    c.ok("map_io_frame", r);
+    c.ok("unmap_io_frame", mem.unmap(va2));
+
+    // The kernel image is mapped writable: it cannot become a descriptor page.
+    c.err(
+        "set_ldt_on_writable_memory",
+        mmuext(MMUEXT_SET_LDT, 0xC000_0000, 16),
+        Errno::EINVAL,
+    );
+    c.ok("set_ldt_none", mmuext(MMUEXT_SET_LDT, 0, 0));
+    c.err(
+        "set_ldt_misaligned",
+        mmuext(MMUEXT_SET_LDT, 0xC000_0008, 16),
+        Errno::EINVAL,
+    );
+    c.err(
+        "set_ldt_too_many",
+        mmuext(MMUEXT_SET_LDT, 0xC000_0000, 8193),
+        Errno::EINVAL,
+    );
+    c.err(
+        "set_ldt_into_hole",
+        mmuext(MMUEXT_SET_LDT, 0xF57F_F000, 1024),
+        Errno::EINVAL,
+    );
+    let _ = mem.unmap(va);
+}
+
+/// `multicall`: each entry runs as its own hypercall and gets its result.
+pub(crate) fn multicall(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::hypercall::{MULTICALL, MulticallEntry, UPDATE_VA_MAPPING, XEN_VERSION};
+    let va = mem.scratch_va(52);
+    let frame = mem.mfn(mem.first_free_pfn + 32);
+    let map = pte(frame, P | RW | A | D);
+    let ops = [MmuextOp::new(MMUEXT_TLB_FLUSH_LOCAL, 0, 0)];
+    let e = |op: u32, args: [u32; 6]| MulticallEntry {
+        op,
+        result: 0xDEAD,
+        args,
+    };
+    let mut list = [
+        e(
+            UPDATE_VA_MAPPING,
+            [va, map as u32, (map >> 32) as u32, UVMF_INVLPG, 0, 0],
+        ),
+        e(
+            xen_abi::hypercall::MMUEXT_OP,
+            [ops.as_ptr() as u32, 1, 0, self_dom(), 0, 0],
+        ),
+        e(XEN_VERSION, [0; 6]),
+        e(11, [0; 6]),
+        e(MULTICALL, [0; 6]),
+        e(UPDATE_VA_MAPPING, [va, 0, 0, UVMF_INVLPG, 0, 0]),
+    ];
+    // SAFETY: the list is read and written for its length.
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(
+            MULTICALL,
+            [list.as_mut_ptr() as u32, list.len() as u32, 0, 0, 0],
+        )
+    });
+    let results: [i32; 6] = core::array::from_fn(|i| list[i].result as i32);
+    c.check(
+        "multicall",
+        r == Ok(0) && results == [0, 0, 0x0004_0001, -38, -22, 0],
+        format_args!("{r:?} {results:?}"),
+    );
+    // SAFETY: a bad pointer on purpose.
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(MULTICALL, [0xF580_0000, 1, 0, 0, 0])
+    });
+    c.err("multicall_list_in_hole", r, Errno::EFAULT);
+
+    // A list longer than Oxen runs in one go, and an entry whose own call is
+    // preempted (a 3000-entry mmu_update): both resume transparently.
+    static mut LONG: [MulticallEntry; 100] = [MulticallEntry {
+        op: XEN_VERSION,
+        result: 0,
+        args: [0; 6],
+    }; 100];
+    static mut BATCH: [MmuUpdate; 3000] = [MmuUpdate::new(0, 0, 0); 3000];
+    // SAFETY: one vcpu; only this function touches LONG and BATCH.
+    let (long, batch) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(LONG),
+            &mut *core::ptr::addr_of_mut!(BATCH),
+        )
+    };
+    let slot = mem.l1e_maddr(va);
+    for (i, r) in batch.iter_mut().enumerate() {
+        *r = normal(slot, if i % 2 == 0 { map } else { 0 });
+    }
+    let mut done = 0u32;
+    long[50] = e(
+        xen_abi::hypercall::MMU_UPDATE,
+        [
+            batch.as_ptr() as u32,
+            batch.len() as u32,
+            &mut done as *mut u32 as u32,
+            self_dom(),
+            0,
+            0,
+        ],
+    );
+    // SAFETY: both lists are valid for their lengths.
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(
+            MULTICALL,
+            [long.as_mut_ptr() as u32, long.len() as u32, 0, 0, 0],
+        )
+    });
+    let all_ok = long
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.result == if i == 50 { 0 } else { 0x0004_0001 });
+    c.check(
+        "multicall_long_and_preempted",
+        r == Ok(0) && all_ok && done == 3000,
+        format_args!("{r:?} done={done} ok={all_ok}"),
+    );
+}
+
+/// Builds a new address space (new L3 and a new slot-3 L2 sharing the
+/// bootstrap L1s), pins it, switches to it and back, and unpins it.
+pub(crate) fn new_page_tables(c: &mut Checks, mem: &Mem<'_>) {
+    let si = mem.si;
+    let (l3_pfn, l2_pfn) = (mem.first_free_pfn + 1, mem.first_free_pfn + 2);
+    let (l3_mfn, l2_mfn) = (mem.mfn(l3_pfn), mem.mfn(l2_pfn));
+    let (l3_va, l2_va) = (mem.scratch_va(10), mem.scratch_va(11));
+    let boot_l3 = si.pt_base as *const u64;
+    // SAFETY: the bootstrap L3 is mapped read-only at pt_base.
+    let boot_l3e = |i: usize| unsafe { boot_l3.add(i).read_volatile() };
+    let boot_l2 = mem.va_of_mfn(((boot_l3e(3) & FRAME) >> 12) as u32) as *const u64;
+
+    c.ok(
+        "map_new_tables_rw",
+        mem.map(l3_va, l3_mfn, true)
+            .and(mem.map(l2_va, l2_mfn, true)),
+    );
+    // SAFETY: both frames are mapped writable at l3_va/l2_va; boot_l2 is readable.
+    unsafe {
+        core::ptr::write_bytes(l3_va as *mut u8, 0, PAGE as usize);
+        core::ptr::write_bytes(l2_va as *mut u8, 0, PAGE as usize);
+        for i in 0..428 {
+            (l2_va as *mut u64)
+                .add(i)
+                .write_volatile(boot_l2.add(i).read_volatile());
+        }
+        for i in 0..3 {
+            (l3_va as *mut u64).add(i).write_volatile(boot_l3e(i));
+        }
+        (l3_va as *mut u64).add(3).write_volatile(pte(l2_mfn, P));
+    }
+    // Pinning while a writable mapping exists must fail.
+    c.err(
+        "pin_while_writable",
+        mmuext(MMUEXT_PIN_L3_TABLE, l3_mfn, 0),
+        Errno::EINVAL,
+    );
+    c.ok("unmap_new_tables", mem.unmap(l3_va).and(mem.unmap(l2_va)));
+    c.ok("pin_l3", mmuext(MMUEXT_PIN_L3_TABLE, l3_mfn, 0));
+    c.err(
+        "pin_l3_twice",
+        mmuext(MMUEXT_PIN_L3_TABLE, l3_mfn, 0),
+        Errno::EINVAL,
+    );
+    c.err(
+        "map_pinned_l2_writable",
+        mem.map(l2_va, l2_mfn, true),
+        Errno::EINVAL,
+    );
+    c.ok("map_pinned_l2_readonly", mem.map(l2_va, l2_mfn, false));
+    c.ok("new_baseptr", mmuext(MMUEXT_NEW_BASEPTR, l3_mfn, 0));
+    // Still alive on the new tables: the kernel and stack are reachable.
+    let probe = mem.first_free_pfn + 3;
+    c.ok(
+        "map_on_new_tables",
+        mem.map(mem.scratch_va(12), mem.mfn(probe), true),
+    );
+    write_u32(mem.scratch_va(12), 42);
+    c.check(
+        "write_on_new_tables",
+        read_u32(mem.scratch_va(12)) == 42,
+        format_args!("{}", read_u32(mem.scratch_va(12))),
+    );
+    c.ok("unmap_on_new_tables", mem.unmap(mem.scratch_va(12)));
+    let boot_l3_mfn = pfn_to_mfn(si, (si.pt_base - pvrt::VIRT_BASE) / PAGE).unwrap_or(0);
+    c.ok(
+        "new_baseptr_back",
+        mmuext(MMUEXT_NEW_BASEPTR, boot_l3_mfn, 0),
+    );
+    c.ok("unmap_l2_view", mem.unmap(l2_va));
+    c.ok("unpin_l3", mmuext(MMUEXT_UNPIN_TABLE, l3_mfn, 0));
+    // Unpinned and unused: the frames are ordinary memory again.
+    c.ok("remap_old_l3_writable", mem.map(l3_va, l3_mfn, true));
+    c.ok("unmap_old_l3", mem.unmap(l3_va));
+
+    // Pin an L1 and an L2 directly as well.
+    let l1_mfn = mem.mfn(mem.first_free_pfn + 4);
+    c.ok("pin_l1", mmuext(MMUEXT_PIN_L1_TABLE, l1_mfn, 0));
+    c.ok("unpin_l1", mmuext(MMUEXT_UNPIN_TABLE, l1_mfn, 0));
+    c.ok("pin_l2", mmuext(MMUEXT_PIN_L2_TABLE, l1_mfn, 0));
+    c.ok("unpin_l2", mmuext(MMUEXT_UNPIN_TABLE, l1_mfn, 0));
+}
+
+/// `writable_pagetables`: plain stores to a (read-only) L1 are emulated.
+pub(crate) fn writable_pagetables(c: &mut Checks, mem: &Mem<'_>) {
+    c.ok(
+        "vm_assist_writable_pagetables",
+        vm_assist(VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES),
+    );
+    let va = mem.scratch_va(20);
+    let frame = mem.mfn(mem.first_free_pfn + 5);
+    let maddr = mem.l1e_maddr(va);
+    let entry_va = mem.va_of_mfn((maddr >> 12) as u32) + (maddr & 0xFFF) as u32;
+    let new = pte(frame, P | RW | A | D);
+    // Two 32-bit stores, high half first (as a PAE kernel's set_pte does).
+    // SAFETY: entry_va is the L1 entry's read-only mapping; the store faults and
+    // Oxen emulates it.
+    unsafe {
+        core::arch::asm!("mov [{p} + 4], {hi}", "mov [{p}], {lo}", p = in(reg) entry_va,
+                         hi = in(reg) (new >> 32) as u32, lo = in(reg) new as u32)
+    };
+    c.check(
+        "ptwr_mov_entry",
+        mem.l1e(va) == new,
+        format_args!("{:#x}", mem.l1e(va)),
+    );
+    write_u32(va, 0xFEED);
+    c.check(
+        "ptwr_mapping_works",
+        read_u32(va) == 0xFEED,
+        format_args!("{:#x}", read_u32(va)),
+    );
+    // cmpxchg8b: swap the entry for a read-only one.
+    let ro = pte(frame, P | A);
+    let (lo, hi): (u32, u32);
+    // SAFETY: as above, with LOCK CMPXCHG8B; ESI is saved and restored by hand
+    // because Rust reserves it on x86.
+    unsafe {
+        core::arch::asm!(
+            "push esi", "mov esi, {p}", "lock cmpxchg8b [esi]", "pop esi",
+            p = in(reg) entry_va, inout("eax") new as u32 => lo, inout("edx") (new >> 32) as u32 => hi,
+            in("ebx") ro as u32, in("ecx") (ro >> 32) as u32,
+        )
+    };
+    let _ = (lo, hi);
+    c.check(
+        "ptwr_cmpxchg8b",
+        mem.l1e(va) & !(A | D) == ro & !(A | D),
+        format_args!("{:#x}", mem.l1e(va)),
+    );
+    // A store that would map one of our page tables writable is refused: the
+    // entry stays as it was (the guest would get the fault; we check the entry).
+    c.ok("ptwr_cleanup", mem.unmap(va));
+}
+
+/// Every bad input gets Xen's errno and changes nothing.
+pub(crate) fn bad_input(c: &mut Checks, mem: &Mem<'_>) {
+    let si = mem.si;
+    let va = mem.scratch_va(30);
+    let slot = mem.l1e_maddr(va);
+    c.err(
+        "map_foreign_frame",
+        mem.map(va, OXEN_IMAGE_MFN, false),
+        Errno::EINVAL,
+    );
+    let (r, done) = mmu_update(&[normal(slot, pte(OXEN_IMAGE_MFN, P))], self_dom());
+    c.check(
+        "mmu_update_foreign_frame",
+        r == Err(Errno::EINVAL) && done == 0,
+        format_args!("{r:?} done={done}"),
+    );
+    let own_l1 = (mem.l1e_maddr(va) >> 12) as u32;
+    c.err(
+        "map_own_l1_writable",
+        mem.map(va, own_l1, true),
+        Errno::EINVAL,
+    );
+    c.ok("map_own_l1_readonly", mem.map(va, own_l1, false));
+    c.ok("unmap_own_l1", mem.unmap(va));
+    c.check(
+        "entry_clean_after_errors",
+        mem.l1e(va) == 0,
+        format_args!("{:#x}", mem.l1e(va)),
+    );
+
+    // The Xen slots of the slot-3 L2 and slot 3 of the L3 are off limits.
+    let boot_l3_mfn = pfn_to_mfn(si, (si.pt_base - pvrt::VIRT_BASE) / PAGE).unwrap_or(0);
+    // SAFETY: the bootstrap L3 is mapped read-only at pt_base.
+    let l3e3 = unsafe { (si.pt_base as *const u64).add(3).read_volatile() };
+    let l2_slot3 = l3e3 & FRAME;
+    let (r, _) = mmu_update(
+        &[normal(
+            l2_slot3 + 428 * 8,
+            pte(mem.mfn(mem.first_free_pfn + 6), P | RW | US | A | D),
+        )],
+        self_dom(),
+    );
+    c.err("l2_write_into_xen_slot", r, Errno::EINVAL);
+    let (r, _) = mmu_update(
+        &[normal((u64::from(boot_l3_mfn) << 12) + 24, l3e3)],
+        self_dom(),
+    );
+    c.err("l3_slot3_rewrite", r, Errno::EINVAL);
+
+    // An L3 entry must point at an L2: a frame that is mapped writable can't be one.
+    let data = mem.mfn(mem.first_free_pfn + 7);
+    c.ok("map_data_rw", mem.map(va, data, true));
+    let (r, _) = mmu_update(
+        &[normal(u64::from(boot_l3_mfn) << 12, pte(data, P))],
+        self_dom(),
+    );
+    c.err("l3_to_non_l2", r, Errno::EINVAL);
+    c.err(
+        "new_baseptr_non_l3",
+        mmuext(MMUEXT_NEW_BASEPTR, data, 0),
+        Errno::EINVAL,
+    );
+    c.err(
+        "pin_l1_while_writable",
+        mmuext(MMUEXT_PIN_L1_TABLE, data, 0),
+        Errno::EINVAL,
+    );
+    c.ok("unmap_data", mem.unmap(va));
+    c.err(
+        "unpin_not_pinned",
+        mmuext(MMUEXT_UNPIN_TABLE, data, 0),
+        Errno::EINVAL,
+    );
+    c.err(
+        "pin_l4",
+        mmuext(MMUEXT_PIN_L4_TABLE, data, 0),
+        Errno::EINVAL,
+    );
+    c.err(
+        "pin_foreign_frame",
+        mmuext(MMUEXT_PIN_L1_TABLE, OXEN_IMAGE_MFN, 0),
+        Errno::EINVAL,
+    );
+
+    // Malformed machine addresses.
+    let (r, _) = mmu_update(&[normal(slot + 4, 0)], self_dom());
+    c.err("mmu_update_misaligned_ptr", r, Errno::EINVAL);
+    let (r, _) = mmu_update(&[normal(0xF_FFFF_F000, 0)], self_dom());
+    c.err("mmu_update_ptr_out_of_range", r, Errno::EINVAL);
+    // Bits 44-62 are reserved in every entry (PAT and the cache bits are
+    // allowed for dom0, which has I/O privilege).
+    let (r, _) = mmu_update(
+        &[normal(
+            slot,
+            pte(mem.mfn(mem.first_free_pfn + 8), P) | (1 << 52),
+        )],
+        self_dom(),
+    );
+    c.err("l1_reserved_bit", r, Errno::EINVAL);
+    let (r, _) = mmu_update(
+        &[normal(
+            slot,
+            pte(mem.mfn(mem.first_free_pfn + 8), P | (1 << 8)),
+        )],
+        self_dom(),
+    );
+    c.err("l1_global_bit", r, Errno::EINVAL);
+    c.err(
+        "update_va_mapping_in_hole",
+        update_va_mapping(0xF580_0000, 0, 0),
+        Errno::EINVAL,
+    );
+
+    // A batch with a bad entry in the middle: the good ones before it apply,
+    // `done` says how many, the rest are untouched.
+    let f = |i: u32| mem.mfn(mem.first_free_pfn + 10 + i);
+    let vas = [
+        mem.scratch_va(31),
+        mem.scratch_va(32),
+        mem.scratch_va(33),
+        mem.scratch_va(34),
+    ];
+    // The padding is mapped at boot (one-to-one to unused pfns): clear it first.
+    for v in vas {
+        let _ = mem.unmap(v);
+    }
+    let reqs = [
+        normal(mem.l1e_maddr(vas[0]), pte(f(0), P | A)),
+        normal(mem.l1e_maddr(vas[1]), pte(f(1), P | A)),
+        normal(mem.l1e_maddr(vas[2]), pte(OXEN_IMAGE_MFN, P | A)),
+        normal(mem.l1e_maddr(vas[3]), pte(f(3), P | A)),
+    ];
+    let (r, done) = mmu_update(&reqs, self_dom());
+    let applied = [
+        mem.l1e(vas[0]) != 0,
+        mem.l1e(vas[1]) != 0,
+        mem.l1e(vas[2]) != 0,
+        mem.l1e(vas[3]) != 0,
+    ];
+    c.check(
+        "batch_stops_at_bad_entry",
+        r == Err(Errno::EINVAL) && done == 2 && applied == [true, true, false, false],
+        format_args!("{r:?} done={done} applied={applied:?}"),
+    );
+    for v in vas {
+        let _ = mem.unmap(v);
+    }
+
+    // Pointers into the hypervisor hole.
+    // SAFETY: deliberately bad pointers; Oxen must refuse them, not follow them.
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(
+            xen_abi::hypercall::MMU_UPDATE,
+            [0xF580_0000, 1, 0, self_dom(), 0],
+        )
+    });
+    c.err("mmu_update_reqs_in_hole", r, Errno::EFAULT);
+    // SAFETY: as above (the `done` pointer).
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(
+            xen_abi::hypercall::MMU_UPDATE,
+            [reqs.as_ptr() as u32, 1, 0xFF00_0000, self_dom(), 0],
+        )
+    });
+    c.err("mmu_update_done_in_hole", r, Errno::EFAULT);
+    let _ = mem.unmap(vas[0]);
+    // SAFETY: as above.
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(xen_abi::hypercall::CONSOLE_IO, [0, 16, 0xFF00_0000, 0, 0])
+    });
+    c.err("console_io_buffer_in_hole", r, Errno::EFAULT);
+    let ops = [MmuextOp::new(MMUEXT_TLB_FLUSH_LOCAL, 0, 0)];
+    let (r, _) = mmuext_op(&ops, self_dom());
+    c.ok("mmuext_op_after_faults", r);
+
+    // Numbers nobody serves.
+    for nr in [11u32, 50, 63, 100] {
+        // SAFETY: no pointers.
+        let r = pvrt::hypercall::result(unsafe { pvrt::hypercall::raw(nr, [0; 5]) });
+        c.err("unknown_hypercall", r, Errno::ENOSYS);
+    }
+}
+
+/// A batch far longer than Oxen serves in one go: it is preempted and resumed
+/// (continuation) transparently, and `done` counts every entry.
+pub(crate) fn long_batch(c: &mut Checks, mem: &Mem<'_>) {
+    const N: usize = 5000;
+    let va = mem.scratch_va(40);
+    let slot = mem.l1e_maddr(va);
+    let frame = mem.mfn(mem.first_free_pfn + 20);
+    static mut REQS: [MmuUpdate; N] = [MmuUpdate::new(0, 0, 0); N];
+    // SAFETY: one vcpu, and only this function touches REQS.
+    let reqs = unsafe { &mut *core::ptr::addr_of_mut!(REQS) };
+    for (i, r) in reqs.iter_mut().enumerate() {
+        *r = normal(slot, if i % 2 == 0 { pte(frame, P | A) } else { 0 });
+    }
+    reqs[N - 1] = normal(slot, pte(frame, P | A));
+    let (r, done) = mmu_update(reqs, self_dom());
+    c.check(
+        "long_batch",
+        r.is_ok() && done == N as u32 && mem.l1e(va) & FRAME == u64::from(frame) << 12,
+        format_args!("{r:?} done={done}"),
+    );
+    let _ = mem.unmap(va);
+}
+
+/// `memory_op`: sizes, maps, and growing and shrinking the reservation.
+pub(crate) fn memory(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::hypercall::MEMORY_OP;
+    use xen_abi::memory::*;
+    let nr = mem.si.nr_pages;
+    let me = DOMID_SELF;
+    let r = hcall(MEMORY_OP, [XENMEM_MAXIMUM_RAM_PAGE, 0, 0, 0, 0]);
+    c.check(
+        "memory_maximum_ram_page",
+        r.is_ok_and(|n| n > nr),
+        format_args!("{r:?}"),
+    );
+    let cur = |c: &mut Checks, name: &str, want: u32| {
+        let r = hcall(
+            MEMORY_OP,
+            [
+                XENMEM_CURRENT_RESERVATION,
+                &me as *const u16 as u32,
+                0,
+                0,
+                0,
+            ],
+        );
+        c.check(name, r == Ok(want), format_args!("{r:?}, want {want}"));
+    };
+    cur(c, "memory_current_reservation", nr);
+    let r = hcall(
+        MEMORY_OP,
+        [
+            XENMEM_MAXIMUM_RESERVATION,
+            &me as *const u16 as u32,
+            0,
+            0,
+            0,
+        ],
+    );
+    c.check(
+        "memory_maximum_reservation",
+        r.is_ok_and(|n| n >= nr),
+        format_args!("{r:?}"),
+    );
+    let other: u16 = 5;
+    c.err(
+        "memory_reservation_no_such_domain",
+        hcall(
+            MEMORY_OP,
+            [
+                XENMEM_CURRENT_RESERVATION,
+                &other as *const u16 as u32,
+                0,
+                0,
+                0,
+            ],
+        ),
+        Errno::ESRCH,
+    );
+    let mut mp = [0u32; 3];
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_MACHPHYS_MAPPING, mp.as_mut_ptr() as u32, 0, 0, 0],
+    );
+    c.check(
+        "memory_machphys_mapping",
+        r.is_ok() && mp[0] == 0xF580_0000 && mp[1] == 0xF680_0000,
+        format_args!("{r:?} {mp:x?}"),
+    );
+    let mut e820 = [0u32; 5 * 16];
+    let mut map = [16u32, e820.as_mut_ptr() as u32];
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_MEMORY_MAP, map.as_mut_ptr() as u32, 0, 0, 0],
+    );
+    c.check(
+        "memory_map",
+        r.is_ok() && map[0] == 1 && e820[2] == nr * 4096 && e820[4] == E820_RAM,
+        format_args!("{r:?} n={} size={:#x}", map[0], e820[2]),
+    );
+    let mut map = [16u32, e820.as_mut_ptr() as u32];
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_MACHINE_MEMORY_MAP, map.as_mut_ptr() as u32, 0, 0, 0],
+    );
+    let has_ram = (0..map[0] as usize).any(|i| e820[i * 5 + 4] == E820_RAM && e820[i * 5 + 2] > 0);
+    c.check(
+        "memory_machine_memory_map",
+        r.is_ok() && map[0] >= 2 && has_ram,
+        format_args!("{r:?} n={}", map[0]),
+    );
+
+    // Grow by four pages, then give them back.
+    let mut extents = [0u32; 4];
+    let res = |ptr: u32, n: u32, order: u32| [ptr, n, order, 0, u32::from(me)];
+    let r1 = res(extents.as_mut_ptr() as u32, 4, 0);
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_INCREASE_RESERVATION, r1.as_ptr() as u32, 0, 0, 0],
+    );
+    c.check(
+        "memory_increase_reservation",
+        r == Ok(4) && extents.iter().all(|&m| m != 0),
+        format_args!("{r:?} {extents:x?}"),
+    );
+    cur(c, "memory_reservation_grew", nr + 4);
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_DECREASE_RESERVATION, r1.as_ptr() as u32, 0, 0, 0],
+    );
+    c.check(
+        "memory_decrease_reservation",
+        r == Ok(4),
+        format_args!("{r:?}"),
+    );
+    cur(c, "memory_reservation_shrank", nr);
+    // populate_physmap: new pfns past the end, with their M2P entries.
+    let mut gpfns = [nr, nr + 1];
+    let r2 = res(gpfns.as_mut_ptr() as u32, 2, 0);
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_POPULATE_PHYSMAP, r2.as_ptr() as u32, 0, 0, 0],
+    );
+    c.check(
+        "memory_populate_physmap",
+        r == Ok(2) && mfn_to_pfn(gpfns[0]) == nr && mfn_to_pfn(gpfns[1]) == nr + 1,
+        format_args!("{r:?} {gpfns:x?}"),
+    );
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_DECREASE_RESERVATION, r2.as_ptr() as u32, 0, 0, 0],
+    );
+    c.check(
+        "memory_populated_given_back",
+        r == Ok(2),
+        format_args!("{r:?}"),
+    );
+    // Someone else's frame cannot be given back; orders above 0 are refused.
+    let mut foreign = [OXEN_IMAGE_MFN];
+    let r3 = res(foreign.as_mut_ptr() as u32, 1, 0);
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_DECREASE_RESERVATION, r3.as_ptr() as u32, 0, 0, 0],
+    );
+    c.check(
+        "memory_decrease_foreign_frame",
+        r == Ok(0),
+        format_args!("{r:?}"),
+    );
+    let r4 = res(extents.as_mut_ptr() as u32, 1, 1);
+    c.err(
+        "memory_extent_order",
+        hcall(
+            MEMORY_OP,
+            [XENMEM_INCREASE_RESERVATION, r4.as_ptr() as u32, 0, 0, 0],
+        ),
+        Errno::EINVAL,
+    );
+    c.err(
+        "memory_op_unknown",
+        hcall(MEMORY_OP, [99, 0, 0, 0, 0]),
+        Errno::ENOSYS,
+    );
+    // The M2P's 2 MiB chunks: the first one's first frame holds the entries
+    // of mfns 0..1023, as the read-only M2P window shows them.
+    let mut chunks = [0u32; 8];
+    let mut list = [8u32, chunks.as_mut_ptr() as u32, 0];
+    let r = hcall(
+        MEMORY_OP,
+        [XENMEM_MACHPHYS_MFN_LIST, list.as_mut_ptr() as u32, 0, 0, 0],
+    );
+    // dom0's first frame's entry, read through the chunk list.
+    let va = mem.scratch_va(47);
+    let probe = mem.mfn(0);
+    let _ = mem.map(va, chunks[0] + probe / 1024, false);
+    // SAFETY: the M2P frame holding `probe`'s entry is mapped read-only at `va`.
+    let entry = unsafe { ((va + 4 * (probe % 1024)) as *const u32).read_volatile() };
+    let _ = mem.unmap(va);
+    let same = entry == mfn_to_pfn(probe);
+    c.check(
+        "memory_machphys_mfn_list",
+        r.is_ok() && list[2] >= 1 && chunks[0].is_multiple_of(512) && same,
+        format_args!("{r:?} n={} first={:#x}", list[2], chunks[0]),
+    );
+    c.err(
+        "memory_op_arg_in_hole",
+        hcall(
+            MEMORY_OP,
+            [XENMEM_CURRENT_RESERVATION, 0xF580_0000, 0, 0, 0],
+        ),
+        Errno::EFAULT,
+    );
+}
