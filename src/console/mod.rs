@@ -1,15 +1,26 @@
 //! Oxen's console: COM1 (16550) and optionally the VGA text screen, behind the
-//! `log` crate.
+//! `log` crate, and the console ring (`xm dmesg`) that keeps what they showed.
 //!
-//! Every line is prefixed `(XEN) ` as Xen's console is, so transcripts read the
-//! same to a Xen engineer. Two kinds of output:
-//! - `printk!`: the boot banner and reports, printed whatever the log level
-//!   (as Xen's plain `printk`);
-//! - `log::error!..trace!`: diagnostics filtered by `loglvl=` (Xen's levels map
-//!   to the `log` crate's: none=off, error, warning=warn, info, debug, all=trace).
+//! Three writers share it, and `hv_core::conline` keeps their lines apart
+//! (none starts in the middle of another's):
+//! - Oxen, every line prefixed `(XEN) ` as Xen's console is, so transcripts
+//!   read the same to a Xen engineer: `printk!` (the boot banner and reports,
+//!   printed whatever the log level, as Xen's plain `printk`) and
+//!   `log::error!..trace!` (diagnostics filtered by `loglvl=`; Xen's levels
+//!   map to the `log` crate's: none=off, error, warning=warn, info, debug,
+//!   all=trace);
+//! - dom0's `console_io` output, as it is (interactive: not held back);
+//! - another domain's `console_io` output, held in that domain's line buffer
+//!   and printed a whole line at a time, prefixed `(dN) `. The buffer lives
+//!   in the `Domain` and is flushed when the domain is destroyed.
 //!
-//! The console is one spin lock. The fatal path (`panic::fatal`) takes it by
-//! force, so a trap taken while the lock was held still gets its report out.
+//! Oxen has no rate limiter for its own log (`loglvl=`'s rate-limited level
+//! is parsed, not applied), so guest output is not rate-limited either; what
+//! bounds a guest is its line buffer and `console_io`'s continuation.
+//!
+//! The console is one spin lock (taken after `DOMAINS`). The fatal path
+//! (`panic::fatal`) takes it by force, so a trap taken while the lock was
+//! held still gets its report out.
 
 pub mod keys;
 mod serial;
@@ -18,19 +29,18 @@ mod vga;
 use core::fmt::{self, Write};
 
 use hv_core::cmdline::{ComConfig, LogLevel};
+use hv_core::conline::{GuestLine, Terminal};
 use spin::Mutex;
 
 pub use serial::Serial;
 pub use vga::VgaText;
 
-/// The console sinks.
+/// The console sinks and the line state they share.
 pub struct Console {
     serial: Option<Serial>,
     vga: Option<VgaText>,
-    /// Whether the next byte starts a new line (and so needs the prefix).
-    at_line_start: bool,
-    /// The same for guest output.
-    guest_at_line_start: bool,
+    /// Who owns the current line (see `hv_core::conline`).
+    terminal: Terminal,
     /// What was printed, for `sysctl(readconsole)` (`xm dmesg`).
     ring: hv_core::conring::ConRing<CONRING_SIZE>,
 }
@@ -41,61 +51,36 @@ pub const CONRING_SIZE: usize = 16 * 1024;
 static CONSOLE: Mutex<Console> = Mutex::new(Console {
     serial: None,
     vga: None,
-    at_line_start: true,
-    guest_at_line_start: true,
+    terminal: Terminal::new(),
     ring: hv_core::conring::ConRing::new(),
 });
 
 impl Console {
-    fn put_bytes(&mut self, s: &str) {
-        for line in s.split_inclusive('\n') {
-            if self.at_line_start {
-                self.raw("(XEN) ");
+    /// Runs `f` with the line state and a sink that puts bytes on every
+    /// output (the ring, COM1, the VGA screen).
+    fn with_out(&mut self, f: impl FnOnce(&mut Terminal, &mut dyn FnMut(&[u8]))) {
+        let Console {
+            serial,
+            vga,
+            terminal,
+            ring,
+        } = self;
+        let mut out = |bytes: &[u8]| {
+            ring.push(bytes);
+            if let Some(serial) = serial.as_mut() {
+                serial.write_bytes(bytes);
             }
-            self.raw(line);
-            self.at_line_start = line.ends_with('\n');
-            self.guest_at_line_start = self.at_line_start;
-        }
-    }
-
-    fn raw_bytes(&mut self, bytes: &[u8]) {
-        self.ring.push(bytes);
-        if let Some(serial) = self.serial.as_mut() {
-            serial.write_bytes(bytes);
-        }
-        if let Some(vga) = self.vga.as_mut() {
-            vga.write_bytes(bytes);
-        }
-    }
-
-    fn raw_writer(&mut self) -> RawWriter<'_> {
-        RawWriter(self)
-    }
-
-    fn raw(&mut self, s: &str) {
-        self.ring.push(s.as_bytes());
-        if let Some(serial) = self.serial.as_mut() {
-            serial.write_str(s);
-        }
-        if let Some(vga) = self.vga.as_mut() {
-            vga.write_str(s);
-        }
-    }
-}
-
-/// Formats without the `(XEN) ` prefix.
-struct RawWriter<'a>(&'a mut Console);
-
-impl Write for RawWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.raw(s);
-        Ok(())
+            if let Some(vga) = vga.as_mut() {
+                vga.write_bytes(bytes);
+            }
+        };
+        f(terminal, &mut out);
     }
 }
 
 impl Write for Console {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.put_bytes(s);
+        self.with_out(|t, mut out| t.xen(s.as_bytes(), &mut out));
         Ok(())
     }
 }
@@ -147,21 +132,29 @@ pub fn print(args: fmt::Arguments<'_>) {
     crate::arch::x86::cpu::restore_interrupts(was);
 }
 
-/// Writes a guest's `console_io` output: dom0's text goes out as it is (its
-/// console is this one), another domain's lines are prefixed `(dN) `.
-pub fn guest_write(domid: u16, bytes: &[u8]) {
+/// Writes a guest's `console_io` output: dom0's goes out as it is (its
+/// console is this one, and interactive), another domain's is collected in
+/// `line` (that domain's) and printed a whole line at a time, prefixed
+/// `(dN) ` (see `hv_core::conline`).
+pub fn guest_write(domid: u16, line: &mut GuestLine, bytes: &[u8]) {
     let was = crate::arch::x86::cpu::disable_interrupts();
-    {
-        let mut c = CONSOLE.lock();
-        for line in bytes.split_inclusive(|&b| b == b'\n') {
-            if domid != 0 && c.guest_at_line_start {
-                let _ = write!(c.raw_writer(), "(d{domid}) ");
-            }
-            c.raw_bytes(line);
-            c.guest_at_line_start = line.ends_with(b"\n");
+    CONSOLE.lock().with_out(|t, mut out| {
+        if domid == 0 {
+            t.dom0(bytes, &mut out);
+        } else {
+            t.guest(domid, line, bytes, &mut out);
         }
-        c.at_line_start = c.guest_at_line_start;
-    }
+    });
+    crate::arch::x86::cpu::restore_interrupts(was);
+}
+
+/// Prints what is left of domain `domid`'s unfinished line (it is being
+/// destroyed).
+pub fn guest_flush(domid: u16, line: &mut GuestLine) {
+    let was = crate::arch::x86::cpu::disable_interrupts();
+    CONSOLE
+        .lock()
+        .with_out(|t, mut out| t.flush_guest(domid, line, &mut out));
     crate::arch::x86::cpu::restore_interrupts(was);
 }
 
@@ -258,10 +251,7 @@ pub fn print_fatal(args: fmt::Arguments<'_>) {
     if c.serial.is_none() && c.vga.is_none() {
         c.serial = Serial::new(&ComConfig::COM1_DEFAULT);
     }
-    if !c.at_line_start {
-        c.raw("\n");
-        c.at_line_start = true;
-    }
+    c.with_out(|t, mut out| t.end_line(&mut out));
     let _ = c.write_fmt(args);
 }
 

@@ -46,11 +46,6 @@ impl Serial {
         Some(Self { uart })
     }
 
-    /// Sends text, turning `\n` into `\r\n` for terminals.
-    pub fn write_str(&mut self, s: &str) {
-        self.write_bytes(s.as_bytes());
-    }
-
     /// Sends bytes, turning `\n` into `\r\n` for terminals.
     pub fn write_bytes(&mut self, bytes: &[u8]) {
         for &b in bytes {

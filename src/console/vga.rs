@@ -45,11 +45,6 @@ impl VgaText {
         self.row = ROWS - 1;
     }
 
-    /// Writes text; bytes outside printable ASCII show as '?'.
-    pub fn write_str(&mut self, s: &str) {
-        self.write_bytes(s.as_bytes());
-    }
-
     /// Writes bytes; those outside printable ASCII show as '?'.
     pub fn write_bytes(&mut self, bytes: &[u8]) {
         for &b in bytes {

@@ -118,6 +118,9 @@ pub struct Domain {
     pub max_vcpus: u32,
     /// The tick at which this domain's PV clock was last refreshed.
     pub clock_tick: u64,
+    /// Its `console_io` line not yet printed (unused for dom0, whose
+    /// output goes out as it comes).
+    pub console_line: hv_core::conline::GuestLine,
 }
 
 /// The periodic timer a vcpu starts with (Xen's 10 ms).
@@ -194,6 +197,7 @@ impl Domain {
             time_offset: 0,
             max_vcpus: 1,
             clock_tick: u64::MAX,
+            console_line: hv_core::conline::GuestLine::new(),
         }
     }
 

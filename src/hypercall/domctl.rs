@@ -179,6 +179,8 @@ fn destroydomain(table: &mut DomainTable, caller: DomId, domid: DomId) -> Result
     let dom = table.get_mut(domid).ok_or(Errno::ESRCH)?;
     if !dom.dying {
         dom.dying = true;
+        // Its last words, even without a newline.
+        crate::console::guest_flush(domid, &mut dom.console_line);
         dom.vcpu.saved = None;
         dom.vcpu.online = false;
         sched::fpu_forget(domid);

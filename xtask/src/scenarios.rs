@@ -264,14 +264,16 @@ fn state_of(row: &str) -> &str {
 
 /// A scenario driving Oxen's dom0 (64 MiB, its initrd, 512 MiB machine)
 /// through its shell: `first` is typed at the first prompt (the rest comes
-/// from `FOLLOW_UP`); the run must end with dom0 powering off, and no
-/// xenstored complaint, guest panic or Oxen panic may appear.
+/// from `FOLLOW_UP`); the run must end with dom0 powering off, no
+/// xenstored complaint, guest panic or Oxen panic may appear, and console
+/// lines must be whole (`check_console_lines`).
 fn toolstack_scenario(name: &'static str, first: &'static str, mut checks: Vec<Check>) -> Scenario {
     checks.extend([
         Check::Has("oxen-dom0: powering off\n"),
         Check::Lacks("xenstored: domain"),
         Check::Lacks("guest panic"),
         Check::Lacks("Panic"),
+        Check::Custom("console lines are whole and prefixed", check_console_lines),
     ]);
     Scenario {
         name,
@@ -447,6 +449,44 @@ fn check_dmesg(t: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// xm scenarios: console lines are whole and each writer's own. A line
+/// that holds a domain's prefix `(dN) ` or Oxen's `(XEN) ` starts with it
+/// and holds no other (nothing is glued in front or behind); so a dom0
+/// prompt line (`oxen-dom0:<cwd># `) holds no prefixed text, and it must
+/// not go on with a domU kernel message either (`domU <name>: ...`, which
+/// the domU prints on the hypervisor console and which used to land
+/// unprefixed after the prompt).
+fn check_console_lines(t: &str) -> Result<(), String> {
+    /// Where `line` holds a `(dN) ` or a `(XEN) `.
+    fn prefixes(line: &str) -> impl Iterator<Item = usize> + '_ {
+        let domains = line.match_indices("(d").map(|(i, _)| i).filter(|&i| {
+            let rest = &line[i + 2..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            digits > 0 && rest[digits..].starts_with(") ")
+        });
+        domains.chain(line.match_indices("(XEN) ").map(|(i, _)| i))
+    }
+    for (n, line) in t.lines().enumerate() {
+        if let Some(i) = prefixes(line).find(|&i| i > 0) {
+            return Err(format!(
+                "line {}: a prefix at column {i}, not at the start: {line:?}",
+                n + 1
+            ));
+        }
+        let typed = line
+            .strip_prefix("oxen-dom0:")
+            .and_then(|rest| rest.split_once("# "))
+            .map(|(_, typed)| typed);
+        if typed.is_some_and(|typed| typed.starts_with("domU ")) {
+            return Err(format!(
+                "line {}: a domU's message after dom0's prompt: {line:?}",
+                n + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// xm-eight-domus: the list shows Domain-0 and s1..s8 (once each), the
 /// last list none of s1..s8.
 fn check_eight_listed_then_none(t: &str) -> Result<(), String> {
@@ -607,7 +647,7 @@ fn check_frame_table_census(t: &str) -> Result<(), String> {
 
 /// How many checks test-dom0 runs: a section that silently stopped running
 /// shows up as a different count.
-const TEST_DOM0_CHECKS: u64 = 359;
+const TEST_DOM0_CHECKS: u64 = 360;
 
 fn check_dom0_passed(t: &str) -> Result<(), String> {
     let line = t
@@ -766,7 +806,9 @@ fn scenarios() -> Vec<Scenario> {
                 Check::Has("check seg4gb_negative_offset_load: ok"),
                 Check::Has("check destroy_gives_back_all_memory: ok"),
                 Check::Has("check virq_dom_exc_on_destroy: ok"),
-                Check::Has(") domU: a second domain ran; its FPU value survived 50 switches"),
+                // Written without newline, with an ESC and a CR: printed
+                // whole, filtered, when the domain is destroyed.
+                Check::Has(") domU: a second domain ran; its FPU value survived 50 switches\n"),
                 Check::Has("check dom0_fpu_survived_domu: ok"),
                 Check::Has("check evtchn_interdomain_delivered: ok"),
                 Check::Has("check domu_domctl_refused: ok"),
@@ -776,9 +818,9 @@ fn scenarios() -> Vec<Scenario> {
                 Check::Custom("test-dom0 passes every check", check_dom0_passed),
                 Check::Custom("the frame table was recounted", check_audits),
                 // test-dom0's 5000-entry batch is served 1024 entries at a time
-                // (4), and its multicall with a 3000-entry mmu_update inside
-                // yields twice more.
-                Check::Has("Hypercall continuations (preempted batches) so far: 7\n"),
+                // (4), its multicall with a 3000-entry mmu_update inside
+                // yields twice more, and its 1280-byte console_io write once.
+                Check::Has("Hypercall continuations (preempted batches) so far: 8\n"),
                 Check::Has("Domain 0 (Domain-0) shutdown: reason poweroff (0)"),
                 Check::Has("Hardware Dom0 halted: halting machine"),
                 Check::Lacks("Panic"),
@@ -960,6 +1002,7 @@ fn scenarios() -> Vec<Scenario> {
                     "dom0: domain brun (id=1) shut down (poweroff); on_poweroff = destroy: destroyed\n",
                 ),
                 Check::Custom("brun is listed, then gone", check_brun_listed_then_gone),
+                Check::Custom("console lines are whole and prefixed", check_console_lines),
                 Check::Has("oxen-dom0: powering off\n"),
                 Check::Has("Hardware Dom0 halted"),
                 Check::Lacks("xm create:"),
@@ -1438,4 +1481,41 @@ fn guest_benches(kernel: &Path, dir: &Path) -> Result<Vec<String>, String> {
             )
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_console_lines;
+
+    #[test]
+    fn console_lines_accepts_whole_prefixed_lines() {
+        let t = "(XEN) Starting dom0 (ring 1)\n\
+                 oxen-dom0:/# xm create brun.cfg\n\
+                 Started domain brun (id=1)\n\
+                 oxen-dom0:/# \n\
+                 (d1) domU brun: up\n\
+                 xm list\n\
+                 brun 1 64 1 -b---- 0.0\n\
+                 (d12) domU s12: up\n\
+                 (d1) \n\
+                 oxen-dom0:/etc/xen# xm console brun\n\
+                 domU brun: crashing (asked on its console)\n";
+        assert_eq!(check_console_lines(t), Ok(()));
+    }
+
+    #[test]
+    fn console_lines_rejects_glued_lines() {
+        for bad in [
+            // A domU's line after dom0's prompt, unprefixed (the old bug).
+            "oxen-dom0:/# domU brun: up\n",
+            // The same, prefixed but glued.
+            "oxen-dom0:/# (d1) domU brun: up\n",
+            "oxen-dom0:/etc/xen# (XEN) Domain 1 destroyed\n",
+            // Oxen's line glued to a domU's partial line.
+            "(d1) partial(XEN) Domain 1 destroyed\n",
+            "ok\nsomething (d3) late\n",
+        ] {
+            assert!(check_console_lines(bad).is_err(), "{bad:?} passed");
+        }
+    }
 }

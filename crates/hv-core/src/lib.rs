@@ -8,6 +8,7 @@ pub mod addr;
 pub mod bootinfo;
 pub mod bounce;
 pub mod cmdline;
+pub mod conline;
 pub mod conring;
 pub mod descriptor;
 pub mod evtchn;
