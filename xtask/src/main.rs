@@ -5,12 +5,16 @@
 //! - `run`    boots the ISO in QEMU (Oxen, dom0 and its initrd by default) with
 //!   the serial console on this terminal;
 //! - `test`   runs the host tests, then the QEMU scenarios, and ends with
-//!   `N passed, M failed`;
-//! - `bench`  measures boot times and prints JSON.
+//!   `N passed, M failed`; a scenario is a data file
+//!   `tests/scenarios/<name>.toml` (the format: `scenarios.rs`; its custom
+//!   checks: `checks.rs`);
+//! - `bench`  measures boot times and prints JSON (`bench.rs`).
 //!
 //! Missing Debian packages and the nightly `rust-src` component are installed
 //! here when absent (as root), or the exact command is printed.
 
+mod bench;
+mod checks;
 mod deps;
 mod dom0;
 mod image;
@@ -55,7 +59,7 @@ fn main() -> ExitCode {
         "iso" => iso_cmd(rest),
         "run" => run_cmd(rest),
         "test" => scenarios::test_cmd(rest),
-        "bench" => scenarios::bench_cmd(rest),
+        "bench" => bench::bench_cmd(rest),
         "lint" => lint(),
         "deps" => deps_cmd(),
         "help" | "--help" | "-h" => {

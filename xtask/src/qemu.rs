@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How Oxen is booted.
@@ -85,44 +85,27 @@ pub fn run_captured_with(
     mark: Option<&str>,
     extra: &[&str],
 ) -> Result<Run, String> {
-    run_captured_full(boot, mem_mib, timeout, mark, extra, None)
+    run_captured_paced(boot, mem_mib, timeout, mark, extra, &[])
 }
 
-/// `input` is (text to wait for, bytes to type on the serial console once it
-/// appears).
-pub fn run_captured_full(
-    boot: &Boot,
-    mem_mib: u32,
-    timeout: Duration,
-    mark: Option<&str>,
-    extra: &[&str],
-    input: Option<(&str, &str)>,
-) -> Result<Run, String> {
-    let steps: Vec<(&str, &str)> = input.into_iter().collect();
-    run_captured_steps(boot, mem_mib, timeout, mark, extra, &steps)
+/// The serial output so far, shared by the thread reading QEMU's stdout
+/// (which signals the condition variable on every chunk and at the end) and
+/// the thread driving the run.
+#[derive(Default)]
+struct Output {
+    bytes: Vec<u8>,
+    /// QEMU closed its stdout (it exited).
+    closed: bool,
 }
 
-/// The general form: `steps` are (text to wait for, bytes to type), taken in
-/// order; each step's text is looked for after where the previous step's
-/// text was found, so a step waits for output that follows what came before.
-pub fn run_captured_steps(
-    boot: &Boot,
-    mem_mib: u32,
-    timeout: Duration,
-    mark: Option<&str>,
-    extra: &[&str],
-    steps: &[(&str, &str)],
-) -> Result<Run, String> {
-    let paced: Vec<(&str, Duration, &str)> = steps
-        .iter()
-        .map(|&(wait_for, text)| (wait_for, Duration::ZERO, text))
-        .collect();
-    run_captured_paced(boot, mem_mib, timeout, mark, extra, &paced)
-}
-
-/// `run_captured_steps` where each step is (text to wait for, how long to
-/// wait after it appeared, bytes to type then): a user who waits, say, for a
-/// restarted domain to have run long enough.
+/// The general form: `steps` are (text to wait for, how long to wait after
+/// it appeared, bytes to type then), taken in order; each step's text is
+/// looked for after where the previous step's text was found, so a step
+/// waits for output that follows what came before. Waiting is event-driven:
+/// the run wakes when QEMU prints (or exits), when a step's `after` delay is
+/// over, or at the timeout; no fixed sleep stands in for output (only QEMU's
+/// exit status, once its output has ended, is polled). `mark_at` is when the
+/// transcript first contained `mark`.
 pub fn run_captured_paced(
     boot: &Boot,
     mem_mib: u32,
@@ -142,17 +125,24 @@ pub fn run_captured_paced(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let start = Instant::now();
+    let deadline = start + timeout;
     let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
-    let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let shared = Arc::new((Mutex::new(Output::default()), Condvar::new()));
     let mut stdout = child.stdout.take().expect("piped");
-    let sink = Arc::clone(&buf);
+    let sink = Arc::clone(&shared);
     let reader = std::thread::spawn(move || {
+        let (output, changed) = &*sink;
         let mut chunk = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut chunk) {
+        loop {
+            let n = stdout.read(&mut chunk).unwrap_or(0);
+            let mut out = output.lock().unwrap();
             if n == 0 {
+                out.closed = true;
+                changed.notify_all();
                 break;
             }
-            sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+            out.bytes.extend_from_slice(&chunk[..n]);
+            changed.notify_all();
         }
     });
     let mut stderr = child.stderr.take().expect("piped");
@@ -162,50 +152,70 @@ pub fn run_captured_paced(
         s
     });
     let mut stdin = child.stdin.take();
+    let (output, changed) = &*shared;
     let mut mark_at = None;
-    let mut next_step = 0;
-    let mut searched_from = 0;
-    let mut step_at = Vec::new();
-    let exit_code = loop {
-        if let Some(&(wait_for, delay, text)) = steps.get(next_step) {
-            if step_at.len() == next_step {
-                let seen = String::from_utf8_lossy(&buf.lock().unwrap()).replace('\r', "");
-                if let Some(at) = seen
-                    .get(searched_from..)
-                    .and_then(|rest| rest.find(wait_for))
-                {
-                    searched_from += at + wait_for.len();
-                    step_at.push(start.elapsed());
-                }
-            }
-            if step_at.len() > next_step && start.elapsed() >= step_at[next_step] + delay {
-                if let Some(s) = stdin.as_mut() {
-                    use std::io::Write;
-                    let _ = s.write_all(text.as_bytes());
-                    let _ = s.flush();
-                }
-                next_step += 1;
+    let mut cursor = StepCursor::new(steps);
+    let mut timed_out = false;
+    loop {
+        let (text, seen_len, closed) = {
+            let out = output.lock().unwrap();
+            let text = String::from_utf8_lossy(&out.bytes).replace('\r', "");
+            (text, out.bytes.len(), out.closed)
+        };
+        let now = start.elapsed();
+        for typed in cursor.advance(&text, now) {
+            if let Some(s) = stdin.as_mut() {
+                use std::io::Write;
+                let _ = s.write_all(typed.as_bytes());
+                let _ = s.flush();
             }
         }
         if let (Some(m), None) = (mark, mark_at)
-            && String::from_utf8_lossy(&buf.lock().unwrap()).contains(m)
+            && text.contains(m)
         {
-            mark_at = Some(start.elapsed());
+            mark_at = Some(now);
         }
-        match child.try_wait().map_err(|e| e.to_string())? {
-            Some(status) => break status.code(),
-            None if start.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
+        if closed {
+            break;
+        }
+        // Sleep until QEMU prints more, the next step's delay is over, or
+        // the timeout.
+        let wake = cursor
+            .due_at()
+            .map_or(deadline, |d| deadline.min(start + d));
+        let mut out = output.lock().unwrap();
+        while out.bytes.len() == seen_len && !out.closed && Instant::now() < wake {
+            let left = wake.saturating_duration_since(Instant::now());
+            out = changed.wait_timeout(out, left).unwrap().0;
+        }
+        if Instant::now() >= deadline && !out.closed {
+            timed_out = true;
+            break;
+        }
+    }
+    let exit_code = if timed_out {
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    } else {
+        // QEMU closed its stdout: it is exiting. Reap it (polling its exit
+        // status, which has no event to wait on), still within the timeout.
+        loop {
+            match child.try_wait().map_err(|e| e.to_string())? {
+                Some(status) => break status.code(),
+                None if Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                None => std::thread::sleep(Duration::from_millis(1)),
             }
-            None => std::thread::sleep(Duration::from_millis(5)),
         }
     };
     let elapsed = start.elapsed();
     let _ = reader.join();
     let stderr = err_reader.join().unwrap_or_default();
-    let mut transcript = String::from_utf8_lossy(&buf.lock().unwrap()).replace('\r', "");
+    let mut transcript = String::from_utf8_lossy(&output.lock().unwrap().bytes).replace('\r', "");
     if let (Some(m), None) = (mark, mark_at)
         && transcript.contains(m)
     {
@@ -220,6 +230,107 @@ pub fn run_captured_paced(
         exit_code,
         elapsed,
         mark_at,
-        step_at,
+        step_at: cursor.seen_at,
     })
+}
+
+/// Where a run is in its steps: (text to wait for, delay after it appeared,
+/// bytes to type then). Each step's text is looked for after where the
+/// previous step's text was found.
+struct StepCursor<'s> {
+    steps: &'s [(&'s str, Duration, &'s str)],
+    /// The next step to type.
+    next: usize,
+    /// Where in the transcript the next step's text is looked for.
+    searched_from: usize,
+    /// When each step's text was seen (one more than `next` while a seen
+    /// step waits out its delay).
+    seen_at: Vec<Duration>,
+}
+
+impl<'s> StepCursor<'s> {
+    fn new(steps: &'s [(&'s str, Duration, &'s str)]) -> Self {
+        StepCursor {
+            steps,
+            next: 0,
+            searched_from: 0,
+            seen_at: Vec::new(),
+        }
+    }
+
+    /// Given the transcript so far (`\r` removed) at `now` (since the
+    /// start), takes every step whose text has appeared and whose delay is
+    /// over, and returns what to type, in order.
+    fn advance(&mut self, text: &str, now: Duration) -> Vec<&'s str> {
+        let mut typed = Vec::new();
+        while let Some(&(wait_for, delay, bytes)) = self.steps.get(self.next) {
+            if self.seen_at.len() == self.next {
+                let Some(at) = text
+                    .get(self.searched_from..)
+                    .and_then(|rest| rest.find(wait_for))
+                else {
+                    break;
+                };
+                self.searched_from += at + wait_for.len();
+                self.seen_at.push(now);
+            }
+            if now < self.seen_at[self.next] + delay {
+                break;
+            }
+            typed.push(bytes);
+            self.next += 1;
+        }
+        typed
+    }
+
+    /// When (since the start) the next step is due, if its text was seen and
+    /// it waits out its delay.
+    fn due_at(&self) -> Option<Duration> {
+        let (_, delay, _) = self.steps.get(self.next)?;
+        Some(*self.seen_at.get(self.next)? + *delay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn steps_wait_for_their_text_in_order() {
+        let steps = [
+            ("# ", Duration::ZERO, "ls\n"),
+            ("done", Duration::ZERO, ""),
+            ("# ", Duration::ZERO, "halt\n"),
+        ];
+        let mut c = StepCursor::new(&steps);
+        assert!(c.advance("booting", S).is_empty());
+        assert_eq!(c.due_at(), None);
+        // The prompt: the first step types; the second waits for "done".
+        assert_eq!(c.advance("booting\n# ", 2 * S), ["ls\n"]);
+        // "done" takes the second step (which types nothing); the first
+        // prompt does not satisfy the third: its text must follow "done".
+        assert_eq!(c.advance("booting\n# ls\ndone", 3 * S), [""]);
+        assert!(c.advance("booting\n# ls\ndone", 3 * S).is_empty());
+        assert_eq!(c.advance("booting\n# ls\ndone\n# ", 4 * S), ["halt\n"]);
+        assert_eq!(c.seen_at, [2 * S, 3 * S, 4 * S]);
+        assert!(c.advance("booting\n# ls\ndone\n# more", 5 * S).is_empty());
+    }
+
+    #[test]
+    fn a_step_waits_out_its_delay_after_its_text() {
+        let steps = [
+            ("# ", 2 * S, "xm list\n"),
+            ("Name", Duration::ZERO, "halt\n"),
+        ];
+        let mut c = StepCursor::new(&steps);
+        assert!(c.advance("# ", S).is_empty());
+        assert_eq!(c.due_at(), Some(3 * S));
+        assert!(c.advance("# ", 2 * S).is_empty());
+        // Once due, it types, and a later step already shown goes too.
+        assert_eq!(c.advance("# Name", 3 * S), ["xm list\n", "halt\n"]);
+        assert_eq!(c.due_at(), None);
+        assert_eq!(c.seen_at, [S, 3 * S]);
+    }
 }

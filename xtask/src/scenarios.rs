@@ -1,575 +1,403 @@
-//! `cargo xtask test` and `cargo xtask bench`: the QEMU scenarios.
+//! `cargo xtask test`: the QEMU scenarios, read from `tests/scenarios/`.
 //!
-//! Each scenario boots Oxen one way, waits (with a timeout) for QEMU to exit
-//! through isa-debug-exit (1 = Oxen halted, 3 = fatal), and checks the serial
-//! transcript. The run ends with one line `N passed, M failed`, counting the
-//! host test suites and the scenarios.
+//! A scenario is data: one TOML file `tests/scenarios/<name>.toml`, whose
+//! file stem is the scenario's name (lower-case letters, digits and `-`; there
+//! is no `name` key). This module owns the format, its loader and the runner:
+//! each scenario boots Oxen one way, types on the serial console when the
+//! text it waits for appears, waits (with a timeout) for QEMU to exit, and
+//! checks the exit and the serial transcript (`\r` removed). Scenarios run in
+//! file-name order (they are independent: each boots its own machine). The
+//! run ends with one line `N passed, M failed`, counting the host test suites,
+//! the lints (one) and the scenarios.
+//!
+//! The format (every key below is the whole list; any other key is an error):
+//!
+//! ```toml
+//! boot = "kernel"          # "kernel": QEMU -kernel (multiboot1, modules as
+//!                          # "PATH ARGS"); "iso": a GRUB ISO (multiboot2)
+//! cmdline = "dom0_mem=64M" # the hypervisor command line
+//! test_opts = true         # default true: append "noreboot debug_exit=0xf4" so
+//!                          # QEMU exits when Oxen stops (false to see a reset)
+//! modules = [              # default none; files of target/test-fixtures/
+//!     { file = "test-dom0.elf", args = "console=hvc0" },
+//!     { file = "test-initrd.cpio", args = "role=initrd" },  # args default ""
+//! ]
+//! mem_mib = 256            # the machine's RAM
+//! exit = "halted"          # "halted" (QEMU exit 1), "fatal" (3) or "reset" (0)
+//! timeout_s = 60           # default 60: QEMU is killed after this (a failure)
+//!
+//! [[step]]                 # typing on the serial console, in order
+//! wait_for = "oxen-dom0:/# "  # text to wait for, after the previous step's
+//! after_s = 0              # default 0: seconds to wait after it appeared
+//! type = "xm list\n"       # default: type nothing (just wait)
+//!
+//! [[check]]                # exactly one of has, lacks, custom
+//! has = "Oxen halted."     # the transcript contains this text
+//! [[check]]
+//! lacks = "Panic"          # the transcript does not contain it
+//! [[check]]
+//! custom = "test_dom0_passed"  # a function of xtask/src/checks.rs
+//! count = 359              # required by counted custom checks, else refused
+//! why = "test-dom0 passes every check"  # optional on any check: printed
+//!                          # with its failure
+//! ```
+//!
+//! Strings are TOML basic strings: `\n`, `\r`, `\u001d` (Ctrl-]) and
+//! `\u0001` (Ctrl-A) are written so. In `wait_for`, `type`, `has` and `lacks`,
+//! `{version}` stands for the workspace version (dom0 shares it with xtask);
+//! nothing else is substituted. Each step's text is looked for after where the
+//! previous step's text was found, so a step waits for output that follows
+//! what came before; every wait is for text (event-driven), and `after_s` is
+//! only for a deliberate wall-clock pause a check then measures. Shared check
+//! lists (the boot report, the toolstack scenarios' end checks) are repeated
+//! in each file: a file says all that its scenario checks.
+//!
+//! A file that does not parse, misses a key, has an unknown key, a check
+//! with none or two of has/lacks/custom, an unknown custom name or a wrong
+//! `count` is reported as that scenario FAILED, with the file and the key
+//! named: never skipped.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use serde::Deserialize;
+
+use crate::checks::{self, CustomFn, number_after};
 use crate::qemu::{self, Boot, Run};
 
-/// QEMU exit code when Oxen halts cleanly (isa-debug-exit value 0).
-const EXIT_HALTED: i32 = 1;
-/// QEMU exit code when Oxen stops on a fatal error (value 1).
-const EXIT_FATAL: i32 = 3;
+/// Options a scenario's command line gets unless `test_opts = false`, so
+/// that QEMU exits when Oxen stops.
+pub const TEST_OPTS: &str = "noreboot debug_exit=0xf4";
 
-/// QEMU exit code when the machine resets (QEMU runs with -no-reboot).
-const EXIT_RESET: i32 = 0;
+/// Where the scenario files are, relative to the workspace root.
+pub const SCENARIO_DIR: &str = "tests/scenarios";
 
-/// Options every scenario passes so that QEMU exits when Oxen stops.
-const TEST_OPTS: &str = "noreboot debug_exit=0xf4";
+/// `timeout_s` when a file gives none.
+const DEFAULT_TIMEOUT_S: u64 = 60;
 
-#[derive(Clone, Copy, PartialEq)]
-enum BootPath {
+/// How Oxen is booted (`boot`).
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootPath {
+    /// QEMU's multiboot1 loader (`-kernel`).
     Kernel,
+    /// A GRUB ISO (multiboot2).
     Iso,
 }
 
-/// A check on the transcript.
-enum Check {
-    /// The transcript contains this text.
-    Has(&'static str),
-    /// The transcript does not contain this text.
-    Lacks(&'static str),
-    /// A custom check with a description.
-    Custom(&'static str, fn(&str) -> Result<(), String>),
+/// How QEMU must end (`exit`).
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Exit {
+    /// Oxen halted cleanly: isa-debug-exit value 0, QEMU exit code 1.
+    Halted,
+    /// Oxen stopped on a fatal error: value 1, QEMU exit code 3.
+    Fatal,
+    /// The machine reset, which QEMU (`-no-reboot`) turns into exit code 0.
+    Reset,
 }
 
-struct Scenario {
-    name: &'static str,
-    path: BootPath,
+impl Exit {
+    /// QEMU's exit code for this ending.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Halted => 1,
+            Exit::Fatal => 3,
+            Exit::Reset => 0,
+        }
+    }
+}
+
+/// A scenario file as written (see the module doc).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    boot: BootPath,
     cmdline: String,
-    /// Modules as ("file name in the fixture dir", "args").
-    modules: Vec<(&'static str, &'static str)>,
+    #[serde(default = "yes")]
+    test_opts: bool,
+    #[serde(default)]
+    modules: Vec<Module>,
     mem_mib: u32,
-    exit: i32,
-    checks: Vec<Check>,
-    /// (text to wait for, bytes to type on the serial console then).
-    input: Option<(&'static str, &'static str)>,
+    exit: Exit,
+    #[serde(default = "default_timeout")]
+    timeout_s: u64,
+    #[serde(default)]
+    step: Vec<StepFile>,
+    #[serde(default)]
+    check: Vec<CheckFile>,
 }
 
-/// Further steps of the scenarios that type more than once, after their
-/// `input`: (text to wait for, seconds to wait after it appeared, bytes to
-/// type then). Each text is looked for after the previous one
-/// (`qemu::run_captured_paced`); an empty text to type types nothing.
-type Steps = &'static [(&'static str, u64, &'static str)];
-
-const FOLLOW_UP: &[(&str, Steps)] = &[
-    (
-        "xm-create-domu",
-        &[
-            ("Started domain brun (id=1)\n", 0, "xm list\n"),
-            ("domU brun: up", 0, "xm shutdown brun\n"),
-            ("on_poweroff = destroy: destroyed\n", 0, "xm list\n"),
-            ("# xm list\nName", 0, "halt\n"),
-        ],
-    ),
-    ("xm-lifecycle", XM_LIFECYCLE),
-    ("xm-eight-domus", XM_EIGHT_DOMUS),
-    ("xm-fill-memory", XM_FILL_MEMORY),
-];
-
-/// xm-fill-memory after the first `xm info`: 64 MiB domains until Oxen is
-/// out of memory (seven asked; six fit in 512 MiB beside a 64 MiB dom0).
-const XM_FILL_MEMORY: Steps = &[
-    ("free_memory", 0, ""),
-    (PROMPT, 0, "xm create brun.cfg name=b1\n"),
-    ("Started domain b1 (id=", 0, "xm create brun.cfg name=b2\n"),
-    ("Started domain b2 (id=", 0, "xm create brun.cfg name=b3\n"),
-    ("Started domain b3 (id=", 0, "xm create brun.cfg name=b4\n"),
-    ("Started domain b4 (id=", 0, "xm create brun.cfg name=b5\n"),
-    ("Started domain b5 (id=", 0, "xm create brun.cfg name=b6\n"),
-    ("Started domain b6 (id=", 0, "xm create brun.cfg name=b7\n"),
-    ("xm create: ", 0, ""),
-    (PROMPT, 0, "xm list\n"),
-    ("xm list\nName", 0, ""),
-    (PROMPT, 0, "halt\n"),
-];
-
-/// The prompt.
-const PROMPT: &str = "oxen-dom0:/# ";
-
-/// xm-lifecycle after `xm create brun.cfg`. dom0 (like xend) does not
-/// restart again a restarted domain that stops within 20 s
-/// (`toolstack::MIN_RESTART_NS`), so the crash is tried on a second domain.
-const XM_LIFECYCLE: Steps = &[
-    ("Started domain brun (id=", 0, ""),
-    ("domU brun: up", 0, "xm console brun\n"),
-    // The buffered output, then what is typed is echoed; Ctrl-] returns.
-    ("Hello from brun (domain ", 0, "hello oxen\r"),
-    // What the domU may read of xenstore: its own name, not dom0's.
-    ("hello oxen\n", 0, "xs-read name\r"),
-    ("xs-read name: 'brun'", 0, "xs-read /local/domain/0/name\r"),
-    // Half a second of CPU work, which xm list's Time column then shows.
-    (
-        "xs-read /local/domain/0/name: xenstore error",
-        0,
-        "spin 500\r",
-    ),
-    ("spun 500 ms", 0, "\x1d"),
-    (PROMPT, 0, "xm pause brun\n"),
-    ("xm pause brun\n", 0, ""),
-    (PROMPT, 0, "xm list\n"),
-    ("xm list\nName", 0, ""),
-    // A second later, still paused: its CPU time has not moved.
-    (PROMPT, 1, "xm list\n"),
-    ("xm list\nName", 0, ""),
-    (PROMPT, 0, "xm unpause brun\n"),
-    ("xm unpause brun\n", 0, ""),
-    (PROMPT, 0, "xm list\n"),
-    ("xm list\nName", 0, ""),
-    (PROMPT, 0, "xm reboot brun\n"),
-    ("on_reboot = restart: destroyed\n", 0, ""),
-    ("Started domain brun (id=", 0, ""),
-    // A crash (typed on the console of a second domain from the same
-    // config: a domain that was itself just restarted is not restarted
-    // again, as in xend) gives a restart with a new id too.
-    ("domU brun: up", 0, "xm create brun.cfg name=crashy\n"),
-    ("Started domain crashy (id=", 0, ""),
-    ("domU crashy: up", 0, "xm console crashy\n"),
-    ("Hello from crashy (domain ", 0, "crash\r"),
-    ("on_crash = restart: destroyed\n", 0, ""),
-    ("Started domain crashy (id=", 0, ""),
-    ("domU crashy: up", 0, "xm list\n"),
-    ("xm list\nName", 0, ""),
-    (PROMPT, 0, "xm destroy brun\n"),
-    ("xm destroy brun\n", 0, ""),
-    (PROMPT, 0, "xm destroy crashy\n"),
-    ("xm destroy crashy\n", 0, ""),
-    (PROMPT, 0, "xm list\n"),
-    ("xm list\nName", 0, ""),
-    (PROMPT, 0, "xm dmesg\n"),
-    ("xm dmesg\n", 0, ""),
-    ("Starting dom0 (ring 1)", 0, ""),
-    (PROMPT, 0, "halt\n"),
-];
-
-/// xm-eight-domus after the first `xm info`.
-const XM_EIGHT_DOMUS: Steps = &[
-    ("free_memory", 0, ""),
-    (PROMPT, 0, "xm create small.cfg name=s1\n"),
-    ("Started domain s1 (id=", 0, "xm create small.cfg name=s2\n"),
-    ("Started domain s2 (id=", 0, "xm create small.cfg name=s3\n"),
-    ("Started domain s3 (id=", 0, "xm create small.cfg name=s4\n"),
-    ("Started domain s4 (id=", 0, "xm create small.cfg name=s5\n"),
-    ("Started domain s5 (id=", 0, "xm create small.cfg name=s6\n"),
-    ("Started domain s6 (id=", 0, "xm create small.cfg name=s7\n"),
-    ("Started domain s7 (id=", 0, "xm create small.cfg name=s8\n"),
-    ("Started domain s8 (id=", 0, ""),
-    ("domU s8: up", 0, "xm list\n"),
-    ("xm list\nName", 0, ""),
-    (PROMPT, 0, "xm destroy s1\n"),
-    ("xm destroy s1\n", 0, ""),
-    (PROMPT, 0, "xm destroy s2\n"),
-    ("xm destroy s2\n", 0, ""),
-    (PROMPT, 0, "xm destroy s3\n"),
-    ("xm destroy s3\n", 0, ""),
-    (PROMPT, 0, "xm destroy s4\n"),
-    ("xm destroy s4\n", 0, ""),
-    (PROMPT, 0, "xm destroy s5\n"),
-    ("xm destroy s5\n", 0, ""),
-    (PROMPT, 0, "xm destroy s6\n"),
-    ("xm destroy s6\n", 0, ""),
-    (PROMPT, 0, "xm destroy s7\n"),
-    ("xm destroy s7\n", 0, ""),
-    (PROMPT, 0, "xm destroy s8\n"),
-    ("xm destroy s8\n", 0, ""),
-    (PROMPT, 0, "xm list\n"),
-    ("xm list\nName", 0, ""),
-    (PROMPT, 0, "xm info\n"),
-    ("xm info\n", 0, ""),
-    ("free_memory", 0, ""),
-    (PROMPT, 0, "halt\n"),
-];
-
-/// Scenarios that run longer than the default minute.
-const LONG_RUNNING: &[(&str, u64)] = &[("xm-eight-domus", 120)];
-
-/// Every input step of `s`, in order: (text to wait for, delay, bytes to type).
-fn input_steps(s: &Scenario) -> Vec<(&'static str, Duration, &'static str)> {
-    let more = FOLLOW_UP
-        .iter()
-        .filter(|(name, _)| *name == s.name)
-        .flat_map(|(_, steps)| steps.iter().copied());
-    s.input
-        .map(|(w, t)| (w, 0, t))
-        .into_iter()
-        .chain(more)
-        .map(|(w, secs, t)| (w, Duration::from_secs(secs), t))
-        .collect()
+fn yes() -> bool {
+    true
 }
 
-/// How long `s` may run.
-fn timeout_of(s: &Scenario) -> Duration {
-    let secs = LONG_RUNNING
-        .iter()
-        .find(|(name, _)| *name == s.name)
-        .map_or(60, |(_, secs)| *secs);
-    Duration::from_secs(secs)
+fn default_timeout() -> u64 {
+    DEFAULT_TIMEOUT_S
 }
 
-/// The `xm list` tables of the transcript: the lines after each echoed
-/// `xm list` (at a prompt, or on a line of its own when a domain's message
-/// came first) up to the next prompt.
-fn xm_lists(t: &str) -> Vec<Vec<&str>> {
-    let lines: Vec<&str> = t.lines().collect();
-    lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| **l == "xm list" || l.ends_with("# xm list"))
-        .map(|(i, _)| {
-            lines[i + 1..]
-                .iter()
-                .copied()
-                .take_while(|l| !l.starts_with("oxen-dom0:"))
-                .collect()
-        })
-        .collect()
+/// A module: a file of the fixture directory and its arguments.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Module {
+    pub file: String,
+    #[serde(default)]
+    pub args: String,
 }
 
-/// xm-create-domu: brun (id 1) is listed first, gone from the last list.
-fn check_brun_listed_then_gone(t: &str) -> Result<(), String> {
-    let lists = xm_lists(t);
-    let [first, .., last] = lists.as_slice() else {
-        return Err(format!("{} xm list tables, expected 2", lists.len()));
-    };
-    let brun = |l: &&str| l.starts_with("brun ") && l.split_whitespace().nth(1) == Some("1");
-    if !first.iter().any(brun) {
-        return Err(format!("brun (id 1) not in the first list: {first:?}"));
-    }
-    if !last.iter().any(|l| l.starts_with("Domain-0 "))
-        || last.iter().any(|l| l.starts_with("brun "))
-    {
-        return Err(format!("the last list should have Domain-0 only: {last:?}"));
-    }
-    Ok(())
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepFile {
+    wait_for: String,
+    #[serde(default)]
+    after_s: u64,
+    #[serde(rename = "type", default)]
+    type_: String,
 }
 
-/// The rows of an `xm list` table naming `name`.
-fn rows_named<'t>(table: &[&'t str], name: &str) -> Vec<&'t str> {
-    table
-        .iter()
-        .copied()
-        .filter(|l| l.split_whitespace().next() == Some(name))
-        .collect()
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckFile {
+    has: Option<String>,
+    lacks: Option<String>,
+    custom: Option<String>,
+    count: Option<u64>,
+    why: Option<String>,
 }
 
-/// The state column (5th) of an `xm list` row.
-fn state_of(row: &str) -> &str {
-    row.split_whitespace().nth(4).unwrap_or("")
+/// A step: wait for `wait_for`, then `after` longer, then type `text`.
+#[derive(Debug, PartialEq)]
+pub struct Step {
+    pub wait_for: String,
+    pub after: Duration,
+    pub text: String,
 }
 
-/// A scenario driving Oxen's dom0 (64 MiB, its initrd, 512 MiB machine)
-/// through its shell: `first` is typed at the first prompt (the rest comes
-/// from `FOLLOW_UP`); the run must end with dom0 powering off, no
-/// xenstored complaint, guest panic or Oxen panic may appear, and console
-/// lines must be whole (`check_console_lines`).
-fn toolstack_scenario(name: &'static str, first: &'static str, mut checks: Vec<Check>) -> Scenario {
-    checks.extend([
-        Check::Has("oxen-dom0: powering off\n"),
-        Check::Lacks("xenstored: domain"),
-        Check::Lacks("guest panic"),
-        Check::Lacks("Panic"),
-        Check::Custom("console lines are whole and prefixed", check_console_lines),
-    ]);
-    Scenario {
-        name,
-        path: BootPath::Kernel,
-        cmdline: format!("dom0_mem=64M {TEST_OPTS}"),
-        modules: vec![
-            ("oxen-dom0.elf", "console=hvc0"),
-            (crate::dom0::INITRD_NAME, ""),
-        ],
-        mem_mib: 512,
-        exit: EXIT_HALTED,
-        input: Some((PROMPT, first)),
-        checks,
-    }
+/// What a check looks for.
+pub enum What {
+    /// The transcript contains this text.
+    Has(String),
+    /// The transcript does not contain this text.
+    Lacks(String),
+    /// A function of `checks::CUSTOM_CHECKS`, with the check's `count`.
+    Custom {
+        name: String,
+        f: CustomFn,
+        count: Option<u64>,
+    },
 }
 
-/// No line starts with `xm <sub>:` (xm's error form) after the boot.
-fn check_no_xm_error(t: &str) -> Result<(), String> {
-    match t.lines().find(|l| {
-        l.strip_prefix("xm ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .is_some_and(|sub| sub.ends_with(':'))
-            || l.starts_with("xm:")
-    }) {
-        Some(l) => Err(format!("{l:?}")),
-        None => Ok(()),
-    }
+/// A check on the transcript, with its optional description.
+pub struct Check {
+    pub what: What,
+    pub why: Option<String>,
 }
 
-/// xm-lifecycle: `xm console brun` prints what brun wrote before (its banner
-/// and greeting, from the console daemon's buffer).
-fn check_console_banner(t: &str) -> Result<(), String> {
-    let after = &t[t
-        .find("xm console brun\n")
-        .ok_or("'xm console brun' not typed")?..];
-    let banner = after
-        .find("Oxen domU ")
-        .ok_or("no banner after xm console")?;
-    let hello = after
-        .find("Hello from brun (domain ")
-        .ok_or("no greeting after xm console")?;
-    if banner < hello && after[banner..].contains(": booted as domain ") {
-        Ok(())
-    } else {
-        Err(format!(
-            "unexpected console output {:?}",
-            &after[..after.len().min(300)]
-        ))
-    }
+/// A loaded scenario, ready to run.
+pub struct Scenario {
+    pub name: String,
+    pub boot: BootPath,
+    /// The command line as passed (with [`TEST_OPTS`] unless refused).
+    pub cmdline: String,
+    pub modules: Vec<Module>,
+    pub mem_mib: u32,
+    pub exit: Exit,
+    pub timeout: Duration,
+    pub steps: Vec<Step>,
+    pub checks: Vec<Check>,
 }
 
-/// xm-lifecycle: the list after `xm pause` shows brun paused ('p'), the one
-/// after `xm unpause` shows it without 'p'.
-fn check_pause_state(t: &str) -> Result<(), String> {
-    let lists = xm_lists(t);
-    let (Some(paused), Some(later), Some(unpaused)) = (lists.first(), lists.get(1), lists.get(2))
-    else {
+/// `{version}` replaced by the workspace version.
+fn expand(s: &str) -> String {
+    s.replace("{version}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Whether `name` is a scenario name: lower-case letters, digits, `-`.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Parses the text of the scenario file of `name`. The error says what is
+/// wrong, naming the key (and, for a check, its number from 1).
+pub fn parse(name: &str, text: &str) -> Result<Scenario, String> {
+    if !valid_name(name) {
         return Err(format!(
-            "{} xm list tables, expected 3 or more",
-            lists.len()
-        ));
-    };
-    let p = rows_named(paused, "brun");
-    let l = rows_named(later, "brun");
-    let u = rows_named(unpaused, "brun");
-    match (p.as_slice(), l.as_slice(), u.as_slice()) {
-        ([p], [l], [u])
-            if state_of(p).contains('p')
-                && state_of(l).contains('p')
-                && !state_of(u).contains('p') =>
-        {
-            Ok(())
-        }
-        _ => Err(format!(
-            "after pause {p:?}, a second later {l:?}, after unpause {u:?}"
-        )),
-    }
-}
-
-/// The Time(s) column (last) of an `xm list` row.
-fn cpu_time_of(row: &str) -> Option<f64> {
-    row.split_whitespace().last()?.parse().ok()
-}
-
-/// xm-lifecycle: after `spin 500` brun has used at least half a second of
-/// CPU, and while paused its CPU time stands still.
-fn check_cpu_time(t: &str) -> Result<(), String> {
-    let lists = xm_lists(t);
-    let time = |i: usize| {
-        lists
-            .get(i)
-            .and_then(|l| rows_named(l, "brun").first().copied())
-            .and_then(cpu_time_of)
-    };
-    match (time(0), time(1)) {
-        (Some(a), Some(b)) if a >= 0.5 && a == b => Ok(()),
-        other => Err(format!("brun's Time(s) while paused: {other:?}")),
-    }
-}
-
-/// The ids of the `Started domain <name> (id=N)` lines, in order.
-fn started_ids(t: &str, name: &str) -> Vec<u64> {
-    let prefix = format!("Started domain {name} (id=");
-    t.lines()
-        .filter_map(|l| l.strip_prefix(prefix.as_str()))
-        .filter_map(|rest| rest.trim_end_matches(')').parse().ok())
-        .collect()
-}
-
-/// xm-lifecycle: brun started three times (create, reboot, crash) with
-/// increasing ids; dom0 reported each restart of the previous id; the domU
-/// came up each time.
-fn check_restarts(t: &str) -> Result<(), String> {
-    // `xm dmesg` repeats dom0's output (it went through Oxen's console).
-    let t = &t[..t.find("xm dmesg\n").unwrap_or(t.len())];
-    let brun = started_ids(t, "brun");
-    let crashy = started_ids(t, "crashy");
-    let ([a, b], [c, d]) = (brun.as_slice(), crashy.as_slice()) else {
-        return Err(format!(
-            "brun started with ids {brun:?}, crashy with {crashy:?}, expected 2 starts each"
-        ));
-    };
-    if !(a < b && b < c && c < d) {
-        return Err(format!("ids {brun:?} then {crashy:?} do not increase"));
-    }
-    for want in [
-        format!("dom0: domain brun (id={a}) shut down (reboot); on_reboot = restart: destroyed\n"),
-        format!("dom0: domain crashy (id={c}) shut down (crash); on_crash = restart: destroyed\n"),
-    ] {
-        if !t.contains(&want) {
-            return Err(format!("missing {want:?}"));
-        }
-    }
-    for (name, n) in [("brun", 2), ("crashy", 2)] {
-        let ups = t.matches(&format!("domU {name}: up")).count();
-        if ups != n {
-            return Err(format!("'domU {name}: up' {ups} times, expected {n}"));
-        }
-    }
-    Ok(())
-}
-
-/// xm-lifecycle: the list before `xm destroy` has brun, the last one has
-/// Domain-0 only.
-fn check_gone_after_destroy(t: &str) -> Result<(), String> {
-    let lists = xm_lists(t);
-    let [.., before, last] = lists.as_slice() else {
-        return Err(format!("{} xm list tables", lists.len()));
-    };
-    if rows_named(before, "brun").len() != 1 || rows_named(before, "crashy").len() != 1 {
-        return Err(format!(
-            "brun and crashy not in the list before xm destroy: {before:?}"
+            "'{name}' is not a scenario name (lower-case letters, digits and '-')"
         ));
     }
-    if rows_named(last, "Domain-0").len() != 1 || last.len() != 2 {
-        return Err(format!("the last list should have Domain-0 only: {last:?}"));
+    let f: File = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+    if f.mem_mib == 0 {
+        return Err("mem_mib: must be more than 0".into());
     }
-    Ok(())
-}
-
-/// xm-lifecycle: `xm dmesg` prints Oxen's boot log (read back from its
-/// console ring), which ends with what happened since.
-fn check_dmesg(t: &str) -> Result<(), String> {
-    let at = t.find("xm dmesg\n").ok_or("'xm dmesg' not typed")?;
-    let after = &t[at..];
-    let end = after.find("# halt").unwrap_or(after.len());
-    let out = &after[..end];
-    for want in ["Starting dom0 (ring 1)", "Modules: 2"] {
-        if !out.contains(want) {
-            return Err(format!("{want:?} not in xm dmesg's output"));
+    if f.timeout_s == 0 {
+        return Err("timeout_s: must be more than 0".into());
+    }
+    if let Some(m) = f.modules.iter().find(|m| m.file.is_empty()) {
+        return Err(format!("modules: a module with an empty file ({m:?})"));
+    }
+    let mut steps = Vec::new();
+    for (i, s) in f.step.into_iter().enumerate() {
+        if s.wait_for.is_empty() {
+            return Err(format!("[[step]] {}: wait_for is empty", i + 1));
         }
-    }
-    Ok(())
-}
-
-/// xm scenarios: console lines are whole and each writer's own. A line
-/// that holds a domain's prefix `(dN) ` or Oxen's `(XEN) ` starts with it
-/// and holds no other (nothing is glued in front or behind); so a dom0
-/// prompt line (`oxen-dom0:<cwd># `) holds no prefixed text, and it must
-/// not go on with a domU kernel message either (`domU <name>: ...`, which
-/// the domU prints on the hypervisor console and which used to land
-/// unprefixed after the prompt).
-fn check_console_lines(t: &str) -> Result<(), String> {
-    /// Where `line` holds a `(dN) ` or a `(XEN) `.
-    fn prefixes(line: &str) -> impl Iterator<Item = usize> + '_ {
-        let domains = line.match_indices("(d").map(|(i, _)| i).filter(|&i| {
-            let rest = &line[i + 2..];
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            digits > 0 && rest[digits..].starts_with(") ")
+        steps.push(Step {
+            wait_for: expand(&s.wait_for),
+            after: Duration::from_secs(s.after_s),
+            text: expand(&s.type_),
         });
-        domains.chain(line.match_indices("(XEN) ").map(|(i, _)| i))
     }
-    for (n, line) in t.lines().enumerate() {
-        if let Some(i) = prefixes(line).find(|&i| i > 0) {
-            return Err(format!(
-                "line {}: a prefix at column {i}, not at the start: {line:?}",
-                n + 1
-            ));
-        }
-        let typed = line
-            .strip_prefix("oxen-dom0:")
-            .and_then(|rest| rest.split_once("# "))
-            .map(|(_, typed)| typed);
-        if typed.is_some_and(|typed| typed.starts_with("domU ")) {
-            return Err(format!(
-                "line {}: a domU's message after dom0's prompt: {line:?}",
-                n + 1
-            ));
-        }
+    if f.check.is_empty() {
+        return Err("no [[check]]: a scenario checks its transcript".into());
     }
-    Ok(())
-}
-
-/// xm-eight-domus: the list shows Domain-0 and s1..s8 (once each), the
-/// last list none of s1..s8.
-fn check_eight_listed_then_none(t: &str) -> Result<(), String> {
-    let lists = xm_lists(t);
-    let [full, .., last] = lists.as_slice() else {
-        return Err(format!("{} xm list tables, expected 2", lists.len()));
+    let checks = f
+        .check
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| check(c).map_err(|e| format!("[[check]] {}: {e}", i + 1)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cmdline = match (f.test_opts, f.cmdline.is_empty()) {
+        (false, _) => f.cmdline,
+        (true, true) => TEST_OPTS.to_string(),
+        (true, false) => format!("{} {TEST_OPTS}", f.cmdline),
     };
-    let names: Vec<String> = (1..=8).map(|i| format!("s{i}")).collect();
-    let missing: Vec<&String> = names
-        .iter()
-        .filter(|n| rows_named(full, n).len() != 1)
-        .collect();
-    if !missing.is_empty() || rows_named(full, "Domain-0").len() != 1 {
-        return Err(format!("missing {missing:?}: {full:?}"));
-    }
-    if rows_named(last, "Domain-0").len() != 1
-        || names.iter().any(|n| !rows_named(last, n).is_empty())
-    {
-        return Err(format!("the last list should have Domain-0 only: {last:?}"));
-    }
-    Ok(())
+    Ok(Scenario {
+        name: name.to_string(),
+        boot: f.boot,
+        cmdline,
+        modules: f.modules,
+        mem_mib: f.mem_mib,
+        exit: f.exit,
+        timeout: Duration::from_secs(f.timeout_s),
+        steps,
+        checks,
+    })
 }
 
-/// xm-eight-domus: each small domain printed `domU sN: up`.
-fn check_eight_up(t: &str) -> Result<(), String> {
-    let missing: Vec<u32> = (1..=8)
-        .filter(|i| !t.contains(&format!("domU s{i}: up")))
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("no 'domU sN: up' for {missing:?}"))
-    }
-}
-
-/// xm-eight-domus: `free_memory` of the last `xm info` equals the first.
-fn check_free_memory_returns(t: &str) -> Result<(), String> {
-    let figures: Vec<u64> = t
-        .lines()
-        .filter_map(|l| l.strip_prefix("free_memory"))
-        .filter_map(|rest| rest.trim_start_matches([' ', ':']).trim().parse().ok())
-        .collect();
-    let [first, last] = figures.as_slice() else {
-        return Err(format!("free_memory figures {figures:?}, expected 2"));
-    };
-    if first == last && *first > 0 {
-        Ok(())
-    } else {
-        Err(format!("free_memory {first} MiB before, {last} MiB after"))
-    }
-}
-
-/// xm-fill-memory: as many 64 MiB domains started as whole 64 MiB fit in
-/// the first `free_memory` figure; the next `xm create` was refused with
-/// -ENOMEM by populate_physmap and its half-built domain destroyed; the list
-/// shows the ones that fit.
-fn check_filled_then_enomem(t: &str) -> Result<(), String> {
-    let free = number_after(t, "free_memory            : ").ok_or("no free_memory figure")?;
-    let started = (1..=7)
-        .filter(|i| t.contains(&format!("Started domain b{i} (id=")))
-        .count() as u64;
-    if started != free / 64 || started >= 7 {
+/// One `[[check]]`, resolved: exactly one kind, a known custom name, and a
+/// `count` exactly where the custom check takes one.
+fn check(c: CheckFile) -> Result<Check, String> {
+    let given: Vec<&str> = [
+        ("has", c.has.is_some()),
+        ("lacks", c.lacks.is_some()),
+        ("custom", c.custom.is_some()),
+    ]
+    .iter()
+    .filter(|(_, set)| *set)
+    .map(|(k, _)| *k)
+    .collect();
+    if given.len() != 1 {
         return Err(format!(
-            "{started} domains of 64 MiB started with {free} MiB free"
+            "exactly one of has, lacks, custom is needed, found {}",
+            if given.is_empty() {
+                "none".to_string()
+            } else {
+                given.join(" and ")
+            }
         ));
     }
-    let refusal = "xm create: the hypervisor refused memory_op populate_physmap: -ENOMEM";
-    let line = t
-        .lines()
-        .find(|l| l.starts_with(refusal))
-        .ok_or("no -ENOMEM refusal")?;
-    if !line.ends_with(" destroyed") {
-        return Err(format!("the refused domain was not destroyed: {line:?}"));
+    if c.count.is_some() && c.custom.is_none() {
+        return Err(format!(
+            "count: only a custom check takes one, not {}",
+            given[0]
+        ));
     }
-    let lists = xm_lists(t);
-    let last = lists.last().ok_or("no xm list")?;
-    let listed = (1..=7)
-        .filter(|i| !rows_named(last, &format!("b{i}")).is_empty())
-        .count() as u64;
-    if listed != started {
-        return Err(format!("{listed} listed, {started} started: {last:?}"));
+    let nonempty = |key: &str, t: String| {
+        if t.is_empty() {
+            Err(format!("{key}: the text is empty"))
+        } else {
+            Ok(expand(&t))
+        }
+    };
+    let what = match (c.has, c.lacks, c.custom) {
+        (Some(t), _, _) => What::Has(nonempty("has", t)?),
+        (_, Some(t), _) => What::Lacks(nonempty("lacks", t)?),
+        (_, _, Some(name)) => {
+            let f = checks::find(&name).ok_or_else(|| {
+                format!("custom: unknown check '{name}' (see xtask/src/checks.rs)")
+            })?;
+            match (f, c.count) {
+                (CustomFn::Plain(_), Some(_)) => {
+                    return Err(format!("count: custom check '{name}' takes no count"));
+                }
+                (CustomFn::Counted(_), None) => {
+                    return Err(format!("count: custom check '{name}' needs a count"));
+                }
+                _ => {}
+            }
+            What::Custom {
+                name,
+                f,
+                count: c.count,
+            }
+        }
+        (None, None, None) => unreachable!("one kind was given"),
+    };
+    Ok(Check { what, why: c.why })
+}
+
+/// A scenario file's name and its scenario, or why the file is wrong.
+pub type Loaded = (String, Result<Scenario, String>);
+
+/// The scenario files' directory.
+pub fn scenario_dir() -> PathBuf {
+    crate::root().join(SCENARIO_DIR)
+}
+
+/// Every scenario of `dir`, in file-name order, as (name, the loaded
+/// scenario or why its file is wrong, naming the file). A file in `dir` that
+/// is not a `.toml` file is an error too; an unreadable or empty `dir` fails
+/// the whole.
+pub fn load_dir(dir: &Path) -> Result<Vec<Loaded>, String> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("reading {}: {e}", dir.display()))?
+        .map(|e| e.map(|e| e.path()).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    paths.sort();
+    if paths.is_empty() {
+        return Err(format!("no scenario file in {}", dir.display()));
     }
-    Ok(())
+    Ok(paths
+        .iter()
+        .map(|p| {
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let loaded = if p.extension().is_some_and(|e| e == "toml") && p.is_file() {
+                load_file(p)
+            } else {
+                Err(format!("{}: not a scenario file (<name>.toml)", shown(p)))
+            };
+            (stem, loaded)
+        })
+        .collect())
+}
+
+/// `p` relative to the workspace root when it is inside it.
+fn shown(p: &Path) -> String {
+    p.strip_prefix(crate::root())
+        .unwrap_or(p)
+        .display()
+        .to_string()
+}
+
+/// Loads one scenario file; the error starts with the file's path.
+pub fn load_file(p: &Path) -> Result<Scenario, String> {
+    let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", shown(p)))?;
+    let name = p
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parse(&name, &text).map_err(|e| format!("{}: {e}", shown(p)))
+}
+
+/// The scenario `name` (`tests/scenarios/<name>.toml`).
+pub fn load_named(name: &str) -> Result<Scenario, String> {
+    load_file(&scenario_dir().join(format!("{name}.toml")))
 }
 
 /// The initrd fixture: 64 KiB where byte i is i % 251 (test-dom0 checks it).
@@ -584,7 +412,7 @@ pub fn initrd_fixture() -> Result<PathBuf, String> {
 
 /// Builds the module files the scenarios boot with: the test dom0, its initrd,
 /// and a "kernel" that is not an ELF file.
-fn fixtures() -> Result<PathBuf, String> {
+pub fn fixtures() -> Result<PathBuf, String> {
     let initrd = initrd_fixture()?;
     let dir = initrd.parent().expect("in the fixture dir").to_path_buf();
     let dom0 = crate::build_guest("test-dom0")?;
@@ -597,7 +425,8 @@ fn fixtures() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-fn module_arg(dir: &Path, file: &str, args: &str) -> String {
+/// A module's QEMU/GRUB string: "PATH ARGS", or "PATH" without arguments.
+pub fn module_arg(dir: &Path, file: &str, args: &str) -> String {
     let p = dir.join(file).display().to_string();
     if args.is_empty() {
         p
@@ -606,600 +435,22 @@ fn module_arg(dir: &Path, file: &str, args: &str) -> String {
     }
 }
 
-fn check_dom0_all_but_128m(t: &str) -> Result<(), String> {
-    let free = number_after(t, "Free memory: ").ok_or("no 'Free memory:' line")?;
-    let dom0 = number_after(t, "dom0_mem: -128M resolved to ")
-        .ok_or("no 'dom0_mem: -128M resolved to' line")?;
-    // MiB are rounded down on both lines, so allow one MiB of slack.
-    if dom0 + 128 == free || dom0 + 129 == free {
-        Ok(())
-    } else {
-        Err(format!(
-            "free {free} MiB but dom0 got {dom0} MiB; expected free - 128"
-        ))
-    }
-}
-
-fn check_frame_table_census(t: &str) -> Result<(), String> {
-    let line = t
-        .lines()
-        .find(|l| l.contains("frame table for "))
-        .ok_or("no frame table line")?;
-    let frames = number_after(line, "frame table for ").ok_or("no frame count")?;
-    let oxen = number_after(line, "frames (").ok_or("no Oxen count")?;
-    let free = number_after(line, "Oxen's, ").ok_or("no free count")?;
-    let io = number_after(line, "free, ").ok_or("no I/O count")?;
-    if oxen + free + io != frames {
-        return Err(format!("census {oxen}+{free}+{io} != {frames} frames"));
-    }
-    let free_line = number_after(t, "Free memory: ").ok_or("no Free memory line")?;
-    let free_pages =
-        number_after(t, &format!("Free memory: {free_line} MiB (")).ok_or("no free pages")?;
-    // The frame table is filled after the heap: everything allocated later is
-    // Oxen's too, so the table can only count fewer free frames than the allocator.
-    if free < free_pages {
+/// How `s` boots, with its modules from the fixture directory (each must
+/// exist there); an ISO is made for the GRUB path.
+pub fn boot_for(s: &Scenario, kernel: &Path, fixtures: &Path) -> Result<Boot, String> {
+    if let Some(m) = s.modules.iter().find(|m| !fixtures.join(&m.file).is_file()) {
         return Err(format!(
-            "frame table says {free} free, allocator {free_pages}"
+            "module file '{}' is not in {}",
+            m.file,
+            fixtures.display()
         ));
     }
-    Ok(())
-}
-
-/// How many checks test-dom0 runs: a section that silently stopped running
-/// shows up as a different count.
-const TEST_DOM0_CHECKS: u64 = 360;
-
-fn check_dom0_passed(t: &str) -> Result<(), String> {
-    let line = t
-        .lines()
-        .find(|l| l.starts_with("test-dom0: ") && l.contains(" passed, "))
-        .ok_or("no test-dom0 summary line")?;
-    let passed = number_after(line, "test-dom0: ").ok_or("no pass count")?;
-    let failed = number_after(line, "passed, ").ok_or("no fail count")?;
-    if failed != 0 || passed != TEST_DOM0_CHECKS {
-        return Err(format!("{line:?}"));
-    }
-    match t.lines().find(|l| l.contains(": FAILED")) {
-        Some(l) => Err(format!("{l:?}")),
-        None => Ok(()),
-    }
-}
-
-fn check_audits(t: &str) -> Result<(), String> {
-    let n = number_after(t, "mm audit: ").ok_or("no 'mm audit:' line")?;
-    if n >= 50 {
-        Ok(())
-    } else {
-        Err(format!("only {n} recounts"))
-    }
-}
-
-/// `xm list` in dom0-shell: the table (once Oxen serves the sysctl) or the
-/// hypervisor's refusal, on one line.
-fn check_xm_list(t: &str) -> Result<(), String> {
-    let after = &t[t.find("# xm list\n").ok_or("'xm list' was not echoed")? + 10..];
-    let first = after.lines().next().unwrap_or("");
-    if first.starts_with("xm list: the hypervisor refused sysctl getdomaininfolist: -")
-        || (first.starts_with("Name ")
-            && after
-                .lines()
-                .nth(1)
-                .is_some_and(|l| l.starts_with("Domain-0 ")))
-    {
-        Ok(())
-    } else {
-        Err(format!("unexpected answer {first:?}"))
-    }
-}
-
-fn number_after(t: &str, prefix: &str) -> Option<u64> {
-    let rest = &t[t.find(prefix)? + prefix.len()..];
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().ok()
-}
-
-fn scenarios() -> Vec<Scenario> {
-    // GRUB passes a module's arguments as its string; QEMU passes "PATH ARGS".
-    let report = |loader: &'static str, module0: &'static str, module1: &'static str| {
-        vec![
-            Check::Has(loader),
-            Check::Has("Parsed options: dom0_mem=256M"),
-            Check::Has("Parsed options: dom0_mem=256M loglvl=all"),
-            Check::Has("Memory map total: "),
-            Check::Has("dom0_mem: 256M resolved to 256 MiB (65536 pages)"),
-            Check::Has("Modules: 2"),
-            Check::Has(module0),
-            Check::Has(module1),
-            Check::Has("GDT: FLAT_RING1_CS 0xe019 limit 0xf67fffff dpl 1"),
-            Check::Has("GDT: FLAT_RING1_DS 0xe021 limit 0xf67fffff dpl 1"),
-            Check::Has("GDT: FLAT_RING3_CS 0xe02b limit 0xf67fffff dpl 3"),
-            Check::Has("GDT: FLAT_RING3_DS 0xe033 limit 0xf67fffff dpl 3"),
-            Check::Has("TSC: "),
-            Check::Has(" Hz tick running ("),
-            Check::Custom("frame table census adds up", check_frame_table_census),
-            Check::Has("dom0: Oxen-pvrt '0.1' entry 0xc0000000, 65536 pages"),
-            Check::Has("cmdline 'console=hvc0'"),
-            Check::Has("Starting dom0 (ring 1)"),
-            Check::Custom("test-dom0 passes every check", check_dom0_passed),
-            Check::Has("Domain 0 (Domain-0) shutdown: reason poweroff (0)"),
-            Check::Has("Hardware Dom0 halted: halting machine"),
-            Check::Has("Oxen halted."),
-            Check::Lacks("warning:"),
-            Check::Lacks("Panic"),
-        ]
-    };
-    let dom0_modules =
-        |args: &'static str| vec![("test-dom0.elf", args), ("test-initrd.cpio", "role=initrd")];
-    let two_modules = dom0_modules("console=hvc0");
-    vec![
-        Scenario {
-            name: "grub-iso-boot-report",
-            path: BootPath::Iso,
-            cmdline: format!("dom0_mem=256M loglvl=all com1=115200,8n1 console=com1 {TEST_OPTS}"),
-            modules: two_modules.clone(),
-            mem_mib: 512,
-            exit: EXIT_HALTED,
-            input: None,
-            checks: {
-                let mut c = report(
-                    "Loader: multiboot2 (GRUB",
-                    "KiB) 'console=hvc0'",
-                    "(64 KiB) 'role=initrd'",
-                );
-                c.push(Check::Has(
-                    "Command line: dom0_mem=256M loglvl=all com1=115200,8n1 console=com1",
-                ));
-                c
-            },
-        },
-        Scenario {
-            name: "kernel-boot-report",
-            path: BootPath::Kernel,
-            cmdline: format!("dom0_mem=256M loglvl=all com1=115200,8n1 console=com1 {TEST_OPTS}"),
-            modules: two_modules.clone(),
-            mem_mib: 512,
-            exit: EXIT_HALTED,
-            input: None,
-            checks: report(
-                "Loader: multiboot1",
-                "/test-fixtures/test-dom0.elf console=hvc0'",
-                "/test-fixtures/test-initrd.cpio role=initrd'",
-            ),
-        },
-        Scenario {
-            // The PV MMU through GRUB: dom0 builds, pins and switches page
-            // tables and tries every bad input; Oxen recounts the whole frame
-            // table after each MMU hypercall (mm_audit).
-            name: "grub-dom0-mmu-audit",
-            path: BootPath::Iso,
-            cmdline: format!("dom0_mem=64M mm_audit {TEST_OPTS}"),
-            modules: dom0_modules("console=hvc0"),
-            mem_mib: 256,
-            exit: EXIT_HALTED,
-            input: None,
-            checks: vec![
-                Check::Has("Loader: multiboot2 (GRUB"),
-                Check::Has("dom0: Oxen-pvrt '0.1' entry 0xc0000000, 16384 pages"),
-                Check::Has("check start_info.magic: ok"),
-                Check::Has("check p2m_m2p_consistent: ok"),
-                Check::Has("check initrd_contents: ok"),
-                Check::Has("check new_baseptr: ok"),
-                Check::Has("check ptwr_mov_entry: ok"),
-                Check::Has("check batch_stops_at_bad_entry: ok"),
-                Check::Has("check mmu_update_reqs_in_hole: ok"),
-                Check::Has("check long_batch: ok"),
-                Check::Has("check trap_page_fault_caught: ok"),
-                Check::Has("check trap_gp_caught: ok"),
-                Check::Has("check fpu_taskswitch_nm_once: ok"),
-                Check::Has("check evtchn_ipi_delivered: ok"),
-                Check::Has("check evtchn_delivered_on_unmask: ok"),
-                Check::Has("check timer_wakes_blocked_vcpu: ok"),
-                Check::Has("check periodic_wakes_twice: ok"),
-                Check::Has("check cpuid_xen_signature: ok"),
-                Check::Has("check port_io_with_iopl: ok"),
-                Check::Has("check gdt_dpl0_raised_to_1: ok"),
-                Check::Has("check bad_selector_failsafe_callback: ok"),
-                Check::Has("check ldt_gone_selector_failsafe: ok"),
-                Check::Has("check int80_direct_gate: ok"),
-                Check::Has("check int80_through_oxen: ok"),
-                Check::Has("check seg4gb_limit_truncated: ok"),
-                Check::Has("check seg4gb_negative_offset_load: ok"),
-                Check::Has("check destroy_gives_back_all_memory: ok"),
-                Check::Has("check virq_dom_exc_on_destroy: ok"),
-                // Written without newline, with an ESC and a CR: printed
-                // whole, filtered, when the domain is destroyed.
-                Check::Has(") domU: a second domain ran; its FPU value survived 50 switches\n"),
-                Check::Has("check dom0_fpu_survived_domu: ok"),
-                Check::Has("check evtchn_interdomain_delivered: ok"),
-                Check::Has("check domu_domctl_refused: ok"),
-                Check::Has("check gnttab_map_grant_ref: ok"),
-                Check::Has("check gnttab_copy_from_grant: ok"),
-                Check::Has("check destroy_while_granted_page_mapped: ok"),
-                Check::Custom("test-dom0 passes every check", check_dom0_passed),
-                Check::Custom("the frame table was recounted", check_audits),
-                // test-dom0's 5000-entry batch is served 1024 entries at a time
-                // (4), its multicall with a 3000-entry mmu_update inside
-                // yields twice more, and its 1280-byte console_io write once.
-                Check::Has("Hypercall continuations (preempted batches) so far: 8\n"),
-                Check::Has("Domain 0 (Domain-0) shutdown: reason poweroff (0)"),
-                Check::Has("Hardware Dom0 halted: halting machine"),
-                Check::Lacks("Panic"),
-            ],
-        },
-        Scenario {
-            name: "dom0-guest-fault-crashes-domain",
-            path: BootPath::Kernel,
-            cmdline: format!("dom0_mem=32M {TEST_OPTS}"),
-            modules: dom0_modules("console=hvc0 test=fault"),
-            mem_mib: 256,
-            exit: EXIT_FATAL,
-            input: None,
-            checks: vec![
-                Check::Has("test-dom0: reading unmapped address 0x1000"),
-                Check::Has(
-                    "d0: unhandled trap 14 (#PF page fault) error code 0x0000, cr2 0x00001000",
-                ),
-                Check::Has("EIP:    e019:[<c"),
-                Check::Has("Domain 0 (Domain-0) shutdown: reason crash (3)"),
-                Check::Has("Hardware Dom0 crashed"),
-                Check::Lacks("test-dom0: read returned"),
-                Check::Lacks("FATAL TRAP"),
-                Check::Lacks("fault on the fatal path"),
-            ],
-        },
-        Scenario {
-            // A trap handler Oxen cannot return to (EIP in the hypervisor
-            // hole): the domain crashes, Oxen does not fault on its iret.
-            name: "dom0-bad-trap-handler",
-            path: BootPath::Kernel,
-            cmdline: format!("dom0_mem=32M {TEST_OPTS}"),
-            modules: dom0_modules("console=hvc0 test=bad-handler"),
-            mem_mib: 256,
-            exit: EXIT_FATAL,
-            input: None,
-            checks: vec![
-                Check::Has("test-dom0: int3 with a handler in the hypervisor hole"),
-                Check::Has("d0: unhandled trap 3 (#BP breakpoint)"),
-                Check::Has("trap handler or kernel stack is not one Oxen can return to"),
-                Check::Has("Domain 0 (Domain-0) shutdown: reason crash (3)"),
-                Check::Lacks("test-dom0: int3 returned"),
-                Check::Lacks("FATAL TRAP"),
-            ],
-        },
-        Scenario {
-            // writable_pagetables must refuse a store that breaks the rules.
-            name: "dom0-ptwr-refused",
-            path: BootPath::Kernel,
-            cmdline: format!("dom0_mem=32M mm_audit {TEST_OPTS}"),
-            modules: dom0_modules("console=hvc0 test=ptwr-refused"),
-            mem_mib: 256,
-            exit: EXIT_FATAL,
-            input: None,
-            checks: vec![
-                Check::Has("test-dom0: storing a writable mapping of L1"),
-                Check::Has("not emulated: entry refused (-EINVAL)"),
-                Check::Has("d0: unhandled trap 14 (#PF page fault) error code 0x0003"),
-                Check::Has("Domain 0 (Domain-0) shutdown: reason crash (3)"),
-                Check::Lacks("test-dom0: the store was accepted"),
-                Check::Lacks("FATAL TRAP"),
-            ],
-        },
-        Scenario {
-            // Typing on the serial console: VIRQ_CONSOLE wakes dom0, which
-            // reads the line with console_io.
-            name: "dom0-console-input",
-            path: BootPath::Kernel,
-            cmdline: format!("dom0_mem=32M {TEST_OPTS}"),
-            modules: dom0_modules("console=hvc0 test=console-input"),
-            mem_mib: 256,
-            exit: EXIT_HALTED,
-            input: Some(("test-dom0: waiting for console input", "hello oxen\n")),
-            checks: vec![
-                Check::Has("test-dom0: console read 'hello oxen' after "),
-                Check::Has("Hardware Dom0 halted"),
-                Check::Lacks("after 0 VIRQ_CONSOLE"),
-                Check::Has(" VIRQ_CONSOLE event(s), 0 VIRQ_DEBUG event(s)"),
-            ],
-        },
-        Scenario {
-            // Ctrl-A three times gives the serial input to Oxen: 'h' lists
-            // the debug keys, 'q' dumps the domain and sends VIRQ_DEBUG;
-            // three more Ctrl-A give the input back to dom0.
-            name: "debug-keys",
-            path: BootPath::Kernel,
-            cmdline: format!("dom0_mem=32M {TEST_OPTS}"),
-            modules: dom0_modules("console=hvc0 test=console-input"),
-            mem_mib: 256,
-            exit: EXIT_HALTED,
-            input: Some((
-                "test-dom0: waiting for console input",
-                "\x01\x01\x01hq\x01\x01\x01hello oxen\n",
-            )),
-            checks: vec![
-                Check::Has(
-                    "*** Serial input to Oxen (type 'CTRL-a' three times to switch input to DOM0)",
-                ),
-                Check::Has("'h' pressed -> showing installed handlers"),
-                Check::Has(" key 'q' (ascii '71') => dump domain (and guest debug) info"),
-                Check::Has("General information for domain 0 (Domain-0): tot_pages=8192"),
-                Check::Has("Notifying guest 0:0 (virq 1, port "),
-                Check::Has("*** Serial input to DOM0"),
-                Check::Has("test-dom0: console read 'hello oxen' after "),
-                Check::Has(" VIRQ_CONSOLE event(s), 1 VIRQ_DEBUG event(s)"),
-                Check::Has("Hardware Dom0 halted"),
-            ],
-        },
-        Scenario {
-            // Oxen's dom0 with its initrd: the shell on the hypervisor
-            // console, typed in one burst; `halt` powers the machine off.
-            name: "dom0-shell",
-            path: BootPath::Kernel,
-            cmdline: format!("dom0_mem=64M {TEST_OPTS}"),
-            modules: vec![
-                ("oxen-dom0.elf", "console=hvc0"),
-                (crate::dom0::INITRD_NAME, ""),
-            ],
-            mem_mib: 256,
-            exit: EXIT_HALTED,
-            input: Some((
-                "oxen-dom0:/# ",
-                "ls /etc/xen\ncat /etc/xen/brun.cfg\nxm create -n brun.cfg\nxm list\n\
-                 cd /etc/xen\npwd\ncat /nope\nfrob\nuname -a\nhalt\n",
-            )),
-            checks: vec![
-                // dom0 shares the workspace version with xtask.
-                Check::Has(concat!(
-                    "oxen-dom0 ",
-                    env!("CARGO_PKG_VERSION"),
-                    ": Oxen's control domain, on Xen "
-                )),
-                Check::Has(" entries, mounted read-only on /"),
-                Check::Has(
-                    "oxen-dom0:/# ls /etc/xen\nREADME  brun.cfg  small.cfg  xend-config.sxp\n",
-                ),
-                Check::Has("\nname   = 'brun'\n"),
-                Check::Has("Using config file \"/etc/xen/brun.cfg\".\n(vm\n"),
-                Check::Has("    (name brun)\n    (memory 64)\n"),
-                Check::Has("(kernel /boot/vmlinuz-2.6.18-4-xen-686)"),
-                Check::Custom("xm list answers or reports a refusal", check_xm_list),
-                Check::Has("oxen-dom0:/etc/xen# pwd\n/etc/xen\n"),
-                Check::Has("cat: /nope: No such file or directory\n"),
-                Check::Has("oxen-dom0: frob: command not found\n"),
-                Check::Has(concat!(
-                    "Oxen-dom0 oxen-dom0 ",
-                    env!("CARGO_PKG_VERSION"),
-                    " Xen "
-                )),
-                Check::Has("oxen-dom0: powering off\n"),
-                Check::Has("Domain 0 (Domain-0) shutdown: reason poweroff (0)"),
-                Check::Has("Hardware Dom0 halted"),
-                Check::Lacks("guest panic"),
-                Check::Lacks("Panic"),
-            ],
-        },
-        Scenario {
-            // xm create builds and starts the tutorial's domU; xm shutdown
-            // asks it through xenstore; dom0 applies on_poweroff = destroy.
-            name: "xm-create-domu",
-            path: BootPath::Kernel,
-            cmdline: format!("dom0_mem=64M {TEST_OPTS}"),
-            modules: vec![
-                ("oxen-dom0.elf", "console=hvc0"),
-                (crate::dom0::INITRD_NAME, ""),
-            ],
-            mem_mib: 256,
-            exit: EXIT_HALTED,
-            input: Some(("oxen-dom0:/# ", "xm create brun.cfg\n")),
-            checks: vec![
-                Check::Has("dom0: domain exceptions on VIRQ_DOM_EXC (port "),
-                Check::Has(
-                    "Using config file \"/etc/xen/brun.cfg\".\nStarted domain brun (id=1)\n",
-                ),
-                Check::Has("domU brun: up"),
-                // No complaint from xm shutdown: the prompt follows at once.
-                Check::Has("xm shutdown brun\noxen-dom0:/# "),
-                Check::Has(
-                    "dom0: domain brun (id=1) shut down (poweroff); on_poweroff = destroy: destroyed\n",
-                ),
-                Check::Custom("brun is listed, then gone", check_brun_listed_then_gone),
-                Check::Custom("console lines are whole and prefixed", check_console_lines),
-                Check::Has("oxen-dom0: powering off\n"),
-                Check::Has("Hardware Dom0 halted"),
-                Check::Lacks("xm create:"),
-                Check::Lacks("xenstored: domain"),
-                Check::Lacks("guest panic"),
-                Check::Lacks("Panic"),
-            ],
-        },
-        toolstack_scenario(
-            // The domU life cycle as a user drives it on the serial console.
-            "xm-lifecycle",
-            "xm create brun.cfg\n",
-            vec![
-                Check::Has("Using config file \"/etc/xen/brun.cfg\".\nStarted domain brun (id="),
-                Check::Custom("xm console shows the buffered banner", check_console_banner),
-                // Echoed by the domU; Ctrl-] gives the prompt back.
-                Check::Has("hello oxen\n"),
-                Check::Has("xs-read name: 'brun'"),
-                // Another domain's node: refused by xenstored's permissions.
-                Check::Has("xs-read /local/domain/0/name: xenstore error EACCES"),
-                Check::Has("\noxen-dom0:/# xm pause brun\n"),
-                Check::Custom("paused brun shows 'p', unpaused not", check_pause_state),
-                Check::Custom(
-                    "brun's CPU time shows its work and stops while paused",
-                    check_cpu_time,
-                ),
-                Check::Has("domU brun: reboot"),
-                Check::Has("domU crashy: crashing (asked on its console)"),
-                Check::Custom("reboot and crash restart brun with new ids", check_restarts),
-                Check::Custom("brun is gone after xm destroy", check_gone_after_destroy),
-                Check::Custom("xm dmesg shows Oxen's log", check_dmesg),
-                Check::Has("Hardware Dom0 halted"),
-                Check::Lacks("not restarted again"),
-                Check::Lacks("restarting brun failed"),
-                Check::Custom("no xm command failed", check_no_xm_error),
-            ],
-        ),
-        toolstack_scenario(
-            // Eight domains from one config, named on the command line; all
-            // the memory comes back.
-            "xm-eight-domus",
-            "xm info\n",
-            vec![
-                Check::Has("Using config file \"/etc/xen/small.cfg\".\nStarted domain s1 (id="),
-                Check::Custom(
-                    "eight domains listed, then none",
-                    check_eight_listed_then_none,
-                ),
-                Check::Custom("every small domain came up", check_eight_up),
-                Check::Custom(
-                    "free_memory returns to its first figure",
-                    check_free_memory_returns,
-                ),
-                Check::Custom("no xm command failed", check_no_xm_error),
-            ],
-        ),
-        toolstack_scenario(
-            // How many 64 MiB domains fit: creating until Oxen says -ENOMEM.
-            "xm-fill-memory",
-            "xm info\n",
-            vec![Check::Custom(
-                "64 MiB domains fill free memory, then -ENOMEM",
-                check_filled_then_enomem,
-            )],
-        ),
-        Scenario {
-            name: "bad-dom0-kernel",
-            path: BootPath::Kernel,
-            cmdline: format!("dom0_mem=32M {TEST_OPTS}"),
-            modules: vec![("not-a-kernel.bin", "console=hvc0")],
-            mem_mib: 256,
-            exit: EXIT_FATAL,
-            input: None,
-            checks: vec![
-                Check::Has("Could not set up DOM0 guest OS: kernel refused: "),
-                Check::Lacks("Starting dom0"),
-            ],
-        },
-        Scenario {
-            name: "no-dom0-module",
-            path: BootPath::Kernel,
-            cmdline: format!("dom0_mem=min:64M,max:512M {TEST_OPTS}"),
-            modules: vec![],
-            mem_mib: 256,
-            exit: EXIT_HALTED,
-            input: None,
-            checks: vec![
-                Check::Has("Modules: 0"),
-                Check::Has("dom0_mem: min:64M,max:512M resolved to "),
-                Check::Has("No dom0 kernel was given (no multiboot module): nothing to run."),
-                Check::Has("Oxen halted."),
-            ],
-        },
-        Scenario {
-            name: "dom0-mem-all-but",
-            path: BootPath::Kernel,
-            cmdline: format!("dom0_mem=-128M {TEST_OPTS}"),
-            modules: vec![],
-            mem_mib: 384,
-            exit: EXIT_HALTED,
-            input: None,
-            checks: vec![Check::Custom(
-                "dom0 gets free memory less 128 MiB",
-                check_dom0_all_but_128m,
-            )],
-        },
-        Scenario {
-            name: "unknown-option-warns",
-            path: BootPath::Kernel,
-            cmdline: format!("frobnicate=1 loglvl=bogus dom0_mem=12Q {TEST_OPTS}"),
-            modules: vec![],
-            mem_mib: 256,
-            exit: EXIT_HALTED,
-            input: None,
-            checks: vec![
-                Check::Has("warning: unknown option 'frobnicate=1'"),
-                Check::Has("warning: malformed value 'bogus' for option 'loglvl'"),
-                Check::Has("warning: malformed value '12Q' for option 'dom0_mem'"),
-                Check::Has("Memory map total: "),
-                Check::Has("Oxen halted."),
-            ],
-        },
-        Scenario {
-            name: "selftest-page-fault",
-            path: BootPath::Kernel,
-            cmdline: format!("selftest_fault=pf {TEST_OPTS}"),
-            modules: vec![],
-            mem_mib: 256,
-            exit: EXIT_FATAL,
-            input: None,
-            checks: vec![
-                Check::Has("FATAL TRAP: vector = 14 (#PF page fault), error code = 0x0000"),
-                Check::Has(
-                    "Page fault at CR2=0xa5a5a000: not-present page on read in supervisor mode",
-                ),
-                Check::Has("cr2: a5a5a000"),
-                Check::Has("EIP:    e008:[<"),
-                Check::Has("Current domain: idle"),
-                Check::Has("Manual reset required ('noreboot' specified)"),
-                Check::Lacks("Oxen halted."),
-            ],
-        },
-        Scenario {
-            name: "selftest-divide-error",
-            path: BootPath::Kernel,
-            cmdline: format!("selftest_fault=de loglvl=info {TEST_OPTS}"),
-            modules: vec![],
-            mem_mib: 256,
-            exit: EXIT_FATAL,
-            input: None,
-            checks: vec![
-                Check::Has("FATAL TRAP: vector = 0 (#DE divide error)"),
-                Check::Has("eax: 00000001"),
-                Check::Has("Current domain: idle"),
-                Check::Lacks("Oxen halted."),
-            ],
-        },
-        Scenario {
-            // No `noreboot` and no debug_exit: the fatal path must reset the
-            // machine, which QEMU (-no-reboot) turns into a plain exit 0.
-            name: "fatal-error-reboots",
-            path: BootPath::Kernel,
-            cmdline: "selftest_fault=de".to_string(),
-            modules: vec![],
-            mem_mib: 256,
-            exit: EXIT_RESET,
-            input: None,
-            checks: vec![
-                Check::Has("FATAL TRAP: vector = 0 (#DE divide error)"),
-                Check::Has("Reboot in five seconds..."),
-                Check::Lacks("Manual reset required"),
-            ],
-        },
-        Scenario {
-            name: "vga-console-and-loglvl-none",
-            path: BootPath::Kernel,
-            cmdline: format!("console=com1,vga loglvl=none {TEST_OPTS}"),
-            modules: vec![],
-            mem_mib: 256,
-            exit: EXIT_HALTED,
-            input: None,
-            checks: vec![
-                Check::Has("Memory map total: "),
-                Check::Lacks("GDT: FLAT_RING1_CS"),
-                Check::Has("Oxen halted."),
-            ],
-        },
-    ]
-}
-
-fn boot_for(s: &Scenario, kernel: &Path, fixtures: &Path) -> Result<Boot, String> {
     let modules: Vec<String> = s
         .modules
         .iter()
-        .map(|(f, a)| module_arg(fixtures, f, a))
+        .map(|m| module_arg(fixtures, &m.file, &m.args))
         .collect();
-    Ok(match s.path {
+    Ok(match s.boot {
         BootPath::Kernel => Boot::Kernel {
             kernel: kernel.to_path_buf(),
             cmdline: s.cmdline.clone(),
@@ -1212,27 +463,43 @@ fn boot_for(s: &Scenario, kernel: &Path, fixtures: &Path) -> Result<Boot, String
     })
 }
 
+/// What failed in `run` of `s`: its exit, then each check, in file order.
 fn judge(s: &Scenario, run: &Run) -> Vec<String> {
     let mut failures = Vec::new();
+    let want = s.exit.code();
     match run.exit_code {
-        Some(c) if c == s.exit => {}
-        Some(c) => failures.push(format!("QEMU exit code {c}, expected {}", s.exit)),
+        Some(c) if c == want => {}
+        Some(c) => failures.push(format!(
+            "QEMU exit code {c}, expected {want} ({:?})",
+            s.exit
+        )),
         None => failures.push(format!(
             "timed out after {:.1} s",
             run.elapsed.as_secs_f64()
         )),
     }
+    let t = run.transcript.as_str();
     for c in &s.checks {
-        match c {
-            Check::Has(t) if !run.transcript.contains(t) => {
-                failures.push(format!("missing: {t:?}"))
+        let why = c
+            .why
+            .as_deref()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        match &c.what {
+            What::Has(x) if !t.contains(x.as_str()) => {
+                failures.push(format!("missing: {x:?}{why}"))
             }
-            Check::Lacks(t) if run.transcript.contains(t) => {
-                failures.push(format!("unexpected: {t:?}"))
+            What::Lacks(x) if t.contains(x.as_str()) => {
+                failures.push(format!("unexpected: {x:?}{why}"))
             }
-            Check::Custom(what, f) => {
-                if let Err(e) = f(&run.transcript) {
-                    failures.push(format!("{what}: {e}"));
+            What::Custom { name, f, count } => {
+                let result = match (f, count) {
+                    (CustomFn::Plain(f), _) => f(t),
+                    (CustomFn::Counted(f), Some(n)) => f(t, *n),
+                    (CustomFn::Counted(_), None) => Err("no count (refused by the loader)".into()),
+                };
+                if let Err(e) = result {
+                    failures.push(format!("{}: {e}", c.why.as_deref().unwrap_or(name)));
                 }
             }
             _ => {}
@@ -1300,43 +567,58 @@ pub fn test_cmd(args: &[String]) -> Result<(), String> {
         }
     }
     if !host_only {
-        crate::deps::ensure_packages()?;
-        crate::deps::report_qemu();
-        let kernel = crate::build_kernel(true)?;
-        let dir = fixtures()?;
+        let scenarios: Vec<_> = load_dir(&scenario_dir())?
+            .into_iter()
+            .filter(|(name, _)| filter.as_ref().is_none_or(|f| name.contains(f.as_str())))
+            .collect();
+        if !scenarios.is_empty() {
+            crate::deps::ensure_packages()?;
+            crate::deps::report_qemu();
+        }
+        let built = if scenarios.is_empty() {
+            None
+        } else {
+            Some((crate::build_kernel(true)?, fixtures()?))
+        };
         let logs = crate::target_dir().join("test-logs");
         std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
-        for s in scenarios() {
-            if filter
-                .as_ref()
-                .is_some_and(|f| !s.name.contains(f.as_str()))
-            {
-                continue;
-            }
-            let boot = boot_for(&s, &kernel, &dir)?;
-            let run = qemu::run_captured_paced(
-                &boot,
-                s.mem_mib,
-                timeout_of(&s),
-                None,
-                &[],
-                &input_steps(&s),
-            )?;
-            let log = logs.join(format!("{}.log", s.name));
+        for (name, loaded) in scenarios {
+            let (kernel, dir) = built.as_ref().expect("built for a scenario");
+            let s = match loaded {
+                Ok(s) => s,
+                Err(e) => {
+                    failed += 1;
+                    println!("scenario {name}: FAILED (bad scenario file)");
+                    for line in e.lines() {
+                        println!("    {line}");
+                    }
+                    continue;
+                }
+            };
+            let boot = match boot_for(&s, kernel, dir) {
+                Ok(b) => b,
+                Err(e) => {
+                    failed += 1;
+                    println!("scenario {name}: FAILED (cannot boot)\n    {e}");
+                    continue;
+                }
+            };
+            let steps: Vec<(&str, Duration, &str)> = s
+                .steps
+                .iter()
+                .map(|st| (st.wait_for.as_str(), st.after, st.text.as_str()))
+                .collect();
+            let run = qemu::run_captured_paced(&boot, s.mem_mib, s.timeout, None, &[], &steps)?;
+            let log = logs.join(format!("{name}.log"));
             let _ = std::fs::write(&log, &run.transcript);
             let failures = judge(&s, &run);
             if failures.is_empty() {
                 passed += 1;
-                println!(
-                    "scenario {}: ok ({:.1} s)",
-                    s.name,
-                    run.elapsed.as_secs_f64()
-                );
+                println!("scenario {name}: ok ({:.1} s)", run.elapsed.as_secs_f64());
             } else {
                 failed += 1;
                 println!(
-                    "scenario {}: FAILED ({:.1} s), transcript in {}",
-                    s.name,
+                    "scenario {name}: FAILED ({:.1} s), transcript in {}",
                     run.elapsed.as_secs_f64(),
                     log.display()
                 );
@@ -1361,161 +643,382 @@ pub fn test_cmd(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// Boot-time figures: wall time from QEMU start to the end of the boot report
-/// ("Modules:" line), for the GRUB and the `-kernel` paths, as JSON.
-pub fn bench_cmd(_args: &[String]) -> Result<(), String> {
-    crate::deps::ensure_packages()?;
-    let kernel = crate::build_kernel(true)?;
-    let dir = fixtures()?;
-    let mut results = Vec::new();
-    for s in scenarios()
-        .into_iter()
-        .filter(|s| s.name == "grub-iso-boot-report" || s.name == "kernel-boot-report")
-    {
-        let boot = boot_for(&s, &kernel, &dir)?;
-        let mut samples = Vec::new();
-        for _ in 0..3 {
-            let run =
-                qemu::run_captured(&boot, s.mem_mib, Duration::from_secs(60), Some("Modules: "))?;
-            let at = run
-                .mark_at
-                .ok_or_else(|| format!("{}: no boot report", s.name))?;
-            samples.push(at.as_secs_f64() * 1000.0);
-        }
-        samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        results.push(format!(
-            "{{\"name\":\"boot_to_report_{}\",\"unit\":\"ms\",\"median\":{:.0},\"min\":{:.0},\"max\":{:.0},\"samples\":{}}}",
-            if s.path == BootPath::Iso { "grub_iso" } else { "qemu_kernel" },
-            samples[1],
-            samples[0],
-            samples[2],
-            samples.len()
-        ));
-    }
-    results.push(domain_create_bench(&kernel, &dir)?);
-    results.extend(guest_benches(&kernel, &dir)?);
-    println!("[{}]", results.join(",\n "));
-    Ok(())
-}
-
-/// Domain creation as a user sees it: wall time from typing `xm create
-/// brun.cfg` at dom0's prompt to the domU's `domU brun: up` (build, start,
-/// and the domU's boot through its xenstore reads), five boots.
-fn domain_create_bench(kernel: &Path, dir: &Path) -> Result<String, String> {
-    let s = scenarios()
-        .into_iter()
-        .find(|s| s.name == "xm-lifecycle")
-        .ok_or("no xm-lifecycle scenario")?;
-    let boot = boot_for(&s, kernel, dir)?;
-    let steps = [
-        (PROMPT, Duration::ZERO, "xm create brun.cfg\n"),
-        ("domU brun: up", Duration::ZERO, "halt\n"),
-    ];
-    let mut samples = Vec::new();
-    for _ in 0..5 {
-        let run =
-            qemu::run_captured_paced(&boot, s.mem_mib, Duration::from_secs(60), None, &[], &steps)?;
-        let [typed, up] = run.step_at.as_slice() else {
-            return Err(format!(
-                "xm create bench: the domU did not come up:\n{}",
-                run.transcript
-            ));
-        };
-        samples.push((*up - *typed).as_secs_f64() * 1000.0);
-    }
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Ok(format!(
-        "{{\"name\":\"xm_create_to_domu_up\",\"unit\":\"ms\",\"median\":{:.0},\"min\":{:.0},\"max\":{:.0},\"samples\":{}}}",
-        samples[samples.len() / 2],
-        samples[0],
-        samples[samples.len() - 1],
-        samples.len()
-    ))
-}
-
-/// test-dom0's micro-benchmarks (`bench` on its command line), run twice: under
-/// `-icount` (the guest's TSC counts instructions: stable figures) and under
-/// plain TCG (TSC cycles converted to ns with the TSC rate Oxen measured).
-fn guest_benches(kernel: &Path, dir: &Path) -> Result<Vec<String>, String> {
-    let boot = Boot::Kernel {
-        kernel: kernel.to_path_buf(),
-        cmdline: format!("dom0_mem=64M {TEST_OPTS}"),
-        modules: vec![module_arg(dir, "test-dom0.elf", "console=hvc0 bench")],
-    };
-    let parse = |t: &str| -> Vec<(String, u64, u64)> {
-        t.lines()
-            .filter_map(|l| l.strip_prefix("bench "))
-            .filter_map(|l| {
-                let name = l.split_whitespace().next()?.to_string();
-                Some((
-                    name,
-                    number_after(l, "ops=")?,
-                    number_after(l, "tsc_per_op=")?,
-                ))
-            })
-            .collect()
-    };
-    let icount = qemu::run_captured_with(
-        &boot,
-        256,
-        Duration::from_secs(300),
-        None,
-        &["-icount", "shift=0,sleep=off"],
-    )?;
-    let tcg = qemu::run_captured(&boot, 256, Duration::from_secs(300), None)?;
-    let mhz = number_after(&tcg.transcript, "TSC: ").ok_or("no TSC line in the bench run")?;
-    let (a, b) = (parse(&icount.transcript), parse(&tcg.transcript));
-    if a.is_empty() || a.len() != b.len() {
-        return Err(format!(
-            "bench runs printed {} and {} results",
-            a.len(),
-            b.len()
-        ));
-    }
-    Ok(a.iter()
-        .zip(&b)
-        .map(|((name, ops, icount_tsc), (_, _, tcg_tsc))| {
-            format!(
-                "{{\"name\":\"{name}\",\"ops\":{ops},\"icount_tsc_per_op\":{icount_tsc},\"tcg_ns_per_op\":{}}}",
-                tcg_tsc * 1000 / mhz.max(1)
-            )
-        })
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::check_console_lines;
+    use super::*;
 
-    #[test]
-    fn console_lines_accepts_whole_prefixed_lines() {
-        let t = "(XEN) Starting dom0 (ring 1)\n\
-                 oxen-dom0:/# xm create brun.cfg\n\
-                 Started domain brun (id=1)\n\
-                 oxen-dom0:/# \n\
-                 (d1) domU brun: up\n\
-                 xm list\n\
-                 brun 1 64 1 -b---- 0.0\n\
-                 (d12) domU s12: up\n\
-                 (d1) \n\
-                 oxen-dom0:/etc/xen# xm console brun\n\
-                 domU brun: crashing (asked on its console)\n";
-        assert_eq!(check_console_lines(t), Ok(()));
+    /// A file with every key, a step of each form and each kind of check.
+    const GOOD: &str = r#"
+        boot = "iso"
+        cmdline = "dom0_mem=64M"
+        modules = [
+            { file = "test-dom0.elf", args = "console=hvc0" },
+            { file = "test-initrd.cpio" },
+        ]
+        mem_mib = 256
+        exit = "fatal"
+        timeout_s = 90
+
+        [[step]]
+        wait_for = "oxen-dom0:/# "
+        type = "xm list\n\u001d"
+
+        [[step]]
+        wait_for = "xm list\nName"
+        after_s = 2
+
+        [[check]]
+        has = "oxen-dom0 {version}: "
+        why = "the banner"
+
+        [[check]]
+        lacks = "Panic"
+
+        [[check]]
+        custom = "test_dom0_passed"
+        count = 359
+        why = "test-dom0 passes every check"
+
+        [[check]]
+        custom = "no_xm_error"
+    "#;
+
+    fn err(text: &str) -> String {
+        match parse("x", text) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e,
+        }
+    }
+
+    /// GOOD with `from` replaced by `to` (which must be there).
+    fn good_with(from: &str, to: &str) -> String {
+        assert!(GOOD.contains(from), "{from:?} not in GOOD");
+        GOOD.replacen(from, to, 1)
     }
 
     #[test]
-    fn console_lines_rejects_glued_lines() {
-        for bad in [
-            // A domU's line after dom0's prompt, unprefixed (the old bug).
-            "oxen-dom0:/# domU brun: up\n",
-            // The same, prefixed but glued.
-            "oxen-dom0:/# (d1) domU brun: up\n",
-            "oxen-dom0:/etc/xen# (XEN) Domain 1 destroyed\n",
-            // Oxen's line glued to a domU's partial line.
-            "(d1) partial(XEN) Domain 1 destroyed\n",
-            "ok\nsomething (d3) late\n",
-        ] {
-            assert!(check_console_lines(bad).is_err(), "{bad:?} passed");
+    fn good_file_loads_every_key() {
+        let s = parse("some-name-2", GOOD).unwrap();
+        assert_eq!(s.name, "some-name-2");
+        assert_eq!(s.boot, BootPath::Iso);
+        assert_eq!(s.cmdline, format!("dom0_mem=64M {TEST_OPTS}"));
+        assert_eq!(
+            s.modules,
+            vec![
+                Module {
+                    file: "test-dom0.elf".into(),
+                    args: "console=hvc0".into()
+                },
+                Module {
+                    file: "test-initrd.cpio".into(),
+                    args: String::new()
+                },
+            ]
+        );
+        assert_eq!(s.mem_mib, 256);
+        assert_eq!(s.exit, Exit::Fatal);
+        assert_eq!(s.exit.code(), 3);
+        assert_eq!(s.timeout, Duration::from_secs(90));
+        assert_eq!(
+            s.steps,
+            vec![
+                Step {
+                    wait_for: "oxen-dom0:/# ".into(),
+                    after: Duration::ZERO,
+                    text: "xm list\n\x1d".into(),
+                },
+                Step {
+                    wait_for: "xm list\nName".into(),
+                    after: Duration::from_secs(2),
+                    text: String::new(),
+                },
+            ]
+        );
+        assert_eq!(s.checks.len(), 4);
+        match &s.checks[0] {
+            Check {
+                what: What::Has(t),
+                why: Some(w),
+            } => {
+                assert_eq!(t, &format!("oxen-dom0 {}: ", env!("CARGO_PKG_VERSION")));
+                assert_eq!(w, "the banner");
+            }
+            _ => panic!("check 1 is not has with why"),
+        }
+        assert!(matches!(&s.checks[1], Check { what: What::Lacks(t), why: None } if t == "Panic"));
+        assert!(matches!(
+            &s.checks[2].what,
+            What::Custom { name, f: CustomFn::Counted(_), count: Some(359) } if name == "test_dom0_passed"
+        ));
+        assert!(matches!(
+            &s.checks[3].what,
+            What::Custom { name, f: CustomFn::Plain(_), count: None } if name == "no_xm_error"
+        ));
+    }
+
+    #[test]
+    fn defaults_apply_when_keys_are_absent() {
+        let s = parse(
+            "d",
+            "boot = \"kernel\"\ncmdline = \"\"\nmem_mib = 64\nexit = \"halted\"\n\
+             [[check]]\nhas = \"Oxen halted.\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.cmdline, TEST_OPTS);
+        assert!(s.modules.is_empty() && s.steps.is_empty());
+        assert_eq!(s.timeout, Duration::from_secs(DEFAULT_TIMEOUT_S));
+        assert_eq!(s.exit.code(), 1);
+    }
+
+    #[test]
+    fn test_opts_false_keeps_the_cmdline_as_written() {
+        let s = parse(
+            "r",
+            &good_with(
+                "cmdline = \"dom0_mem=64M\"",
+                "cmdline = \"selftest_fault=de\"\ntest_opts = false",
+            ),
+        )
+        .unwrap();
+        assert_eq!(s.cmdline, "selftest_fault=de");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = err(&good_with("mem_mib = 256", "mem_mib = 256\nmemory = 5"));
+        assert!(e.contains("unknown field `memory`"), "{e}");
+        let e = err(&good_with("after_s = 2", "after_s = 2\ndelay = 1"));
+        assert!(e.contains("unknown field `delay`"), "{e}");
+        let e = err(&good_with(
+            "lacks = \"Panic\"",
+            "lacks = \"Panic\"\nhave = \"x\"",
+        ));
+        assert!(e.contains("unknown field `have`"), "{e}");
+        let e = err(&good_with(
+            "{ file = \"test-initrd.cpio\" }",
+            "{ file = \"a\", arg = \"b\" }",
+        ));
+        assert!(e.contains("unknown field `arg`"), "{e}");
+        // A misspelt table is an unknown key too, not an empty list.
+        let e = err(&good_with(
+            "[[check]]\n        lacks",
+            "[[checks]]\n        lacks",
+        ));
+        assert!(e.contains("unknown field `checks`"), "{e}");
+    }
+
+    #[test]
+    fn missing_key_is_named() {
+        let e = err(&good_with("mem_mib = 256\n", ""));
+        assert!(e.contains("missing field `mem_mib`"), "{e}");
+        let e = err(&good_with("boot = \"iso\"\n", ""));
+        assert!(e.contains("missing field `boot`"), "{e}");
+        let e = err(&good_with("wait_for = \"xm list\\nName\"\n", ""));
+        assert!(e.contains("missing field `wait_for`"), "{e}");
+    }
+
+    #[test]
+    fn two_kinds_in_one_check_are_refused() {
+        let e = err(&good_with(
+            "lacks = \"Panic\"",
+            "lacks = \"Panic\"\nhas = \"x\"",
+        ));
+        assert!(
+            e.contains(
+                "[[check]] 2: exactly one of has, lacks, custom is needed, found has and lacks"
+            ),
+            "{e}"
+        );
+        let e = err(&good_with(
+            "custom = \"no_xm_error\"",
+            "custom = \"no_xm_error\"\nlacks = \"y\"",
+        ));
+        assert!(
+            e.contains("[[check]] 4: ") && e.contains("found lacks and custom"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn check_of_no_kind_is_refused() {
+        let e = err(&good_with("lacks = \"Panic\"", "why = \"nothing\""));
+        assert!(
+            e.contains("[[check]] 2: exactly one of has, lacks, custom is needed, found none"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_custom_name_is_refused() {
+        let e = err(&good_with(
+            "custom = \"no_xm_error\"",
+            "custom = \"no_such_check\"",
+        ));
+        assert!(
+            e.contains("[[check]] 4: custom: unknown check 'no_such_check'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn count_must_match_the_custom_check() {
+        let e = err(&good_with("count = 359\n", ""));
+        assert!(
+            e.contains("count: custom check 'test_dom0_passed' needs a count"),
+            "{e}"
+        );
+        let e = err(&good_with(
+            "custom = \"no_xm_error\"",
+            "custom = \"no_xm_error\"\ncount = 1",
+        ));
+        assert!(
+            e.contains("count: custom check 'no_xm_error' takes no count"),
+            "{e}"
+        );
+        let e = err(&good_with(
+            "lacks = \"Panic\"",
+            "lacks = \"Panic\"\ncount = 1",
+        ));
+        assert!(
+            e.contains("count: only a custom check takes one, not lacks"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_exit_and_boot_values_are_refused() {
+        let e = err(&good_with("exit = \"fatal\"", "exit = \"crashed\""));
+        assert!(e.contains("unknown variant `crashed`"), "{e}");
+        assert!(e.contains("halted") && e.contains("reset"), "{e}");
+        let e = err(&good_with("exit = \"fatal\"", "exit = 3"));
+        assert!(e.contains("exit"), "{e}");
+        let e = err(&good_with("boot = \"iso\"", "boot = \"grub\""));
+        assert!(e.contains("unknown variant `grub`"), "{e}");
+    }
+
+    #[test]
+    fn empty_texts_and_no_checks_are_refused() {
+        let e = err(&good_with("lacks = \"Panic\"", "lacks = \"\""));
+        assert!(e.contains("[[check]] 2: lacks: the text is empty"), "{e}");
+        let e = err(&good_with(
+            "wait_for = \"oxen-dom0:/# \"",
+            "wait_for = \"\"",
+        ));
+        assert!(e.contains("[[step]] 1: wait_for is empty"), "{e}");
+        let no_checks = &GOOD[..GOOD.find("[[check]]").unwrap()];
+        assert!(err(no_checks).contains("no [[check]]"));
+        let e = err(&good_with("mem_mib = 256", "mem_mib = 0"));
+        assert!(e.contains("mem_mib"), "{e}");
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        for name in ["", "Has-Capitals", "with space", "dot.ted"] {
+            let e = parse(name, GOOD)
+                .err()
+                .unwrap_or_else(|| panic!("{name:?} accepted"));
+            assert!(e.contains("is not a scenario name"), "{e}");
+        }
+    }
+
+    #[test]
+    fn load_dir_names_the_bad_file_and_keeps_the_good() {
+        let dir = std::env::temp_dir().join(format!("xtask-scenarios-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("b-good.toml"), GOOD).unwrap();
+        std::fs::write(
+            dir.join("a-bad.toml"),
+            good_with("exit = \"fatal\"", "exit = \"nope\""),
+        )
+        .unwrap();
+        std::fs::write(dir.join("c-notes.txt"), "not a scenario").unwrap();
+        let loaded = load_dir(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let names: Vec<&str> = loaded.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a-bad", "b-good", "c-notes"]);
+        let e = loaded[0].1.as_ref().err().expect("a-bad refused");
+        assert!(
+            e.contains("a-bad.toml: ") && e.contains("unknown variant `nope`"),
+            "{e}"
+        );
+        assert_eq!(loaded[1].1.as_ref().expect("b-good loads").name, "b-good");
+        let e = loaded[2].1.as_ref().err().expect("c-notes refused");
+        assert!(e.contains("c-notes.txt: not a scenario file"), "{e}");
+    }
+
+    #[test]
+    fn every_scenario_file_loads_and_every_custom_check_is_used() {
+        let loaded = load_dir(&scenario_dir()).unwrap();
+        let mut used = std::collections::BTreeSet::new();
+        for (name, s) in &loaded {
+            let s = s.as_ref().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(&s.name, name);
+            for c in &s.checks {
+                if let What::Custom { name, .. } = &c.what {
+                    assert!(checks::find(name).is_some(), "{name}");
+                    used.insert(name.as_str());
+                }
+            }
+        }
+        // The scenarios of issue 9 (21 when they moved to files).
+        assert!(loaded.len() >= 21, "{} scenario files", loaded.len());
+        for (name, _) in checks::CUSTOM_CHECKS {
+            assert!(
+                used.contains(name),
+                "custom check '{name}' is used by no scenario"
+            );
+        }
+        let mut names: Vec<&str> = checks::CUSTOM_CHECKS.iter().map(|(n, _)| *n).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            checks::CUSTOM_CHECKS.len(),
+            "a custom name twice"
+        );
+    }
+
+    fn run(transcript: &str, exit_code: Option<i32>) -> Run {
+        Run {
+            transcript: transcript.into(),
+            exit_code,
+            elapsed: Duration::from_secs(2),
+            mark_at: None,
+            step_at: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn judge_passes_a_good_run_and_names_each_failure() {
+        let s = parse("j", GOOD).unwrap();
+        let good = format!(
+            "oxen-dom0 {}: hello\ntest-dom0: 359 passed, 0 failed\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(judge(&s, &run(&good, Some(3))), Vec::<String>::new());
+        let bad = "Panic\ntest-dom0: 358 passed, 0 failed\nxm list: refused\n";
+        assert_eq!(
+            judge(&s, &run(bad, Some(1))),
+            [
+                "QEMU exit code 1, expected 3 (Fatal)".to_string(),
+                format!(
+                    "missing: \"oxen-dom0 {}: \" (the banner)",
+                    env!("CARGO_PKG_VERSION")
+                ),
+                "unexpected: \"Panic\"".to_string(),
+                "test-dom0 passes every check: \"test-dom0: 358 passed, 0 failed\"".to_string(),
+                "no_xm_error: \"xm list: refused\"".to_string(),
+            ]
+        );
+        let timed_out = judge(&s, &run(&good, None));
+        assert_eq!(timed_out, ["timed out after 2.0 s"]);
+    }
+
+    #[test]
+    fn bench_scenarios_exist() {
+        for name in ["grub-iso-boot-report", "kernel-boot-report", "xm-lifecycle"] {
+            load_named(name).unwrap_or_else(|e| panic!("{e}"));
         }
     }
 }

@@ -1,0 +1,548 @@
+//! The custom checks of the scenario files (`custom = "NAME"` in a
+//! `[[check]]` of `tests/scenarios/*.toml`): the checks a plain `has` or
+//! `lacks` cannot say, such as parsing `xm list` tables or adding up the
+//! frame-table census.
+//!
+//! This module owns [`CUSTOM_CHECKS`], the one table a scenario file's
+//! `custom` name is looked up in (the loader refuses an unknown name, so a
+//! check is never silently skipped). A check takes the serial transcript
+//! (`\r` removed) and, if its entry is [`CustomFn::Counted`], the `count` of
+//! its `[[check]]`, which is then required; a plain check refuses a `count`.
+
+/// A custom check's function.
+#[derive(Clone, Copy)]
+pub enum CustomFn {
+    /// Judges the transcript alone.
+    Plain(fn(&str) -> Result<(), String>),
+    /// Judges the transcript against the `count` of its `[[check]]`.
+    Counted(fn(&str, u64) -> Result<(), String>),
+}
+
+/// Every custom check, by the name scenario files give it.
+pub const CUSTOM_CHECKS: &[(&str, CustomFn)] = &[
+    // Boot reports (grub-iso-boot-report, kernel-boot-report).
+    (
+        "frame_table_census",
+        CustomFn::Plain(check_frame_table_census),
+    ),
+    // test-dom0 printed its summary with `count` checks passed, none failed.
+    ("test_dom0_passed", CustomFn::Counted(check_dom0_passed)),
+    // Oxen's mm_audit recounted the frame table at least `count` times.
+    ("mm_audit_recounted", CustomFn::Counted(check_audits)),
+    (
+        "dom0_mem_all_but_128m",
+        CustomFn::Plain(check_dom0_all_but_128m),
+    ),
+    // dom0's shell and xm.
+    ("xm_list_answers", CustomFn::Plain(check_xm_list)),
+    ("no_xm_error", CustomFn::Plain(check_no_xm_error)),
+    (
+        "brun_listed_then_gone",
+        CustomFn::Plain(check_brun_listed_then_gone),
+    ),
+    (
+        "console_shows_buffered_banner",
+        CustomFn::Plain(check_console_banner),
+    ),
+    ("pause_state_shown", CustomFn::Plain(check_pause_state)),
+    (
+        "cpu_time_stops_while_paused",
+        CustomFn::Plain(check_cpu_time),
+    ),
+    ("restarts_get_new_ids", CustomFn::Plain(check_restarts)),
+    (
+        "gone_after_destroy",
+        CustomFn::Plain(check_gone_after_destroy),
+    ),
+    ("dmesg_shows_boot_log", CustomFn::Plain(check_dmesg)),
+    (
+        "eight_listed_then_none",
+        CustomFn::Plain(check_eight_listed_then_none),
+    ),
+    ("eight_domus_up", CustomFn::Plain(check_eight_up)),
+    (
+        "free_memory_returns",
+        CustomFn::Plain(check_free_memory_returns),
+    ),
+    (
+        "fill_memory_then_enomem",
+        CustomFn::Plain(check_filled_then_enomem),
+    ),
+    // Every xm scenario: no line glued to another writer's.
+    ("console_lines_whole", CustomFn::Plain(check_console_lines)),
+];
+
+/// The custom check named `name`, if there is one.
+pub fn find(name: &str) -> Option<CustomFn> {
+    CUSTOM_CHECKS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
+}
+
+/// The `xm list` tables of the transcript: the lines after each echoed
+/// `xm list` (at a prompt, or on a line of its own when a domain's message
+/// came first) up to the next prompt.
+fn xm_lists(t: &str) -> Vec<Vec<&str>> {
+    let lines: Vec<&str> = t.lines().collect();
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| **l == "xm list" || l.ends_with("# xm list"))
+        .map(|(i, _)| {
+            lines[i + 1..]
+                .iter()
+                .copied()
+                .take_while(|l| !l.starts_with("oxen-dom0:"))
+                .collect()
+        })
+        .collect()
+}
+
+/// xm-create-domu: brun (id 1) is listed first, gone from the last list.
+fn check_brun_listed_then_gone(t: &str) -> Result<(), String> {
+    let lists = xm_lists(t);
+    let [first, .., last] = lists.as_slice() else {
+        return Err(format!("{} xm list tables, expected 2", lists.len()));
+    };
+    let brun = |l: &&str| l.starts_with("brun ") && l.split_whitespace().nth(1) == Some("1");
+    if !first.iter().any(brun) {
+        return Err(format!("brun (id 1) not in the first list: {first:?}"));
+    }
+    if !last.iter().any(|l| l.starts_with("Domain-0 "))
+        || last.iter().any(|l| l.starts_with("brun "))
+    {
+        return Err(format!("the last list should have Domain-0 only: {last:?}"));
+    }
+    Ok(())
+}
+
+/// The rows of an `xm list` table naming `name`.
+fn rows_named<'t>(table: &[&'t str], name: &str) -> Vec<&'t str> {
+    table
+        .iter()
+        .copied()
+        .filter(|l| l.split_whitespace().next() == Some(name))
+        .collect()
+}
+
+/// The state column (5th) of an `xm list` row.
+fn state_of(row: &str) -> &str {
+    row.split_whitespace().nth(4).unwrap_or("")
+}
+
+/// No line starts with `xm <sub>:` (xm's error form) after the boot.
+fn check_no_xm_error(t: &str) -> Result<(), String> {
+    match t.lines().find(|l| {
+        l.strip_prefix("xm ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|sub| sub.ends_with(':'))
+            || l.starts_with("xm:")
+    }) {
+        Some(l) => Err(format!("{l:?}")),
+        None => Ok(()),
+    }
+}
+
+/// xm-lifecycle: `xm console brun` prints what brun wrote before (its banner
+/// and greeting, from the console daemon's buffer).
+fn check_console_banner(t: &str) -> Result<(), String> {
+    let after = &t[t
+        .find("xm console brun\n")
+        .ok_or("'xm console brun' not typed")?..];
+    let banner = after
+        .find("Oxen domU ")
+        .ok_or("no banner after xm console")?;
+    let hello = after
+        .find("Hello from brun (domain ")
+        .ok_or("no greeting after xm console")?;
+    if banner < hello && after[banner..].contains(": booted as domain ") {
+        Ok(())
+    } else {
+        Err(format!(
+            "unexpected console output {:?}",
+            &after[..after.len().min(300)]
+        ))
+    }
+}
+
+/// xm-lifecycle: the list after `xm pause` shows brun paused ('p'), the one
+/// after `xm unpause` shows it without 'p'.
+fn check_pause_state(t: &str) -> Result<(), String> {
+    let lists = xm_lists(t);
+    let (Some(paused), Some(later), Some(unpaused)) = (lists.first(), lists.get(1), lists.get(2))
+    else {
+        return Err(format!(
+            "{} xm list tables, expected 3 or more",
+            lists.len()
+        ));
+    };
+    let p = rows_named(paused, "brun");
+    let l = rows_named(later, "brun");
+    let u = rows_named(unpaused, "brun");
+    match (p.as_slice(), l.as_slice(), u.as_slice()) {
+        ([p], [l], [u])
+            if state_of(p).contains('p')
+                && state_of(l).contains('p')
+                && !state_of(u).contains('p') =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "after pause {p:?}, a second later {l:?}, after unpause {u:?}"
+        )),
+    }
+}
+
+/// The Time(s) column (last) of an `xm list` row.
+fn cpu_time_of(row: &str) -> Option<f64> {
+    row.split_whitespace().last()?.parse().ok()
+}
+
+/// xm-lifecycle: after `spin 500` brun has used at least half a second of
+/// CPU, and while paused its CPU time stands still.
+fn check_cpu_time(t: &str) -> Result<(), String> {
+    let lists = xm_lists(t);
+    let time = |i: usize| {
+        lists
+            .get(i)
+            .and_then(|l| rows_named(l, "brun").first().copied())
+            .and_then(cpu_time_of)
+    };
+    match (time(0), time(1)) {
+        (Some(a), Some(b)) if a >= 0.5 && a == b => Ok(()),
+        other => Err(format!("brun's Time(s) while paused: {other:?}")),
+    }
+}
+
+/// The ids of the `Started domain <name> (id=N)` lines, in order.
+fn started_ids(t: &str, name: &str) -> Vec<u64> {
+    let prefix = format!("Started domain {name} (id=");
+    t.lines()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .filter_map(|rest| rest.trim_end_matches(')').parse().ok())
+        .collect()
+}
+
+/// xm-lifecycle: brun started three times (create, reboot, crash) with
+/// increasing ids; dom0 reported each restart of the previous id; the domU
+/// came up each time.
+fn check_restarts(t: &str) -> Result<(), String> {
+    // `xm dmesg` repeats dom0's output (it went through Oxen's console).
+    let t = &t[..t.find("xm dmesg\n").unwrap_or(t.len())];
+    let brun = started_ids(t, "brun");
+    let crashy = started_ids(t, "crashy");
+    let ([a, b], [c, d]) = (brun.as_slice(), crashy.as_slice()) else {
+        return Err(format!(
+            "brun started with ids {brun:?}, crashy with {crashy:?}, expected 2 starts each"
+        ));
+    };
+    if !(a < b && b < c && c < d) {
+        return Err(format!("ids {brun:?} then {crashy:?} do not increase"));
+    }
+    for want in [
+        format!("dom0: domain brun (id={a}) shut down (reboot); on_reboot = restart: destroyed\n"),
+        format!("dom0: domain crashy (id={c}) shut down (crash); on_crash = restart: destroyed\n"),
+    ] {
+        if !t.contains(&want) {
+            return Err(format!("missing {want:?}"));
+        }
+    }
+    for (name, n) in [("brun", 2), ("crashy", 2)] {
+        let ups = t.matches(&format!("domU {name}: up")).count();
+        if ups != n {
+            return Err(format!("'domU {name}: up' {ups} times, expected {n}"));
+        }
+    }
+    Ok(())
+}
+
+/// xm-lifecycle: the list before `xm destroy` has brun, the last one has
+/// Domain-0 only.
+fn check_gone_after_destroy(t: &str) -> Result<(), String> {
+    let lists = xm_lists(t);
+    let [.., before, last] = lists.as_slice() else {
+        return Err(format!("{} xm list tables", lists.len()));
+    };
+    if rows_named(before, "brun").len() != 1 || rows_named(before, "crashy").len() != 1 {
+        return Err(format!(
+            "brun and crashy not in the list before xm destroy: {before:?}"
+        ));
+    }
+    if rows_named(last, "Domain-0").len() != 1 || last.len() != 2 {
+        return Err(format!("the last list should have Domain-0 only: {last:?}"));
+    }
+    Ok(())
+}
+
+/// xm-lifecycle: `xm dmesg` prints Oxen's boot log (read back from its
+/// console ring), which ends with what happened since.
+fn check_dmesg(t: &str) -> Result<(), String> {
+    let at = t.find("xm dmesg\n").ok_or("'xm dmesg' not typed")?;
+    let after = &t[at..];
+    let end = after.find("# halt").unwrap_or(after.len());
+    let out = &after[..end];
+    for want in ["Starting dom0 (ring 1)", "Modules: 2"] {
+        if !out.contains(want) {
+            return Err(format!("{want:?} not in xm dmesg's output"));
+        }
+    }
+    Ok(())
+}
+
+/// xm-eight-domus: the list shows Domain-0 and s1..s8 (once each), the
+/// last list none of s1..s8.
+fn check_eight_listed_then_none(t: &str) -> Result<(), String> {
+    let lists = xm_lists(t);
+    let [full, .., last] = lists.as_slice() else {
+        return Err(format!("{} xm list tables, expected 2", lists.len()));
+    };
+    let names: Vec<String> = (1..=8).map(|i| format!("s{i}")).collect();
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| rows_named(full, n).len() != 1)
+        .collect();
+    if !missing.is_empty() || rows_named(full, "Domain-0").len() != 1 {
+        return Err(format!("missing {missing:?}: {full:?}"));
+    }
+    if rows_named(last, "Domain-0").len() != 1
+        || names.iter().any(|n| !rows_named(last, n).is_empty())
+    {
+        return Err(format!("the last list should have Domain-0 only: {last:?}"));
+    }
+    Ok(())
+}
+
+/// xm-eight-domus: each small domain printed `domU sN: up`.
+fn check_eight_up(t: &str) -> Result<(), String> {
+    let missing: Vec<u32> = (1..=8)
+        .filter(|i| !t.contains(&format!("domU s{i}: up")))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("no 'domU sN: up' for {missing:?}"))
+    }
+}
+
+/// xm-eight-domus: `free_memory` of the last `xm info` equals the first.
+fn check_free_memory_returns(t: &str) -> Result<(), String> {
+    let figures: Vec<u64> = t
+        .lines()
+        .filter_map(|l| l.strip_prefix("free_memory"))
+        .filter_map(|rest| rest.trim_start_matches([' ', ':']).trim().parse().ok())
+        .collect();
+    let [first, last] = figures.as_slice() else {
+        return Err(format!("free_memory figures {figures:?}, expected 2"));
+    };
+    if first == last && *first > 0 {
+        Ok(())
+    } else {
+        Err(format!("free_memory {first} MiB before, {last} MiB after"))
+    }
+}
+
+/// xm-fill-memory: as many 64 MiB domains started as whole 64 MiB fit in
+/// the first `free_memory` figure; the next `xm create` was refused with
+/// -ENOMEM by populate_physmap and its half-built domain destroyed; the list
+/// shows the ones that fit.
+fn check_filled_then_enomem(t: &str) -> Result<(), String> {
+    let free = number_after(t, "free_memory            : ").ok_or("no free_memory figure")?;
+    let started = (1..=7)
+        .filter(|i| t.contains(&format!("Started domain b{i} (id=")))
+        .count() as u64;
+    if started != free / 64 || started >= 7 {
+        return Err(format!(
+            "{started} domains of 64 MiB started with {free} MiB free"
+        ));
+    }
+    let refusal = "xm create: the hypervisor refused memory_op populate_physmap: -ENOMEM";
+    let line = t
+        .lines()
+        .find(|l| l.starts_with(refusal))
+        .ok_or("no -ENOMEM refusal")?;
+    if !line.ends_with(" destroyed") {
+        return Err(format!("the refused domain was not destroyed: {line:?}"));
+    }
+    let lists = xm_lists(t);
+    let last = lists.last().ok_or("no xm list")?;
+    let listed = (1..=7)
+        .filter(|i| !rows_named(last, &format!("b{i}")).is_empty())
+        .count() as u64;
+    if listed != started {
+        return Err(format!("{listed} listed, {started} started: {last:?}"));
+    }
+    Ok(())
+}
+
+/// dom0_mem=-128M gave dom0 all free memory less 128 MiB.
+fn check_dom0_all_but_128m(t: &str) -> Result<(), String> {
+    let free = number_after(t, "Free memory: ").ok_or("no 'Free memory:' line")?;
+    let dom0 = number_after(t, "dom0_mem: -128M resolved to ")
+        .ok_or("no 'dom0_mem: -128M resolved to' line")?;
+    // MiB are rounded down on both lines, so allow one MiB of slack.
+    if dom0 + 128 == free || dom0 + 129 == free {
+        Ok(())
+    } else {
+        Err(format!(
+            "free {free} MiB but dom0 got {dom0} MiB; expected free - 128"
+        ))
+    }
+}
+
+/// The boot report's frame-table census adds up to the frame count, and
+/// counts no more free frames than the allocator reported.
+fn check_frame_table_census(t: &str) -> Result<(), String> {
+    let line = t
+        .lines()
+        .find(|l| l.contains("frame table for "))
+        .ok_or("no frame table line")?;
+    let frames = number_after(line, "frame table for ").ok_or("no frame count")?;
+    let oxen = number_after(line, "frames (").ok_or("no Oxen count")?;
+    let free = number_after(line, "Oxen's, ").ok_or("no free count")?;
+    let io = number_after(line, "free, ").ok_or("no I/O count")?;
+    if oxen + free + io != frames {
+        return Err(format!("census {oxen}+{free}+{io} != {frames} frames"));
+    }
+    let free_line = number_after(t, "Free memory: ").ok_or("no Free memory line")?;
+    let free_pages =
+        number_after(t, &format!("Free memory: {free_line} MiB (")).ok_or("no free pages")?;
+    // The frame table is filled after the heap: everything allocated later is
+    // Oxen's too, so the table can only count fewer free frames than the allocator.
+    if free < free_pages {
+        return Err(format!(
+            "frame table says {free} free, allocator {free_pages}"
+        ));
+    }
+    Ok(())
+}
+
+/// test-dom0's summary line says `checks` passed and none failed, and no
+/// check line says FAILED. The scenario file holds how many checks test-dom0
+/// runs: a section that silently stopped running shows up as a different
+/// count.
+fn check_dom0_passed(t: &str, checks: u64) -> Result<(), String> {
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("test-dom0: ") && l.contains(" passed, "))
+        .ok_or("no test-dom0 summary line")?;
+    let passed = number_after(line, "test-dom0: ").ok_or("no pass count")?;
+    let failed = number_after(line, "passed, ").ok_or("no fail count")?;
+    if failed != 0 || passed != checks {
+        return Err(format!("{line:?}"));
+    }
+    match t.lines().find(|l| l.contains(": FAILED")) {
+        Some(l) => Err(format!("{l:?}")),
+        None => Ok(()),
+    }
+}
+
+/// Oxen's `mm audit:` line counts at least `min` frame-table recounts.
+fn check_audits(t: &str, min: u64) -> Result<(), String> {
+    let n = number_after(t, "mm audit: ").ok_or("no 'mm audit:' line")?;
+    if n >= min {
+        Ok(())
+    } else {
+        Err(format!("only {n} recounts"))
+    }
+}
+
+/// `xm list` in dom0-shell: the table (once Oxen serves the sysctl) or the
+/// hypervisor's refusal, on one line.
+fn check_xm_list(t: &str) -> Result<(), String> {
+    let after = &t[t.find("# xm list\n").ok_or("'xm list' was not echoed")? + 10..];
+    let first = after.lines().next().unwrap_or("");
+    if first.starts_with("xm list: the hypervisor refused sysctl getdomaininfolist: -")
+        || (first.starts_with("Name ")
+            && after
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("Domain-0 ")))
+    {
+        Ok(())
+    } else {
+        Err(format!("unexpected answer {first:?}"))
+    }
+}
+
+/// The decimal number right after the first `prefix` in `t`.
+pub fn number_after(t: &str, prefix: &str) -> Option<u64> {
+    let rest = &t[t.find(prefix)? + prefix.len()..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+/// xm scenarios: console lines are whole and each writer's own. A line
+/// that holds a domain's prefix `(dN) ` or Oxen's `(XEN) ` starts with it
+/// and holds no other (nothing is glued in front or behind); so a dom0
+/// prompt line (`oxen-dom0:<cwd># `) holds no prefixed text, and it must
+/// not go on with a domU kernel message either (`domU <name>: ...`, which
+/// the domU prints on the hypervisor console and which used to land
+/// unprefixed after the prompt).
+fn check_console_lines(t: &str) -> Result<(), String> {
+    /// Where `line` holds a `(dN) ` or a `(XEN) `.
+    fn prefixes(line: &str) -> impl Iterator<Item = usize> + '_ {
+        let domains = line.match_indices("(d").map(|(i, _)| i).filter(|&i| {
+            let rest = &line[i + 2..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            digits > 0 && rest[digits..].starts_with(") ")
+        });
+        domains.chain(line.match_indices("(XEN) ").map(|(i, _)| i))
+    }
+    for (n, line) in t.lines().enumerate() {
+        if let Some(i) = prefixes(line).find(|&i| i > 0) {
+            return Err(format!(
+                "line {}: a prefix at column {i}, not at the start: {line:?}",
+                n + 1
+            ));
+        }
+        let typed = line
+            .strip_prefix("oxen-dom0:")
+            .and_then(|rest| rest.split_once("# "))
+            .map(|(_, typed)| typed);
+        if typed.is_some_and(|typed| typed.starts_with("domU ")) {
+            return Err(format!(
+                "line {}: a domU's message after dom0's prompt: {line:?}",
+                n + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_console_lines;
+
+    #[test]
+    fn console_lines_accepts_whole_prefixed_lines() {
+        let t = "(XEN) Starting dom0 (ring 1)\n\
+                 oxen-dom0:/# xm create brun.cfg\n\
+                 Started domain brun (id=1)\n\
+                 oxen-dom0:/# \n\
+                 (d1) domU brun: up\n\
+                 xm list\n\
+                 brun 1 64 1 -b---- 0.0\n\
+                 (d12) domU s12: up\n\
+                 (d1) \n\
+                 oxen-dom0:/etc/xen# xm console brun\n\
+                 domU brun: crashing (asked on its console)\n";
+        assert_eq!(check_console_lines(t), Ok(()));
+    }
+
+    #[test]
+    fn console_lines_rejects_glued_lines() {
+        for bad in [
+            // A domU's line after dom0's prompt, unprefixed (the old bug).
+            "oxen-dom0:/# domU brun: up\n",
+            // The same, prefixed but glued.
+            "oxen-dom0:/# (d1) domU brun: up\n",
+            "oxen-dom0:/etc/xen# (XEN) Domain 1 destroyed\n",
+            // Oxen's line glued to a domU's partial line.
+            "(d1) partial(XEN) Domain 1 destroyed\n",
+            "ok\nsomething (d3) late\n",
+        ] {
+            assert!(check_console_lines(bad).is_err(), "{bad:?} passed");
+        }
+    }
+}
