@@ -64,7 +64,11 @@ const FOLLOW_UP: &[(&str, Steps)] = &[
             ("Started domain brun (id=1)\n", 0, "xm list\n"),
             ("domU brun: up", 0, "xm shutdown brun\n"),
             ("on_poweroff = destroy: destroyed\n", 0, "xm list\n"),
-            ("# xm list\nName", 0, "halt\n"),
+            ("# xm list\nName", 0, ""),
+            // Three seconds with nothing to do, then the list again.
+            (PROMPT, 3, "xm list\n"),
+            ("xm list\nName", 0, ""),
+            (PROMPT, 0, "halt\n"),
         ],
     ),
     ("xm-lifecycle", XM_LIFECYCLE),
@@ -246,6 +250,55 @@ fn check_brun_listed_then_gone(t: &str) -> Result<(), String> {
         return Err(format!("the last list should have Domain-0 only: {last:?}"));
     }
     Ok(())
+}
+
+/// xm-create-domu: over the three idle seconds between the last two lists
+/// Domain-0's Time(s) grew by less than 0.3 s (the time the CPU halts is
+/// the idle vcpu's, not the last domain's to run).
+fn check_dom0_idle_time(t: &str) -> Result<(), String> {
+    let lists = xm_lists(t);
+    let [.., before, after] = lists.as_slice() else {
+        return Err(format!(
+            "{} xm list tables, expected 2 or more",
+            lists.len()
+        ));
+    };
+    let time = |table: &[&str]| {
+        rows_named(table, "Domain-0")
+            .first()
+            .copied()
+            .and_then(cpu_time_of)
+    };
+    match (time(before), time(after)) {
+        (Some(a), Some(b)) if b >= a && b - a < 0.3 => Ok(()),
+        other => Err(format!("Domain-0's Time(s) over 3 idle seconds: {other:?}")),
+    }
+}
+
+/// debug-keys: the 'q' dump names the CPU's current vcpu, and dom0's
+/// runstate agrees with it. dom0 waits for console input, so the keys run
+/// either in the idle vcpu (on dom0's context, dom0 blocked) or, if they
+/// came while dom0 was on its way to block, with dom0 still current and
+/// running.
+fn check_q_current_vcpu(t: &str) -> Result<(), String> {
+    let dump = &t[t.find("'q' pressed").ok_or("no 'q' dump")?..];
+    let line_after = |prefix: &str| {
+        dump.lines()
+            .find_map(|l| l.split_once(prefix).map(|(_, rest)| rest.to_string()))
+    };
+    let current = line_after("CPU0: current vcpu ").ok_or("no current vcpu line")?;
+    let runstate = line_after("    VCPU0: runstate ").ok_or("no runstate line")?;
+    let idle = current.starts_with("idle (d0v0's context loaded), idle ");
+    let dom0 = current.starts_with("d0v0, idle ");
+    if (idle && runstate.starts_with("blocked: running "))
+        || (dom0 && runstate.starts_with("running: running "))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "current vcpu {current:?}, dom0's runstate {runstate:?}"
+        ))
+    }
 }
 
 /// The rows of an `xm list` table naming `name`.
@@ -607,7 +660,7 @@ fn check_frame_table_census(t: &str) -> Result<(), String> {
 
 /// How many checks test-dom0 runs: a section that silently stopped running
 /// shows up as a different count.
-const TEST_DOM0_CHECKS: u64 = 359;
+const TEST_DOM0_CHECKS: u64 = 364;
 
 fn check_dom0_passed(t: &str) -> Result<(), String> {
     let line = t
@@ -880,6 +933,10 @@ fn scenarios() -> Vec<Scenario> {
                 Check::Has("'h' pressed -> showing installed handlers"),
                 Check::Has(" key 'q' (ascii '71') => dump domain (and guest debug) info"),
                 Check::Has("General information for domain 0 (Domain-0): tot_pages=8192"),
+                Check::Custom(
+                    "'q' shows the current vcpu and a runstate that agrees",
+                    check_q_current_vcpu,
+                ),
                 Check::Has("Notifying guest 0:0 (virq 1, port "),
                 Check::Has("*** Serial input to DOM0"),
                 Check::Has("test-dom0: console read 'hello oxen' after "),
@@ -960,6 +1017,10 @@ fn scenarios() -> Vec<Scenario> {
                     "dom0: domain brun (id=1) shut down (poweroff); on_poweroff = destroy: destroyed\n",
                 ),
                 Check::Custom("brun is listed, then gone", check_brun_listed_then_gone),
+                Check::Custom(
+                    "idle seconds are not Domain-0's CPU time",
+                    check_dom0_idle_time,
+                ),
                 Check::Has("oxen-dom0: powering off\n"),
                 Check::Has("Hardware Dom0 halted"),
                 Check::Lacks("xm create:"),

@@ -40,6 +40,8 @@ const PAGE: u32 = 4096;
 /// A frame of Oxen's own image (machine address 1 MiB): never dom0's.
 const OXEN_IMAGE_MFN: u32 = 0x100;
 
+mod idle;
+
 pvrt::guest_main!(main);
 
 struct Checks {
@@ -212,6 +214,7 @@ fn main(si: &'static StartInfo) -> ! {
     traps(&mut c, &mem);
     descriptors(&mut c, &mem);
     events(&mut c, &mem);
+    idle::idle_is_nobodys_time(&mut c, &mem);
     mappings(&mut c, &mem);
     more_mmu_ops(&mut c, &mem);
     domains(&mut c, &mem);
