@@ -126,6 +126,7 @@ pub fn run_pending(table: &mut crate::domain::DomainTable) {
                     "'q' pressed -> dumping domain info (now {} ns)\n",
                     crate::time::now_ns()
                 );
+                dump_cpu(table);
                 for dom in table.iter_mut() {
                     dump_domain(dom);
                 }
@@ -143,9 +144,24 @@ pub fn run_pending(table: &mut crate::domain::DomainTable) {
     }
 }
 
+/// `q`: the CPU's current vcpu (the idle vcpu's while the CPU waits: the
+/// keys run in the scheduler), whose context it holds, and its idle time.
+fn dump_cpu(table: &crate::domain::DomainTable) {
+    let now = crate::time::now_ns();
+    let idle_ns = table.idle_runstate().cpu_time(now);
+    match (table.current_id(), table.loaded_id()) {
+        (Some(d), _) => crate::printk!("CPU0: current vcpu d{d}v0, idle {idle_ns} ns so far\n"),
+        (None, Some(d)) => crate::printk!(
+            "CPU0: current vcpu idle (d{d}v0's context loaded), idle {idle_ns} ns so far\n"
+        ),
+        (None, None) => crate::printk!("CPU0: current vcpu idle, idle {idle_ns} ns so far\n"),
+    }
+}
+
 /// `q`: what Oxen knows of the domain, then `VIRQ_DEBUG` to each vcpu that
 /// bound it (the guest's cue to dump its own state).
 fn dump_domain(dom: &mut crate::domain::Domain) {
+    use hv_core::sched::State;
     use xen_abi::evtchn::VIRQ_DEBUG;
     crate::printk!(
         "General information for domain {} ({}): tot_pages={} max_pages={} privileged={} paused={} shutdown={:?}\n",
@@ -161,7 +177,7 @@ fn dump_domain(dom: &mut crate::domain::Domain) {
         return;
     }
     crate::printk!(
-        "    VCPU0: online={} blocked={} CR3 mfn={:#x} upcall_mask={} fpu_ts={} kernel_ss:sp={:#06x}:{:#010x} time={} ns\n",
+        "    VCPU0: online={} blocked={} CR3 mfn={:#x} upcall_mask={} fpu_ts={} kernel_ss:sp={:#06x}:{:#010x}\n",
         dom.vcpu.online,
         dom.vcpu.blocked,
         dom.vcpu.cr3.0,
@@ -169,7 +185,16 @@ fn dump_domain(dom: &mut crate::domain::Domain) {
         dom.vcpu.fpu_ts,
         dom.vcpu.kernel_stack.ss,
         dom.vcpu.kernel_stack.esp,
-        dom.vcpu.cpu_time_ns
+    );
+    let now = crate::time::now_ns();
+    let rs = &dom.vcpu.runstate;
+    crate::printk!(
+        "    VCPU0: runstate {}: running {} ns, runnable {} ns, blocked {} ns, offline {} ns\n",
+        rs.state().name(),
+        rs.cpu_time(now),
+        rs.time_in(State::Runnable, now),
+        rs.time_in(State::Blocked, now),
+        rs.time_in(State::Offline, now)
     );
     let mut words = crate::domain::events::SharedWords::new(dom.shared_va);
     match dom.ports.raise_virq(&mut words, VIRQ_DEBUG, 0) {

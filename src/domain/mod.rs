@@ -7,10 +7,15 @@
 //! guests): base page table, descriptor tables, callbacks, timers, and —
 //! while it is off the CPU — its saved registers and FPU state.
 //!
-//! Invariants: the running vcpu's context lives in the trap frame at the top
+//! The table also holds the CPU's scheduling state ([`hv_core::sched::Cpu`]):
+//! the current vcpu — a guest's, or the idle vcpu (`None`) while no guest
+//! vcpu may run — and the guest vcpu whose context the CPU holds.
+//!
+//! Invariants: the loaded vcpu's context (the current vcpu's, or while the
+//! idle vcpu runs the last guest vcpu's) lives in the trap frame at the top
 //! of the guest stack and its `saved` is `None`; every other vcpu that has
-//! run or been given a context has it in `saved`. Lock order: `DOMAINS`,
-//! then `MM`.
+//! run or been given a context has it in `saved`. The loaded vcpu's domain
+//! stays in the table. Lock order: `DOMAINS`, then `MM`.
 
 pub mod dom0;
 pub mod emulate;
@@ -42,7 +47,8 @@ pub struct Vcpu {
     /// type reference) and its number of entries.
     pub gdt_frames: heapless::Vec<Mfn, 14>,
     pub gdt_ents: u32,
-    /// Where the guest asked for its runstate (`register_runstate_memory_area`).
+    /// Where the guest asked for its runstate (`register_runstate_memory_area`;
+    /// 0: nowhere), rewritten each time the vcpu comes on the CPU.
     pub runstate_area: u32,
     /// The virtual IOPL (`physdev_op(set_iopl)`).
     pub iopl: u32,
@@ -74,8 +80,9 @@ pub struct Vcpu {
     /// `fpu_initialised` is false until the vcpu first used the FPU.
     pub fpu: alloc::boxed::Box<crate::arch::x86::fpu::FpuArea>,
     pub fpu_initialised: bool,
-    /// System time (ns) the vcpu has run.
-    pub cpu_time_ns: u64,
+    /// Its runstate: the time it spent running (its CPU time), runnable,
+    /// blocked and offline.
+    pub runstate: hv_core::sched::Runstate,
 }
 
 /// A guest domain.
@@ -153,7 +160,10 @@ impl Vcpu {
             poll: None,
             fpu: alloc::boxed::Box::new(crate::arch::x86::fpu::FpuArea::new()),
             fpu_initialised: false,
-            cpu_time_ns: 0,
+            runstate: hv_core::sched::Runstate::new(
+                hv_core::sched::State::Offline,
+                crate::time::now_ns(),
+            ),
         }
     }
 }
@@ -271,19 +281,28 @@ const _: () = assert!(
     "the live bitmap is a u64, rotated in the scheduler"
 );
 
-/// Every domain, by domid, and the one on the CPU.
+/// The domain slots, by domid.
+struct Slots([Option<alloc::boxed::Box<Domain>>; MAX_DOMAINS]);
+
+impl hv_core::sched::Runstates<DomId> for Slots {
+    fn runstate_mut(&mut self, domid: DomId) -> Option<&mut hv_core::sched::Runstate> {
+        let dom = self.0.get_mut(usize::from(domid))?.as_deref_mut()?;
+        Some(&mut dom.vcpu.runstate)
+    }
+}
+
+/// Every domain, by domid, and the CPU's current and loaded vcpus.
 pub struct DomainTable {
-    slots: [Option<alloc::boxed::Box<Domain>>; MAX_DOMAINS],
+    slots: Slots,
     /// Bit `d` set when slot `d` holds a domain (so that the scheduler
     /// looks at the domains there are, not at every slot).
     live: u64,
     /// The domid last given out by `free_domid`.
     last_domid: DomId,
-    current: Option<DomId>,
+    /// The current vcpu (`None`: the idle vcpu), the loaded one, idle time.
+    cpu: hv_core::sched::Cpu<DomId>,
     /// When the running vcpu's time slice ends (system time, ns).
     pub slice_end: u64,
-    /// When the running vcpu was put on the CPU.
-    pub ran_since: u64,
     /// The tick at which every vcpu's timers were last looked at.
     pub tended_tick: u64,
 }
@@ -291,41 +310,68 @@ pub struct DomainTable {
 impl DomainTable {
     const fn new() -> Self {
         Self {
-            slots: [const { None }; MAX_DOMAINS],
+            slots: Slots([const { None }; MAX_DOMAINS]),
             live: 0,
             last_domid: 0,
-            current: None,
+            cpu: hv_core::sched::Cpu::new(0),
             slice_end: 0,
-            ran_since: 0,
             tended_tick: u64::MAX,
         }
     }
 
-    /// The domain on the CPU.
+    /// The domain whose vcpu is on the CPU; `None` while the idle vcpu runs.
     pub fn current_id(&self) -> Option<DomId> {
-        self.current
+        self.cpu.current()
     }
 
     pub fn current(&self) -> Option<&Domain> {
-        self.get(self.current?)
+        self.get(self.cpu.current()?)
     }
 
     pub fn current_mut(&mut self) -> Option<&mut Domain> {
-        self.get_mut(self.current?)
+        self.get_mut(self.cpu.current()?)
+    }
+
+    /// The domain whose vcpu's context the CPU holds: the current one, or
+    /// the last to run while the idle vcpu is current.
+    pub fn loaded_id(&self) -> Option<DomId> {
+        self.cpu.loaded()
+    }
+
+    /// The idle vcpu's runstate (its running time is the CPU's idle time).
+    pub fn idle_runstate(&self) -> &hv_core::sched::Runstate {
+        self.cpu.idle()
+    }
+
+    /// Puts `next`'s vcpu (`None`: the idle vcpu) on the CPU in the books at
+    /// `now`; the current one leaves for `prev_to`. The caller does what the
+    /// answer asks of the context.
+    pub fn switch_to(
+        &mut self,
+        next: Option<DomId>,
+        prev_to: hv_core::sched::State,
+        now: u64,
+    ) -> hv_core::sched::Switch<DomId> {
+        let sw = self.cpu.switch(&mut self.slots, next, prev_to, now);
+        RUNNING_DOMID.store(
+            next.map_or(NO_DOMAIN, u32::from),
+            core::sync::atomic::Ordering::Relaxed,
+        );
+        sw
     }
 
     pub fn get(&self, domid: DomId) -> Option<&Domain> {
-        self.slots.get(usize::from(domid))?.as_deref()
+        self.slots.0.get(usize::from(domid))?.as_deref()
     }
 
     pub fn get_mut(&mut self, domid: DomId) -> Option<&mut Domain> {
-        self.slots.get_mut(usize::from(domid))?.as_deref_mut()
+        self.slots.0.get_mut(usize::from(domid))?.as_deref_mut()
     }
 
     /// Adds `dom` under its domid (which must be free).
     pub fn insert(&mut self, dom: Domain) {
         let domid = dom.domid;
-        let slot = &mut self.slots[usize::from(domid)];
+        let slot = &mut self.slots.0[usize::from(domid)];
         assert!(slot.is_none(), "domid {domid} in use");
         *slot = Some(alloc::boxed::Box::new(dom));
         self.live |= 1 << domid;
@@ -334,20 +380,23 @@ impl DomainTable {
     /// Lends the running domain out of the table (for a call that needs it
     /// and every other domain at once); give it back with [`Self::put_back`].
     pub fn lend_current(&mut self) -> Option<alloc::boxed::Box<Domain>> {
-        self.slots.get_mut(usize::from(self.current?))?.take()
+        self.slots
+            .0
+            .get_mut(usize::from(self.cpu.current()?))?
+            .take()
     }
 
     /// Returns the domain lent by [`Self::lend_current`].
     pub fn put_back(&mut self, dom: alloc::boxed::Box<Domain>) {
-        let slot = &mut self.slots[usize::from(dom.domid)];
+        let slot = &mut self.slots.0[usize::from(dom.domid)];
         assert!(slot.is_none(), "domid {} taken while lent", dom.domid);
         *slot = Some(dom);
     }
 
     /// Takes domain `domid` out of the table (it must not be on the CPU).
     pub fn remove(&mut self, domid: DomId) -> Option<alloc::boxed::Box<Domain>> {
-        assert_ne!(self.current, Some(domid), "removing the running domain");
-        let dom = self.slots.get_mut(usize::from(domid))?.take();
+        assert_ne!(self.cpu.loaded(), Some(domid), "removing the loaded domain");
+        let dom = self.slots.0.get_mut(usize::from(domid))?.take();
         if dom.is_some() {
             self.live &= !(1 << domid);
         }
@@ -366,24 +415,18 @@ impl DomainTable {
         let n = MAX_DOMAINS as u16 - 1;
         let found = (0..n)
             .map(|i| 1 + (self.last_domid + i) % n)
-            .find(|&d| self.slots[usize::from(d)].is_none())?;
+            .find(|&d| self.slots.0[usize::from(d)].is_none())?;
         self.last_domid = found;
         Some(found)
     }
 
     /// The domains, in domid order.
     pub fn iter(&self) -> impl Iterator<Item = &Domain> {
-        self.slots.iter().filter_map(|s| s.as_deref())
+        self.slots.0.iter().filter_map(|s| s.as_deref())
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Domain> {
-        self.slots.iter_mut().filter_map(|s| s.as_deref_mut())
-    }
-
-    /// Puts `domid` on the CPU in the books (the caller loads its state).
-    pub fn set_running(&mut self, domid: DomId) {
-        self.current = Some(domid);
-        RUNNING_DOMID.store(u32::from(domid), core::sync::atomic::Ordering::Relaxed);
+        self.slots.0.iter_mut().filter_map(|s| s.as_deref_mut())
     }
 }
 
@@ -397,9 +440,9 @@ pub fn start_dom0(dom: Domain) {
     let domid = dom.domid;
     let mut table = DOMAINS.lock();
     table.insert(dom);
-    table.set_running(domid);
     let now = crate::time::now_ns();
-    table.ran_since = now;
+    let sw = table.switch_to(Some(domid), hv_core::sched::State::Runnable, now);
+    assert_eq!(sw, hv_core::sched::Switch::Load { save: None });
     table.slice_end = now + sched::SLICE_NS;
 }
 
@@ -410,11 +453,13 @@ pub struct CurrentDomain;
 impl core::fmt::Display for CurrentDomain {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match DOMAINS.try_lock() {
-            Some(table) => match table.current() {
-                Some(d) => write!(f, "d{} ({})", d.domid, d.name),
-                None => f.write_str("idle (no guest has run yet)"),
+            Some(table) => match (table.current(), table.loaded_id()) {
+                (Some(d), _) => write!(f, "d{} ({})", d.domid, d.name),
+                (None, None) => f.write_str("idle (no guest has run yet)"),
+                (None, Some(last)) => write!(f, "idle (d{last} ran last)"),
             },
-            // The fatal path may run while a hypercall holds the lock.
+            // The fatal path may run while a hypercall holds the lock (or
+            // the scheduler, halted in the idle vcpu).
             None => match RUNNING_DOMID.load(core::sync::atomic::Ordering::Relaxed) {
                 NO_DOMAIN => f.write_str("idle"),
                 id => write!(f, "d{id} (in a hypercall or trap)"),

@@ -5,20 +5,27 @@
 //! in turn and none starves. A vcpu is runnable when its domain is neither
 //! dying, shut down nor paused by the toolstack, it has a context, and it is
 //! not blocked (`SCHEDOP_block`) or polling (`SCHEDOP_poll`). When nothing is
-//! runnable the CPU halts until an interrupt.
+//! runnable the idle vcpu becomes current and the CPU halts until an
+//! interrupt: the halted time is the idle vcpu's, and the vcpus waiting
+//! meanwhile count it as blocked (or runnable, offline) time in their
+//! runstates (`hv_core::sched`), never as CPU time.
 //!
 //! [`schedule`] runs on every return to a guest: it fires the running vcpu's
 //! timers (every vcpu's once per tick), wakes the vcpus whose events or
 //! deadlines came, hands pending debug keys and domain exceptions
 //! (`VIRQ_DOM_EXC` to dom0), and switches when the running vcpu may not go
-//! on or its slice is over. A switch saves the trap frame into the old vcpu,
-//! loads the new one's frame in its place and its page tables, descriptor
-//! tables, direct-entry state and a set CR0.TS (the FPU follows lazily, see
-//! `arch::x86::fpu`).
+//! on or its slice is over. A switch saves the trap frame into the vcpu
+//! whose context the CPU holds, loads the new one's frame in its place and
+//! its page tables, descriptor tables, direct-entry state and a set CR0.TS
+//! (the FPU follows lazily, see `arch::x86::fpu`). The idle vcpu runs on the
+//! context of the last guest vcpu, as Xen's does: going idle and coming back
+//! to that same vcpu reloads nothing (and leaves the FPU as it was). A vcpu
+//! coming on the CPU finds its runstate in the area it registered.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use hv_core::evtchn::{EventWords, upcall_needed};
+use hv_core::sched::{State, Switch, off_cpu_state};
 use xen_abi::domid::DomId;
 
 use super::events::{SharedWords, fire_timers};
@@ -60,6 +67,11 @@ pub fn runnable(dom: &Domain) -> bool {
         && dom.vcpu.online
         && !dom.vcpu.blocked
         && dom.vcpu.poll.is_none()
+}
+
+/// The runstate `dom`'s vcpu has while off the CPU.
+fn off_state(dom: &Domain) -> State {
+    off_cpu_state(dom.vcpu.blocked || dom.vcpu.poll.is_some(), runnable(dom))
 }
 
 /// Fires `dom`'s due timers and wakes its vcpu if what it waits for came.
@@ -112,18 +124,32 @@ fn load_vcpu(dom: &Domain) {
     cpu::set_task_switched(true);
 }
 
-/// Puts `next` on the CPU in place of the vcpu whose context is `frame`.
-fn switch(table: &mut DomainTable, frame: &mut TrapFrame, next: DomId, now: u64) {
-    let ran = now.saturating_sub(table.ran_since);
-    if let Some(prev) = table.current_mut() {
-        prev.vcpu.saved = Some(*frame);
-        prev.vcpu.cpu_time_ns += ran;
+/// Copies `dom`'s runstate into the area its vcpu registered, if any (its
+/// page tables must be loaded). As in Xen, a failed copy is ignored.
+pub fn update_runstate_area(dom: &Domain) {
+    let va = dom.vcpu.runstate_area;
+    if va != 0 {
+        let _ = crate::arch::x86::uaccess::write_guest(va, &dom.vcpu.runstate.record());
     }
-    let n = table.get_mut(next).expect("picked a domain that exists");
-    *frame = n.vcpu.saved.take().expect("a runnable vcpu has a context");
-    load_vcpu(n);
-    table.set_running(next);
-    table.ran_since = now;
+}
+
+/// Puts `next`'s vcpu (`None`: the idle vcpu) on the CPU in place of the
+/// current one, whose context is in `frame` if it is a guest's.
+fn switch(table: &mut DomainTable, frame: &mut TrapFrame, next: Option<DomId>, now: u64) {
+    let prev_to = table.current().map_or(State::Runnable, off_state);
+    match table.switch_to(next, prev_to, now) {
+        Switch::Stay | Switch::Idle => return,
+        Switch::Resume => {}
+        Switch::Load { save } => {
+            if let Some(prev) = save.and_then(|d| table.get_mut(d)) {
+                prev.vcpu.saved = Some(*frame);
+            }
+            let n = table.current_mut().expect("a guest vcpu was switched to");
+            *frame = n.vcpu.saved.take().expect("a runnable vcpu has a context");
+            load_vcpu(n);
+        }
+    }
+    update_runstate_area(table.current().expect("a guest vcpu was switched to"));
 }
 
 /// Tells dom0 about shut-down domains if any did (`VIRQ_DOM_EXC`).
@@ -140,7 +166,8 @@ fn deliver_dom_exc(table: &mut DomainTable) {
 }
 
 /// Chooses the vcpu to return to (see the module documentation); `frame` is
-/// the running vcpu's context and becomes the chosen one's. Interrupts off.
+/// the loaded vcpu's context and becomes the chosen one's. Interrupts off.
+/// Returns with a guest vcpu current, once there is one to run.
 pub fn schedule(table: &mut DomainTable, frame: &mut TrapFrame) {
     let mut now = crate::time::now_ns();
     let mut tend_all =
@@ -148,27 +175,37 @@ pub fn schedule(table: &mut DomainTable, frame: &mut TrapFrame) {
     loop {
         crate::console::keys::run_pending(table);
         deliver_dom_exc(table);
+        let current = table.current_id();
         if tend_all {
             table.tended_tick = crate::time::ticks();
             for dom in table.iter_mut() {
                 tend(dom, now);
+                // Off the CPU: its runstate follows what it waits for (a
+                // wake-up makes it runnable, a pause offline).
+                if Some(dom.domid) != current {
+                    let state = off_state(dom);
+                    dom.vcpu.runstate.change(state, now);
+                }
             }
         } else if let Some(dom) = table.current_mut() {
             tend(dom, now);
         }
-        let current = table.current_id();
         let keep = table.current().is_some_and(runnable) && now < table.slice_end;
         if keep {
             return;
         }
-        if let Some(next) = pick_next(table, current) {
-            if Some(next) != current {
-                switch(table, frame, next, now);
-            }
+        // Round robin from the vcpu that ran last (the one still loaded
+        // while the idle vcpu runs).
+        let next = pick_next(table, table.loaded_id());
+        if next != current {
+            switch(table, frame, next, now);
+        }
+        if next.is_some() {
             table.slice_end = now + SLICE_NS;
             return;
         }
-        // Nothing to run: wait for an interrupt (a tick, console input).
+        // Nothing to run: the idle vcpu waits for an interrupt (a tick,
+        // console input).
         cpu::enable_interrupts_and_halt();
         cpu::disable_interrupts();
         now = crate::time::now_ns();

@@ -47,12 +47,9 @@ fn info(table: &DomainTable, dom: &Domain) -> XenDomctlGetdomaininfo {
     if running {
         flags |= XEN_DOMINF_RUNNING;
     }
-    let cpu_time = dom.vcpu.cpu_time_ns
-        + if running {
-            crate::time::now_ns().saturating_sub(table.ran_since)
-        } else {
-            0
-        };
+    // The vcpu's running time: the time the CPU halted in the idle vcpu
+    // while it waited is not in it.
+    let cpu_time = dom.vcpu.runstate.cpu_time(crate::time::now_ns());
     XenDomctlGetdomaininfo {
         domain: dom.domid,
         flags,

@@ -1,5 +1,6 @@
 //! `vcpu_op(cmd, vcpuid, arg)` (#24, XEN-PV-ABI.md §15.3) for the one vcpu a
-//! domain has: whether it is up, its runstate, and its two timers. Bringing
+//! domain has: whether it is up, its runstate (kept by the scheduler) and
+//! where the guest wants it copied, and its two timers. Bringing
 //! more vcpus up (`initialise`, `up`, `down`) waits for SMP guests: -ENOSYS.
 
 use hv_core::hypercall::Outcome;
@@ -9,15 +10,6 @@ use xen_abi::vcpu::*;
 
 use super::Ctx;
 use crate::arch::x86::uaccess::{read_guest, write_guest};
-
-/// One vcpu on its own CPU: it has been running since boot.
-fn runstate(now: u64) -> VcpuRunstateInfo {
-    VcpuRunstateInfo {
-        state: RUNSTATE_RUNNING,
-        state_entry_time: 0,
-        time: [now, 0, 0, 0],
-    }
-}
 
 /// The shortest periodic timer Xen accepts.
 const MIN_PERIOD_NS: u64 = 1_000_000;
@@ -34,16 +26,17 @@ pub fn do_vcpu_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let vcpu = &mut ctx.dom().vcpu;
     let r = match cmd {
         VCPUOP_IS_UP => Ok(1),
-        VCPUOP_GET_RUNSTATE_INFO => write_guest(arg, &runstate(now)).map(|()| 0),
+        // As of now: the current stretch (running) counted.
+        VCPUOP_GET_RUNSTATE_INFO => write_guest(arg, &vcpu.runstate.info(now)).map(|()| 0),
         VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => read_guest::<VcpuRegisterRunstateMemoryArea>(arg)
             .and_then(|a| {
-                // Xen writes the runstate there at once and on every change; with
-                // one vcpu that never leaves its CPU the state does not change, so
-                // the first write is the one that matters.
+                // As Xen: the record goes there at once and again each time
+                // the vcpu comes on the CPU (`sched::update_runstate_area`);
+                // the guest adds the stretch since `state_entry_time`.
                 let addr = a.addr;
                 let va = u32::try_from(addr).map_err(|_| Errno::EFAULT)?;
                 if va != 0 {
-                    write_guest(va, &runstate(now))?;
+                    write_guest(va, &vcpu.runstate.record())?;
                 }
                 vcpu.runstate_area = va;
                 Ok(0)

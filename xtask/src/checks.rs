@@ -68,6 +68,12 @@ pub const CUSTOM_CHECKS: &[(&str, CustomFn)] = &[
         "fill_memory_then_enomem",
         CustomFn::Plain(check_filled_then_enomem),
     ),
+    // Idle time is the idle vcpu's (xm-create-domu, debug-keys).
+    (
+        "dom0_idle_time_not_charged",
+        CustomFn::Plain(check_dom0_idle_time),
+    ),
+    ("q_dump_current_vcpu", CustomFn::Plain(check_q_current_vcpu)),
     // Every xm scenario: no line glued to another writer's.
     ("console_lines_whole", CustomFn::Plain(check_console_lines)),
 ];
@@ -470,6 +476,55 @@ pub fn number_after(t: &str, prefix: &str) -> Option<u64> {
     let rest = &t[t.find(prefix)? + prefix.len()..];
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().ok()
+}
+
+/// xm-create-domu: over the three idle seconds between the last two lists
+/// Domain-0's Time(s) grew by less than 0.3 s (the time the CPU halts is
+/// the idle vcpu's, not the last domain's to run).
+fn check_dom0_idle_time(t: &str) -> Result<(), String> {
+    let lists = xm_lists(t);
+    let [.., before, after] = lists.as_slice() else {
+        return Err(format!(
+            "{} xm list tables, expected 2 or more",
+            lists.len()
+        ));
+    };
+    let time = |table: &[&str]| {
+        rows_named(table, "Domain-0")
+            .first()
+            .copied()
+            .and_then(cpu_time_of)
+    };
+    match (time(before), time(after)) {
+        (Some(a), Some(b)) if b >= a && b - a < 0.3 => Ok(()),
+        other => Err(format!("Domain-0's Time(s) over 3 idle seconds: {other:?}")),
+    }
+}
+
+/// debug-keys: the 'q' dump names the CPU's current vcpu, and dom0's
+/// runstate agrees with it. dom0 waits for console input, so the keys run
+/// either in the idle vcpu (on dom0's context, dom0 blocked) or, if they
+/// came while dom0 was on its way to block, with dom0 still current and
+/// running.
+fn check_q_current_vcpu(t: &str) -> Result<(), String> {
+    let dump = &t[t.find("'q' pressed").ok_or("no 'q' dump")?..];
+    let line_after = |prefix: &str| {
+        dump.lines()
+            .find_map(|l| l.split_once(prefix).map(|(_, rest)| rest.to_string()))
+    };
+    let current = line_after("CPU0: current vcpu ").ok_or("no current vcpu line")?;
+    let runstate = line_after("    VCPU0: runstate ").ok_or("no runstate line")?;
+    let idle = current.starts_with("idle (d0v0's context loaded), idle ");
+    let dom0 = current.starts_with("d0v0, idle ");
+    if (idle && runstate.starts_with("blocked: running "))
+        || (dom0 && runstate.starts_with("running: running "))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "current vcpu {current:?}, dom0's runstate {runstate:?}"
+        ))
+    }
 }
 
 /// xm scenarios: console lines are whole and each writer's own. A line

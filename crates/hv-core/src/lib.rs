@@ -20,5 +20,6 @@ pub mod mapcache;
 pub mod privop;
 pub mod ptwr;
 pub mod rtc;
+pub mod sched;
 pub mod seg4gb;
 pub mod vidt;

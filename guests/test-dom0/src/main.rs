@@ -28,6 +28,7 @@ mod domains;
 mod events;
 mod grants;
 mod helpers;
+mod idle;
 mod isolation;
 mod mm;
 mod time;
@@ -106,6 +107,7 @@ fn main(si: &'static StartInfo) -> ! {
     traps::traps(&mut c, &mem);
     descriptors::descriptors(&mut c, &mem);
     events::events(&mut c, &mem);
+    idle::idle_is_nobodys_time(&mut c, &mem);
     mm::mappings(&mut c, &mem);
     mm::more_mmu_ops(&mut c, &mem);
     domains::domains(&mut c, &mem);

@@ -263,6 +263,22 @@ pub(crate) fn time(c: &mut Checks) {
         area[0] == RUNSTATE_RUNNING as u32 && area[3] != 0xFFFF_FFFF,
         format_args!("{area:x?}"),
     );
+    // `area` lives on this stack frame only: take it back from Oxen, which
+    // rewrites a registered area each time the vcpu comes on the CPU.
+    let unreg = [0u32, 0];
+    c.ok(
+        "vcpu_unregister_runstate_area",
+        hcall(
+            VCPU_OP,
+            [
+                VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA,
+                0,
+                unreg.as_ptr() as u32,
+                0,
+                0,
+            ],
+        ),
+    );
     let mut close = EvtchnClose { port: virq.port };
     c.ok("close_virq_timer", evtchn(EVTCHNOP_CLOSE, &mut close));
 }
