@@ -20,4 +20,5 @@ pub mod privop;
 pub mod ptwr;
 pub mod rtc;
 pub mod seg4gb;
+pub mod tsc;
 pub mod vidt;
