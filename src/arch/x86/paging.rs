@@ -86,6 +86,24 @@ pub fn install_high_l1(slot: usize, l1_maddr: u64) {
     assert_eq!(old, 0, "high L2 slot {slot} already in use");
 }
 
+/// Makes high-L2 slot `slot` a 2 MiB superpage of the machine memory at
+/// `maddr` (2 MiB aligned) with `flags` (`PAGE_PSE` is added). Only during
+/// bring-up (see the module invariants).
+pub fn install_high_superpage(slot: usize, maddr: u64, flags: u64) {
+    assert!((xen_abi::layout::FIRST_XEN_L2_SLOT..512).contains(&slot));
+    assert_eq!(
+        maddr % (2 << 20),
+        0,
+        "superpage at {maddr:#x} not 2 MiB aligned"
+    );
+    assert!(
+        !L2_FROZEN.load(Ordering::Relaxed),
+        "Oxen's L2 changed after a guest copied it"
+    );
+    let old = IDLE_PG_L2_HIGH.0[slot].swap(maddr | flags | PAGE_PSE, Ordering::SeqCst);
+    assert_eq!(old, 0, "high L2 slot {slot} already in use");
+}
+
 /// Whether high-L2 slot `slot` has an L1 (or a superpage).
 pub fn high_l2_present(slot: usize) -> bool {
     IDLE_PG_L2_HIGH.0[slot].load(Ordering::Relaxed) & PAGE_PRESENT != 0
