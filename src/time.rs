@@ -107,8 +107,12 @@ fn calibrate() -> u64 {
     }
     let cpuid = cpuid_tsc_hz();
     match hv_core::tsc::choose(pit.map(|c| c.hz), cpuid) {
-        Some((hz, Source::Cpuid { .. })) => {
-            log::info!("TSC: rate from CPUID ({hz} Hz), the PIT agrees");
+        Some((hz, Source::Cpuid { pit: Some(p) })) => {
+            log::info!("TSC: {hz} Hz from CPUID, the PIT agrees ({p} Hz)");
+            hz
+        }
+        Some((hz, Source::Cpuid { pit: None })) => {
+            log::warn!("TSC: {hz} Hz from CPUID, unchecked (no usable PIT window)");
             hz
         }
         Some((hz, Source::Pit { cpuid: Some(c) })) => {
@@ -116,7 +120,7 @@ fn calibrate() -> u64 {
             hz
         }
         Some((hz, Source::Pit { cpuid: None })) => hz,
-        None => panic!("cannot calibrate the TSC: no PIT window ended and CPUID gives no rate"),
+        None => panic!("cannot calibrate the TSC: no usable PIT window and no rate from CPUID"),
     }
 }
 

@@ -141,13 +141,14 @@ pub struct Calibration {
     pub precise: bool,
 }
 
-/// Collects windows until `WINDOWS_WANTED` are accepted or `MAX_WINDOWS`
-/// were tried.
+/// Collects windows until `WINDOWS_WANTED` are accepted, `MAX_WINDOWS` were
+/// tried, or one never ended (a PIT that does not count will not start to).
 #[derive(Debug, Default)]
 pub struct Calibrator {
     accepted: heapless::Vec<u64, MAX_WINDOWS>,
     stretched: heapless::Vec<u64, MAX_WINDOWS>,
     tried: usize,
+    unfinished: bool,
 }
 
 impl Calibrator {
@@ -158,13 +159,13 @@ impl Calibrator {
 
     /// Whether to stop measuring.
     pub fn done(&self) -> bool {
-        self.accepted.len() >= WINDOWS_WANTED || self.tried >= MAX_WINDOWS
+        self.accepted.len() >= WINDOWS_WANTED || self.tried >= MAX_WINDOWS || self.unfinished
     }
 
-    /// Records a window (`None`: the count never ended). Windows past
-    /// `MAX_WINDOWS` are ignored (reported `Unfinished`).
+    /// Records a window (`None`: the count never ended). Windows after
+    /// `done` are ignored (reported `Unfinished`).
     pub fn add(&mut self, window: Option<Window>) -> Verdict {
-        if self.tried >= MAX_WINDOWS {
+        if self.done() {
             return Verdict::Unfinished;
         }
         self.tried += 1;
@@ -177,9 +178,15 @@ impl Calibrator {
             Verdict::Stretched { hz, .. } => {
                 let _ = self.stretched.push(hz);
             }
-            _ => {}
+            Verdict::Unfinished => self.unfinished = true,
+            Verdict::Implausible(_) | Verdict::Inconsistent => {}
         }
         verdict
+    }
+
+    /// Windows tried so far.
+    pub fn tried(&self) -> usize {
+        self.tried
     }
 
     /// The median of the accepted windows, or failing any, of the stretched
@@ -394,15 +401,18 @@ mod tests {
     fn stretched_windows_do_not_move_the_result() {
         let mut c = Calibrator::new();
         let mut t = 1_000_000_000;
-        // Every other window is held up at its end by 1 to 4 ms; one is lost.
+        // Every other window is held up at its end by 2 or 4 ms; one has
+        // inconsistent readings.
         let mut i = 0;
         while !c.done() {
             let mut w = window(t, 3_000, 3_000);
             if i % 2 == 1 {
                 w.first_done += HZ * (i % 4 + 1) / 1000;
             }
-            let w = if i == 4 { None } else { Some(w) };
-            c.add(w);
+            if i == 4 {
+                w.pit_ticks = 0;
+            }
+            c.add(Some(w));
             t += HZ / 100;
             i += 1;
         }
@@ -428,8 +438,11 @@ mod tests {
         w.first_done += HZ / 1000;
         let stretched_hz = w.hz().unwrap();
         c.add(Some(w));
+        let mut bad = window(1_000_000, 0, 0);
+        bad.pit_ticks = 0;
         for _ in 1..MAX_WINDOWS {
-            c.add(None);
+            assert!(!c.done());
+            assert_eq!(c.add(Some(bad)), Verdict::Inconsistent);
         }
         assert!(c.done());
         // Further windows are not taken.
@@ -445,13 +458,30 @@ mod tests {
     fn no_usable_window_gives_no_result() {
         let mut c = Calibrator::new();
         while !c.done() {
-            c.add(None);
+            let mut w = window(1_000_000, 0, 0);
+            w.pit_ticks = 0;
+            c.add(Some(w));
         }
+        assert_eq!(c.tried(), MAX_WINDOWS);
         assert_eq!(c.result(), None);
+    }
+
+    #[test]
+    fn a_window_that_never_ends_stops_calibration() {
         let mut c = Calibrator::new();
-        let mut w = window(1_000_000, 0, 0);
-        w.pit_ticks = 0;
-        c.add(Some(w));
+        assert!(matches!(
+            c.add(Some(window(1_000_000, 500, 500))),
+            Verdict::Accepted(_)
+        ));
+        assert_eq!(c.add(None), Verdict::Unfinished);
+        assert!(c.done());
+        assert_eq!(c.tried(), 2);
+        // What was measured before still counts.
+        let r = c.result().unwrap();
+        assert_eq!((r.used, r.tried, r.precise), (1, 2, true));
+        let mut c = Calibrator::new();
+        c.add(None);
+        assert!(c.done());
         assert_eq!(c.result(), None);
     }
 

@@ -5,7 +5,8 @@
 //!   (`[HYPERVISOR_VIRT_START, 4 GiB)`) are Oxen's; slots 0..2 are empty once
 //!   `drop_identity_map` has run (the low L2 only serves the 32-bit entry).
 //! - The first 12 MiB of machine memory are mapped at `DIRECT_MAP_VIRT` with
-//!   2 MiB pages; Oxen's image lives there.
+//!   2 MiB pages; Oxen's image lives there. The M2P's two windows are 2 MiB
+//!   pages too (`mm::m2p`); every other present high slot holds an L1.
 //! - After bring-up, Oxen never changes an entry of its high L2: dynamic
 //!   mappings (map cache, heap, frame table) change only L1 entries, so a copy of
 //!   slots 428..511 placed in a guest's L2 stays valid forever.
