@@ -60,6 +60,7 @@ fn image_range() -> (u64, u64) {
 /// Entered from boot/entry.S on the boot stack, paging on, interrupts off.
 #[unsafe(no_mangle)]
 pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
+    time::boot_started();
     let stack_top = core::ptr::addr_of!(oxen_boot_stack_top) as u32;
     let idle_cr3 = paging::image_maddr(&paging::IDLE_PG_L3) as u32;
     gdt::init(
@@ -112,25 +113,29 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
             .into_iter()
             .chain(boot.reserved_ranges()),
     );
+    time::milestone("frame allocator");
     let heap = mm::heap::init(HEAP_BYTES);
+    time::milestone("heap");
     mm::m2p::init(max_mfn);
-    mm::frame_table::init(max_mfn, |mfn| {
-        let a = mfn.maddr().0;
-        ram.iter().any(|&(start, end)| (start..end).contains(&a))
-    });
+    time::milestone("M2P");
+    mm::frame_table::init(max_mfn, &ram);
+    time::milestone("frame table");
     let tsc_hz = time::init();
+    time::milestone("TSC calibrated");
     cpu::enable_interrupts();
 
     arch::x86::guest::init_stack();
     mm::enable_audit(opts.mm_audit);
     let dom0_bytes = report::memory(&boot, &opts, image, heap);
-    report::cpu(tsc_hz);
+    let tick_check = report::cpu(tsc_hz);
     let hypercalls = hypercall::init();
     log::info!("Hypercall table: {hypercalls} hypercalls declared");
     selftest::run(&opts);
     report::modules(&boot);
+    time::milestone("boot report");
 
     let Some(kernel) = boot.modules.first() else {
+        report::timer(tick_check);
         crate::printk!("No dom0 kernel was given (no multiboot module): nothing to run.\n");
         panic::machine_halt()
     };
@@ -139,7 +144,9 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
         Ok(d) => d,
         Err(e) => panic!("Could not set up DOM0 guest OS: {e}"),
     };
+    time::milestone("dom0 built");
     crate::printk!("{}\n", dom0.summary);
+    report::timer(tick_check);
     console::enable_input();
     crate::printk!(
         "Starting dom0 (ring 1): {} pages, shared_info {}.\n",
@@ -149,6 +156,7 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
     let l3 = dom0.domain.vcpu.cr3;
     arch::x86::fpu::init();
     domain::start_dom0(dom0.domain);
+    time::milestone("entering dom0");
     // SAFETY: the L3 was validated and pinned by the builder; its slot-3 L2
     // carries Oxen's own mappings, so Oxen keeps running after the switch.
     unsafe { cpu::write_cr3(l3.maddr().0 as u32) };

@@ -71,25 +71,19 @@ pub fn memory(boot: &BootInfo, opts: &Options<'_>, image: (u64, u64), heap_bytes
     dom0
 }
 
-/// Clock and segmentation facts.
-pub fn cpu(tsc_hz: u64) {
+/// Clock and segmentation facts. The tick is checked later, by [`timer`],
+/// so that the wait for it overlaps the dom0 build.
+pub fn cpu(tsc_hz: u64) -> TickCheck {
     printk!(
         "TSC: {}.{:03} MHz\n",
         tsc_hz / 1_000_000,
         (tsc_hz / 1000) % 1000
     );
-    // Interrupts are on: the tick must advance while we wait on the TSC.
-    let before = crate::time::ticks();
-    crate::time::delay_ms(50);
-    let ticks = crate::time::ticks() - before;
-    if ticks == 0 {
-        log::error!("Timer: no tick in 50 ms (IRQ 0 not arriving)");
-    } else {
-        printk!(
-            "Timer: {} Hz tick running ({ticks} ticks in 50 ms)\n",
-            crate::time::TICK_HZ
-        );
-    }
+    let check = TickCheck {
+        ticks: crate::time::ticks(),
+        tsc: cpu::rdtsc(),
+        tsc_hz,
+    };
     // Read the guest flat segments back from the CPU: their limits are what
     // keeps ring 1 out of Oxen (QEMU's TCG does not enforce them on data).
     for (name, sel) in [
@@ -105,6 +99,34 @@ pub fn cpu(tsc_hz: u64) {
             ),
             _ => log::error!("GDT: {name} {sel:#06x} is not a valid selector"),
         }
+    }
+    check
+}
+
+/// The tick count and TSC when [`cpu`] reported, for [`timer`].
+pub struct TickCheck {
+    ticks: u64,
+    tsc: u64,
+    tsc_hz: u64,
+}
+
+/// Whether the periodic tick arrives: interrupts are on, so the tick count
+/// must have advanced since [`cpu`]; waits (on the TSC) until two ticks came,
+/// or 50 ms passed since then, and reports.
+pub fn timer(check: TickCheck) {
+    let limit = check.tsc_hz / 1000 * 50;
+    while crate::time::ticks() - check.ticks < 2 && cpu::rdtsc() - check.tsc < limit {
+        core::hint::spin_loop();
+    }
+    let ticks = crate::time::ticks() - check.ticks;
+    let ms = hv_core::tsc::ticks_to_us(cpu::rdtsc() - check.tsc, check.tsc_hz).div_ceil(1000);
+    if ticks == 0 {
+        log::error!("Timer: no tick in {ms} ms (IRQ 0 not arriving)");
+    } else {
+        printk!(
+            "Timer: {} Hz tick running ({ticks} ticks in {ms} ms)\n",
+            crate::time::TICK_HZ
+        );
     }
 }
 

@@ -1,6 +1,10 @@
 //! Time: the TSC frequency, system time (ns since boot, Xen's `NOW()`), the
 //! wall clock read from the CMOS RTC at boot, and the periodic tick (PIT
 //! channel 0 on IRQ 0), which wakes a blocked vcpu and lets timers fire.
+//!
+//! Bring-up milestones (`milestone`) print, at debug level, the time since
+//! `boot_started`; those reached before the TSC is calibrated are kept (TSC
+//! values) and printed by `init`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,12 +18,48 @@ static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 static SCALE: AtomicU64 = AtomicU64::new(0);
 static WALLCLOCK_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 static TICKS: AtomicU64 = AtomicU64::new(0);
+static BOOT_STARTED_TSC: AtomicU64 = AtomicU64::new(0);
+/// Milestones reached before calibration: (what, TSC).
+static EARLY_MILESTONES: spin::Mutex<heapless::Vec<(&'static str, u64), 8>> =
+    spin::Mutex::new(heapless::Vec::new());
+
+/// Notes the TSC at the start of bring-up, the origin of the milestones.
+pub fn boot_started() {
+    BOOT_STARTED_TSC.store(cpu::rdtsc(), Ordering::Relaxed);
+}
+
+/// A bring-up milestone: at debug level, `boot: <what> at <ms> ms` (since
+/// `boot_started`), now or, before calibration, from `init`.
+pub fn milestone(what: &'static str) {
+    let tsc = cpu::rdtsc();
+    if tsc_hz() == 0 {
+        let _ = EARLY_MILESTONES.lock().push((what, tsc));
+    } else {
+        print_milestone(what, tsc);
+    }
+}
+
+fn print_milestone(what: &str, tsc: u64) {
+    let us = hv_core::tsc::ticks_to_us(
+        tsc.saturating_sub(BOOT_STARTED_TSC.load(Ordering::Relaxed)),
+        tsc_hz(),
+    );
+    log::debug!("boot: {what} at {}.{:03} ms", us / 1000, us % 1000);
+}
+
+/// Length of one calibration window: 2 ms of PIT ticks.
+const WINDOW_PIT_TICKS: u16 = (hv_core::tsc::PIT_HZ / 500) as u16;
+/// Length of the warm-up window: 0.1 ms.
+const WARM_UP_PIT_TICKS: u16 = (hv_core::tsc::PIT_HZ / 10_000) as u16;
 
 /// Calibrates the TSC and starts the tick. Interrupts stay off until the caller
 /// enables them.
 pub fn init() -> u64 {
-    let hz = pit::calibrate_tsc(20);
+    let hz = calibrate();
     TSC_HZ.store(hz, Ordering::Relaxed);
+    for &(what, tsc) in EARLY_MILESTONES.lock().iter() {
+        print_milestone(what, tsc);
+    }
     let (mul, shift) = xen_abi::shared_info::VcpuTimeInfo::scale_for_tsc_hz(hz);
     SCALE.store(
         u64::from(mul) | (u64::from(shift as u8) << 32),
@@ -30,6 +70,68 @@ pub fn init() -> u64 {
     pit::start_periodic(TICK_HZ);
     pic::unmask(0);
     hz
+}
+
+/// The TSC rate: the median of short PIT windows (`hv_core::tsc`), or CPUID
+/// leaf 0x15/0x16's rate where it agrees with them.
+fn calibrate() -> u64 {
+    use hv_core::tsc::{Calibrator, Source, Verdict};
+    // A first, short window that is not counted: under QEMU the first one's
+    // edges are always tens of microseconds wide (code translated on first use).
+    let _ = pit::tsc_window(WARM_UP_PIT_TICKS);
+    let mut calibrator = Calibrator::new();
+    while !calibrator.done() {
+        let window = pit::tsc_window(WINDOW_PIT_TICKS);
+        match calibrator.add(window) {
+            Verdict::Accepted(hz) => log::trace!(
+                "TSC: PIT window {hz} Hz, edges {} ticks",
+                window.map_or(0, |w| w.edges())
+            ),
+            v => log::debug!("TSC: PIT window rejected: {v:?}"),
+        }
+    }
+    let pit = calibrator.result();
+    match pit {
+        Some(c) if c.precise => log::debug!(
+            "TSC: PIT median {} Hz over {} of {} windows",
+            c.hz,
+            c.used,
+            c.tried
+        ),
+        Some(c) => log::warn!(
+            "TSC: every PIT window was disturbed; {} Hz is the median of {} imprecise ones",
+            c.hz,
+            c.used
+        ),
+        None => log::warn!("TSC: no usable PIT window"),
+    }
+    let cpuid = cpuid_tsc_hz();
+    match hv_core::tsc::choose(pit.map(|c| c.hz), cpuid) {
+        Some((hz, Source::Cpuid { pit: Some(p) })) => {
+            log::info!("TSC: {hz} Hz from CPUID, the PIT agrees ({p} Hz)");
+            hz
+        }
+        Some((hz, Source::Cpuid { pit: None })) => {
+            log::warn!("TSC: {hz} Hz from CPUID, unchecked (no usable PIT window)");
+            hz
+        }
+        Some((hz, Source::Pit { cpuid: Some(c) })) => {
+            log::warn!("TSC: CPUID says {c} Hz, the PIT measures {hz} Hz: using the PIT");
+            hz
+        }
+        Some((hz, Source::Pit { cpuid: None })) => hz,
+        None => panic!("cannot calibrate the TSC: no usable PIT window and no rate from CPUID"),
+    }
+}
+
+/// The TSC rate CPUID leaves 0x15/0x16 state, if the CPU has them.
+fn cpuid_tsc_hz() -> Option<u64> {
+    let max_leaf = cpu::cpuid(0, 0).0;
+    let leaf = |l: u32| (max_leaf >= l).then(|| cpu::cpuid(l, 0));
+    let leaf15 = leaf(0x15).map(|(a, b, c, _)| (a, b, c));
+    let leaf16 = leaf(0x16).map(|(a, ..)| a);
+    log::debug!("TSC: CPUID max basic leaf {max_leaf:#x}, 0x15 {leaf15:x?}, 0x16 {leaf16:x?}");
+    hv_core::tsc::cpuid_tsc_hz(leaf15, leaf16)
 }
 
 /// TSC ticks per second.

@@ -188,14 +188,18 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
     ))
     .map_err(BuildError::Layout)?;
 
-    // Memory: every frame dom0 will own, scrubbed, with its M2P entry.
+    // Memory: every frame dom0 will own, with its M2P entry, then scrubbed
+    // (runs of consecutive frames at a time).
     let mut p2m: Vec<Mfn> = Vec::with_capacity(nr_pages as usize);
     for pfn in 0..nr_pages {
         let mfn = alloc_domain_frame(0).ok_or(BuildError::OutOfMemory { wanted: nr_pages })?;
-        mapcache::clear_frame(mfn);
         m2p::set(mfn, pfn as u32);
         p2m.push(mfn);
     }
+    for run in p2m.chunk_by(|a, b| b.0 == a.0 + 1) {
+        mapcache::clear_frames(run[0], run.len() as u64);
+    }
+    crate::time::milestone("dom0 memory allocated and scrubbed");
     let mut mem = Dom0Memory {
         virt_base: layout.virt_base,
         p2m: &p2m,
@@ -241,11 +245,18 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
     si.set_cmd_line(cmdline.as_bytes());
     let Ok(()) = mem.write(layout.start_info_va(), si.as_bytes());
 
+    crate::time::milestone("dom0 image, initrd, P2M and start_info written");
     // The bootstrap page tables.
+    // The entries come table by table: keep the current table mapped.
+    let mut mapped: Option<(Mfn, mapcache::Mapping)> = None;
     layout.for_each_bootstrap_pte(|p| {
         let table = p2m[p.table_pfn as usize];
         let val = (p2m[p.target_pfn as usize].maddr().0) | p.flags;
-        let m = mapcache::map_frame(table);
+        if mapped.as_ref().is_none_or(|(mfn, _)| *mfn != table) {
+            mapped = Some((table, mapcache::map_frame(table)));
+        }
+        let m = &mapped.as_ref().expect("just mapped").1;
+        assert!(p.index < 512);
         // SAFETY: `index` < 512 within the mapped table frame; nothing else
         // uses the frame yet (it is validated below).
         unsafe {
@@ -254,6 +265,7 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
                 .write_volatile(val)
         };
     });
+    drop(mapped);
 
     // Validate, pin, and make it vcpu0's base pointer.
     let l3 = p2m[layout.l3_pfn() as usize];

@@ -8,7 +8,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use hv_core::addr::Mfn;
+use hv_core::addr::{Mfn, PAGE_SIZE};
 use pv_mm::{Mm, MmConfig, PageInfo};
 use spin::Mutex;
 use xen_abi::domid::{DOMID_INVALID, DOMID_IO, DOMID_XEN, DomId};
@@ -32,8 +32,9 @@ fn table() -> &'static [PageInfo] {
 }
 
 /// Maps and fills the frame table for frames `[0, nr_frames)` and starts the
-/// engine. `is_ram(mfn)` says whether a frame is RAM. Returns the frames used.
-pub fn init(nr_frames: u64, is_ram: impl Fn(Mfn) -> bool) -> u32 {
+/// engine. `ram` is the machine RAM, as sorted, disjoint byte ranges. Returns
+/// the frames used.
+pub fn init(nr_frames: u64, ram: &[(u64, u64)]) -> u32 {
     assert!(
         nr_frames <= MAX_FRAMES,
         "more machine memory than the frame table covers"
@@ -41,22 +42,39 @@ pub fn init(nr_frames: u64, is_ram: impl Fn(Mfn) -> bool) -> u32 {
     let pages = (nr_frames * 16).div_ceil(4096) as u32;
     let used = super::hvmap::populate(FRAMETABLE_VIRT_START, pages);
     let base = FRAMETABLE_VIRT_START as *mut PageInfo;
-    for mfn in 0..nr_frames {
-        let info = if is_ram(Mfn(mfn)) {
-            PageInfo::free()
-        } else {
-            PageInfo::io()
-        };
-        // SAFETY: entry `mfn` lies in the range just mapped; nothing refers to
-        // the table yet, so writing whole entries is fine.
-        unsafe { base.add(mfn as usize).write(info) };
+    let fill = |from: u64, to: u64, info: fn() -> PageInfo| {
+        for mfn in from..to {
+            // SAFETY: entry `mfn` < nr_frames lies in the range just mapped;
+            // nothing refers to the table yet, so writing whole entries is fine.
+            unsafe { base.add(mfn as usize).write(info()) };
+        }
+    };
+    // Frames that start in RAM are free (for now), the rest is I/O.
+    let frames_of = |start: u64, end: u64| {
+        (
+            start.div_ceil(PAGE_SIZE).min(nr_frames),
+            end.div_ceil(PAGE_SIZE).min(nr_frames),
+        )
+    };
+    let mut next = 0;
+    for &(start, end) in ram {
+        let (first, last) = frames_of(start, end);
+        let first = first.max(next);
+        let last = last.max(first);
+        fill(next, first, PageInfo::io);
+        fill(first, last, PageInfo::free);
+        next = last;
     }
+    fill(next, nr_frames, PageInfo::io);
     NR_FRAMES.store(nr_frames as u32, Ordering::Relaxed);
     let mm = Mm::new(table(), OxenMachine, MmConfig::default());
-    for mfn in (0..nr_frames).map(Mfn) {
-        if is_ram(mfn) && !super::frames::is_free(mfn) {
+    // RAM the allocator no longer has is Oxen's (image, boot data, its own
+    // allocations so far).
+    for &(start, end) in ram {
+        let (first, last) = frames_of(start, end);
+        super::frames::for_each_not_free(first, last, |mfn| {
             mm.assign(mfn, DOMID_XEN).expect("fresh frame table");
-        }
+        });
     }
     *MM.lock() = Some(mm);
     used

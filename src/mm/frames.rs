@@ -75,9 +75,17 @@ pub fn free(mfn: Mfn) {
     with(|a| a.free(mfn)).unwrap_or_else(|e| panic!("freeing {mfn}: {e}"));
 }
 
-/// Whether `mfn` is free.
-pub fn is_free(mfn: Mfn) -> bool {
-    with(|a| a.is_free(mfn))
+/// Calls `f` for every frame in `[first, last)` that is not free (allocated,
+/// reserved, or not RAM), all under one lock: bring-up only (`f` must not use
+/// the allocator).
+pub fn for_each_not_free(first: u64, last: u64, mut f: impl FnMut(Mfn)) {
+    with(|a| {
+        for mfn in (first..last.min(a.max_mfn().0)).map(Mfn) {
+            if !a.is_free(mfn) {
+                f(mfn);
+            }
+        }
+    });
 }
 
 /// (free frames, usable frames).

@@ -12,8 +12,9 @@ static HEAP: LockedHeap = LockedHeap::empty();
 pub fn init(bytes: u32) -> u32 {
     let bytes = bytes.min(HEAP_VIRT_END - HEAP_VIRT_START) & !0xFFF;
     super::hvmap::populate(HEAP_VIRT_START, bytes / 4096);
-    // SAFETY: the range was just mapped to fresh zeroed frames used by nothing
-    // else, and the heap is initialised only once (bring-up).
+    // SAFETY: the range was just mapped to fresh frames used by nothing else
+    // (their old contents do not matter to the allocator), and the heap is
+    // initialised only once (bring-up).
     unsafe { HEAP.lock().init(HEAP_VIRT_START as *mut u8, bytes as usize) };
     bytes
 }

@@ -10,13 +10,11 @@ use hv_core::addr::{Maddr, Mfn, PAGE_SIZE};
 use super::{frame_table, mapcache};
 use crate::arch::x86::paging::{self, PAGE_PRESENT, PAGE_RW};
 
-/// Makes `va` (page aligned, in Oxen's area) map machine frame `mfn` with
-/// `flags`, creating the L1 if the slot has none (bring-up only, see the idle-L2
-/// invariant). Returns whether an L1 had to be created.
-pub fn map_page(va: u32, mfn: Mfn, flags: u64) -> bool {
-    assert_eq!(va % PAGE_SIZE as u32, 0);
-    let slot = paging::high_l2_slot(va);
-    let (l1, created) = match paging::high_l1_maddr(slot) {
+/// The L1 behind high-L2 slot `slot`, created (zeroed) if the slot has none
+/// (bring-up only, see the idle-L2 invariant). Returns it and whether it was
+/// created.
+fn l1_for_slot(slot: usize, va: u32) -> (Mfn, bool) {
+    match paging::high_l1_maddr(slot) {
         Some(l1) => (Maddr(l1).mfn(), false),
         None => {
             assert!(
@@ -28,29 +26,60 @@ pub fn map_page(va: u32, mfn: Mfn, flags: u64) -> bool {
             paging::install_high_l1(slot, l1.maddr().0);
             (l1, true)
         }
-    };
+    }
+}
+
+/// Entry `index` of the L1 mapped at `l1_map`.
+fn l1_entry(l1_map: &mapcache::Mapping, index: usize) -> &AtomicU64 {
+    assert!(index < 512);
+    // SAFETY: the mapping is a whole L1 page and `index` < 512; entries are
+    // written with one atomic 64-bit store so the walker never sees half of one.
+    unsafe { &*(l1_map.as_mut_ptr() as *const AtomicU64).add(index) }
+}
+
+/// Makes `va` (page aligned, in Oxen's area) map machine frame `mfn` with
+/// `flags`, creating the L1 if the slot has none (bring-up only, see the idle-L2
+/// invariant). Returns whether an L1 had to be created.
+pub fn map_page(va: u32, mfn: Mfn, flags: u64) -> bool {
+    assert_eq!(va % PAGE_SIZE as u32, 0);
+    let (l1, created) = l1_for_slot(paging::high_l2_slot(va), va);
     let l1_map = mapcache::map_frame(l1);
-    let index = ((va >> 12) & 511) as usize;
-    // SAFETY: the mapping is the whole L1 page and `index` < 512; the entry is
-    // written with one atomic 64-bit store so the walker never sees half of it.
-    let entry = unsafe { &*(l1_map.as_mut_ptr() as *const AtomicU64).add(index) };
-    let old = entry.swap(mfn.maddr().0 | flags, Ordering::SeqCst);
+    let old = l1_entry(&l1_map, ((va >> 12) & 511) as usize)
+        .swap(mfn.maddr().0 | flags, Ordering::SeqCst);
     assert_eq!(old, 0, "{va:#x} mapped twice");
     created
 }
 
-/// Maps `pages` fresh zeroed frames at `va`, writable. Returns the number of
-/// frames used, page tables included.
+/// Maps `pages` fresh frames at `va` (page aligned), writable, each L1 mapped
+/// once for all its entries. The frames are not cleared: callers write what
+/// they read (the frame table is filled whole; the heap hands out
+/// uninitialised memory by contract). Returns the number of frames used, page
+/// tables included.
 pub fn populate(va: u32, pages: u32) -> u32 {
+    assert_eq!(va % PAGE_SIZE as u32, 0);
     let mut used = 0;
-    for i in 0..pages {
-        let frame = frame_table::alloc_xen_frame().expect("out of memory for Oxen's own mappings");
-        mapcache::clear_frame(frame);
-        used += 1 + u32::from(map_page(
-            va + i * PAGE_SIZE as u32,
-            frame,
-            PAGE_PRESENT | PAGE_RW,
-        ));
+    let mut done = 0;
+    while done < pages {
+        let at = va + done * PAGE_SIZE as u32;
+        let (l1, created) = l1_for_slot(paging::high_l2_slot(at), at);
+        used += u32::from(created);
+        let first = ((at >> 12) & 511) as usize;
+        let n = (pages - done).min(512 - first as u32);
+        let l1_map = mapcache::map_frame(l1);
+        for index in first..first + n as usize {
+            let frame =
+                frame_table::alloc_xen_frame().expect("out of memory for Oxen's own mappings");
+            let old = l1_entry(&l1_map, index)
+                .swap(frame.maddr().0 | PAGE_PRESENT | PAGE_RW, Ordering::SeqCst);
+            assert_eq!(
+                old,
+                0,
+                "{:#x} mapped twice",
+                at + (index - first) as u32 * 4096
+            );
+        }
+        used += n;
+        done += n;
     }
     used
 }
@@ -62,9 +91,6 @@ pub fn unmap_page(va: u32) {
     let slot = paging::high_l2_slot(va);
     let l1 = paging::high_l1_maddr(slot).expect("unmapping a page Oxen never mapped");
     let l1_map = mapcache::map_frame(Maddr(l1).mfn());
-    let index = ((va >> 12) & 511) as usize;
-    // SAFETY: as in `map_page`: one atomic store to an entry of the L1 page.
-    let entry = unsafe { &*(l1_map.as_mut_ptr() as *const AtomicU64).add(index) };
-    entry.store(0, Ordering::SeqCst);
+    l1_entry(&l1_map, ((va >> 12) & 511) as usize).store(0, Ordering::SeqCst);
     crate::arch::x86::cpu::invlpg(va);
 }

@@ -53,7 +53,8 @@ pub fn build_initrd() -> Result<PathBuf, String> {
     copy_tree(&crate::root().join("guests/dom0/initrd"), &stage)?;
     let dest = stage.join(DOMU_KERNEL_PATH);
     std::fs::create_dir_all(dest.parent().expect("a path in boot/")).map_err(|e| e.to_string())?;
-    std::fs::copy(&kernel, &dest).map_err(|e| format!("copying {}: {e}", kernel.display()))?;
+    // Stripped: dom0 reads the domU kernel out of the initrd at every `xm create`.
+    crate::image::copy_stripped(&kernel, &dest)?;
     let archive = initrd::pack_dir(&stage).map_err(|e| format!("packing dom0's initrd: {e}"))?;
     let out = crate::target_dir().join(INITRD_NAME);
     std::fs::write(&out, archive).map_err(|e| format!("writing {}: {e}", out.display()))?;

@@ -1,10 +1,43 @@
 //! The GRUB rescue ISO.
+//!
+//! The kernel and ELF modules go in stripped (no debug information, no symbol
+//! table): GRUB reads every byte of them from the emulated CD, and the debug
+//! information is most of their size. `target/oxen.elf` and the guest ELFs in
+//! `target/` keep theirs for gdb.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Copies `from` to `to`, stripped (`objcopy --strip-all`) if it is an ELF
+/// file, as it is otherwise.
+pub fn copy_stripped(from: &Path, to: &Path) -> Result<(), String> {
+    let mut magic = [0u8; 4];
+    let is_elf = std::fs::File::open(from)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok()
+        && magic == *b"\x7fELF";
+    if !is_elf {
+        std::fs::copy(from, to).map_err(|e| format!("copying {}: {e}", from.display()))?;
+        return Ok(());
+    }
+    let output = Command::new("objcopy")
+        .arg("--strip-all")
+        .arg(from)
+        .arg(to)
+        .output()
+        .map_err(|e| format!("cannot run objcopy: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "objcopy --strip-all {} failed:\n{}",
+            from.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(())
+}
+
 /// Builds an ISO holding `kernel` as /boot/oxen.elf and each module ("PATH ARGS")
-/// as /boot/<file name>, with a grub.cfg made from boot/grub.cfg.in.
+/// as /boot/<file name>, both stripped, with a grub.cfg made from boot/grub.cfg.in.
 pub fn make_iso(
     kernel: &Path,
     cmdline: &str,
@@ -15,14 +48,14 @@ pub fn make_iso(
     let _ = std::fs::remove_dir_all(&stage);
     let boot = stage.join("boot");
     std::fs::create_dir_all(boot.join("grub")).map_err(|e| e.to_string())?;
-    std::fs::copy(kernel, boot.join("oxen.elf")).map_err(|e| format!("copying kernel: {e}"))?;
+    copy_stripped(kernel, &boot.join("oxen.elf"))?;
     let mut lines = String::new();
     for m in modules {
         let (path, args) = m.split_once(' ').unwrap_or((m.as_str(), ""));
         let name = Path::new(path)
             .file_name()
             .ok_or_else(|| format!("bad module path '{path}'"))?;
-        std::fs::copy(path, boot.join(name)).map_err(|e| format!("copying module {path}: {e}"))?;
+        copy_stripped(Path::new(path), &boot.join(name))?;
         let name = name.to_string_lossy();
         lines.push_str(&format!("    module2 /boot/{name} {args}\n"));
     }

@@ -1024,7 +1024,12 @@ mod tests {
 
     #[test]
     fn bench_scenarios_exist() {
-        for name in ["grub-iso-boot-report", "kernel-boot-report", "xm-lifecycle"] {
+        for name in [
+            "grub-iso-boot-report",
+            "kernel-boot-report",
+            "xm-lifecycle",
+            "grub-dom0-hello",
+        ] {
             load_named(name).unwrap_or_else(|e| panic!("{e}"));
         }
     }

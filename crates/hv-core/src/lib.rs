@@ -22,4 +22,5 @@ pub mod ptwr;
 pub mod rtc;
 pub mod sched;
 pub mod seg4gb;
+pub mod tsc;
 pub mod vidt;

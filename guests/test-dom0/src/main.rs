@@ -56,6 +56,11 @@ fn main(si: &'static StartInfo) -> ! {
     };
 
     let cmdline = core::str::from_utf8(si.cmd_line()).unwrap_or("");
+    if cmdline.split_whitespace().any(|w| w == "test=hello") {
+        // The boot-time bench's guest: one line, then power off.
+        println!("test-dom0: hello");
+        pvrt::hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);
+    }
     if cmdline.split_whitespace().any(|w| w == "test=fault") {
         // Asked to misbehave: a page fault with no trap handler. Oxen must
         // report it and crash this domain, not itself.

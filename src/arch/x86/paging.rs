@@ -5,7 +5,8 @@
 //!   (`[HYPERVISOR_VIRT_START, 4 GiB)`) are Oxen's; slots 0..2 are empty once
 //!   `drop_identity_map` has run (the low L2 only serves the 32-bit entry).
 //! - The first 12 MiB of machine memory are mapped at `DIRECT_MAP_VIRT` with
-//!   2 MiB pages; Oxen's image lives there.
+//!   2 MiB pages; Oxen's image lives there. The M2P's two windows are 2 MiB
+//!   pages too (`mm::m2p`); every other present high slot holds an L1.
 //! - After bring-up, Oxen never changes an entry of its high L2: dynamic
 //!   mappings (map cache, heap, frame table) change only L1 entries, so a copy of
 //!   slots 428..511 placed in a guest's L2 stays valid forever.
@@ -83,6 +84,24 @@ pub fn install_high_l1(slot: usize, l1_maddr: u64) {
         "Oxen's L2 changed after a guest copied it"
     );
     let old = IDLE_PG_L2_HIGH.0[slot].swap(l1_maddr | PAGE_PRESENT | PAGE_RW, Ordering::SeqCst);
+    assert_eq!(old, 0, "high L2 slot {slot} already in use");
+}
+
+/// Makes high-L2 slot `slot` a 2 MiB superpage of the machine memory at
+/// `maddr` (2 MiB aligned) with `flags` (`PAGE_PSE` is added). Only during
+/// bring-up (see the module invariants).
+pub fn install_high_superpage(slot: usize, maddr: u64, flags: u64) {
+    assert!((xen_abi::layout::FIRST_XEN_L2_SLOT..512).contains(&slot));
+    assert_eq!(
+        maddr % (2 << 20),
+        0,
+        "superpage at {maddr:#x} not 2 MiB aligned"
+    );
+    assert!(
+        !L2_FROZEN.load(Ordering::Relaxed),
+        "Oxen's L2 changed after a guest copied it"
+    );
+    let old = IDLE_PG_L2_HIGH.0[slot].swap(maddr | flags | PAGE_PSE, Ordering::SeqCst);
     assert_eq!(old, 0, "high L2 slot {slot} already in use");
 }
 

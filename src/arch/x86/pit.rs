@@ -1,32 +1,55 @@
-//! The 8254 PIT: TSC calibration on channel 2 and the periodic tick on channel 0.
+//! The 8254 PIT: TSC calibration windows on channel 2 and the periodic tick on
+//! channel 0.
+
+use hv_core::tsc::Window;
 
 use super::cpu::{inb, outb, rdtsc};
 
 /// The PIT's input clock.
-pub const PIT_HZ: u32 = 1_193_182;
+pub const PIT_HZ: u32 = hv_core::tsc::PIT_HZ as u32;
 const CH0_DATA: u16 = 0x40;
 const CH2_DATA: u16 = 0x42;
 const MODE_CMD: u16 = 0x43;
 const PORT_B: u16 = 0x61;
 
-/// Measures the TSC frequency (Hz) against a `ms`-millisecond one-shot on
-/// channel 2 (polled, interrupts not needed).
-pub fn calibrate_tsc(ms: u32) -> u64 {
-    let count = PIT_HZ * ms / 1000;
-    assert!(count <= 0xFFFF);
+/// Polls of OUT2 after which a window counts as never ended (about a second
+/// on hardware, where a port read takes a microsecond).
+const MAX_POLLS: u32 = 1 << 20;
+
+/// Runs channel 2 as a one-shot of `count` PIT ticks and brackets its start
+/// and its terminal count with TSC readings (polled, interrupts not needed).
+/// `None` if OUT2 never rose.
+pub fn tsc_window(count: u16) -> Option<Window> {
     // Gate channel 2 on, speaker off.
     outb(PORT_B, (inb(PORT_B) & !0x02) | 0x01);
-    // Channel 2, lobyte/hibyte, mode 0 (interrupt on terminal count), binary.
+    // Channel 2, lobyte/hibyte, mode 0 (interrupt on terminal count), binary:
+    // OUT2 goes low, and the count starts once its high byte is written.
     outb(MODE_CMD, 0b1011_0000);
     outb(CH2_DATA, (count & 0xFF) as u8);
+    let start_before = rdtsc();
     outb(CH2_DATA, (count >> 8) as u8);
-    let start = rdtsc();
-    // OUT2 (port 0x61 bit 5) goes high at terminal count.
-    while inb(PORT_B) & 0x20 == 0 {
-        core::hint::spin_loop();
+    let start_after = rdtsc();
+    let mut last_running = start_after;
+    for _ in 0..MAX_POLLS {
+        // Both readings come before the branch, so that the one after the
+        // poll is not delayed by anything the exit path costs the first time
+        // (under QEMU, translating it).
+        let before_poll = rdtsc();
+        // OUT2 (port 0x61 bit 5) goes high at terminal count.
+        let done = inb(PORT_B) & 0x20 != 0;
+        let after_poll = rdtsc();
+        if done {
+            return Some(Window {
+                start_before,
+                start_after,
+                last_running,
+                first_done: after_poll,
+                pit_ticks: u32::from(count),
+            });
+        }
+        last_running = before_poll;
     }
-    let end = rdtsc();
-    (end - start) * 1000 / u64::from(ms)
+    None
 }
 
 /// Starts channel 0 as a rate generator at `hz` interrupts per second (IRQ 0).
