@@ -27,6 +27,22 @@ fn sysctl(s: &mut xen_abi::sysctl::XenSysctl) -> Result<u32, Errno> {
     hcall(xen_abi::hypercall::SYSCTL, [s as *mut _ as u32, 0, 0, 0, 0])
 }
 
+/// Reads the console ring incrementally from `index` until nothing is left
+/// (into `rc`'s buffer, overwritten); returns the index after the last byte.
+fn drain_console_ring(rc: &mut xen_abi::sysctl::XenSysctlReadconsole, mut index: u32) -> u32 {
+    use xen_abi::sysctl::{XEN_SYSCTL_READCONSOLE, XenSysctl, XenSysctlReadconsole};
+    loop {
+        rc.index = index;
+        let mut s = XenSysctl::new(XEN_SYSCTL_READCONSOLE, rc);
+        let _ = sysctl(&mut s);
+        let p = s.payload::<XenSysctlReadconsole>();
+        index = p.index;
+        if p.count == 0 {
+            return index;
+        }
+    }
+}
+
 /// `memory_op(kind)` (increase_reservation or populate_physmap) of
 /// `frames.len()` single pages for domain `id`; `frames` goes in holding
 /// pfns 0.. and comes back holding the machine frames.
@@ -296,17 +312,7 @@ pub(crate) fn domains(c: &mut Checks, mem: &Mem<'_>) {
     let r1 = sysctl(&mut s1);
     let first = s1.payload::<XenSysctlReadconsole>();
     // Drain to the end, then print a marker and read it back.
-    let mut next = first.index;
-    loop {
-        rc.index = next;
-        let mut s = XenSysctl::new(XEN_SYSCTL_READCONSOLE, &rc);
-        let _ = sysctl(&mut s);
-        let p = s.payload::<XenSysctlReadconsole>();
-        next = p.index;
-        if p.count == 0 {
-            break;
-        }
-    }
+    let next = drain_console_ring(&mut rc, first.index);
     println!("test-dom0: readconsole marker");
     rc.index = next;
     let mut s2 = XenSysctl::new(XEN_SYSCTL_READCONSOLE, &rc);
@@ -330,17 +336,7 @@ pub(crate) fn domains(c: &mut Checks, mem: &Mem<'_>) {
         line[end] = b'\n';
     }
     // Drain what was printed since (this check's own `ok` line).
-    let mut next = got.index;
-    loop {
-        rc.index = next;
-        let mut s = XenSysctl::new(XEN_SYSCTL_READCONSOLE, &rc);
-        let _ = sysctl(&mut s);
-        let p = s.payload::<XenSysctlReadconsole>();
-        next = p.index;
-        if p.count == 0 {
-            break;
-        }
-    }
+    let next = drain_console_ring(&mut rc, got.index);
     let mut back = [0u8; 20 * 64];
     rc.index = next;
     let written = hcall(

@@ -129,3 +129,20 @@ pub(crate) fn hcall(nr: u32, args: [u32; 5]) -> Result<u32, Errno> {
     // SAFETY: callers pass pointers valid for what the call reads or writes.
     pvrt::hypercall::result(unsafe { pvrt::hypercall::raw(nr, args) })
 }
+
+/// `vcpu_op(VCPUOP_register_runstate_memory_area)` for vcpu 0: Oxen writes
+/// the vcpu's `vcpu_runstate_info` at `addr` (0: none) now and each time the
+/// vcpu comes on the CPU, so `addr` must stay valid while registered.
+pub(crate) fn register_runstate_area(addr: u32) -> Result<u32, Errno> {
+    let reg = [addr, 0];
+    hcall(
+        xen_abi::hypercall::VCPU_OP,
+        [
+            xen_abi::vcpu::VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA,
+            0,
+            reg.as_ptr() as u32,
+            0,
+            0,
+        ],
+    )
+}

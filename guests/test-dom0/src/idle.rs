@@ -18,11 +18,10 @@ use xen_abi::errno::Errno;
 use xen_abi::hypercall::{DOMCTL, SCHED_OP, VCPU_OP};
 use xen_abi::sched::{SCHEDOP_POLL, SchedPoll};
 use xen_abi::vcpu::{
-    RUNSTATE_BLOCKED, RUNSTATE_RUNNING, VCPUOP_GET_RUNSTATE_INFO,
-    VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, VcpuRunstateInfo,
+    RUNSTATE_BLOCKED, RUNSTATE_RUNNING, VCPUOP_GET_RUNSTATE_INFO, VcpuRunstateInfo,
 };
 
-use crate::helpers::{Checks, Mem};
+use crate::helpers::{Checks, Mem, register_runstate_area};
 
 /// How long dom0 waits.
 const SLEEP_NS: u64 = 2_000_000_000;
@@ -81,19 +80,9 @@ pub fn idle_is_nobodys_time(c: &mut Checks, mem: &Mem<'_>) {
         mem.map(va, mem.si.shared_info >> 12, true),
     );
     let now = || pvrt::time::now(va);
-    let reg = [AREA.as_ptr() as u32, 0];
     c.ok(
         "idle_register_runstate_area",
-        hcall(
-            VCPU_OP,
-            [
-                VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA,
-                0,
-                reg.as_ptr() as u32,
-                0,
-                0,
-            ],
-        ),
+        register_runstate_area(AREA.as_ptr() as u32),
     );
     let area_before = area();
     let (cpu0, rs0) = (cpu_time(), runstate());

@@ -9,7 +9,7 @@ use core::sync::atomic::Ordering as AtOrd;
 use xen_abi::errno::Errno;
 
 use crate::events::{SEEN, SHARED_VA, evtchn, shared_u32};
-use crate::helpers::{Checks, hcall};
+use crate::helpers::{Checks, hcall, register_runstate_area};
 
 /// System time, from pvrt's PV clock.
 fn guest_now() -> u64 {
@@ -244,19 +244,9 @@ pub(crate) fn time(c: &mut Checks) {
         format_args!("state={}", rs[0]),
     );
     let mut area = [0xFFFF_FFFFu32; 11];
-    let reg = [area.as_mut_ptr() as u32, 0];
     c.ok(
         "vcpu_register_runstate_area",
-        hcall(
-            VCPU_OP,
-            [
-                VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA,
-                0,
-                reg.as_ptr() as u32,
-                0,
-                0,
-            ],
-        ),
+        register_runstate_area(area.as_mut_ptr() as u32),
     );
     c.check(
         "vcpu_runstate_area_written",
@@ -265,20 +255,7 @@ pub(crate) fn time(c: &mut Checks) {
     );
     // `area` lives on this stack frame only: take it back from Oxen, which
     // rewrites a registered area each time the vcpu comes on the CPU.
-    let unreg = [0u32, 0];
-    c.ok(
-        "vcpu_unregister_runstate_area",
-        hcall(
-            VCPU_OP,
-            [
-                VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA,
-                0,
-                unreg.as_ptr() as u32,
-                0,
-                0,
-            ],
-        ),
-    );
+    c.ok("vcpu_unregister_runstate_area", register_runstate_area(0));
     let mut close = EvtchnClose { port: virq.port };
     c.ok("close_virq_timer", evtchn(EVTCHNOP_CLOSE, &mut close));
 }
