@@ -11,7 +11,8 @@
 //! its own GDT or LDT is refused for now).
 //! sysctl: getdomaininfolist, physinfo, sched_id, readconsole (the last
 //! 16 KiB of console output, incremental reads and clear).
-//! The rest (readconsole, the permission calls, ...) is `-ENOSYS`.
+//! The rest (the permission calls, scheduler and memory-map ops, ...) is
+//! `-ENOSYS`.
 
 use hv_core::addr::Mfn;
 use hv_core::hypercall::Outcome;

@@ -74,8 +74,9 @@ pub fn do_xen_version(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         .map(|()| 0),
         XENVER_GET_FEATURES => read_guest::<XenFeatureInfo>(arg).and_then(|mut fi| {
             fi.submap = match fi.submap_idx {
-                // What Xen 4.1 reports to a PV guest, less the grant-table
-                // feature until grant tables exist, and less
+                // What Xen 4.1 reports to a PV guest, less
+                // gnttab_map_avail_bits (grant maps do not put the
+                // GNTMAP_guest_avail bits into the PTE), and less
                 // pae_pgdir_above_4gb: Oxen keeps L3s below 4 GiB for now.
                 0 => pv_features_submap0(false) & !(1 << XENFEAT_GNTTAB_MAP_AVAIL_BITS),
                 _ => 0,

@@ -1,8 +1,12 @@
 //! Trap dispatch: what happens after a stub in traps.S saved the registers.
 //!
-//! For now every trap is Oxen's own (no guest runs yet): a CPU exception is a
-//! bug in Oxen and stops the machine with a report (vector, error code,
-//! registers, CR2, the domain); a PIC interrupt goes to its handler.
+//! The hypercall vector goes to the hypercall table; a PIC interrupt to its
+//! handler; an exception from a guest is bounced to the guest (or crashes
+//! its domain); an exception in Oxen on a guest-memory copy or a segment
+//! load resumes at its exception-table fixup, and any other is a bug in
+//! Oxen that stops the machine with a report (vector, error code,
+//! registers, CR2, the domain). Every path back to a guest goes through
+//! `events::return_to_guest`.
 
 use core::fmt;
 
