@@ -106,13 +106,24 @@ fn calibrate() -> u64 {
         None => log::warn!("TSC: no usable PIT window"),
     }
     let cpuid = cpuid_tsc_hz();
-    match hv_core::tsc::choose(pit.map(|c| c.hz), cpuid) {
-        Some((hz, Source::Cpuid { pit: Some(p) })) => {
+    match hv_core::tsc::choose(pit, cpuid) {
+        Some((hz, Source::Cpuid { pit: Some(p) })) if pit.is_some_and(|c| c.precise) => {
             log::info!("TSC: {hz} Hz from CPUID, the PIT agrees ({p} Hz)");
+            hz
+        }
+        Some((hz, Source::Cpuid { pit: Some(p) })) => {
+            log::warn!("TSC: {hz} Hz from CPUID rather than the disturbed PIT's {p} Hz");
             hz
         }
         Some((hz, Source::Cpuid { pit: None })) => {
             log::warn!("TSC: {hz} Hz from CPUID, unchecked (no usable PIT window)");
+            hz
+        }
+        // A nominal CPUID rate (leaf 0x16) near the PIT's is the usual case.
+        Some((hz, Source::Pit { cpuid: Some(c) }))
+            if c.abs_diff(hz) <= hz / hv_core::tsc::CPUID_AGREEMENT =>
+        {
+            log::debug!("TSC: CPUID's nominal {c} Hz, the PIT measures {hz} Hz: using the PIT");
             hz
         }
         Some((hz, Source::Pit { cpuid: Some(c) })) => {
@@ -125,7 +136,7 @@ fn calibrate() -> u64 {
 }
 
 /// The TSC rate CPUID leaves 0x15/0x16 state, if the CPU has them.
-fn cpuid_tsc_hz() -> Option<u64> {
+fn cpuid_tsc_hz() -> Option<hv_core::tsc::CpuidRate> {
     let max_leaf = cpu::cpuid(0, 0).0;
     let leaf = |l: u32| (max_leaf >= l).then(|| cpu::cpuid(l, 0));
     let leaf15 = leaf(0x15).map(|(a, b, c, _)| (a, b, c));

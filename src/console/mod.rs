@@ -136,9 +136,17 @@ pub fn print(args: fmt::Arguments<'_>) {
 /// console is this one, and interactive), another domain's is collected in
 /// `line` (that domain's) and printed a whole line at a time, prefixed
 /// `(dN) ` (see `hv_core::conline`).
-pub fn guest_write(domid: u16, line: &mut GuestLine, bytes: &[u8]) {
+///
+/// Returns how many bytes went out (prefixes and line ends included): what
+/// the write cost on the serial line.
+pub fn guest_write(domid: u16, line: &mut GuestLine, bytes: &[u8]) -> usize {
     let was = crate::arch::x86::cpu::disable_interrupts();
-    CONSOLE.lock().with_out(|t, mut out| {
+    let mut printed = 0;
+    CONSOLE.lock().with_out(|t, out| {
+        let mut out = |b: &[u8]| {
+            printed += b.len();
+            out(b);
+        };
         if domid == 0 {
             t.dom0(bytes, &mut out);
         } else {
@@ -146,6 +154,7 @@ pub fn guest_write(domid: u16, line: &mut GuestLine, bytes: &[u8]) {
         }
     });
     crate::arch::x86::cpu::restore_interrupts(was);
+    printed
 }
 
 /// Prints what is left of domain `domid`'s unfinished line (it is being

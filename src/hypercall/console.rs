@@ -2,8 +2,9 @@
 //! Oxen's serial line. dom0's writes are printed as they come; another
 //! domain's go through its line buffer and come out as whole lines prefixed
 //! `(dN) `, as a debug build of Xen prints them (`hv_core::conline`). A long
-//! write is served `WRITE_PER_CALL` bytes at a time (a continuation, as
-//! Xen preempts), so a guest cannot hold the CPU with one call. Reads take
+//! write is served until `OUTPUT_PER_CALL` bytes went out (a continuation,
+//! as Xen preempts), counted in output, so a guest cannot hold the CPU long
+//! with one call. Lines are not rate-limited yet. Reads take
 //! the bytes COM1 received (VIRQ_CONSOLE tells dom0 when there are some),
 //! without blocking, and only dom0 may read.
 
@@ -15,11 +16,17 @@ use super::Ctx;
 use crate::arch::x86::uaccess::{copy_from_guest, copy_to_guest};
 use crate::domain::Domain;
 
-/// Bytes copied from the guest per step.
+/// Bytes copied from the guest per read step.
 const CHUNK: usize = 256;
-/// Bytes printed per call before the rest is continued (more than the
-/// 512 that Oxen's guests write at once, so they never see it).
-const WRITE_PER_CALL: usize = 4 * CHUNK;
+/// Bytes of a write handed to the console at once (with interrupts off):
+/// small, since one guest byte may cost a whole prefixed line on the wire.
+const WRITE_STEP: usize = 32;
+/// Bytes that may go out on the console per call before the rest of the
+/// write is continued: what a call costs is counted in output (a domU's
+/// newline is a whole `(dN) ` line), so a write of newlines yields as soon
+/// as a write of text does. More than one call's worth of Oxen's guests'
+/// 512-byte writes of text, so they never see it.
+const OUTPUT_PER_CALL: usize = 1024;
 
 pub fn do_console_io(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [cmd, count, buf, ..] = args;
@@ -37,25 +44,25 @@ pub fn do_console_io(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     .into()
 }
 
-/// Prints up to `WRITE_PER_CALL` of the `count` bytes at `buf`; the rest is
-/// a continuation.
+/// Prints the `count` bytes at `buf` until `OUTPUT_PER_CALL` bytes went
+/// out; the rest is a continuation (which rewrites only the three
+/// arguments).
 fn write(dom: &mut Domain, count: usize, buf: u32) -> Outcome {
-    let now = count.min(WRITE_PER_CALL);
-    let mut chunk = [0u8; CHUNK];
-    let mut done = 0;
-    while done < now {
-        let n = CHUNK.min(now - done);
-        if let Err(e) = copy_from_guest(&mut chunk[..n], buf.wrapping_add(done as u32)) {
+    let mut step = [0u8; WRITE_STEP];
+    let (mut done, mut printed) = (0, 0);
+    while done < count && printed < OUTPUT_PER_CALL {
+        let n = WRITE_STEP.min(count - done);
+        if let Err(e) = copy_from_guest(&mut step[..n], buf.wrapping_add(done as u32)) {
             return Err(e).into();
         }
-        crate::console::guest_write(dom.domid, &mut dom.console_line, &chunk[..n]);
+        printed += crate::console::guest_write(dom.domid, &mut dom.console_line, &step[..n]);
         done += n;
     }
-    if now < count {
+    if done < count {
         return Outcome::Continue([
             CONSOLEIO_WRITE,
-            (count - now) as u32,
-            buf.wrapping_add(now as u32),
+            (count - done) as u32,
+            buf.wrapping_add(done as u32),
             0,
             0,
         ]);

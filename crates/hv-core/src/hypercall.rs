@@ -130,7 +130,19 @@ impl<C> Table<C> {
         if h.decl.access == Access::Privileged && !privileged {
             return Outcome::Done(Errno::EPERM.to_ret());
         }
-        (h.decl.handler)(ctx, args)
+        match (h.decl.handler)(ctx, args) {
+            // The registers past the hypercall's own arguments are the
+            // guest's (a classic i386 wrapper of three arguments tells its
+            // compiler that ESI and EDI survive): a continuation rewrites
+            // only the arguments, as Xen's does, whatever the handler put
+            // in the other slots.
+            Outcome::Continue(mut resumed) => {
+                let own = usize::from(h.nargs()).min(resumed.len());
+                resumed[own..].copy_from_slice(&args[own..]);
+                Outcome::Continue(resumed)
+            }
+            done => done,
+        }
     }
 
     /// Declared hypercalls in number order.
@@ -175,7 +187,13 @@ mod tests {
         ])
     }
 
-    static DECLS: [Hypercall<Ctx>; 3] = [
+    /// A handler that writes every slot of its continuation (as Oxen's
+    /// console_io and mmu_update once did, zeroing ESI and EDI).
+    fn resumes_clobbering(_: &mut Ctx, a: [u32; 5]) -> Outcome {
+        Outcome::Continue([a[0], a[1] - 1, a[2] + 1, 0, 0])
+    }
+
+    static DECLS: [Hypercall<Ctx>; 4] = [
         Hypercall {
             nr: 17,
             access: Access::Any,
@@ -191,6 +209,12 @@ mod tests {
             access: Access::Any,
             handler: resumes,
         },
+        // console_io: three arguments.
+        Hypercall {
+            nr: 18,
+            access: Access::Any,
+            handler: resumes_clobbering,
+        },
     ];
 
     #[test]
@@ -205,7 +229,10 @@ mod tests {
         assert_eq!(t.get(17).unwrap().name(), "xen_version");
         assert_eq!(t.get(1).unwrap().nargs(), 4);
         assert_eq!(t.get(36).unwrap().nargs(), 1);
-        assert_eq!(t.iter().map(|h| h.decl.nr).collect::<Vec<_>>(), [1, 17, 36]);
+        assert_eq!(
+            t.iter().map(|h| h.decl.nr).collect::<Vec<_>>(),
+            [1, 17, 18, 36]
+        );
     }
 
     #[test]
@@ -236,7 +263,23 @@ mod tests {
             Outcome::Continue([0x1010, 9 | MMU_UPDATE_PREEMPTED, 0, 0, 0])
         );
         assert_eq!(batch_count(9 | MMU_UPDATE_PREEMPTED), (9, true));
+        // mmu_update takes four arguments: EDI is the guest's.
+        assert_eq!(
+            t.dispatch(&mut c, false, 1, [0x1000, 10, 0, 0, 0xEDED]),
+            Outcome::Continue([0x1010, 9 | MMU_UPDATE_PREEMPTED, 0, 0, 0xEDED])
+        );
         assert_eq!(batch_count(9), (9, false));
+    }
+
+    #[test]
+    fn continuations_keep_the_registers_past_the_arguments() {
+        let t = Table::new(&DECLS).unwrap();
+        let mut c = Ctx { calls: 0 };
+        assert_eq!(t.get(18).unwrap().nargs(), 3);
+        assert_eq!(
+            t.dispatch(&mut c, false, 18, [0, 2048, 0x8000, 0x5151, 0xD1D1]),
+            Outcome::Continue([0, 2047, 0x8001, 0x5151, 0xD1D1])
+        );
     }
 
     #[test]

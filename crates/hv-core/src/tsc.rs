@@ -7,8 +7,14 @@
 //! window is stretched or shortened by the hold-up, and the bracket around that
 //! edge is as wide as the hold-up. Windows with wide edges are rejected, so are
 //! inconsistent ones and ones implying an implausible rate; the rate is the
-//! median of the rest (`Calibrator`). CPUID leaves 0x15/0x16, where present,
-//! give the rate exactly; `choose` takes it when it agrees with the PIT.
+//! median of the rest (`Calibrator`). In mode 0 the PIT loads its count on
+//! the first input-clock edge after the write, so the terminal count comes
+//! N + U(0,1) ticks after it: a window is taken as N + ½ ticks long (under
+//! QEMU, whose PIT loads at once, this reads 1/(2N) low: 210 ppm for 2 ms).
+//! CPUID leaf 0x15 with an enumerated crystal gives the rate exactly and
+//! `choose` takes it when it agrees with the PIT; leaf 0x16's base frequency
+//! is nominal (the TSC may differ by a few hundred ppm) and is taken only
+//! when the PIT gave nothing precise.
 //!
 //! Invariant: a `Calibration` is the median of windows that passed every check,
 //! or, only if none did, of the windows that were merely imprecise
@@ -47,6 +53,10 @@ pub struct Window {
     pub last_running: u64,
     /// TSC just after the first poll that found it done.
     pub first_done: u64,
+    /// Whether some poll found the count running. OUT2 is low right after
+    /// the count is programmed, so a first poll that finds it done says the
+    /// PIT did not count (no PIT, or port 0x61 reading all ones).
+    pub saw_running: bool,
     /// PIT input-clock ticks the window lasted.
     pub pit_ticks: u32,
 }
@@ -72,6 +82,7 @@ impl Window {
             && self.start_after <= self.last_running
             && self.last_running <= self.first_done
             && self.pit_ticks > 0
+            && self.saw_running
     }
 
     /// TSC ticks between the middles of the two edge brackets, `None` if the
@@ -93,10 +104,11 @@ impl Window {
         (self.start_after - self.start_before) + (self.first_done - self.last_running)
     }
 
-    /// The TSC rate the window gives, Hz.
+    /// The TSC rate the window gives, Hz: `pit_ticks` + ½ PIT ticks long.
     pub fn hz(&self) -> Option<u64> {
         let ticks = self.tsc_ticks()?;
-        u64::try_from(u128::from(ticks) * u128::from(PIT_HZ) / u128::from(self.pit_ticks)).ok()
+        let half_ticks = 2 * u128::from(self.pit_ticks) + 1;
+        u64::try_from(u128::from(ticks) * 2 * u128::from(PIT_HZ) / half_ticks).ok()
     }
 
     /// Whether the window is usable, and why not.
@@ -207,20 +219,31 @@ impl Calibrator {
     }
 }
 
-/// The TSC rate CPUID states, Hz: leaf 0x15 is (EAX denominator, EBX
-/// numerator, ECX crystal Hz) of TSC = crystal × EBX / EAX; when the crystal
-/// is not enumerated (ECX 0), or leaf 0x15 says nothing, leaf 0x16's EAX (the
-/// base frequency in MHz, which the TSC runs at) is used. `None` if neither
-/// gives a rate.
-pub fn cpuid_tsc_hz(leaf15: Option<(u32, u32, u32)>, leaf16_eax: Option<u32>) -> Option<u64> {
-    let base_hz = leaf16_eax
+/// A TSC rate CPUID states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuidRate {
+    /// Hz.
+    pub hz: u64,
+    /// True for leaf 0x15 with its crystal enumerated (the TSC's real
+    /// rate); false for leaf 0x16's base frequency (nominal).
+    pub exact: bool,
+}
+
+/// The TSC rate CPUID states: leaf 0x15 is (EAX denominator, EBX numerator,
+/// ECX crystal Hz) of TSC = crystal × EBX / EAX; when the crystal is not
+/// enumerated (ECX 0), or leaf 0x15 says nothing, leaf 0x16's EAX (the base
+/// frequency in MHz) is a nominal figure. `None` if neither gives a rate.
+pub fn cpuid_tsc_hz(leaf15: Option<(u32, u32, u32)>, leaf16_eax: Option<u32>) -> Option<CpuidRate> {
+    let base = leaf16_eax
         .map(|eax| u64::from(eax & 0xFFFF) * 1_000_000)
-        .filter(|&hz| hz != 0);
+        .filter(|&hz| hz != 0)
+        .map(|hz| CpuidRate { hz, exact: false });
     match leaf15 {
-        Some((den, num, crystal)) if den != 0 && num != 0 && crystal != 0 => {
-            Some(u64::from(crystal) * u64::from(num) / u64::from(den))
-        }
-        _ => base_hz,
+        Some((den, num, crystal)) if den != 0 && num != 0 && crystal != 0 => Some(CpuidRate {
+            hz: u64::from(crystal) * u64::from(num) / u64::from(den),
+            exact: true,
+        }),
+        _ => base,
     }
 }
 
@@ -233,17 +256,28 @@ pub enum Source {
     Pit { cpuid: Option<u64> },
 }
 
-/// Picks the TSC rate: CPUID's if it is plausible and within 1/
-/// `CPUID_AGREEMENT` of the PIT's (or there is no PIT measurement), else the
-/// PIT's. `None` if there is neither.
-pub fn choose(pit: Option<u64>, cpuid: Option<u64>) -> Option<(u64, Source)> {
-    let cpuid = cpuid.filter(|hz| (MIN_PLAUSIBLE_HZ..=MAX_PLAUSIBLE_HZ).contains(hz));
+/// Picks the TSC rate, ignoring an implausible CPUID rate:
+/// - CPUID's exact rate (leaf 0x15) if it is within 1/`CPUID_AGREEMENT` of
+///   the PIT's, or there is no PIT measurement;
+/// - else a precise PIT measurement;
+/// - else (the PIT's windows were all disturbed, or there were none) CPUID's
+///   rate, even a nominal one, over an imprecise PIT figure;
+/// - else the imprecise PIT figure. `None` if there is nothing.
+pub fn choose(pit: Option<Calibration>, cpuid: Option<CpuidRate>) -> Option<(u64, Source)> {
+    let cpuid = cpuid.filter(|c| (MIN_PLAUSIBLE_HZ..=MAX_PLAUSIBLE_HZ).contains(&c.hz));
+    let pit_hz = pit.map(|p| p.hz);
     match (pit, cpuid) {
-        (Some(p), Some(c)) if c.abs_diff(p) <= p / CPUID_AGREEMENT => {
-            Some((c, Source::Cpuid { pit: Some(p) }))
+        (Some(p), Some(c)) if c.exact && c.hz.abs_diff(p.hz) <= p.hz / CPUID_AGREEMENT => {
+            Some((c.hz, Source::Cpuid { pit: pit_hz }))
         }
-        (None, Some(c)) => Some((c, Source::Cpuid { pit: None })),
-        (Some(p), c) => Some((p, Source::Pit { cpuid: c })),
+        (Some(p), c) if p.precise => Some((
+            p.hz,
+            Source::Pit {
+                cpuid: c.map(|c| c.hz),
+            },
+        )),
+        (_, Some(c)) => Some((c.hz, Source::Cpuid { pit: pit_hz })),
+        (Some(p), None) => Some((p.hz, Source::Pit { cpuid: None })),
         (None, None) => None,
     }
 }
@@ -266,14 +300,17 @@ mod tests {
 
     /// A clean window of `TICKS_2MS` at `HZ`, starting at `t0`, with edge
     /// brackets of `start_edge` and `end_edge` TSC ticks around the true edges.
+    /// The count ends `TICKS_2MS` + ½ ticks after the write (on average, as
+    /// on a real PIT).
     fn window(t0: u64, start_edge: u64, end_edge: u64) -> Window {
-        let len = HZ * u64::from(TICKS_2MS) / PIT_HZ;
+        let len = HZ * (2 * u64::from(TICKS_2MS) + 1) / (2 * PIT_HZ);
         Window {
             start_before: t0 - start_edge / 2,
             start_after: t0 + start_edge / 2,
             last_running: t0 + len - end_edge / 2,
             first_done: t0 + len + end_edge / 2,
             pit_ticks: TICKS_2MS,
+            saw_running: true,
         }
     }
 
@@ -289,11 +326,12 @@ mod tests {
             last_running: 5_000_900,
             first_done: 5_001_100,
             pit_ticks: 1193,
+            saw_running: true,
         };
-        // Middles at 1050 and 5_001_000.
+        // Middles at 1050 and 5_001_000; the window is 1193.5 PIT ticks.
         assert_eq!(w.tsc_ticks(), Some(4_999_950));
         assert_eq!(w.edges(), 300);
-        assert_eq!(w.hz(), Some(4_999_950 * PIT_HZ / 1193));
+        assert_eq!(w.hz(), Some(4_999_950 * 2 * PIT_HZ / 2387));
     }
 
     #[test]
@@ -356,6 +394,7 @@ mod tests {
             last_running: 100,
             first_done: 100,
             pit_ticks: TICKS_2MS,
+            saw_running: true,
         };
         assert!(matches!(w.verdict(), Verdict::Implausible(hz) if hz < MIN_PLAUSIBLE_HZ));
         // A count that ended at once while the TSC ran a second.
@@ -365,6 +404,7 @@ mod tests {
             last_running: 30_000_000_000,
             first_done: 30_000_000_000,
             pit_ticks: 1,
+            saw_running: true,
         };
         assert!(matches!(w.verdict(), Verdict::Implausible(hz) if hz > MAX_PLAUSIBLE_HZ));
     }
@@ -487,56 +527,138 @@ mod tests {
 
     #[test]
     fn cpuid_leaves() {
-        // Crystal 24 MHz, ratio 200/2: 2.4 GHz.
+        let exact = |hz| Some(CpuidRate { hz, exact: true });
+        let nominal = |hz| Some(CpuidRate { hz, exact: false });
+        // Crystal 24 MHz, ratio 200/2: 2.4 GHz, exact.
         assert_eq!(
             cpuid_tsc_hz(Some((2, 200, 24_000_000)), None),
-            Some(2_400_000_000)
+            exact(2_400_000_000)
         );
-        // Crystal not enumerated: leaf 0x16's base frequency (upper bits reserved).
+        // Crystal not enumerated: leaf 0x16's base frequency (upper bits
+        // reserved), nominal.
         assert_eq!(
             cpuid_tsc_hz(Some((2, 176, 0)), Some(0xABCD_0000 | 2100)),
-            Some(2_100_000_000)
+            nominal(2_100_000_000)
         );
         // Leaf 0x15 all zero (not enumerated) and no 0x16: nothing.
         assert_eq!(cpuid_tsc_hz(Some((0, 0, 0)), None), None);
         assert_eq!(cpuid_tsc_hz(Some((0, 0, 0)), Some(0)), None);
         assert_eq!(cpuid_tsc_hz(None, None), None);
         // Only leaf 0x16.
-        assert_eq!(cpuid_tsc_hz(None, Some(3000)), Some(3_000_000_000));
+        assert_eq!(cpuid_tsc_hz(None, Some(3000)), nominal(3_000_000_000));
+    }
+
+    fn pit(hz: u64, precise: bool) -> Option<Calibration> {
+        Some(Calibration {
+            hz,
+            used: 5,
+            tried: 6,
+            precise,
+        })
     }
 
     #[test]
-    fn choose_prefers_cpuid_only_when_the_pit_agrees() {
-        let pit = 2_445_414_000;
+    fn choose_prefers_exact_cpuid_only_when_the_pit_agrees() {
+        let p = 2_445_414_000;
+        let exact = |hz| Some(CpuidRate { hz, exact: true });
         assert_eq!(
-            choose(Some(pit), Some(2_450_000_000)),
-            Some((2_450_000_000, Source::Cpuid { pit: Some(pit) }))
+            choose(pit(p, true), exact(2_450_000_000)),
+            Some((2_450_000_000, Source::Cpuid { pit: Some(p) }))
         );
         // 3 % off: not believed.
         assert_eq!(
-            choose(Some(pit), Some(2_520_000_000)),
+            choose(pit(p, true), exact(2_520_000_000)),
             Some((
-                pit,
+                p,
                 Source::Pit {
                     cpuid: Some(2_520_000_000)
                 }
             ))
         );
         assert_eq!(
-            choose(Some(pit), None),
-            Some((pit, Source::Pit { cpuid: None }))
+            choose(pit(p, true), None),
+            Some((p, Source::Pit { cpuid: None }))
         );
         assert_eq!(
-            choose(None, Some(2_400_000_000)),
+            choose(None, exact(2_400_000_000)),
             Some((2_400_000_000, Source::Cpuid { pit: None }))
         );
         // An absurd CPUID rate is ignored.
-        assert_eq!(choose(None, Some(1)), None);
+        assert_eq!(choose(None, exact(1)), None);
         assert_eq!(
-            choose(Some(pit), Some(1)),
-            Some((pit, Source::Pit { cpuid: None }))
+            choose(pit(p, true), exact(1)),
+            Some((p, Source::Pit { cpuid: None }))
         );
         assert_eq!(choose(None, None), None);
+    }
+
+    #[test]
+    fn nominal_cpuid_never_overrides_a_precise_pit() {
+        // Leaf 0x16 says 2.45 GHz; the TSC really runs 1875 ppm slower.
+        let p = 2_445_414_000;
+        let nominal = Some(CpuidRate {
+            hz: 2_450_000_000,
+            exact: false,
+        });
+        assert_eq!(
+            choose(pit(p, true), nominal),
+            Some((
+                p,
+                Source::Pit {
+                    cpuid: Some(2_450_000_000)
+                }
+            ))
+        );
+        // With only disturbed PIT windows (or none), the nominal rate is
+        // better than nothing, and than an imprecise figure.
+        assert_eq!(
+            choose(pit(1_000_000, false), nominal),
+            Some((
+                2_450_000_000,
+                Source::Cpuid {
+                    pit: Some(1_000_000)
+                }
+            ))
+        );
+        assert_eq!(
+            choose(None, nominal),
+            Some((2_450_000_000, Source::Cpuid { pit: None }))
+        );
+        // An imprecise PIT figure alone is still used.
+        assert_eq!(
+            choose(pit(p, false), None),
+            Some((p, Source::Pit { cpuid: None }))
+        );
+    }
+
+    #[test]
+    fn a_pit_that_never_counted_gives_no_window() {
+        // OUT2 read high on the first poll (port 0x61 all ones, or no PIT):
+        // the readings would give ~1 MHz, a plausible but made-up rate.
+        let w = Window {
+            start_before: 1000,
+            start_after: 1010,
+            last_running: 1010,
+            first_done: 1030,
+            pit_ticks: TICKS_2MS,
+            saw_running: false,
+        };
+        assert_eq!(w.verdict(), Verdict::Inconsistent);
+        let mut c = Calibrator::new();
+        while !c.done() {
+            c.add(Some(w));
+        }
+        assert_eq!(c.tried(), MAX_WINDOWS);
+        assert_eq!(c.result(), None);
+    }
+
+    #[test]
+    fn a_window_is_half_a_tick_longer_than_its_count() {
+        // A real PIT: TICKS_2MS + ½ ticks at HZ, measured back as HZ.
+        let hz = window(1_000_000, 0, 0).hz().unwrap();
+        assert!(close(hz, HZ, 1), "{hz}");
+        // Taken as TICKS_2MS long, the same window would read 210 ppm high.
+        assert!(hz * 2 * u64::from(TICKS_2MS) < HZ * (2 * u64::from(TICKS_2MS) + 1));
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub fn tsc_window(count: u16) -> Option<Window> {
     outb(CH2_DATA, (count >> 8) as u8);
     let start_after = rdtsc();
     let mut last_running = start_after;
+    let mut saw_running = false;
     for _ in 0..MAX_POLLS {
         // Both readings come before the branch, so that the one after the
         // poll is not delayed by anything the exit path costs the first time
@@ -45,9 +46,11 @@ pub fn tsc_window(count: u16) -> Option<Window> {
                 last_running,
                 first_done: after_poll,
                 pit_ticks: u32::from(count),
+                saw_running,
             });
         }
         last_running = before_poll;
+        saw_running = true;
     }
     None
 }
