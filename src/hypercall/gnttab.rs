@@ -2,17 +2,26 @@
 //! tables v1, bound to the rules of `hv_core::gnttab`: setup_table (the
 //! table's frames are the domain's own, shared writable), query_size,
 //! map_grant_ref / unmap_grant_ref (host mappings at a virtual address of
-//! the caller's current address space, written by the PV MMU engine with the
-//! granter's references so a mapped frame stays alive; device mappings take
-//! the same references), copy (bounds-checked, both directions), dump_table,
+//! the caller's current address space, written by the PV MMU engine as an
+//! ordinary L1 entry with its own references), copy (bounds-checked, both
+//! directions, with a page reference on each frame for the copy), dump_table,
 //! set_version / get_version (v1 only). Each operation reports its own
 //! `GNTST_*` status; the hypercall returns 0 when the array was processed
 //! (an array longer than 512 operations is continued, as Xen preempts).
 //! Not provided: transfer, unmap_and_replace, `GNTMAP_contains_pte`, v2.
+//!
+//! Frame lifetime (issue 10 finding 2): every live part of a mapping holds
+//! the references its `hv_core::gnttab::Refs` name, taken at the map with the
+//! granter as the owner (Xen's `get_page(page, granter)`) and dropped only at
+//! its unmap or release, never with the PTE. So a pinned frame stays
+//! allocated even if the guest clears the PTE and gives the frame back with
+//! `decrease_reservation`: the frame is then owned but not allocated, and
+//! returns to the allocator when the mapping goes. A copy takes a page
+//! reference on both frames (owners: the sides' domains) for its duration.
 
 use hv_core::addr::Mfn;
 use hv_core::gnttab::{
-    FrameOwnership, GntError, GrantDomains, Granter, MapRequest, UnmapRequest, copy_complete,
+    FrameOwnership, GntError, GrantDomains, Granter, MapRequest, Refs, UnmapRequest, copy_complete,
     gnttab_copy, map_grant_ref, release_mapping, unmap_grant_ref,
 };
 use hv_core::hypercall::Outcome;
@@ -190,23 +199,43 @@ fn install_host(
     Ok(())
 }
 
-/// The device part of a mapping holds the same references as a host part.
-fn device_refs(frame: Mfn, granter: DomId, readonly: bool, take: bool) -> bool {
+/// Takes the references a mapping holds on `frame` (`refs`, owner
+/// `granter`): all of them, or none and false (the frame is no longer the
+/// granter's, or cannot be writable).
+fn take_refs(frame: Mfn, granter: DomId, refs: Refs) -> bool {
     let mut guard = MM.lock();
     let mm = guard.as_mut().expect("frame table initialised");
-    match (take, readonly) {
-        (true, true) => mm.get_page(frame, granter).is_ok(),
-        (true, false) => mm
-            .get_page_and_type(frame, granter, PageType::Writable)
-            .is_ok(),
-        (false, true) => {
-            mm.put_page(frame);
-            true
+    for i in 0..refs.page {
+        if mm.get_page(frame, granter).is_err() {
+            for _ in 0..i {
+                mm.put_page(frame);
+            }
+            return false;
         }
-        (false, false) => {
-            mm.put_page_and_type(frame);
-            true
+    }
+    for i in 0..refs.writable_type {
+        if mm.get_page_type(frame, PageType::Writable).is_err() {
+            for _ in 0..i {
+                mm.put_page_type(frame);
+            }
+            for _ in 0..refs.page {
+                mm.put_page(frame);
+            }
+            return false;
         }
+    }
+    true
+}
+
+/// Drops what [`take_refs`] took; the last reference frees the frame.
+fn drop_refs(frame: Mfn, refs: Refs) {
+    let mut guard = MM.lock();
+    let mm = guard.as_mut().expect("frame table initialised");
+    for _ in 0..refs.writable_type {
+        mm.put_page_type(frame);
+    }
+    for _ in 0..refs.page {
+        mm.put_page(frame);
     }
 }
 
@@ -231,24 +260,22 @@ fn map_one(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Errno
     match r {
         Ok(g) => {
             let me = table.get(caller).expect("the caller exists");
-            let mut done = Ok(());
-            if g.host_map {
+            // The mapping's own references first: the check that the frame
+            // is (still) the granter's, and what keeps it alive while pinned.
+            let mut done = if take_refs(g.frame, gdom, g.refs) {
+                Ok(())
+            } else {
+                Err(GNTST_GENERAL_ERROR)
+            };
+            if done.is_ok() && g.host_map {
                 done = install_host(me, op.host_addr, g.frame, g.readonly, op.flags, gdom);
-            }
-            if done.is_ok() && g.device_map && !device_refs(g.frame, gdom, g.readonly, true) {
-                done = Err(GNTST_GENERAL_ERROR);
+                if done.is_err() {
+                    drop_refs(g.frame, g.refs);
+                }
             }
             match done {
                 Ok(()) => g.write_out(&mut op),
                 Err(st) => {
-                    if g.host_map && g.device_map && st == GNTST_GENERAL_ERROR {
-                        // The host part went in: take it out again.
-                        if let Some((l1, index)) = l1_slot(me, op.host_addr) {
-                            let mut guard = MM.lock();
-                            let mm = guard.as_mut().expect("frame table initialised");
-                            let _ = mm.remove_grant_l1e(l1, index, g.frame, &me.caller());
-                        }
-                    }
                     let mut env = Env {
                         table,
                         shared: SharedFrames::default(),
@@ -321,9 +348,7 @@ fn unmap_one(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Err
                 let _ = mm.remove_grant_l1e(l1, index, u.frame, &me.caller());
                 crate::arch::x86::cpu::invlpg(addr as u32);
             }
-            if u.device {
-                device_refs(u.frame, u.dom, u.refs.writable_type == 0, false);
-            }
+            drop_refs(u.frame, u.refs);
             op.status = GNTST_OKAY;
         }
         Err(e) => op.status = status(e),
@@ -341,11 +366,17 @@ fn copy_one(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Errn
     };
     op.status = match gnttab_copy(&mut env, &Owners, caller, privileged, &op) {
         Ok(c) => {
-            // The destination must be writable memory (not a page table).
+            // A page reference on each frame for its side's domain, for the
+            // copy (Xen's get_page on every copy): a grant's frame was checked
+            // at the entry's first pin only. The destination must also be
+            // writable memory (not a page table).
             let ok = {
                 let mut guard = MM.lock();
                 let mm = guard.as_mut().expect("frame table initialised");
-                let got = mm.get_page_and_type(c.dst.mfn, c.dst.dom, PageType::Writable);
+                let got = mm.get_page(c.src.mfn, c.src.dom).and_then(|()| {
+                    mm.get_page_and_type(c.dst.mfn, c.dst.dom, PageType::Writable)
+                        .inspect_err(|_| mm.put_page(c.src.mfn))
+                });
                 if got.is_ok() {
                     let src = mapcache::map_frame(c.src.mfn);
                     let dst = mapcache::map_frame(c.dst.mfn);
@@ -362,6 +393,7 @@ fn copy_one(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Errn
                     }
                     drop((src, dst));
                     mm.put_page_and_type(c.dst.mfn);
+                    mm.put_page(c.src.mfn);
                 }
                 got.is_ok()
             };
@@ -421,11 +453,13 @@ pub fn do_grant_table_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         _ => return Err(Errno::ENOSYS).into(),
     } as u32;
     let table = ctx.table();
+    let mut outcome = Ok(0).into();
     for i in 0..count {
         if i == OPS_PER_CALL {
             // A long array is served in parts: the guest re-enters with the
             // rest (Xen's continuation).
-            return Outcome::Continue([cmd, uops.wrapping_add(i * size), count - i, 0, 0]);
+            outcome = Outcome::Continue([cmd, uops.wrapping_add(i * size), count - i, 0, 0]);
+            break;
         }
         let uop = uops.wrapping_add(i * size);
         let r = match cmd {
@@ -437,15 +471,19 @@ pub fn do_grant_table_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
             _ => query_size(table, caller, uop),
         };
         if let Err(e) = r {
-            return Err(e).into();
+            outcome = Err(e).into();
+            break;
         }
     }
-    Ok(0).into()
+    // Maps, unmaps, copies and new table frames change frame counts.
+    super::audit_if_asked(table);
+    outcome
 }
 
 /// A dying domain's grant mappings go: each granter's pins are released (so
-/// it can revoke its grants), device parts drop their references; the host
-/// parts' references go with the dying domain's page tables.
+/// it can revoke its grants) and each mapping's own references are dropped;
+/// the host parts' PTEs, with their references, go with the dying domain's
+/// page tables.
 pub fn release_domain_mappings(table: &mut DomainTable, domid: DomId) {
     let Some(mut mt) = table.get_mut(domid).and_then(|d| d.grants.maptrack.take()) else {
         return;
@@ -455,14 +493,10 @@ pub fn release_domain_mappings(table: &mut DomainTable, domid: DomId) {
         shared: SharedFrames::default(),
         dying: true,
     };
-    let mut devices = alloc::vec::Vec::new();
-    hv_core::gnttab::release_all(&mut mt, &mut env, |r| {
-        if r.entry.device_mapped() {
-            devices.push((r.entry.frame, r.entry.dom, r.entry.readonly()));
-        }
-    });
-    for (frame, granter, readonly) in devices {
-        device_refs(frame, granter, readonly, false);
+    let mut held = alloc::vec::Vec::new();
+    hv_core::gnttab::release_all(&mut mt, &mut env, |r| held.push((r.entry.frame, r.refs)));
+    for (frame, refs) in held {
+        drop_refs(frame, refs);
     }
     if let Some(d) = env.table.get_mut(domid) {
         d.grants.maptrack = Some(mt);

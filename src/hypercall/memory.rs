@@ -127,10 +127,12 @@ pub fn do_memory_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         XENMEM_INCREASE_RESERVATION | XENMEM_DECREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP => {
             // The toolstack populates a new domain's memory (`domid` = it).
             let dom = read_guest::<XenMemoryReservation>(arg).and_then(|r| ctx.target(r.domid));
-            return match dom {
+            let outcome = match dom {
                 Ok(dom) => reservation(dom, op, start, arg).unwrap_or_else(|e| Err(e).into()),
                 Err(e) => Err(e).into(),
             };
+            super::audit_if_asked(ctx.table());
+            return outcome;
         }
         XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION | XENMEM_MAXIMUM_GPFN
             if start == 0 =>

@@ -362,7 +362,8 @@ pub fn audit_if_asked(table: &crate::domain::DomainTable) {
     let mut scratch = SCRATCH.lock();
     scratch.resize(2 * mm.frames().len(), 0);
     // References Oxen holds itself: each shared_info's permanent writable
-    // type and the GDT and LDT frames' seg_desc types.
+    // type, the GDT and LDT frames' seg_desc types, the grant-table frames'
+    // writable types and the grant mappings' references.
     let mut external = alloc::vec::Vec::new();
     let mut bases = alloc::vec::Vec::new();
     // A dying domain still counts for what it has not given back yet.
@@ -384,6 +385,18 @@ pub fn audit_if_asked(table: &crate::domain::DomainTable) {
                 mfn,
                 ty: Some(pv_mm::PageType::Writable),
             });
+        }
+        // Each grant mapping's own references (the PTE of a host part is
+        // counted with the page tables).
+        for (_, e) in dom.grants.maptrack.iter().flat_map(|mt| mt.iter()) {
+            let refs =
+                hv_core::gnttab::Refs::for_parts(e.host_mapped(), e.device_mapped(), e.readonly());
+            for i in 0..refs.page {
+                external.push(pv_mm::ExternalRef {
+                    mfn: e.frame,
+                    ty: (i < refs.writable_type).then_some(pv_mm::PageType::Writable),
+                });
+            }
         }
         if dom.vcpu.cr3.0 != 0 {
             bases.push(dom.vcpu.cr3);

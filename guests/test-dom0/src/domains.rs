@@ -64,7 +64,7 @@ fn reserve_for(id: DomId, kind: u32, frames: &mut [u32]) -> Result<u32, Errno> {
     )
 }
 
-fn free_pages() -> u64 {
+pub(crate) fn free_pages() -> u64 {
     use xen_abi::sysctl::*;
     let mut s = XenSysctl::new(XEN_SYSCTL_PHYSINFO, &XenSysctlPhysinfo::default());
     let _ = sysctl(&mut s);
@@ -727,6 +727,7 @@ pub(crate) fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
         format_args!("dom0 port {} pending", bi.local_port),
     );
     grants(c, mem, id, data);
+    crate::grants::pinned_frame_outlives_its_reservation(c, mem);
     let mut k = XenDomctl::new(XEN_DOMCTL_DESTROYDOMAIN, id, &0u32);
     c.ok("domu_destroy", domctl(&mut k));
     let st = status(bi.local_port);

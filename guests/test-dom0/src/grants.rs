@@ -10,7 +10,7 @@ use xen_abi::errno::Errno;
 use xen_abi::mm::UVMF_INVLPG;
 
 use crate::domains::domctl;
-use crate::helpers::{A, Checks, D, Mem, P, RW, hcall, pte};
+use crate::helpers::{A, Checks, D, Mem, P, RW, hcall, pte, read_u32, write_u32};
 
 pub(crate) fn gnttab<T>(cmd: u32, op: &mut T) -> Result<u32, Errno> {
     hcall(
@@ -273,5 +273,166 @@ pub(crate) fn grants(c: &mut Checks, mem: &Mem<'_>, id: DomId, data: u32) {
         stale == GNTST_BAD_HANDLE,
         format_args!("status {stale}"),
     );
+    let _ = mem.unmap(gva);
+}
+
+/// Issue 10 finding 2, the attack played by dom0 on itself: it grants itself
+/// a frame read-only, maps the grant, clears the PTE behind the grant code's
+/// back (`update_va_mapping(va, 0)`: the pin stays), gives the frame back
+/// with `decrease_reservation`, takes every free frame below the frame's
+/// address-size limit (the frame would be among them if it were free again:
+/// increase_reservation with `address_bits` takes any free frame below),
+/// then copies from the still-pinned grant. The frame must stay alive while
+/// pinned (free pages unchanged, never handed out again) and the copy must
+/// read its old contents or fail with `GNTST_general_error`; the unmap then
+/// frees it.
+pub(crate) fn pinned_frame_outlives_its_reservation(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::domid::DOMID_SELF;
+    use xen_abi::grant::*;
+    use xen_abi::hypercall::MEMORY_OP;
+    use xen_abi::memory::{XENMEM_DECREASE_RESERVATION, XENMEM_INCREASE_RESERVATION};
+    const MARKER: u32 = 0x5EC2_E7ED;
+    const GREF: usize = 20;
+    const HOG_MAX: usize = 16384;
+    static mut HOG: [u32; HOG_MAX] = [0; HOG_MAX];
+    let reserve = |cmd: u32, frames: *mut u32, n: u32, bits: u32| -> u32 {
+        let r = [frames as u32, n, 0, bits, u32::from(DOMID_SELF)];
+        hcall(MEMORY_OP, [cmd, r.as_ptr() as u32, 0, 0, 0]).unwrap_or(0)
+    };
+    // A frame of dom0's that nothing else uses, low in memory (all the free
+    // frames below its power-of-two limit can then be taken), with a marker.
+    let mut x = mem.mfn(mem.first_free_pfn + 100);
+    let bits = 44 - x.leading_zeros();
+    let (dva, gva, hva) = (mem.scratch_va(24), mem.scratch_va(25), mem.scratch_va(26));
+    let _ = mem.map(dva, x, true);
+    write_u32(dva, MARKER);
+    let _ = mem.unmap(dva);
+    // dom0's own table: entry GREF grants the frame to dom0, read-only.
+    let mut frames = [0u32; 1];
+    let mut st = GnttabSetupTable {
+        dom: DOMID_SELF,
+        nr_frames: 1,
+        frame_list: frames.as_mut_ptr() as u32,
+        ..Default::default()
+    };
+    let _ = gnttab(GNTTABOP_SETUP_TABLE, &mut st);
+    let _ = mem.map(gva, frames[0], true);
+    let entry = (gva as *mut GrantEntryV1).wrapping_add(GREF);
+    // SAFETY: dom0's grant frame, mapped writable at `gva`; GREF < 512.
+    unsafe {
+        entry.write_volatile(GrantEntryV1 {
+            flags: GTF_PERMIT_ACCESS | GTF_READONLY,
+            domid: 0,
+            frame: x,
+        })
+    };
+    let mut m = GnttabMapGrantRef {
+        host_addr: u64::from(hva),
+        flags: GNTMAP_HOST_MAP | GNTMAP_READONLY,
+        gref: GREF as u32,
+        dom: DOMID_SELF,
+        ..Default::default()
+    };
+    let _ = gnttab(GNTTABOP_MAP_GRANT_REF, &mut m);
+    let seen = if m.status == GNTST_OKAY {
+        read_u32(hva)
+    } else {
+        0
+    };
+    let cleared = mem.unmap(hva);
+    c.check(
+        "gnttab_self_grant_mapped",
+        m.status == GNTST_OKAY && seen == MARKER && cleared.is_ok(),
+        format_args!(
+            "frame {x:#x} (address bits {bits}) map {} word {seen:#x} PTE cleared {cleared:?}",
+            m.status
+        ),
+    );
+    // Given back while pinned: Oxen drops the allocation reference, as Xen
+    // does, but the mapping's own reference keeps the frame out of the
+    // allocator.
+    let free_before = crate::domains::free_pages();
+    let given = reserve(XENMEM_DECREASE_RESERVATION, &mut x, 1, 0);
+    let free_after = crate::domains::free_pages();
+    c.check(
+        "decrease_reservation_pinned_frame_kept",
+        given == 1 && free_after == free_before,
+        format_args!("given back {given}, free pages {free_before} -> {free_after}"),
+    );
+    // SAFETY: only this function uses HOG.
+    let hog = unsafe { &mut *core::ptr::addr_of_mut!(HOG) };
+    let cap = (1usize << (bits - 12)).min(HOG_MAX) as u32;
+    let taken = reserve(XENMEM_INCREASE_RESERVATION, hog.as_mut_ptr(), cap, bits) as usize;
+    let reused = hog[..taken].contains(&x);
+    c.check(
+        "decrease_reservation_pinned_frame_not_reallocated",
+        taken < cap as usize && !reused,
+        format_args!("took {taken} frames below {cap:#x}, the pinned one among them: {reused}"),
+    );
+    // The copy from the pinned grant reads what the frame held, or fails.
+    let own = mem.mfn(mem.first_free_pfn + 59);
+    let ova = mem.scratch_va(53);
+    let _ = mem.map(ova, own, true);
+    write_u32(ova + 300, 0);
+    let mut cp = GnttabCopy {
+        source: GnttabCopyPtr {
+            u: GREF as u32,
+            domid: DOMID_SELF,
+            offset: 0,
+        },
+        dest: GnttabCopyPtr {
+            u: own,
+            domid: DOMID_SELF,
+            offset: 300,
+        },
+        len: 4,
+        flags: GNTCOPY_SOURCE_GREF,
+        ..Default::default()
+    };
+    let r = gnttab(GNTTABOP_COPY, &mut cp);
+    let copied = read_u32(ova + 300);
+    let _ = mem.unmap(ova);
+    c.check(
+        "gnttab_copy_from_given_back_frame",
+        r.is_ok()
+            && ((cp.status == GNTST_OKAY && copied == MARKER)
+                || (cp.status == GNTST_GENERAL_ERROR && copied == 0)),
+        format_args!("{r:?} status {} copied {copied:#x}", cp.status),
+    );
+    let back = reserve(
+        XENMEM_DECREASE_RESERVATION,
+        hog.as_mut_ptr(),
+        taken as u32,
+        0,
+    ) as usize;
+    // The unmap needs the PTE back (the frame is still dom0's while
+    // referenced); it drops the last references and frees the frame.
+    let remapped = mem.map(hva, x, false);
+    let free_before = crate::domains::free_pages();
+    let mut u = GnttabUnmapGrantRef {
+        host_addr: u64::from(hva),
+        handle: m.handle,
+        ..Default::default()
+    };
+    let _ = gnttab(GNTTABOP_UNMAP_GRANT_REF, &mut u);
+    let free_after = crate::domains::free_pages();
+    // dom0's reservation back to its size (the domU checks compare free pages
+    // around this test).
+    let mut again = 0u32;
+    let regained = reserve(XENMEM_INCREASE_RESERVATION, &mut again, 1, 0);
+    c.check(
+        "gnttab_unmap_frees_given_back_frame",
+        back == taken
+            && remapped.is_ok()
+            && u.status == GNTST_OKAY
+            && free_after == free_before + 1
+            && regained == 1,
+        format_args!(
+            "{back} of {taken} back, remap {remapped:?}, unmap {}, free pages {free_before} -> {free_after}, regained {regained}",
+            u.status
+        ),
+    );
+    // SAFETY: as above.
+    unsafe { entry.write_volatile(GrantEntryV1::default()) };
     let _ = mem.unmap(gva);
 }

@@ -11,9 +11,10 @@
 //!   the result names the frame (captured at the first pin), whether the
 //!   mapping is read-only, the handle, `dev_bus_addr` (= frame << 12, written
 //!   whatever the flags, as Xen does), the entry's cache attributes, and the
-//!   page/type references the hypervisor must take ([`Refs`]: one page
-//!   reference per part — host, device — plus one writable-type reference per
-//!   part unless read-only). `GNTMAP_contains_pte`, `GNTMAP_application_map`
+//!   page/type references the mapping holds ([`Refs`]: one page reference per
+//!   part — host, device — plus a writable-type reference for a writable
+//!   device part; a host part's PTE holds its own references besides).
+//!   `GNTMAP_contains_pte`, `GNTMAP_application_map`
 //!   and the available bits pass through in the maptrack flags for the PTE
 //!   code. If taking those references fails, the hypervisor undoes the map with
 //!   [`release_mapping`] and reports `general_error` (Xen's "could not pin").
@@ -31,7 +32,20 @@
 //!   a GMFN not owned by its side's domain → `general_error` (Xen 4.1's failed
 //!   `get_page`); a gref side pins like a map (source: read pin, destination:
 //!   write pin, so a read-only grant can only be a source) for the duration of
-//!   the copy, released by [`copy_complete`].
+//!   the copy, released by [`copy_complete`]. The frame of a pinned entry is
+//!   the one captured at its first pin and its ownership is not checked again
+//!   here: the hypervisor takes a page reference on each frame for its side's
+//!   domain for the duration of the copy (Xen's `get_page(page, owner)` on
+//!   every copy; a source that fails it is `general_error`).
+//!
+//! # Frame lifetime
+//!
+//! A pinned entry's frame stays allocated (to its granter) while pinned;
+//! otherwise the granter could give it back (`decrease_reservation`) and the
+//! pin would reach whatever the frame becomes next. Pins live in maptrack
+//! entries, each live part of which holds a page reference ([`Refs`]) that no
+//! guest action but the unmap drops, and in copies in flight, for which the
+//! hypervisor holds page references. So a frame is never freed while pinned.
 
 use xen_abi::domid::{DOMID_SELF, DomId};
 use xen_abi::grant::{
@@ -74,8 +88,22 @@ pub trait GrantDomains<const F: usize = { DEFAULT_MAX_NR_GRANT_FRAMES as usize }
     fn granter(&mut self, dom: DomId) -> Option<Granter<'_, Self::Shared, F>>;
 }
 
-/// Page and writable-type references the hypervisor takes at a map (or drops
-/// at an unmap) on the granted frame, on behalf of the granting domain.
+/// Page and writable-type references a grant mapping holds on the granted
+/// frame (owner: the granting domain) for as long as its parts are live: the
+/// hypervisor takes them at a map (Xen's `get_page(page, granter)`, which
+/// fails for a frame the granter no longer owns) and drops them when the part
+/// is unmapped or released.
+///
+/// * Each live part (host, device) holds one page reference, so the frame
+///   stays allocated while the entry is pinned, whatever the guests do with
+///   their page tables or their reservations.
+/// * A writable device part also holds a writable-type reference (a device
+///   may write the frame at any time).
+/// * A host part's PTE is an ordinary L1 entry: it holds its own page (and,
+///   when writable, writable-type) reference, taken and dropped with the entry
+///   by the PV MMU engine. Those are not counted here: a guest may clear the
+///   PTE behind the grant code's back (`update_va_mapping(va, 0)`), which
+///   drops the PTE's references and never the mapping's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Refs {
     /// General (page) references.
@@ -85,13 +113,12 @@ pub struct Refs {
 }
 
 impl Refs {
-    /// One page reference per part, plus a writable-type reference per part
-    /// unless read-only.
+    /// One page reference per live part, plus a writable-type reference for
+    /// a device part unless read-only.
     pub const fn for_parts(host: bool, device: bool, readonly: bool) -> Refs {
-        let n = host as u8 + device as u8;
         Refs {
-            page: n,
-            writable_type: if readonly { 0 } else { n },
+            page: host as u8 + device as u8,
+            writable_type: (device && !readonly) as u8,
         }
     }
 }
@@ -136,7 +163,9 @@ pub struct MapGrant {
     /// `GTF_PWT | GTF_PCD | GTF_PAT` of the entry (Xen applies them to I/O
     /// memory grants only).
     pub cache_flags: u16,
-    /// References to take on `frame` (owner: the granter).
+    /// References the mapping holds on `frame` (owner: the granter): the
+    /// hypervisor takes them, and undoes the map with [`release_mapping`] if
+    /// it cannot.
     pub refs: Refs,
 }
 
@@ -413,10 +442,12 @@ pub struct CopyEnd {
     pub gref: Option<GrantRef>,
 }
 
-/// A validated copy: copy `len` bytes from `src` to `dst` (page references on
-/// both frames and a writable-type reference on the destination are the
-/// hypervisor's, as Xen's `get_page`/`get_page_type`), then call
-/// [`copy_complete`].
+/// A validated copy: take a page reference on each frame for its side's
+/// domain (`dom`) — `GNTST_general_error` if the source's fails — and a
+/// writable-type reference on the destination (Xen's `get_page` /
+/// `get_page_type` on every copy), copy `len` bytes from `src` to `dst`, drop
+/// those references, then call [`copy_complete`]. A gref side's frame is the
+/// one captured at the entry's first pin, not re-checked here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CopyGrant {
     /// Source.

@@ -343,7 +343,7 @@ fn map_pins_sets_flags_and_returns_frame() {
         m.refs,
         Refs {
             page: 1,
-            writable_type: 1
+            writable_type: 0
         }
     );
     assert_eq!(
@@ -539,7 +539,7 @@ fn several_maps_of_one_ref_count_pins_and_clear_flags_at_the_last_unmap() {
         w2.refs,
         Refs {
             page: 2,
-            writable_type: 2
+            writable_type: 1
         }
     );
     assert_eq!(w.table(GRANTER).pins(2), Some(pins(1, 2, 0, 1)));
@@ -809,6 +809,39 @@ fn a_domain_may_map_its_own_grant() {
     assert!(!w.table(GRANTER).has_active_pins());
 }
 
+/// Issue 10 finding 2: a domain grants itself a frame read-only and maps it.
+/// The mapping holds a page reference of its own (not the PTE's, which the
+/// guest can clear behind the grant code's back), so the frame cannot be freed
+/// while pinned; and a copy from the pinned entry names the frame captured at
+/// the first pin, with the granter as the domain the hypervisor's per-copy
+/// `get_page` must check, however the guest rewrites the entry meanwhile.
+#[test]
+fn a_mapping_holds_its_frame_and_a_copy_names_the_pinned_frame_for_get_page() {
+    let mut w = world();
+    w.grant(GRANTER, 1, GRANTER, frame_of(GRANTER, 1), true);
+    let m = w.map(GRANTER, GRANTER, 1, RO_HOST, VA).unwrap();
+    assert_eq!(
+        m.refs,
+        Refs {
+            page: 1,
+            writable_type: 0
+        },
+        "a read-only host part still holds a page reference"
+    );
+    w.doms[GRANTER as usize].shared[1].frame = frame_of(GRANTER, 2);
+    let op = copy_op(
+        gref_ptr(DOMID_SELF, 1, 0),
+        gmfn_ptr(DOMID_SELF, frame_of(GRANTER, 3), 0),
+        8,
+        GNTCOPY_SOURCE_GREF,
+    );
+    let cp = w.copy(GRANTER, false, &op).unwrap();
+    assert_eq!((cp.src.dom, cp.src.mfn), (GRANTER, m.frame));
+    copy_complete(&mut w, &cp);
+    let u = w.unmap_host(GRANTER, &m, VA);
+    assert_eq!(u.refs, m.refs, "the unmap drops exactly what the map took");
+}
+
 // ---------------------------------------------------------------- unmap
 
 #[test]
@@ -901,7 +934,7 @@ fn unmap_checks_host_addr_pte_frame_and_bus_address() {
         u.refs,
         Refs {
             page: 2,
-            writable_type: 2
+            writable_type: 1
         }
     );
     assert_eq!(w.flags(GRANTER, 1), GTF_PERMIT_ACCESS);
@@ -1519,6 +1552,62 @@ type PWorld = World<1, 6>;
 /// The mappings the "hypervisor" holds: (grantee, handle, host_addr, frame).
 type Live = Vec<(DomId, u32, u64, Mfn)>;
 
+/// The references the "hypervisor" holds for grant mappings, per frame, as
+/// the operations' [`Refs`] told it to take and drop them.
+#[derive(Default)]
+struct Ledger(std::collections::BTreeMap<Mfn, (i32, i32)>);
+
+impl Ledger {
+    fn take(&mut self, frame: Mfn, r: Refs) {
+        let e = self.0.entry(frame).or_default();
+        e.0 += i32::from(r.page);
+        e.1 += i32::from(r.writable_type);
+    }
+
+    fn drop(&mut self, frame: Mfn, r: Refs) {
+        let e = self.0.entry(frame).or_default();
+        e.0 -= i32::from(r.page);
+        e.1 -= i32::from(r.writable_type);
+        assert!(
+            e.0 >= 0 && e.1 >= 0,
+            "{frame}: dropped a reference not held"
+        );
+    }
+}
+
+/// The frame lifetime rule: the references held for mappings are exactly one
+/// page reference per live part and a writable-type one per writable device
+/// part, so every frame pinned by a mapping has at least one page reference
+/// (it cannot be freed, whatever the guests do with their PTEs).
+fn check_refs(w: &PWorld, ledger: &Ledger) {
+    let mut want: std::collections::BTreeMap<Mfn, (i32, i32)> = Default::default();
+    for g in 0..NDOMS as DomId {
+        for (_, e) in w.maptrack(g).iter() {
+            let r = want.entry(e.frame).or_default();
+            r.0 += i32::from(e.host_mapped()) + i32::from(e.device_mapped());
+            r.1 += i32::from(e.device_mapped() && !e.readonly());
+        }
+    }
+    for (frame, &held) in &ledger.0 {
+        assert_eq!(
+            held,
+            want.get(frame).copied().unwrap_or_default(),
+            "{frame}"
+        );
+    }
+    for d in 0..NDOMS as DomId {
+        let t = w.table(d);
+        for gref in 0..t.nr_entries() {
+            if let Some((_, frame)) = t.active(gref) {
+                assert!(
+                    ledger.0.get(&frame).is_some_and(|r| r.0 > 0),
+                    "d{d} r{gref}: pinned {frame} held by no reference"
+                );
+            }
+        }
+    }
+}
+
 fn check_invariants(w: &PWorld, extra: &[(DomId, GrantRef, Pins)]) {
     for d in 0..NDOMS as DomId {
         let t = w.table(d);
@@ -1568,6 +1657,7 @@ fn check_invariants(w: &PWorld, extra: &[(DomId, GrantRef, Pins)]) {
 fn run(ops: Vec<Op>) {
     let mut w = PWorld::new(NDOMS);
     let mut live: Live = Vec::new();
+    let mut ledger = Ledger::default();
     let mut next_va = VA;
     for op in ops {
         let op = match op {
@@ -1664,6 +1754,7 @@ fn run(ops: Vec<Op>) {
                         } else {
                             assert_eq!(m.frame, Mfn(u64::from(entry.frame)));
                         }
+                        ledger.take(m.frame, m.refs);
                         live.push((grantee, m.handle, next_va, m.frame));
                     }
                     Err(e) => {
@@ -1698,6 +1789,7 @@ fn run(ops: Vec<Op>) {
                 };
                 let u = w.unmap(grantee, req).unwrap();
                 assert_eq!(u.frame, frame);
+                ledger.drop(u.frame, u.refs);
                 assert_eq!(u.host.is_some(), host && e.host_mapped());
                 assert_eq!(u.device, device && e.device_mapped());
                 if u.handle_freed {
@@ -1754,7 +1846,10 @@ fn run(ops: Vec<Op>) {
             Op::Teardown { grantee } => {
                 let mut mt = core::mem::take(&mut w.doms[grantee as usize].maptrack);
                 let mut n = 0;
-                release_all(&mut mt, &mut w, |_| n += 1);
+                release_all(&mut mt, &mut w, |r| {
+                    ledger.drop(r.entry.frame, r.refs);
+                    n += 1;
+                });
                 assert_eq!(mt.live(), 0);
                 let before = live.len();
                 live.retain(|l| l.0 != grantee);
@@ -1762,6 +1857,7 @@ fn run(ops: Vec<Op>) {
             }
         }
         check_invariants(&w, &[]);
+        check_refs(&w, &ledger);
     }
     // Unmap everything: no pin remains and every grant can be revoked.
     for (grantee, handle, va, frame) in live.drain(..) {
@@ -1777,8 +1873,11 @@ fn run(ops: Vec<Op>) {
             )
             .unwrap();
         assert!(u.handle_freed);
+        ledger.drop(u.frame, u.refs);
     }
     check_invariants(&w, &[]);
+    check_refs(&w, &ledger);
+    assert!(ledger.0.values().all(|&r| r == (0, 0)), "references leaked");
     for d in 0..NDOMS as DomId {
         assert!(!w.table(d).has_active_pins());
         assert_eq!(w.maptrack(d).live(), 0);

@@ -78,6 +78,55 @@ fn release_of_a_mapped_frame_frees_it_at_the_last_reference() {
     w.audit();
 }
 
+/// Issue 10 finding 2: a domain maps its own frame through a grant, clears
+/// the PTE behind the grant code's back and gives the frame back. The grant
+/// mapping's own page reference (the hypervisor's, outside any table) keeps
+/// the frame out of the allocator: it stays the domain's, unallocated, cannot
+/// be given to anyone, still takes the owner's references (a copy's), and is
+/// freed when that last reference goes.
+#[test]
+fn a_grant_mappings_reference_outlives_its_pte_and_the_reservation() {
+    let mut w = World::new();
+    let s = w.pinned_space(DOMU);
+    let g = w.fresh(DOMU);
+    let held = [crate::ExternalRef { mfn: g, ty: None }];
+    let audit = |w: &World| {
+        w.mm.audit_with(&w.bases, &held)
+            .unwrap_or_else(|e| panic!("audit failed: {e}"))
+    };
+    w.mm.get_page(g, DOMU).unwrap();
+    let ro = crate::GrantPte {
+        frame: g,
+        readonly: true,
+        user: true,
+    };
+    w.mm.install_grant_l1e(s.l1_0, 5, ro, &DOMU_CALLER, DOMU)
+        .unwrap();
+    w.mm.mod_l1_entry(s.l1_0, 5, 0, &DOMU_CALLER, DOMID_SELF, false)
+        .unwrap();
+    assert_eq!(w.count(g), 2, "allocation + the mapping's reference");
+    audit(&w);
+    assert_eq!(w.mm.release(g, DOMU), Ok(false));
+    assert_eq!(w.mm.owner(g), Some(DOMU));
+    assert!(!w.mm.is_free(g) && w.mm.machine.freed.is_empty());
+    assert!(!w.mm.page_info(g).unwrap().count_info().allocated());
+    // (Not `assert_fails!`: its audit does not know the mapping's reference.)
+    let before = w.snapshot();
+    assert_eq!(w.mm.assign(g, DOM0), Err(Errno::EBUSY));
+    assert_eq!(w.mm.get_page(g, DOM0), Err(Errno::EINVAL));
+    assert_eq!(w.mm.release(g, DOMU), Err(Errno::EINVAL));
+    assert_eq!(w.snapshot(), before);
+    // A copy's reference for the owner still works (the frame holds what it
+    // held: nobody else can have written it).
+    w.mm.get_page(g, DOMU).unwrap();
+    w.mm.put_page(g);
+    audit(&w);
+    w.mm.put_page(g);
+    assert_eq!(w.mm.machine.freed, vec![g]);
+    assert!(w.mm.is_free(g));
+    w.audit();
+}
+
 #[test]
 fn release_refuses_wrong_owner_and_double_release() {
     let mut w = World::new();
