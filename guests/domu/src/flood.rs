@@ -100,8 +100,7 @@ pub fn run<S: Store>(s: &mut S) -> Report<S::Error> {
     let tx = *started.as_ref().unwrap_or(&0);
     let a0 = s.read(tx, deep_path(&mut path, ATTACK_COMPONENTS, b'a'));
     let a1 = s.read(tx, deep_path(&mut path, ATTACK_COMPONENTS, b'b'));
-    let longest =
-        [b'c', b'd', b'e', b'f'].map(|l| s.read(tx, deep_path(&mut path, LONGEST_COMPONENTS, l)));
+    let longest = b"cdef".map(|l| s.read(tx, deep_path(&mut path, LONGEST_COMPONENTS, l)));
     if tx != 0 {
         let _ = s.end(tx, false);
     }
