@@ -9,6 +9,25 @@
 //! `req_id` = `tx_id` = 0 and follow the reply of the request that fired them.
 //! Quotas apply to unprivileged domains only (dom0 is trusted).
 //!
+//! Memory (as Xen's xenstored after XSA-326, in bytes): a domain is charged
+//! [`Xenstored::usage`] = the nodes it owns ([`store::node_cost`]), its watch
+//! registrations, its open transactions' records and copies
+//! ([`Transaction::bytes`]) and the output queued for it. An unprivileged
+//! domain at or above [`Quota::max_memory_per_domain`] gets `ENOSPC` for every
+//! request that could allocate (write, mkdir, set_perms, watch, transaction
+//! start, any request inside a transaction); removal, unwatch, plain reads and
+//! ending a transaction still work, so it can free what it holds. Operations
+//! check the remaining budget before they allocate; a request inside a
+//! transaction that takes the domain past its quota (or the transaction past
+//! [`Quota::max_transaction_records`]) fails with `ENOSPC` and dooms the
+//! transaction: its records are dropped at once, later requests in it get
+//! `ENOSPC` and so does its commit. Paths from unprivileged domains are
+//! limited to [`Quota::max_path_len`] bytes (counted below the domain's home
+//! when under it, as xenstored does) and refused with `EINVAL` before any
+//! walk. Requests are read from a ring one message at a time, and not while
+//! the domain's queued output is at [`Quota::max_pending_output`], so a reply
+//! overshoots that bound by at most one message.
+//!
 //! Watch delivery: a watcher is told of a change if it is dom0 or may read the
 //! changed node under any of the permission lists the change carries (the new
 //! list for write/mkdir, the old and new for set_perms, the removed node's for rm,
@@ -24,11 +43,11 @@ use alloc::vec::Vec;
 use xen_abi::domid::{DOMID_FIRST_RESERVED, DomId};
 use xen_abi::types::{EvtchnPort, XenPfn};
 use xen_abi::xenstore::{
-    XENSTORE_PAYLOAD_MAX, XENSTORE_RING_SIZE, XS_CONTROL, XS_DIRECTORY, XS_GET_DOMAIN_PATH,
-    XS_GET_PERMS, XS_INTRODUCE, XS_IS_DOMAIN_INTRODUCED, XS_MKDIR, XS_READ, XS_RELEASE, XS_RESUME,
-    XS_RM, XS_SET_PERMS, XS_SET_TARGET, XS_TRANSACTION_END, XS_TRANSACTION_START, XS_UNWATCH,
-    XS_WATCH, XS_WATCH_EVENT, XS_WATCH_INTRODUCE_DOMAIN, XS_WATCH_RELEASE_DOMAIN, XS_WRITE,
-    XsdSockmsg,
+    XENSTORE_PAYLOAD_MAX, XENSTORE_REL_PATH_MAX, XENSTORE_RING_SIZE, XS_CONTROL, XS_DIRECTORY,
+    XS_GET_DOMAIN_PATH, XS_GET_PERMS, XS_INTRODUCE, XS_IS_DOMAIN_INTRODUCED, XS_MKDIR, XS_READ,
+    XS_RELEASE, XS_RESUME, XS_RM, XS_SET_PERMS, XS_SET_TARGET, XS_TRANSACTION_END,
+    XS_TRANSACTION_START, XS_UNWATCH, XS_WATCH, XS_WATCH_EVENT, XS_WATCH_INTRODUCE_DOMAIN,
+    XS_WATCH_RELEASE_DOMAIN, XS_WRITE, XsdSockmsg,
 };
 
 use crate::error::XsError;
@@ -37,7 +56,7 @@ use crate::perms::{Perms, Principal, parse_decimal, parse_domid};
 use crate::ring::{RingPage, read_requests, rsp_free, write_responses};
 use crate::store::{self, Change, Store, Transaction, Tree, TreeQuota, TxView};
 use crate::watch::Watch;
-use crate::wire::{Decoder, Message, ProtocolError, args, path_and_value, strings};
+use crate::wire::{Decoder, HEADER_LEN, Message, ProtocolError, args, path_and_value, strings};
 
 /// Limits on unprivileged domains (xenstored's defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,9 +72,27 @@ pub struct Quota {
     /// Bytes queued for a guest: beyond it, watch events are dropped and no more
     /// requests are read from its ring until it drains its responses.
     pub max_pending_output: usize,
+    /// Permission entries per node (`ENOSPC` beyond; xenstored's
+    /// `quota_nb_perms_per_node`).
+    pub max_perms: usize,
+    /// Paths one transaction may record (`ENOSPC` beyond; xenstored's
+    /// `quota_trans_nodes`).
+    pub max_transaction_records: usize,
+    /// Longest path, counted below the domain's home when under it (`EINVAL`
+    /// beyond; xenstored's `quota_max_path_len`).
+    pub max_path_len: usize,
+    /// Bytes a domain may make the daemon hold: nodes, watches, transactions,
+    /// queued output (`ENOSPC` at and beyond).
+    pub max_memory_per_domain: usize,
 }
 
 impl Default for Quota {
+    /// xenstored's defaults (1000 nodes, 2048-byte values, 128 watches, 10
+    /// transactions, 5 permission entries, 1024 records per transaction,
+    /// `XENSTORE_REL_PATH_MAX`-byte paths), except memory: xenstored allows
+    /// 2.5 MB per domain in a dom0 with memory to spare; Oxen's dom0 serves
+    /// every domain from a 4 MiB heap, so a domain gets 256 KiB (its own
+    /// nodes, a full output queue and a transaction's records fit).
     fn default() -> Self {
         Quota {
             max_nodes_per_domain: 1000,
@@ -63,17 +100,26 @@ impl Default for Quota {
             max_watches: 128,
             max_transactions: 10,
             max_pending_output: 64 * 1024,
+            max_perms: 5,
+            max_transaction_records: 1024,
+            max_path_len: XENSTORE_REL_PATH_MAX,
+            max_memory_per_domain: 256 * 1024,
         }
     }
 }
 
-impl Quota {
-    fn tree(&self) -> TreeQuota {
-        TreeQuota {
-            max_nodes_per_domain: self.max_nodes_per_domain,
-            max_value_size: self.max_value_size,
-        }
-    }
+/// Fixed cost of one watch registration besides its path and token.
+pub const WATCH_OVERHEAD: usize = 48;
+
+fn watch_cost(w: &Watch) -> usize {
+    WATCH_OVERHEAD + w.path.len() + w.token.len()
+}
+
+/// An open transaction and whether a quota doomed it.
+#[derive(Debug, Default)]
+struct OpenTx {
+    tx: Transaction,
+    doomed: bool,
 }
 
 /// The daemon's record of one domain's connection.
@@ -85,7 +131,7 @@ pub struct Connection {
     target: Option<DomId>,
     shutdown: bool,
     watches: Vec<Watch>,
-    transactions: BTreeMap<u32, Transaction>,
+    transactions: BTreeMap<u32, OpenTx>,
     next_tx_id: u32,
     decoder: Decoder,
     out: VecDeque<Message>,
@@ -143,6 +189,14 @@ impl Connection {
     /// Open transactions.
     pub fn transaction_count(&self) -> usize {
         self.transactions.len()
+    }
+    /// Bytes held by its watch registrations.
+    pub fn watch_bytes(&self) -> usize {
+        self.watches.iter().map(watch_cost).sum()
+    }
+    /// Bytes held by its open transactions.
+    pub fn transaction_bytes(&self) -> usize {
+        self.transactions.values().map(|t| t.tx.bytes()).sum()
     }
     /// Bytes queued for the domain.
     pub fn pending_output(&self) -> usize {
@@ -272,6 +326,50 @@ impl Xenstored {
         &self.store
     }
 
+    /// The bytes `domid` makes the daemon hold (see the module documentation).
+    pub fn usage(&self, domid: DomId) -> usize {
+        let nodes = self.store.usage(domid).bytes;
+        self.conns.get(&domid).map_or(nodes, |c| {
+            nodes + c.watch_bytes() + c.transaction_bytes() + c.out_bytes
+        })
+    }
+
+    /// Bytes `domid` may still add (unbounded for dom0).
+    fn budget(&self, domid: DomId) -> usize {
+        if domid == 0 {
+            usize::MAX
+        } else {
+            self.quota
+                .max_memory_per_domain
+                .saturating_sub(self.usage(domid))
+        }
+    }
+
+    /// Resolves a node path from `domid`, refusing an unprivileged domain's
+    /// path longer than [`Quota::max_path_len`] (below its home) before
+    /// anything walks it.
+    fn node_path(&self, domid: DomId, raw: &[u8]) -> Result<String, XsError> {
+        let path = resolve(domid, raw)?;
+        self.check_path_len(domid, &path)?;
+        Ok(path)
+    }
+
+    fn check_path_len(&self, domid: DomId, path: &str) -> Result<(), XsError> {
+        if domid == 0 {
+            return Ok(());
+        }
+        let home = domain_path(domid);
+        let below = match path.strip_prefix(home.as_str()) {
+            Some("") => "",
+            Some(r) => r.strip_prefix('/').unwrap_or(path),
+            None => path,
+        };
+        if below.len() > self.quota.max_path_len {
+            return Err(XsError::EINVAL);
+        }
+        Ok(())
+    }
+
     /// The connection of `domid`, if introduced (dom0 always is).
     pub fn connection(&self, domid: DomId) -> Option<&Connection> {
         self.conns.get(&domid)
@@ -394,11 +492,13 @@ impl Xenstored {
         };
         let mut buf = [0u8; XENSTORE_RING_SIZE];
         loop {
+            let max_out = self.quota.max_pending_output;
             let c = self.live_conn(domid)?;
-            if c.domid != 0 && c.out_bytes >= self.quota.max_pending_output {
+            if c.domid != 0 && c.out_bytes >= max_out {
                 break;
             }
-            let n = read_requests(page, &mut buf).map_err(|e| self.fail(domid, e))?;
+            let want = c.decoder.wanted().min(buf.len());
+            let n = read_requests(page, &mut buf[..want]).map_err(|e| self.fail(domid, e))?;
             if n == 0 {
                 break;
             }
@@ -448,8 +548,21 @@ impl Xenstored {
         own: &mut Vec<Message>,
     ) -> Result<Vec<u8>, XsError> {
         let tx = hdr.tx_id;
-        if tx != 0 && !self.conns[&domid].transactions.contains_key(&tx) {
-            return Err(XsError::ENOENT);
+        if tx != 0 {
+            let t = self.conns[&domid]
+                .transactions
+                .get(&tx)
+                .ok_or(XsError::ENOENT)?;
+            if t.doomed && hdr.type_ != XS_TRANSACTION_END {
+                return Err(XsError::ENOSPC);
+            }
+        }
+        let allocates = matches!(
+            hdr.type_,
+            XS_WRITE | XS_MKDIR | XS_SET_PERMS | XS_WATCH | XS_TRANSACTION_START
+        ) || (tx != 0 && hdr.type_ != XS_TRANSACTION_END);
+        if domid != 0 && allocates && self.budget(domid) == 0 {
+            return Err(XsError::ENOSPC);
         }
         let ok = |_| Vec::from(OK);
         match hdr.type_ {
@@ -554,7 +667,14 @@ impl Xenstored {
         own: &mut Vec<Message>,
         f: impl FnOnce(&mut dyn Tree, &Principal, &TreeQuota) -> Result<(R, Vec<Change>), XsError>,
     ) -> Result<R, XsError> {
-        let tq = self.quota.tree();
+        let budget = self.budget(domid);
+        let tq = TreeQuota {
+            max_nodes_per_domain: self.quota.max_nodes_per_domain,
+            max_value_size: self.quota.max_value_size,
+            max_perms: self.quota.max_perms,
+            byte_budget: budget,
+        };
+        let max_records = self.quota.max_transaction_records;
         let conn = self.conns.get_mut(&domid).ok_or(XsError::EACCES)?;
         let who = conn.principal();
         if tx == 0 {
@@ -563,32 +683,42 @@ impl Xenstored {
             Ok(r)
         } else {
             let t = conn.transactions.get_mut(&tx).ok_or(XsError::ENOENT)?;
+            let before = t.tx.bytes();
             let mut view = TxView {
                 base: &self.store,
-                tx: t,
+                tx: &mut t.tx,
             };
-            let (r, changes) = f(&mut view, &who, &tq)?;
-            t.changes.extend(changes);
-            Ok(r)
+            let res = f(&mut view, &who, &tq).map(|(r, changes)| {
+                t.tx.add_changes(changes);
+                r
+            });
+            let grew = t.tx.bytes().saturating_sub(before);
+            if domid != 0 && (grew > budget || t.tx.records() > max_records) {
+                // Past a quota: drop what the transaction holds at once.
+                t.tx = Transaction::default();
+                t.doomed = true;
+                return Err(XsError::ENOSPC);
+            }
+            res
         }
     }
 
     fn op_read(&mut self, domid: DomId, tx: u32, path: &[u8]) -> Result<Vec<u8>, XsError> {
-        let path = resolve(domid, path)?;
+        let path = self.node_path(domid, path)?;
         self.with_tree(domid, tx, &mut Vec::new(), |t, who, _| {
             Ok((store::read(t, who, &path)?, Vec::new()))
         })
     }
 
     fn op_directory(&mut self, domid: DomId, tx: u32, path: &[u8]) -> Result<Vec<String>, XsError> {
-        let path = resolve(domid, path)?;
+        let path = self.node_path(domid, path)?;
         self.with_tree(domid, tx, &mut Vec::new(), |t, who, _| {
             Ok((store::directory(t, who, &path)?, Vec::new()))
         })
     }
 
     fn op_get_perms(&mut self, domid: DomId, tx: u32, path: &[u8]) -> Result<Perms, XsError> {
-        let path = resolve(domid, path)?;
+        let path = self.node_path(domid, path)?;
         self.with_tree(domid, tx, &mut Vec::new(), |t, who, _| {
             Ok((store::get_perms(t, who, &path)?, Vec::new()))
         })
@@ -602,7 +732,7 @@ impl Xenstored {
         value: &[u8],
         own: &mut Vec<Message>,
     ) -> Result<(), XsError> {
-        let path = resolve(domid, path)?;
+        let path = self.node_path(domid, path)?;
         self.with_tree(domid, tx, own, |t, who, q| {
             Ok(((), alloc::vec![store::write(t, who, q, &path, value)?]))
         })
@@ -615,7 +745,7 @@ impl Xenstored {
         path: &[u8],
         own: &mut Vec<Message>,
     ) -> Result<(), XsError> {
-        let path = resolve(domid, path)?;
+        let path = self.node_path(domid, path)?;
         self.with_tree(domid, tx, own, |t, who, q| {
             Ok(((), store::mkdir(t, who, q, &path)?.into_iter().collect()))
         })
@@ -628,7 +758,7 @@ impl Xenstored {
         path: &[u8],
         own: &mut Vec<Message>,
     ) -> Result<(), XsError> {
-        let path = resolve(domid, path)?;
+        let path = self.node_path(domid, path)?;
         self.with_tree(domid, tx, own, |t, who, _| {
             Ok(((), store::rm(t, who, &path)?.into_iter().collect()))
         })
@@ -642,9 +772,9 @@ impl Xenstored {
         perms: Perms,
         own: &mut Vec<Message>,
     ) -> Result<(), XsError> {
-        let path = resolve(domid, path)?;
-        self.with_tree(domid, tx, own, |t, who, _| {
-            Ok(((), alloc::vec![store::set_perms(t, who, &path, perms)?]))
+        let path = self.node_path(domid, path)?;
+        self.with_tree(domid, tx, own, |t, who, q| {
+            Ok(((), alloc::vec![store::set_perms(t, who, q, &path, perms)?]))
         })
     }
 
@@ -656,7 +786,11 @@ impl Xenstored {
         own: &mut Vec<Message>,
     ) -> Result<(), XsError> {
         let wp = resolve_watch(domid, path)?;
+        if !wp.special {
+            self.check_path_len(domid, &wp.path)?;
+        }
         let max = self.quota.max_watches;
+        let budget = self.budget(domid);
         let conn = self.conns.get_mut(&domid).ok_or(XsError::EACCES)?;
         if conn
             .watches
@@ -674,6 +808,9 @@ impl Xenstored {
             relative: wp.relative,
             special: wp.special,
         };
+        if domid != 0 && watch_cost(&w) > budget {
+            return Err(XsError::ENOSPC);
+        }
         own.push(Message::watch_event(&w.render(domid, &w.path), token));
         conn.watches.push(w);
         Ok(())
@@ -703,7 +840,7 @@ impl Xenstored {
             id = id.wrapping_add(1);
         }
         conn.next_tx_id = id.wrapping_add(1);
-        conn.transactions.insert(id, Transaction::default());
+        conn.transactions.insert(id, OpenTx::default());
         Ok(id)
     }
 
@@ -717,8 +854,17 @@ impl Xenstored {
         let conn = self.conns.get_mut(&domid).ok_or(XsError::EACCES)?;
         let t = conn.transactions.remove(&tx).ok_or(XsError::ENOENT)?;
         if commit {
-            let limit = (domid != 0).then_some((domid, self.quota.max_nodes_per_domain));
-            let changes = t.commit(&mut self.store, limit)?;
+            if t.doomed {
+                return Err(XsError::ENOSPC);
+            }
+            // The nodes may take what the domain's other holdings leave.
+            let others = self.usage(domid) - self.store.usage(domid).bytes;
+            let limit = (domid != 0).then_some((
+                domid,
+                self.quota.max_nodes_per_domain,
+                self.quota.max_memory_per_domain.saturating_sub(others),
+            ));
+            let changes = t.tx.commit(&mut self.store, limit)?;
             self.fire_changes(domid, &changes, own);
         }
         Ok(())
@@ -813,26 +959,39 @@ impl Xenstored {
         }
     }
 
+    /// Queues the events `changes` fire. Each event is checked against its
+    /// watcher's output quota before it is built, so a change seen by many
+    /// watches never makes the daemon hold more than the quotas allow.
     fn fire_changes(&mut self, caller: DomId, changes: &[Change], own: &mut Vec<Message>) {
-        let mut events = Vec::new();
+        let limit = self.quota.max_pending_output;
+        let mut own_bytes = 0;
         for ch in changes {
-            for c in self.conns.values() {
+            for c in self.conns.values_mut() {
                 let who = c.principal();
                 let allowed = who.is_privileged() || ch.perms.iter().any(|p| p.can_read(&who));
                 if !allowed {
                     continue;
                 }
-                for w in &c.watches {
-                    if let Some(path) = w.sees(ch) {
-                        events.push((
-                            c.domid,
-                            Message::watch_event(&w.render(c.domid, path), &w.token),
-                        ));
+                for i in 0..c.watches.len() {
+                    let w = &c.watches[i];
+                    let Some(path) = w.sees(ch) else { continue };
+                    let rendered = w.render(c.domid, path);
+                    let len = HEADER_LEN + rendered.len() + w.token.len() + 2;
+                    let queued = c.out_bytes + if c.domid == caller { own_bytes } else { 0 };
+                    if c.domid != 0 && queued + len > limit {
+                        c.dropped_events += 1;
+                        continue;
+                    }
+                    let m = Message::watch_event(&rendered, &w.token);
+                    if c.domid == caller {
+                        own_bytes += len;
+                        own.push(m);
+                    } else {
+                        c.push(m);
                     }
                 }
             }
         }
-        self.deliver(caller, events, own);
     }
 
     fn fire_special(&mut self, caller: DomId, name: &str, own: &mut Vec<Message>) {

@@ -4,13 +4,23 @@
 //!
 //! Invariants of a [`Store`] (checked by [`Store::check`]): the root `/` exists;
 //! every other node's parent exists and lists it among its children; every child a
-//! node lists exists; the per-owner node counts equal the nodes each domain owns;
+//! node lists exists; the per-owner node counts and bytes equal what each domain
+//! owns;
 //! every node's generation is unique and below the store's next generation.
 //!
 //! Transactions are optimistic: a [`Transaction`] keeps the nodes it changed
 //! (copy on write) and, for every path it touched, the generation the committed
 //! store had when it first looked (or that the node was absent). Commit succeeds
 //! only if none of those changed since; it then applies the changes atomically.
+//!
+//! Memory accounting (bytes, as Xen's xenstored after XSA-326): a node costs its
+//! owner [`node_cost`] (path, name in its parent, value, permission entries and a
+//! fixed overhead), and the store keeps every owner's total; a transaction knows
+//! the bytes it holds ([`Transaction::bytes`]: one record per path it touched,
+//! the copies of the nodes it changed). The operations check an unprivileged
+//! caller's budget ([`TreeQuota::byte_budget`]) before they allocate: a path is
+//! walked without allocating, and a failed lookup records only the path asked
+//! for and the ancestor that decided the answer, never every ancestor.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
@@ -41,6 +51,38 @@ pub struct TreeQuota {
     pub max_nodes_per_domain: usize,
     /// Longest value a domain may write.
     pub max_value_size: usize,
+    /// Permission entries a node may carry (the owner's included).
+    pub max_perms: usize,
+    /// Bytes this request may still add to what the caller is charged
+    /// (`ENOSPC` beyond).
+    pub byte_budget: usize,
+}
+
+/// Fixed cost of a node besides its bytes (map entry, allocations).
+pub const NODE_OVERHEAD: usize = 64;
+/// Cost of one permission entry after the first.
+pub const PERM_ENTRY_COST: usize = 4;
+/// Fixed cost of one record a transaction keeps (beside the path).
+pub const RECORD_OVERHEAD: usize = 32;
+
+/// What a node at `path` with a `value_len`-byte value and `acl_len` extra
+/// permission entries costs its owner.
+pub fn cost_of(path: &str, value_len: usize, acl_len: usize) -> usize {
+    NODE_OVERHEAD + path.len() + basename(path).len() + value_len + acl_len * PERM_ENTRY_COST
+}
+
+/// What `node` at `path` costs its owner.
+pub fn node_cost(path: &str, node: &Node) -> usize {
+    cost_of(path, node.value.len(), node.perms.acl.len())
+}
+
+/// What one domain owns in the committed store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Nodes.
+    pub nodes: usize,
+    /// Their [`node_cost`]s.
+    pub bytes: usize,
 }
 
 /// A change that may fire watches.
@@ -57,8 +99,10 @@ pub struct Change {
 
 /// The view the tree operations work on: the committed store or a transaction.
 pub(crate) trait Tree {
-    /// The node at `path`, if any.
+    /// The node at `path`, if any (a transaction records the lookup).
     fn get(&mut self, path: &str) -> Option<&Node>;
+    /// The node at `path`, if any, without recording the lookup.
+    fn peek(&self, path: &str) -> Option<&Node>;
     /// Creates or replaces the node at `path`.
     fn put(&mut self, path: &str, node: Node);
     /// Removes the node at `path` (not its children).
@@ -71,7 +115,7 @@ pub(crate) trait Tree {
 #[derive(Clone, Debug)]
 pub struct Store {
     nodes: BTreeMap<String, Node>,
-    owners: BTreeMap<DomId, usize>,
+    owners: BTreeMap<DomId, Usage>,
     next_generation: u64,
 }
 
@@ -118,17 +162,27 @@ impl Store {
 
     /// Nodes owned by `domid`.
     pub fn owned_count(&self, domid: DomId) -> usize {
-        self.owners.get(&domid).copied().unwrap_or(0)
+        self.usage(domid).nodes
+    }
+
+    /// Nodes and bytes owned by `domid`.
+    pub fn usage(&self, domid: DomId) -> Usage {
+        self.owners.get(&domid).copied().unwrap_or_default()
     }
 
     fn generation_of(&self, path: &str) -> Option<u64> {
         self.nodes.get(path).map(|n| n.generation)
     }
 
-    fn count(&mut self, owner: DomId, delta: isize) {
-        let c = self.owners.entry(owner).or_insert(0);
-        *c = c.saturating_add_signed(delta);
-        if *c == 0 {
+    fn count(&mut self, owner: DomId, delta: isize, bytes: usize) {
+        let c = self.owners.entry(owner).or_default();
+        c.nodes = c.nodes.saturating_add_signed(delta);
+        if delta > 0 {
+            c.bytes += bytes;
+        } else {
+            c.bytes = c.bytes.saturating_sub(bytes);
+        }
+        if c.nodes == 0 {
             self.owners.remove(&owner);
         }
     }
@@ -138,10 +192,12 @@ impl Store {
         if !self.nodes.contains_key("/") {
             return Err("root missing");
         }
-        let mut owners: BTreeMap<DomId, usize> = BTreeMap::new();
+        let mut owners: BTreeMap<DomId, Usage> = BTreeMap::new();
         let mut gens = BTreeSet::new();
         for (path, node) in &self.nodes {
-            *owners.entry(node.perms.owner).or_insert(0) += 1;
+            let u = owners.entry(node.perms.owner).or_default();
+            u.nodes += 1;
+            u.bytes += node_cost(path, node);
             if node.generation >= self.next_generation || !gens.insert(node.generation) {
                 return Err("bad generation");
             }
@@ -159,7 +215,7 @@ impl Store {
             }
         }
         if owners != self.owners {
-            return Err("owner counts wrong");
+            return Err("owner counts or bytes wrong");
         }
         Ok(())
     }
@@ -170,18 +226,22 @@ impl Tree for Store {
         self.nodes.get(path)
     }
 
+    fn peek(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
     fn put(&mut self, path: &str, mut node: Node) {
         node.generation = self.next_generation;
         self.next_generation += 1;
-        self.count(node.perms.owner, 1);
+        self.count(node.perms.owner, 1, node_cost(path, &node));
         if let Some(old) = self.nodes.insert(String::from(path), node) {
-            self.count(old.perms.owner, -1);
+            self.count(old.perms.owner, -1, node_cost(path, &old));
         }
     }
 
     fn delete(&mut self, path: &str) {
         if let Some(old) = self.nodes.remove(path) {
-            self.count(old.perms.owner, -1);
+            self.count(old.perms.owner, -1, node_cost(path, &old));
         }
     }
 
@@ -199,11 +259,58 @@ pub struct Transaction {
     accessed: BTreeMap<String, Option<u64>>,
     /// Change in the number of nodes each domain owns.
     owner_delta: BTreeMap<DomId, isize>,
-    /// Changes to fire at commit.
-    pub(crate) changes: Vec<Change>,
+    /// Change in the bytes each domain owns.
+    owner_bytes: BTreeMap<DomId, isize>,
+    /// Bytes held by `overlay` and `accessed`.
+    bytes: usize,
+    /// Changes to fire at commit (see [`Transaction::add_changes`]).
+    changes: Vec<Change>,
+}
+
+fn record_cost(path: &str) -> usize {
+    RECORD_OVERHEAD + path.len()
+}
+
+fn change_cost(c: &Change) -> usize {
+    record_cost(&c.path)
+        + c.perms
+            .iter()
+            .map(|p| RECORD_OVERHEAD + p.acl.len() * PERM_ENTRY_COST)
+            .sum::<usize>()
+}
+
+fn overlay_cost(path: &str, node: &Option<Node>) -> usize {
+    record_cost(path) + node.as_ref().map_or(0, |n| node_cost(path, n))
 }
 
 impl Transaction {
+    /// Bytes the transaction holds: its records of touched paths and its copies
+    /// of changed nodes (and of the changes it will fire).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Records `changes` to fire at commit; a change equal to one already
+    /// recorded is kept once, so repeating a write holds nothing more.
+    pub(crate) fn add_changes(&mut self, changes: Vec<Change>) {
+        for c in changes {
+            if !self.changes.contains(&c) {
+                self.bytes += change_cost(&c);
+                self.changes.push(c);
+            }
+        }
+    }
+
+    /// Paths the transaction recorded (touched or changed).
+    pub fn records(&self) -> usize {
+        self.accessed.len() + self.overlay.len()
+    }
+
+    /// Change in the bytes `domid` owns that committing would make.
+    pub fn owner_bytes_delta(&self, domid: DomId) -> isize {
+        self.owner_bytes.get(&domid).copied().unwrap_or(0)
+    }
+
     /// Whether committing now would conflict with changes made since the
     /// transaction first touched its nodes.
     pub fn conflicts_with(&self, store: &Store) -> bool {
@@ -213,21 +320,27 @@ impl Transaction {
     }
 
     /// Applies the transaction to `store` if it does not conflict (`EAGAIN`)
-    /// and, when `limit` = `(domid, max)` is given, would not leave `domid`
-    /// owning more than `max` nodes (`ENOSPC`: concurrent transactions are each
-    /// checked against the committed count). Returns the changes to fire; on an
-    /// error nothing is applied.
+    /// and, when `limit` = `(domid, max_nodes, max_bytes)` is given, would not
+    /// leave `domid` owning more than `max_nodes` nodes or `max_bytes` bytes
+    /// (`ENOSPC`: concurrent transactions are each checked against the
+    /// committed figures). Returns the changes to fire; on an error nothing is
+    /// applied.
     pub(crate) fn commit(
         self,
         store: &mut Store,
-        limit: Option<(DomId, usize)>,
+        limit: Option<(DomId, usize, usize)>,
     ) -> Result<Vec<Change>, XsError> {
         if self.conflicts_with(store) {
             return Err(XsError::EAGAIN);
         }
-        if let Some((domid, max)) = limit {
+        if let Some((domid, max_nodes, max_bytes)) = limit {
+            let u = store.usage(domid);
             let d = self.owner_delta.get(&domid).copied().unwrap_or(0);
-            if d > 0 && store.owned_count(domid).saturating_add_signed(d) > max {
+            if d > 0 && u.nodes.saturating_add_signed(d) > max_nodes {
+                return Err(XsError::ENOSPC);
+            }
+            let b = self.owner_bytes_delta(domid);
+            if b > 0 && u.bytes.saturating_add_signed(b) > max_bytes {
                 return Err(XsError::ENOSPC);
             }
         }
@@ -252,15 +365,30 @@ impl TxView<'_> {
         if !self.tx.accessed.contains_key(path) {
             let g = self.base.generation_of(path);
             self.tx.accessed.insert(String::from(path), g);
+            self.tx.bytes += record_cost(path);
         }
     }
 
-    fn current_owner(&mut self, path: &str) -> Option<DomId> {
-        self.get(path).map(|n| n.perms.owner)
+    /// Owner and cost of the node at `path` as the transaction sees it.
+    fn current(&mut self, path: &str) -> Option<(DomId, usize)> {
+        self.get(path).map(|n| (n.perms.owner, node_cost(path, n)))
     }
 
-    fn delta(&mut self, owner: DomId, d: isize) {
+    fn delta(&mut self, owner: DomId, d: isize, bytes: usize) {
         *self.tx.owner_delta.entry(owner).or_insert(0) += d;
+        let b = self.tx.owner_bytes.entry(owner).or_insert(0);
+        let bytes = bytes as isize;
+        *b += if d > 0 { bytes } else { -bytes };
+    }
+
+    fn set_overlay(&mut self, path: &str, node: Option<Node>) {
+        let add = overlay_cost(path, &node);
+        match self.tx.overlay.insert(String::from(path), node) {
+            Some(old) => {
+                self.tx.bytes = self.tx.bytes.saturating_sub(overlay_cost(path, &old)) + add;
+            }
+            None => self.tx.bytes += add,
+        }
     }
 }
 
@@ -273,21 +401,28 @@ impl Tree for TxView<'_> {
         self.base.nodes.get(path)
     }
 
+    fn peek(&self, path: &str) -> Option<&Node> {
+        match self.tx.overlay.get(path) {
+            Some(n) => n.as_ref(),
+            None => self.base.nodes.get(path),
+        }
+    }
+
     fn put(&mut self, path: &str, node: Node) {
-        if let Some(old) = self.current_owner(path) {
-            self.delta(old, -1);
+        if let Some((old, cost)) = self.current(path) {
+            self.delta(old, -1, cost);
         }
         self.touch(path);
-        self.delta(node.perms.owner, 1);
-        self.tx.overlay.insert(String::from(path), Some(node));
+        self.delta(node.perms.owner, 1, node_cost(path, &node));
+        self.set_overlay(path, Some(node));
     }
 
     fn delete(&mut self, path: &str) {
-        if let Some(old) = self.current_owner(path) {
-            self.delta(old, -1);
+        if let Some((old, cost)) = self.current(path) {
+            self.delta(old, -1, cost);
         }
         self.touch(path);
-        self.tx.overlay.insert(String::from(path), None);
+        self.set_overlay(path, None);
     }
 
     fn owned_by(&self, domid: DomId) -> usize {
@@ -297,15 +432,15 @@ impl Tree for TxView<'_> {
 }
 
 /// The error for a missing node: `EACCES` if the nearest existing ancestor is not
-/// readable by `who` (so existence does not leak), else `ENOENT`.
+/// readable by `who` (so existence does not leak), else `ENOENT`. The walk up
+/// allocates nothing; a transaction records only the ancestor that decided.
 fn missing(t: &mut dyn Tree, who: &Principal, path: &str) -> XsError {
     let mut p = parent(path);
     while let Some(a) = p {
-        if let Some(n) = t.get(a) {
-            return if n.perms.can_read(who) {
-                XsError::ENOENT
-            } else {
-                XsError::EACCES
+        if t.peek(a).is_some() {
+            return match t.get(a) {
+                Some(n) if !n.perms.can_read(who) => XsError::EACCES,
+                _ => XsError::ENOENT,
             };
         }
         p = parent(a);
@@ -346,6 +481,8 @@ pub(crate) fn get_perms(t: &mut dyn Tree, who: &Principal, path: &str) -> Result
 
 /// Creates `path` and any missing ancestors. The new nodes inherit the
 /// permissions of their parent; an unprivileged creator becomes their owner.
+/// The missing ancestors are counted and costed without allocating, and the
+/// node and byte quotas checked, before anything is created or recorded.
 fn create(
     t: &mut dyn Tree,
     who: &Principal,
@@ -353,39 +490,58 @@ fn create(
     path: &str,
     value: Vec<u8>,
 ) -> Result<(), XsError> {
-    // Find the nearest existing ancestor, collecting the missing paths.
-    let mut missing_paths = alloc::vec![String::from(path)];
+    // Find the nearest existing ancestor; count the missing nodes.
+    let mut n_missing = 1usize;
     let mut anc = parent(path).ok_or(XsError::EINVAL)?;
-    while t.get(anc).is_none() {
-        missing_paths.push(String::from(anc));
+    while t.peek(anc).is_none() {
+        n_missing += 1;
         anc = parent(anc).ok_or(XsError::EINVAL)?;
     }
     let anc_node = t.get(anc).ok_or(XsError::ENOENT)?.clone();
     if !anc_node.perms.can_write(who) {
         return Err(XsError::EACCES);
     }
-    if !who.is_privileged()
-        && t.owned_by(who.domid) + missing_paths.len() > quota.max_nodes_per_domain
-    {
-        return Err(XsError::ENOSPC);
+    if !who.is_privileged() {
+        if t.owned_by(who.domid) + n_missing > quota.max_nodes_per_domain {
+            return Err(XsError::ENOSPC);
+        }
+        let acl = anc_node.perms.acl.len();
+        let mut cost = cost_of(path, value.len(), acl);
+        let mut p = parent(path);
+        while let Some(a) = p.filter(|a| *a != anc) {
+            cost += cost_of(a, 0, acl);
+            p = parent(a);
+        }
+        if cost > quota.byte_budget {
+            return Err(XsError::ENOSPC);
+        }
     }
     let mut perms = anc_node.perms.clone();
     if !who.is_privileged() {
         perms.owner = who.domid;
     }
+    // The missing nodes are the prefixes of `path` longer than `anc`, each
+    // ending at a '/' (or at the end).
+    let start = if anc == "/" { 1 } else { anc.len() + 1 };
+    let mut ends: Vec<usize> = path.as_bytes()[start..]
+        .iter()
+        .enumerate()
+        .filter(|&(_, &c)| c == b'/')
+        .map(|(i, _)| start + i)
+        .collect();
+    ends.push(path.len());
     let mut up = anc_node;
-    up.children.insert(String::from(basename(
-        missing_paths[missing_paths.len() - 1].as_str(),
-    )));
+    up.children.insert(String::from(basename(&path[..ends[0]])));
     t.put(anc, up);
     // From the top down: each new node lists the next one as its only child.
     let mut value = Some(value);
-    for (i, p) in missing_paths.iter().enumerate().rev() {
+    for (i, &end) in ends.iter().enumerate() {
+        let p = &path[..end];
         let mut children = BTreeSet::new();
-        if i > 0 {
-            children.insert(String::from(basename(&missing_paths[i - 1])));
+        if let Some(&next) = ends.get(i + 1) {
+            children.insert(String::from(basename(&path[..next])));
         }
-        let v = if i == 0 {
+        let v = if end == path.len() {
             value.take().unwrap_or_default()
         } else {
             Vec::new()
@@ -423,6 +579,10 @@ pub(crate) fn write(
         Some(n) => {
             if !n.perms.can_write(who) {
                 return Err(XsError::EACCES);
+            }
+            if !who.is_privileged() && value.len().saturating_sub(n.value.len()) > quota.byte_budget
+            {
+                return Err(XsError::ENOSPC);
             }
             let mut n = n.clone();
             n.value = value.to_vec();
@@ -509,6 +669,7 @@ pub(crate) fn rm(t: &mut dyn Tree, who: &Principal, path: &str) -> Result<Option
 pub(crate) fn set_perms(
     t: &mut dyn Tree,
     who: &Principal,
+    quota: &TreeQuota,
     path: &str,
     perms: Perms,
 ) -> Result<Change, XsError> {
@@ -520,6 +681,15 @@ pub(crate) fn set_perms(
     }
     if !who.is_privileged() && perms.owner != node.perms.owner {
         return Err(XsError::EPERM);
+    }
+    if !who.is_privileged() {
+        if perms.acl.len() + 1 > quota.max_perms {
+            return Err(XsError::ENOSPC);
+        }
+        let grow = perms.acl.len().saturating_sub(node.perms.acl.len()) * PERM_ENTRY_COST;
+        if grow > quota.byte_budget {
+            return Err(XsError::ENOSPC);
+        }
     }
     let mut node = node.clone();
     let old = core::mem::replace(&mut node.perms, perms.clone());

@@ -130,6 +130,16 @@ impl Decoder {
         self.header_have > 0 || self.current.is_some()
     }
 
+    /// Bytes the current message still needs (its header's, or its payload's
+    /// once the header is in): reading no more than this never takes bytes of
+    /// the next message.
+    pub fn wanted(&self) -> usize {
+        match self.current {
+            None => HEADER_LEN - self.header_have,
+            Some(h) => (h.len as usize - self.payload.len()).max(1),
+        }
+    }
+
     /// Consumes `data`, appending every completed message to `out`.
     pub fn feed(&mut self, mut data: &[u8], out: &mut Vec<Message>) -> Result<(), ProtocolError> {
         if self.failed {

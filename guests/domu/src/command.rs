@@ -8,6 +8,8 @@
 //! - `xs-read <path>`: reads a xenstore node (relative to the domain's home,
 //!   or absolute) and prints its value or the error the store returns — how a
 //!   user sees what this domain may and may not read;
+//! - `xs-flood`: attacks xenstored's memory as a hostile domain would
+//!   ([`crate::flood`]) and prints what the store answered;
 //! - `spin <ms>`: keeps the CPU busy for that long (at most 10 s), so that
 //!   the domain's CPU time (`xm list`'s Time column) visibly advances;
 //! - `help`: the list of commands.
@@ -34,6 +36,8 @@ pub enum Command {
     XsRead { path: [u8; MAX_LINE], len: usize },
     /// `spin <ms>`: busy for `ms` milliseconds.
     Spin { ms: u32 },
+    /// `xs-flood`: run [`crate::flood::run`] on the domain's store connection.
+    XsFlood,
 }
 
 /// The longest `spin`.
@@ -46,6 +50,10 @@ pub const HELP: &[(&str, &str)] = &[
         "stop this kernel as crashed (SCHEDOP_shutdown crash)",
     ),
     ("xs-read", "xs-read <path>: print a xenstore node"),
+    (
+        "xs-flood",
+        "try to exhaust xenstored's memory (long paths, writes)",
+    ),
     (
         "spin",
         "spin <ms>: keep the CPU busy that long (at most 10 s)",
@@ -118,6 +126,7 @@ pub fn parse(line: &[u8]) -> Option<Command> {
     match line.trim_ascii() {
         b"crash" => Some(Command::Crash),
         b"help" => Some(Command::Help),
+        b"xs-flood" => Some(Command::XsFlood),
         l if l.starts_with(b"spin ") => {
             let ms = core::str::from_utf8(&l[5..]).ok()?.trim().parse().ok()?;
             (ms <= MAX_SPIN_MS).then_some(Command::Spin { ms })
@@ -166,6 +175,14 @@ mod tests {
         assert!(feed_all(&mut l, b"xs-read\r").is_empty());
         assert!(feed_all(&mut l, b"xs-read   \r").is_empty());
         assert!(feed_all(&mut l, b"xs-readx name\r").is_empty());
+    }
+
+    #[test]
+    fn xs_flood_takes_no_argument() {
+        let mut l = LineBuffer::new();
+        assert_eq!(feed_all(&mut l, b" xs-flood \r"), [Command::XsFlood]);
+        assert!(feed_all(&mut l, b"xs-flood now\r").is_empty());
+        assert!(feed_all(&mut l, b"xs-floo\r").is_empty());
     }
 
     #[test]
@@ -221,6 +238,6 @@ mod tests {
             };
             assert!(parse(line.as_bytes()).is_some(), "{name}");
         }
-        assert_eq!(HELP.len(), 4);
+        assert_eq!(HELP.len(), 5);
     }
 }

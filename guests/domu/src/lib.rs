@@ -6,6 +6,7 @@
 //! - [`control`]: what a `control/shutdown` value asks for (XEN-PV-ABI.md §13.3);
 //! - [`echo`]: how typed console input is echoed;
 //! - [`command`]: the console commands typed lines may name (`crash`, `help`).
+//! - [`flood`]: `xs-flood`, a hostile domain's attack on xenstored's memory.
 //!
 //! pvrt itself cannot be compiled for the host (its entry code is 32-bit
 //! assembly), so the host tests of its pure xenstore and ring modules run
@@ -18,6 +19,7 @@
 pub mod command;
 pub mod control;
 pub mod echo;
+pub mod flood;
 
 /// pvrt's host-testable modules (`guests/pvrt/src/xenbus/`), compiled here
 /// for their `#[cfg(test)]` tests.

@@ -168,3 +168,41 @@ fn shutdown_watch_fires_and_the_node_is_cleared_in_a_transaction() {
         b"".to_vec()
     );
 }
+
+impl crate::flood::Store for Client<Daemon> {
+    type Error = XsError;
+    fn start(&mut self) -> Result<u32, XsError> {
+        self.transaction_start().map(|t| t.0)
+    }
+    fn end(&mut self, tx: u32, commit: bool) -> Result<(), XsError> {
+        self.transaction_end(Tx(tx), commit)
+    }
+    fn read(&mut self, tx: u32, path: &str) -> Result<(), XsError> {
+        Client::read(self, Tx(tx), path).map(drop)
+    }
+    fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsError> {
+        Client::write(self, Tx::NONE, path, value)
+    }
+    fn rm(&mut self, path: &str) -> Result<(), XsError> {
+        Client::rm(self, Tx::NONE, path)
+    }
+}
+
+#[test]
+fn xs_flood_is_refused_with_the_xen_errnos_and_bounded() {
+    use xen_abi::errno::Errno;
+    let mut c = setup();
+    let r = crate::flood::run(&mut c);
+    assert_eq!(r.tx_started, Ok(()));
+    // The 3070-byte path is over a domU's path limit: refused before any walk.
+    assert_eq!(r.attack, [Err(XsError::Daemon(Errno::EINVAL)); 2]);
+    // The longest allowed one walks up to `/`, which the domU may not read.
+    assert_eq!(r.longest, [Err(XsError::Daemon(Errno::EACCES)); 4]);
+    // The writes stop at the memory quota (256 KiB: ~2.1 KB per node).
+    assert_eq!(r.write_error, Some(XsError::Daemon(Errno::ENOSPC)));
+    assert!((100..130).contains(&r.writes), "{}", r.writes);
+    assert_eq!((r.removed, r.after), (Ok(()), Ok(())));
+    let xs = &c.transport_mut().xs;
+    assert!(xs.usage(DOMID) < 4096, "freed: {}", xs.usage(DOMID));
+    assert_eq!(xs.store().check(), Ok(()));
+}

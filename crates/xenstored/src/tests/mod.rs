@@ -2,6 +2,7 @@
 //! watches, domains and quotas, ring service, and a property test.
 
 mod domains;
+mod memory;
 mod prop;
 mod requests;
 mod ring_service;

@@ -214,3 +214,28 @@ fn a_payload_exactly_at_the_limit_is_accepted() {
         XENSTORE_PAYLOAD_MAX as usize - 5
     );
 }
+
+#[test]
+fn a_full_ring_of_small_requests_queues_at_most_one_reply_past_the_quota() {
+    // 64 16-byte reads of a 4000-byte value fill the request ring; their
+    // replies would be 256 KB. Requests are read one message at a time, so
+    // the queue stops one reply past the output quota.
+    let mut h = H::with_quota(Quota {
+        max_pending_output: 8 * 1024,
+        ..Quota::default()
+    });
+    h.add(1);
+    h.x.write("/local/domain/1/v", &[b'v'; 4000]).unwrap();
+    let mut p = page();
+    let mut reqs = Vec::new();
+    for i in 0..64 {
+        Message::new(XS_READ, i, 0, b"v\0".to_vec()).encode_into(&mut reqs);
+    }
+    reqs.truncate(XENSTORE_RING_SIZE);
+    let sent = send(&mut p, &reqs);
+    h.x.service_ring(1, &mut p).unwrap();
+    let queued = h.x.connection(1).unwrap().pending_output();
+    assert!(queued >= 8 * 1024 - 4016, "{queued}");
+    assert!(queued <= 8 * 1024 + 4016, "{queued}");
+    assert!(crate::ring::req_available(&p).unwrap() > sent / 2);
+}

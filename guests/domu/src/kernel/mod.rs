@@ -14,7 +14,8 @@
 //! console input or xenstore traffic arrives; input is echoed and collected
 //! into lines, and a line naming a console command (`domu::command`) is acted
 //! on: `crash` shuts the domain down as crashed, the one way it crashes on
-//! purpose; a `control/shutdown` request is read and cleared in a transaction
+//! purpose; `xs-flood` runs `domu::flood` over the store connection and
+//! prints what each step got; a `control/shutdown` request is read and cleared in a transaction
 //! and acted on. A xenstore failure is reported on both consoles and the
 //! kernel goes on with the console alone.
 
@@ -274,6 +275,10 @@ fn console_input(con: &mut Console, name: &Text, mut xs: Option<&mut XenBus>) {
                     None => con.line(format_args!("xs-read {path}: no xenstore connection")),
                 }
             }
+            Some(Command::XsFlood) => match xs.as_deref_mut() {
+                Some(x) => xs_flood(con, x),
+                None => con.line(format_args!("xs-flood: no xenstore connection")),
+            },
             Some(Command::Spin { ms }) => {
                 let va = SHARED_VA.load(core::sync::atomic::Ordering::Relaxed);
                 let start = pvrt::time::now(va);
@@ -290,6 +295,78 @@ fn console_input(con: &mut Console, name: &Text, mut xs: Option<&mut XenBus>) {
             }
         }
     }
+}
+
+/// `domu::flood` over the kernel's store connection.
+struct FloodConn<'a>(&'a mut XenBus);
+
+impl domu::flood::Store for FloodConn<'_> {
+    type Error = XsError;
+    fn start(&mut self) -> Result<u32, XsError> {
+        self.0.transaction_start().map(|t| t.0)
+    }
+    fn end(&mut self, tx: u32, commit: bool) -> Result<(), XsError> {
+        self.0.transaction_end(Tx(tx), commit)
+    }
+    fn read(&mut self, tx: u32, path: &str) -> Result<(), XsError> {
+        self.0.read(Tx(tx), path).map(drop)
+    }
+    fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsError> {
+        self.0.write(Tx::NONE, path, value)
+    }
+    fn rm(&mut self, path: &str) -> Result<(), XsError> {
+        self.0.rm(Tx::NONE, path)
+    }
+}
+
+/// A step's outcome as printed: `ok` or the error.
+struct Outcome<'a>(&'a Result<(), XsError>);
+
+impl fmt::Display for Outcome<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Ok(()) => f.write_str("ok"),
+            Err(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Runs `xs-flood` and prints one line per step.
+fn xs_flood(con: &mut Console, xs: &mut XenBus) {
+    let r = domu::flood::run(&mut FloodConn(xs));
+    con.line(format_args!(
+        "xs-flood: transaction start: {}",
+        Outcome(&r.tx_started)
+    ));
+    con.line(format_args!(
+        "xs-flood: two 3070-byte paths read in the transaction: {}, {}",
+        Outcome(&r.attack[0]),
+        Outcome(&r.attack[1])
+    ));
+    con.line(format_args!(
+        "xs-flood: four 2048-byte paths read in the transaction: {}, {}, {}, {}",
+        Outcome(&r.longest[0]),
+        Outcome(&r.longest[1]),
+        Outcome(&r.longest[2]),
+        Outcome(&r.longest[3])
+    ));
+    match r.write_error {
+        Some(e) => con.line(format_args!(
+            "xs-flood: {} writes of {} bytes, then {e}",
+            r.writes,
+            domu::flood::VALUE_LEN
+        )),
+        None => con.line(format_args!(
+            "xs-flood: {} writes of {} bytes, none refused",
+            r.writes,
+            domu::flood::VALUE_LEN
+        )),
+    }
+    con.line(format_args!(
+        "xs-flood: removed data/flood: {}; a write after it: {}",
+        Outcome(&r.removed),
+        Outcome(&r.after)
+    ));
 }
 
 /// Handles the watch events that arrived.
