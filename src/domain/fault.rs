@@ -219,28 +219,56 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
 /// four selectors and resumes with DS = ES = FS = GS = 0; with no failsafe
 /// callback the domain cannot go on.
 pub fn segment_reload_failed(frame: &mut TrapFrame) {
+    let f = *frame;
+    failsafe(
+        frame,
+        format_args!(
+            "data selectors ds={:#06x} es={:#06x} fs={:#06x} gs={:#06x} cannot be reloaded",
+            f.ds, f.es, f.fs, f.gs
+        ),
+    );
+}
+
+/// On the way back to the guest, Oxen's `iret` to `frame` faulted with
+/// `vector` (#GP, #NP or #SS) and `error_code`: its code or stack selector
+/// went bad while the guest was in Oxen (the guest removed or changed the
+/// descriptor it was running on), or its EIP lies beyond the code segment's
+/// limit. As 32-bit Xen does (the `iret` fixup of its return path), the
+/// guest's failsafe callback gets the frame it could not return to, with
+/// its four data selectors; when that callback cannot be delivered (none
+/// registered, or the stack to deliver it on is the selector that went bad)
+/// the domain crashes. Either way only the guest pays.
+pub fn iret_failed(frame: &mut TrapFrame, vector: u16, error_code: u16) {
+    let f = *frame;
+    failsafe(
+        frame,
+        format_args!(
+            "iret to {:#06x}:{:#010x} (ss:esp {:#06x}:{:#010x}) faulted: {} error code {:#06x}",
+            f.cs,
+            f.eip,
+            f.ss,
+            f.esp,
+            vector_name(vector),
+            error_code
+        ),
+    );
+}
+
+/// Bounces the failsafe callback for `what`, a part of `frame` that Oxen
+/// could not load on the way back to the guest, or crashes the domain.
+fn failsafe(frame: &mut TrapFrame, what: fmt::Arguments<'_>) {
     let mut table = DOMAINS.lock();
     let dom = table
         .current_mut()
-        .expect("only a guest frame carries guest data selectors");
+        .expect("only a guest frame is returned to through the fixups");
     let (delivery, handler) = dom.vcpu.callbacks.failsafe_delivery();
-    log::debug!(
-        "d{}: data selectors ds={:#06x} es={:#06x} fs={:#06x} gs={:#06x} not loadable: failsafe callback",
-        dom.domid,
-        frame.ds,
-        frame.es,
-        frame.fs,
-        frame.gs
-    );
+    log::debug!("d{}: {what}: failsafe callback", dom.domid);
     if let Err(why) = deliver_to(frame, dom, delivery, handler) {
         let frame_copy = *frame;
         crash_domain(
             dom,
             &frame_copy,
-            format_args!(
-                "data selectors ds={:#06x} es={:#06x} fs={:#06x} gs={:#06x} cannot be reloaded and the failsafe callback cannot be delivered: {why}",
-                frame.ds, frame.es, frame.fs, frame.gs
-            ),
+            format_args!("{what} and the failsafe callback cannot be delivered: {why}"),
         );
         // Nothing of the guest's is reloaded any more.
         (frame.ds, frame.es, frame.fs, frame.gs) = (0, 0, 0, 0);

@@ -348,4 +348,286 @@ pub(crate) fn descriptors(c: &mut Checks, mem: &Mem<'_>) {
     );
     c.ok("gdt_frame_writable_again", mem.map(va, g, true));
     let _ = mem.unmap(va);
+    code_selector_goes_bad(c, mem);
+}
+
+// Running on a code or stack selector of the domain's own that goes away
+// while the guest is in Oxen: Oxen's `iret` back faults, and the fault must
+// become the guest's (the failsafe callback, or its domain crashing), never
+// a fault of Oxen's.
+core::arch::global_asm!(
+    r#"
+    .data
+    .balign 4
+td_far:             /* far pointer for the jump onto a selector */
+    .long 0, 0
+td_iret_saved_esp:
+    .long 0
+    .global td_iret_failsafe_frame
+td_iret_failsafe_frame: /* count, DS, ES, FS, GS, EIP, CS word of the last one */
+    .long 0, 0, 0, 0, 0, 0, 0
+
+    .text
+    /* u32 td_hypercall_on_cs(u32 cs, u32 nr, u32 a1, u32 a2, u32 a3, u32 a4):
+     * far-jumps onto code selector `cs` (base 0), makes hypercall `nr`
+     * there, then far-jumps back to FLAT_KERNEL_CS; returns EAX. When the
+     * return to `cs` fails, td_iret_failsafe comes back through
+     * td_iret_landing with the hypercall's EAX. */
+    .global td_hypercall_on_cs
+td_hypercall_on_cs:
+    pushl   %ebx
+    pushl   %esi
+    movl    %esp, td_iret_saved_esp
+    movl    12(%esp), %eax
+    movl    %eax, td_far + 4
+    movl    $1f, td_far
+    ljmp    *td_far
+1:  movl    16(%esp), %eax
+    movl    20(%esp), %ebx
+    movl    24(%esp), %ecx
+    movl    28(%esp), %edx
+    movl    32(%esp), %esi
+    shll    $5, %eax
+    addl    $hypercall_page, %eax
+    call    *%eax
+    ljmp    $0xE019, $td_iret_landing
+td_iret_landing:
+    movl    td_iret_saved_esp, %esp
+    popl    %esi
+    popl    %ebx
+    ret
+
+    /* u32 td_hypercall_on_ss(u32 ss, u32 nr, u32 a1, u32 a2, u32 a3, u32 a4):
+     * the same with stack selector `ss` (base 0) loaded. */
+    .global td_hypercall_on_ss
+td_hypercall_on_ss:
+    pushl   %ebx
+    pushl   %esi
+    movl    12(%esp), %eax
+    movl    %eax, %ss
+    movl    16(%esp), %eax
+    movl    20(%esp), %ebx
+    movl    24(%esp), %ecx
+    movl    28(%esp), %edx
+    movl    32(%esp), %esi
+    shll    $5, %eax
+    addl    $hypercall_page, %eax
+    call    *%eax
+    movl    $0xE021, %ecx       /* FLAT_KERNEL_SS */
+    movl    %ecx, %ss
+    popl    %esi
+    popl    %ebx
+    ret
+
+    /* Failsafe callback for a return that failed: [DS][ES][FS][GS][EIP]
+     * [CS|mask<<16][EFLAGS] on the interrupted (flat) stack. Records the
+     * frame and resumes at td_iret_landing on FLAT_KERNEL_CS. */
+    .global td_iret_failsafe
+td_iret_failsafe:
+    pushl   %eax
+    movl    $0xE021, %eax       /* FLAT_KERNEL_DS */
+    movl    %eax, %ds
+    movl    %eax, %es
+    popl    %eax
+    incl    td_iret_failsafe_frame
+    popl    td_iret_failsafe_frame + 4
+    popl    td_iret_failsafe_frame + 8
+    popl    td_iret_failsafe_frame + 12
+    popl    td_iret_failsafe_frame + 16
+    pushl   %eax
+    movl    4(%esp), %eax
+    movl    %eax, td_iret_failsafe_frame + 20
+    movl    8(%esp), %eax
+    movl    %eax, td_iret_failsafe_frame + 24
+    movl    $td_iret_landing, 4(%esp)
+    movl    $0xE019, 8(%esp)    /* FLAT_KERNEL_CS */
+    popl    %eax
+    iret
+    "#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn td_hypercall_on_cs(cs: u32, nr: u32, a1: u32, a2: u32, a3: u32, a4: u32) -> u32;
+    fn td_hypercall_on_ss(ss: u32, nr: u32, a1: u32, a2: u32, a3: u32, a4: u32) -> u32;
+    fn td_iret_failsafe();
+    static td_iret_failsafe_frame: [u32; 7];
+    static hypercall_page: u8;
+}
+
+/// Count, DS, ES, FS, GS, EIP and CS word of the last failsafe frame
+/// `td_iret_failsafe` took.
+fn iret_failsafe_frame() -> [u32; 7] {
+    // SAFETY: a static the failsafe handler writes; read it volatile.
+    unsafe { core::ptr::read_volatile(core::ptr::addr_of!(td_iret_failsafe_frame)) }
+}
+
+/// Flat 32-bit code, DPL 1, ending where guest segments end.
+const FLAT_CODE_DPL1: u64 = 0x00CF_BA00_0000_67FF;
+/// Flat 32-bit read/write data, DPL 1.
+const FLAT_DATA_DPL1: u64 = 0x00CF_B200_0000_67FF;
+
+fn register_failsafe(c: &mut Checks, name: &str, handler: unsafe extern "C" fn()) {
+    use xen_abi::traps::{
+        CALLBACKF_MASK_EVENTS, CALLBACKOP_REGISTER, CALLBACKTYPE_FAILSAFE, CallbackRegister,
+        XenCallback,
+    };
+    let failsafe = CallbackRegister {
+        type_: CALLBACKTYPE_FAILSAFE,
+        flags: CALLBACKF_MASK_EVENTS,
+        address: XenCallback {
+            cs: u32::from(xen_abi::selectors::FLAT_KERNEL_CS),
+            eip: handler as *const () as u32,
+        },
+    };
+    c.ok(
+        name,
+        pvrt::hypercall::result(
+            // SAFETY: `failsafe` is a live callback_register the call reads.
+            unsafe {
+                pvrt::hypercall::raw(
+                    xen_abi::hypercall::CALLBACK_OP,
+                    [CALLBACKOP_REGISTER, &failsafe as *const _ as u32, 0, 0, 0],
+                )
+            },
+        ),
+    );
+}
+
+/// The guest far-jumps onto a DPL-1 code segment of its own (in its GDT,
+/// then in its LDT) and removes that descriptor with a hypercall made
+/// while running on it. Oxen's `iret` back to the selector faults; the
+/// guest gets the failsafe callback with the frame it could not return to
+/// (as 32-bit Xen does) and Oxen goes on.
+fn code_selector_goes_bad(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::hypercall::{MMUEXT_OP, SET_GDT, UPDATE_DESCRIPTOR, XEN_VERSION};
+    let g = descriptor_page(
+        c,
+        mem,
+        ("iret_gdt_map", "iret_gdt_unmap"),
+        54,
+        56,
+        &[(3, FLAT_CODE_DPL1)],
+    );
+    let frames = [g];
+    c.ok(
+        "iret_set_gdt_own_code",
+        hcall(SET_GDT, [frames.as_ptr() as u32, 4, 0, 0, 0]),
+    );
+    register_failsafe(c, "iret_failsafe_register", td_iret_failsafe);
+    let hp = core::ptr::addr_of!(hypercall_page) as u32;
+    let before = iret_failsafe_frame()[0];
+    // SAFETY: 0x19 is the DPL-1 flat code segment just loaded; xen_version
+    // takes no pointer for XENVER_version (0).
+    let v = unsafe { td_hypercall_on_cs(0x19, XEN_VERSION, 0, 0, 0, 0) };
+    c.check(
+        "iret_own_code_selector_returns",
+        v >> 16 >= 3 && iret_failsafe_frame()[0] == before,
+        format_args!(
+            "version {v:#x}, failsafe count {}",
+            iret_failsafe_frame()[0]
+        ),
+    );
+    let ma = u64::from(g) << 12;
+    // SAFETY: as above; the hypercall removes the running code descriptor.
+    let r = unsafe {
+        td_hypercall_on_cs(
+            0x19,
+            UPDATE_DESCRIPTOR,
+            (ma + 24) as u32,
+            (ma >> 32) as u32,
+            0,
+            0,
+        )
+    };
+    let f = iret_failsafe_frame();
+    let in_stub = |eip: u32, nr: u32| (hp + nr * 32..hp + nr * 32 + 32).contains(&eip);
+    let kds = u32::from(xen_abi::selectors::FLAT_KERNEL_DS);
+    c.check(
+        "iret_gdt_code_gone_failsafe",
+        r == 0
+            && f[0] == before + 1
+            && f[6] & 0xFFFF == 0x19
+            && in_stub(f[5], UPDATE_DESCRIPTOR)
+            && f[1] == kds,
+        format_args!("result {r:#x} failsafe frame {f:x?}"),
+    );
+    c.ok("iret_gdt_empty", hcall(SET_GDT, [0, 0, 0, 0, 0]));
+
+    // The same with a code segment in the LDT and `MMUEXT_SET_LDT(0, 0)`.
+    let l = mem.mfn(mem.first_free_pfn + 55);
+    let la = mem.scratch_va(58);
+    c.ok("iret_ldt_map", mem.map(la, l, true));
+    // SAFETY: mapped writable at `la`.
+    unsafe {
+        core::ptr::write_bytes(la as *mut u8, 0, PAGE as usize);
+        (la as *mut u64).add(1).write_volatile(FLAT_CODE_DPL1);
+    }
+    c.ok("iret_ldt_read_only", mem.map(la, l, false));
+    c.ok("iret_set_ldt_own_code", mmuext(MMUEXT_SET_LDT, la, 2));
+    let op = [xen_abi::mm::MmuextOp::new(MMUEXT_SET_LDT, 0, 0)];
+    let mut done = 0u32;
+    // SAFETY: 0xD is index 1 of the LDT (RPL 1), the code segment just
+    // loaded; `op` and `done` are live for the call, which drops the LDT.
+    let r = unsafe {
+        td_hypercall_on_cs(
+            0xD,
+            MMUEXT_OP,
+            op.as_ptr() as u32,
+            1,
+            &mut done as *mut u32 as u32,
+            u32::from(xen_abi::domid::DOMID_SELF),
+        )
+    };
+    let f = iret_failsafe_frame();
+    c.check(
+        "iret_ldt_code_gone_failsafe",
+        r == 0
+            && done == 1
+            && f[0] == before + 2
+            && f[6] & 0xFFFF == 0xD
+            && in_stub(f[5], MMUEXT_OP),
+        format_args!("result {r:#x} done {done} failsafe frame {f:x?}"),
+    );
+    c.ok("iret_ldt_writable_again", mem.map(la, l, true));
+    c.ok("iret_ldt_unmap", mem.unmap(la));
+    register_failsafe(c, "iret_failsafe_restored", td_failsafe_handler);
+}
+
+/// `test=bad-stack-selector`: the guest loads SS with a DPL-1 data segment
+/// of its own and removes that descriptor with a hypercall made on it.
+/// Oxen's `iret` back faults on SS; the failsafe callback would have to be
+/// delivered on that very stack, so the domain crashes (as in Xen), and
+/// Oxen reports it and goes on: it must not take a fault of its own.
+pub(crate) fn stack_selector_goes_bad(mem: &Mem<'_>) {
+    use xen_abi::hypercall::{SET_GDT, UPDATE_DESCRIPTOR};
+    let mut c = Checks {
+        passed: 0,
+        failed: 0,
+    };
+    let g = descriptor_page(
+        &mut c,
+        mem,
+        ("iret_ss_gdt_map", "iret_ss_gdt_unmap"),
+        54,
+        56,
+        &[(2, FLAT_DATA_DPL1)],
+    );
+    let frames = [g];
+    let _ = hcall(SET_GDT, [frames.as_ptr() as u32, 3, 0, 0, 0]);
+    let ma = u64::from(g) << 12;
+    pvrt::println!("test-dom0: removing the stack descriptor while running on it");
+    // SAFETY: 0x11 is the DPL-1 flat data segment just loaded; the
+    // hypercall removes it, and Oxen must crash this domain on the way back.
+    let r = unsafe {
+        td_hypercall_on_ss(
+            0x11,
+            UPDATE_DESCRIPTOR,
+            (ma + 16) as u32,
+            (ma >> 32) as u32,
+            0,
+            0,
+        )
+    };
+    pvrt::println!("test-dom0: returned on the removed stack selector ({r:#x})");
 }
