@@ -349,6 +349,7 @@ pub(crate) fn descriptors(c: &mut Checks, mem: &Mem<'_>) {
     c.ok("gdt_frame_writable_again", mem.map(va, g, true));
     let _ = mem.unmap(va);
     code_selector_goes_bad(c, mem);
+    multicall_iret_ends_list(c);
 }
 
 // Running on a code or stack selector of the domain's own that goes away
@@ -396,6 +397,30 @@ td_iret_landing:
     popl    %esi
     popl    %ebx
     ret
+
+    /* u32 td_multicall_iret(u32 list, u32 count): multicall(list, count)
+     * issued with an iret frame on the stack: [EAX 0x600dcafe][EIP
+     * td_iret_landing][FLAT_KERNEL_CS][EFLAGS, IF clear], for a list
+     * whose first entry is the iret hypercall. Returns EAX at the
+     * landing. */
+    .global td_multicall_iret
+td_multicall_iret:
+    pushl   %ebx
+    pushl   %esi
+    movl    %esp, td_iret_saved_esp
+    movl    12(%esp), %ebx
+    movl    16(%esp), %ecx
+    pushl   $0x2
+    pushl   $0xE019
+    pushl   $td_iret_landing
+    pushl   $0x600DCAFE
+    movl    $13, %eax           /* multicall */
+    int     $0x82
+    /* Not reached unless the iret was not taken; a continuation that
+     * rewound the landing by 2 lands on these. */
+    nop
+    nop
+    jmp     td_iret_landing
 
     /* u32 td_hypercall_on_ss(u32 ss, u32 nr, u32 a1, u32 a2, u32 a3, u32 a4):
      * the same with stack selector `ss` (base 0) loaded. */
@@ -451,6 +476,7 @@ unsafe extern "C" {
     fn td_hypercall_on_cs(cs: u32, nr: u32, a1: u32, a2: u32, a3: u32, a4: u32) -> u32;
     fn td_hypercall_on_ss(ss: u32, nr: u32, a1: u32, a2: u32, a3: u32, a4: u32) -> u32;
     fn td_iret_failsafe();
+    fn td_multicall_iret(list: u32, count: u32) -> u32;
     static td_iret_failsafe_frame: [u32; 7];
     static hypercall_page: u8;
 }
@@ -630,4 +656,35 @@ pub(crate) fn stack_selector_goes_bad(mem: &Mem<'_>) {
         )
     };
     pvrt::println!("test-dom0: returned on the removed stack selector ({r:#x})");
+}
+
+/// An `iret` inside a multicall ends the multicall there, as in Xen (the
+/// guest is elsewhere now): the entries after it do not run, the multicall
+/// "returns" the iret's EAX, and no continuation rewinds the EIP the iret
+/// set (which could be 0 or 1, then wrapped past the code segment's limit).
+fn multicall_iret_ends_list(c: &mut Checks) {
+    use xen_abi::hypercall::{IRET, MulticallEntry, XEN_VERSION};
+    const SENTINEL: u32 = 0xDEAD;
+    // More entries than one multicall invocation runs: without the stop,
+    // the call yields and re-executes from the rewound EIP.
+    static mut LIST: [MulticallEntry; 70] = [MulticallEntry {
+        op: XEN_VERSION,
+        result: SENTINEL,
+        args: [0; 6],
+    }; 70];
+    // SAFETY: one vcpu; only this function touches LIST.
+    let list = unsafe { &mut *core::ptr::addr_of_mut!(LIST) };
+    list[0].op = IRET;
+    // SAFETY: the list is read and written for its length; the stub's iret
+    // frame returns to td_iret_landing on the flat code segment.
+    let eax = unsafe { td_multicall_iret(list.as_mut_ptr() as u32, list.len() as u32) };
+    let ran_after = list[1..].iter().filter(|e| e.result != SENTINEL).count();
+    c.check(
+        "multicall_iret_ends_the_list",
+        eax == 0x600D_CAFE && list[0].result == 0x600D_CAFE && ran_after == 0,
+        format_args!(
+            "eax {eax:#x}, iret entry result {:#x}, {ran_after} entries ran after it",
+            list[0].result
+        ),
+    );
 }
