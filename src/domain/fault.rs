@@ -137,7 +137,7 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
     {
         return;
     }
-    if vector == VECTOR_UD && super::emulate::emulate_cpuid(frame) {
+    if vector == VECTOR_UD && super::emulate::emulate_cpuid(frame, dom) {
         return;
     }
     // A move through a segment whose 4 GiB limit Oxen truncated.

@@ -353,6 +353,25 @@ pub fn update_descriptor_args(
     })
 }
 
+/// The instruction bytes at offset `eip` of code segment `desc` that Oxen
+/// may fetch to emulate it: `(linear address, length)`, the length the
+/// part of `max` bytes inside the segment's limit. `None` when the CPU could
+/// not fetch there either: `desc` is not a present code segment, or `eip`
+/// lies beyond its limit. Like Xen's `insn_fetch` (which checks the CS base
+/// and limit), an emulator that needs more bytes than this refuses, and the
+/// guest gets the #GP a fetch past the limit raises.
+pub fn code_fetch_window(desc: Descriptor, eip: u32, max: usize) -> Option<(u32, usize)> {
+    if !desc.present() || !desc.is_code() {
+        return None;
+    }
+    let inside = desc.limit_bytes().checked_sub(u64::from(eip))?;
+    if inside == 0 {
+        return None;
+    }
+    let len = inside.min(max as u64) as usize;
+    Some((desc.base().wrapping_add(eip), len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -702,6 +721,51 @@ mod tests {
                         "{:x?} refused", d
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn code_fetch_window_stays_inside_the_code_segment() {
+        // Flat DPL-1 code ending at the guest segment limit (4 KiB units).
+        let flat = seg(0, 0xF67FF, 0xA, 1, true, 0xC);
+        assert_eq!(code_fetch_window(flat, 0x1000, 15), Some((0x1000, 15)));
+        assert_eq!(
+            code_fetch_window(flat, 0xF67F_FFFE, 15),
+            Some((0xF67F_FFFE, 2))
+        );
+        assert_eq!(code_fetch_window(flat, 0xF680_0000, 15), None);
+        assert_eq!(code_fetch_window(flat, 0xFFFF_FFFE, 15), None);
+        // A based, byte-granular code segment of 0x100 bytes.
+        let small = seg(0x40_0000, 0xFF, 0xA, 1, true, 0x4);
+        assert_eq!(code_fetch_window(small, 0, 15), Some((0x40_0000, 15)));
+        assert_eq!(code_fetch_window(small, 0xFF, 15), Some((0x40_00FF, 1)));
+        assert_eq!(code_fetch_window(small, 0x100, 15), None);
+        // Not present, a data segment, a system descriptor: nothing.
+        assert_eq!(
+            code_fetch_window(seg(0, 0xF67FF, 0xA, 1, false, 0xC), 0, 15),
+            None
+        );
+        assert_eq!(
+            code_fetch_window(seg(0, 0xF67FF, 0x2, 1, true, 0xC), 0, 15),
+            None
+        );
+        assert_eq!(code_fetch_window(gate(0xE019, 0, 0xC, 1, 0), 0, 15), None);
+    }
+
+    proptest! {
+        #[test]
+        fn code_fetch_window_never_passes_the_limit(
+            base in any::<u32>(), limit in 0u32..0x10_0000, g in any::<bool>(),
+            eip in any::<u32>(), max in 0usize..16,
+        ) {
+            let d = seg(base, limit, 0xA, 1, true, if g { 0xC } else { 0x4 });
+            if let Some((linear, len)) = code_fetch_window(d, eip, max) {
+                prop_assert!(len <= max);
+                prop_assert!(u64::from(eip) + len as u64 <= d.limit_bytes());
+                prop_assert_eq!(linear, base.wrapping_add(eip));
+            } else {
+                prop_assert!(u64::from(eip) >= d.limit_bytes());
             }
         }
     }

@@ -350,6 +350,7 @@ pub(crate) fn descriptors(c: &mut Checks, mem: &Mem<'_>) {
     let _ = mem.unmap(va);
     code_selector_goes_bad(c, mem);
     multicall_iret_ends_list(c);
+    emulation_at_code_segment_end(c, mem);
 }
 
 // Running on a code or stack selector of the domain's own that goes away
@@ -367,6 +368,9 @@ td_iret_saved_esp:
     .global td_iret_failsafe_frame
 td_iret_failsafe_frame: /* count, DS, ES, FS, GS, EIP, CS word of the last one */
     .long 0, 0, 0, 0, 0, 0, 0
+    .global td_gp_landing_frame
+td_gp_landing_frame:    /* count, EIP, CS word of the last #GP td_gp_landing took */
+    .long 0, 0, 0
 
     .text
     /* u32 td_hypercall_on_cs(u32 cs, u32 nr, u32 a1, u32 a2, u32 a3, u32 a4):
@@ -397,6 +401,35 @@ td_iret_landing:
     popl    %esi
     popl    %ebx
     ret
+
+    /* void td_jump_on_cs(u32 cs, u32 eip): far-jumps to cs:eip, which
+     * comes back through td_iret_landing (failsafe or #GP handler below). */
+    .global td_jump_on_cs
+td_jump_on_cs:
+    pushl   %ebx
+    pushl   %esi
+    movl    %esp, td_iret_saved_esp
+    movl    12(%esp), %eax
+    movl    %eax, td_far + 4
+    movl    16(%esp), %eax
+    movl    %eax, td_far
+    ljmp    *td_far
+
+    /* #GP handler: [error code][EIP][CS|mask<<16][EFLAGS]. Records count,
+     * EIP and CS word, resumes at td_iret_landing on FLAT_KERNEL_CS. */
+    .global td_gp_landing
+td_gp_landing:
+    incl    td_gp_landing_frame
+    addl    $4, %esp
+    pushl   %eax
+    movl    4(%esp), %eax
+    movl    %eax, td_gp_landing_frame + 4
+    movl    8(%esp), %eax
+    movl    %eax, td_gp_landing_frame + 8
+    movl    $td_iret_landing, 4(%esp)
+    movl    $0xE019, 8(%esp)
+    popl    %eax
+    iret
 
     /* u32 td_multicall_iret(u32 list, u32 count): multicall(list, count)
      * issued with an iret frame on the stack: [EAX 0x600dcafe][EIP
@@ -477,6 +510,10 @@ unsafe extern "C" {
     fn td_hypercall_on_ss(ss: u32, nr: u32, a1: u32, a2: u32, a3: u32, a4: u32) -> u32;
     fn td_iret_failsafe();
     fn td_multicall_iret(list: u32, count: u32) -> u32;
+    fn td_jump_on_cs(cs: u32, eip: u32);
+    fn td_gp_landing();
+    fn td_gp_handler();
+    static td_gp_landing_frame: [u32; 3];
     static td_iret_failsafe_frame: [u32; 7];
     static hypercall_page: u8;
 }
@@ -686,5 +723,89 @@ fn multicall_iret_ends_list(c: &mut Checks) {
             "eax {eax:#x}, iret entry result {:#x}, {ran_after} entries ran after it",
             list[0].result
         ),
+    );
+}
+
+/// Ring 1 runs a privileged instruction Oxen emulates (`clts`) that
+/// crosses the end of its own code segment: the CPU could not fetch it
+/// whole, so Oxen must not emulate it (it used to, reading past the limit),
+/// and the guest gets the #GP with the instruction not done. (Emulating the
+/// segment's last instruction leaves EIP past the limit, and on hardware
+/// Oxen's `iret` there faults into the failsafe callback; QEMU's TCG does
+/// not check EIP against the limit on `iret`, so that case is hardware-only
+/// and covered by the `iret` fixup the code-selector checks exercise.)
+fn emulation_at_code_segment_end(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::hypercall::{FPU_TASKSWITCH, SET_GDT};
+    use xen_abi::traps::TrapInfo;
+    const CLTS: [u8; 2] = [0x0F, 0x06];
+    const CR0_TS: u32 = 1 << 3;
+    let va = mem.scratch_va(59);
+    let (code, next) = (
+        mem.mfn(mem.first_free_pfn + 60),
+        mem.mfn(mem.first_free_pfn + 61),
+    );
+    let mapped = mem.map(va, code, true).and(mem.map(va + PAGE, next, true));
+    c.ok("emul_end_code_map", mapped);
+    // SAFETY: both pages are mapped writable at `va`.
+    unsafe { core::ptr::write_bytes(va as *mut u8, 0x90, 2 * PAGE as usize) };
+    // Flat DPL-1 code, 4 KiB granular, ending at the end of the page.
+    let limit = u64::from(((va + PAGE) >> 12) - 1);
+    let desc = (limit & 0xFFFF) | ((limit >> 16) & 0xF) << 48 | 0xBA << 40 | 0xC << 52;
+    let g = descriptor_page(
+        c,
+        mem,
+        ("emul_end_gdt_map", "emul_end_gdt_unmap"),
+        54,
+        56,
+        &[(3, desc)],
+    );
+    let frames = [g];
+    c.ok(
+        "emul_end_set_gdt",
+        hcall(SET_GDT, [frames.as_ptr() as u32, 4, 0, 0, 0]),
+    );
+    let cr0 = || -> u32 {
+        let v: u32;
+        // SAFETY: emulated by Oxen for ring 1 (the virtual CR0).
+        unsafe { core::arch::asm!("mov {}, cr0", out(reg) v) };
+        v
+    };
+    // `clts` as the segment's last byte, its second byte past the limit
+    // (on the next page, mapped: only the limit stops the fetch).
+    // SAFETY: both pages are mapped writable at `va`.
+    unsafe { core::ptr::copy_nonoverlapping(CLTS.as_ptr(), (va + PAGE - 1) as *mut u8, 2) };
+    let gp = |handler: unsafe extern "C" fn()| {
+        let t = [
+            TrapInfo {
+                vector: 13,
+                flags: 0,
+                cs: xen_abi::selectors::FLAT_KERNEL_CS,
+                address: handler as usize as u32,
+            },
+            TrapInfo::default(),
+        ];
+        pvrt::traps::set_trap_table(&t)
+    };
+    c.ok("emul_end_gp_landing", gp(td_gp_landing));
+    let _ = hcall(FPU_TASKSWITCH, [1, 0, 0, 0, 0]);
+    // SAFETY: a read-only static the #GP handler writes; read it volatile.
+    let gp_frame = || unsafe { core::ptr::read_volatile(core::ptr::addr_of!(td_gp_landing_frame)) };
+    let gps = gp_frame()[0];
+    // SAFETY: as above; the fetch of `clts` crosses the limit, so the
+    // way back is the #GP handler's landing.
+    unsafe { td_jump_on_cs(0x19, va + PAGE - 1) };
+    let f = gp_frame();
+    let ts_after = cr0() & CR0_TS != 0;
+    c.check(
+        "emul_insn_across_segment_limit_refused",
+        ts_after && f[0] == gps + 1 && f[1] == va + PAGE - 1 && f[2] & 0xFFFF == 0x19,
+        format_args!("TS {ts_after}, #GP frame {f:x?}"),
+    );
+    c.ok("emul_end_gp_restored", gp(td_gp_handler));
+    let _ = hcall(FPU_TASKSWITCH, [0, 0, 0, 0, 0]);
+    c.ok("emul_end_gdt_empty", hcall(SET_GDT, [0, 0, 0, 0, 0]));
+    c.ok(
+        "emul_end_code_unmap",
+        mem.unmap(va).and(mem.unmap(va + PAGE)),
     );
 }
