@@ -8,6 +8,7 @@
 use core::fmt;
 
 use hv_core::bounce::{Delivery, Handler, Resume, bounce};
+use hv_core::descriptor::{Descriptor, code_selector_accepts, stack_range};
 use xen_abi::layout::GUEST_SEGMENT_LIMIT_END;
 use xen_abi::sched::SHUTDOWN_CRASH;
 use xen_abi::selectors::{FLAT_KERNEL_CS, FLAT_KERNEL_SS, FLAT_USER_CS, FLAT_USER_SS};
@@ -36,15 +37,39 @@ fn has_error_code(vector: u16) -> bool {
     matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
 }
 
-/// Whether Oxen may return to `r` in a guest: until guests have descriptor
-/// tables of their own for code and stack, only the flat kernel and user
-/// selectors; and the EIP inside the flat segments' limit (0xF6800000).
-/// Anything else would fault on Oxen's own `iret`.
+/// Whether `setvcpucontext` may start a vcpu at `r`: a context given with
+/// no descriptor tables of its own, so only the flat kernel and user
+/// selectors, and the EIP inside the flat segments' limit (0xF6800000).
 pub fn resume_ok(r: &Resume) -> bool {
     matches!(
         (r.cs, r.ss),
         (FLAT_KERNEL_CS, FLAT_KERNEL_SS) | (FLAT_USER_CS, FLAT_USER_SS)
     ) && r.eip < GUEST_SEGMENT_LIMIT_END
+}
+
+/// What selector `sel` names for the running vcpu (`ldt_ents` entries of
+/// LDT loaded): Oxen's flat ones, or the guest's own GDT and LDT entries
+/// (shadowed, so checked by `check_descriptor`).
+fn descriptor(sel: u16, ldt_ents: u32) -> Option<Descriptor> {
+    crate::arch::x86::gdt::descriptor_for(sel, ldt_ents as usize).map(Descriptor::from_u64)
+}
+
+/// Whether Oxen may return to `r` in the running domain: any code and
+/// stack selector, Oxen's flat ones or the guest's own in its GDT or LDT,
+/// that the CPU takes for ring 1 or 3 (as Xen accepts them), with EIP
+/// inside the code segment's limit. What passes here cannot fault on
+/// Oxen's `iret` unless the guest changes its descriptors meanwhile, and
+/// that case has the `iret`'s exception-table fixup.
+pub fn resume_ok_in(r: &Resume, dom: &Domain) -> bool {
+    let ldt = dom.vcpu.ldt_ents;
+    code_selector_accepts(r.cs, descriptor(r.cs, ldt), r.eip)
+        && stack_range(r.ss, (r.cs & 3) as u8, descriptor(r.ss, ldt), r.esp, 0).is_some()
+}
+
+/// The linear address of `len` bytes at `ss:esp` on a guest stack of ring
+/// `ss & 3` (the segment's base applied, its limit checked), or `None`.
+pub fn guest_stack_linear(ldt_ents: u32, ss: u16, esp: u32, len: u32) -> Option<u32> {
+    stack_range(ss, (ss & 3) as u8, descriptor(ss, ldt_ents), esp, len)
 }
 
 /// Reports why `dom` cannot go on and shuts it down as crashed.
@@ -83,13 +108,21 @@ fn deliver_to(
     let mask = shared::upcall_mask(dom.shared_va);
     let b = bounce(&ctx, mask, dom.vcpu.kernel_stack, delivery, handler)
         .map_err(|_| format_args!("no way to deliver the trap (no handler, or no kernel stack)"))?;
-    if !resume_ok(&b.resume) {
+    if !resume_ok_in(&b.resume, dom) {
         return Err(format_args!(
             "trap handler or kernel stack is not one Oxen can return to"
         ));
     }
-    copy_to_guest(b.resume.esp, b.frame.words().as_bytes())
-        .map_err(|_| format_args!("cannot write the trap frame on the guest's kernel stack"))?;
+    guest_stack_linear(
+        dom.vcpu.ldt_ents,
+        b.resume.ss,
+        b.resume.esp,
+        b.frame.bytes(),
+    )
+    .and_then(|linear| copy_to_guest(linear, b.frame.words().as_bytes()).ok())
+    .ok_or(format_args!(
+        "cannot write the trap frame on the guest's kernel stack"
+    ))?;
     frame.resume(&b.resume);
     if b.set_upcall_mask {
         shared::set_upcall_mask(dom.shared_va, 1);

@@ -372,6 +372,48 @@ pub fn code_fetch_window(desc: Descriptor, eip: u32, max: usize) -> Option<(u32,
     Some((desc.base().wrapping_add(eip), len))
 }
 
+/// Whether an `iret` to `cs:eip` lands in guest code the way the CPU would
+/// take it: RPL 1 or 3 (a guest ring), a present code segment whose DPL
+/// equals the RPL (or, conforming, does not exceed it), `eip` inside the
+/// limit. `desc` is what `cs` names now (`None`: null or beyond the table).
+/// The exception-table fixup on Oxen's `iret` is the backstop; this lets
+/// Oxen refuse early what would fault there.
+pub fn code_selector_accepts(cs: u16, desc: Option<Descriptor>, eip: u32) -> bool {
+    let rpl = (cs & 3) as u8;
+    let Some(d) = desc else {
+        return false;
+    };
+    let dpl_ok = if d.type_field() & TYPE_EXPAND_DOWN != 0 {
+        d.dpl() <= rpl
+    } else {
+        d.dpl() == rpl
+    };
+    matches!(rpl, 1 | 3) && d.present() && d.is_code() && dpl_ok && u64::from(eip) < d.limit_bytes()
+}
+
+/// The linear address of the `len` bytes at offset `esp` of stack segment
+/// `ss` (`desc` what it names now), for a guest running at ring `rpl`:
+/// `None` when the CPU would not take `ss` as that ring's stack (RPL and
+/// DPL must be `rpl`, a present writable data segment) or the bytes leave
+/// the segment (expand-up: below the limit; expand-down: above it, up to
+/// 64 KiB or 4 GiB by the B bit). Oxen writes bounce frames and reads iret
+/// frames through this, so a based or limited stack is honoured.
+pub fn stack_range(ss: u16, rpl: u8, desc: Option<Descriptor>, esp: u32, len: u32) -> Option<u32> {
+    let d = desc?;
+    let writable_data = !d.is_system() && !d.is_code() && d.type_field() & 0x2 != 0;
+    if (ss & 3) as u8 != rpl || d.dpl() != rpl || !d.present() || !writable_data {
+        return None;
+    }
+    let (start, end) = (u64::from(esp), u64::from(esp) + u64::from(len));
+    let inside = if d.is_expand_down() {
+        let upper: u64 = if d.big() { 0xFFFF_FFFF } else { 0xFFFF };
+        start >= d.limit_bytes() && end <= upper + 1
+    } else {
+        end <= d.limit_bytes()
+    };
+    inside.then(|| d.base().wrapping_add(esp))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -768,5 +810,62 @@ mod tests {
                 prop_assert!(u64::from(eip) >= d.limit_bytes());
             }
         }
+    }
+
+    #[test]
+    fn code_selector_accepts_what_the_cpu_takes() {
+        let code1 = Some(seg(0, 0xF67FF, 0xA, 1, true, 0xC));
+        assert!(code_selector_accepts(0x19, code1, 0x1000));
+        assert!(code_selector_accepts(0xD, code1, 0xF67F_FFFF));
+        assert!(!code_selector_accepts(0x19, code1, 0xF680_0000));
+        assert!(!code_selector_accepts(0x18, code1, 0x1000), "RPL 0");
+        assert!(!code_selector_accepts(0x1B, code1, 0x1000), "RPL 3, DPL 1");
+        assert!(!code_selector_accepts(0x19, None, 0x1000));
+        let not_present = Some(seg(0, 0xF67FF, 0xA, 1, false, 0xC));
+        assert!(!code_selector_accepts(0x19, not_present, 0));
+        let data = Some(seg(0, 0xF67FF, 0x2, 1, true, 0xC));
+        assert!(!code_selector_accepts(0x19, data, 0));
+        // Conforming DPL 1 code at RPL 3 runs in ring 3.
+        let conforming = Some(seg(0, 0xF67FF, 0xE, 1, true, 0xC));
+        assert!(code_selector_accepts(0x1B, conforming, 0));
+        let ring2 = Some(seg(0, 0xF67FF, 0xA, 2, true, 0xC));
+        assert!(
+            !code_selector_accepts(0x1A, ring2, 0),
+            "ring 2 is no guest ring"
+        );
+    }
+
+    #[test]
+    fn stack_range_applies_base_and_limit() {
+        let flat = Some(seg(0, 0xF67FF, 0x2, 1, true, 0xC));
+        assert_eq!(stack_range(0x11, 1, flat, 0x5000, 12), Some(0x5000));
+        assert_eq!(
+            stack_range(0x11, 1, flat, 0xF67F_FFF8, 8),
+            Some(0xF67F_FFF8)
+        );
+        assert_eq!(stack_range(0x11, 1, flat, 0xF67F_FFF8, 12), None);
+        assert_eq!(
+            stack_range(0x13, 3, flat, 0x5000, 12),
+            None,
+            "DPL 1 at ring 3"
+        );
+        assert_eq!(
+            stack_range(0x11, 3, flat, 0x5000, 12),
+            None,
+            "RPL 1 at ring 3"
+        );
+        let based = Some(seg(0x10_0000, 0xFFF, 0x2, 1, true, 0x4));
+        assert_eq!(stack_range(0x11, 1, based, 0xFF4, 12), Some(0x10_0FF4));
+        assert_eq!(stack_range(0x11, 1, based, 0xFF8, 12), None);
+        let read_only = Some(seg(0, 0xF67FF, 0x0, 1, true, 0xC));
+        assert_eq!(stack_range(0x11, 1, read_only, 0x5000, 4), None);
+        let code = Some(seg(0, 0xF67FF, 0xA, 1, true, 0xC));
+        assert_eq!(stack_range(0x11, 1, code, 0x5000, 4), None);
+        assert_eq!(stack_range(0x11, 1, None, 0x5000, 4), None);
+        // Expand-down, 16-bit: offsets above 0xFFF up to 0xFFFF.
+        let down = Some(seg(0x20_0000, 0xFFF, 0x6, 1, true, 0x0));
+        assert_eq!(stack_range(0x11, 1, down, 0x1000, 16), Some(0x20_1000));
+        assert_eq!(stack_range(0x11, 1, down, 0xFF0, 16), None);
+        assert_eq!(stack_range(0x11, 1, down, 0xFFF4, 16), None);
     }
 }

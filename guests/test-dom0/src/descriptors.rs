@@ -351,6 +351,7 @@ pub(crate) fn descriptors(c: &mut Checks, mem: &Mem<'_>) {
     code_selector_goes_bad(c, mem);
     multicall_iret_ends_list(c);
     emulation_at_code_segment_end(c, mem);
+    own_selectors_accepted(c, mem);
 }
 
 // Running on a code or stack selector of the domain's own that goes away
@@ -430,6 +431,41 @@ td_gp_landing:
     movl    $0xE019, 8(%esp)
     popl    %eax
     iret
+
+    /* u32 td_iret_onto_cs(u32 cs): the iret hypercall to cs:1f (EFLAGS
+     * with IF clear); returns the CS found there, back on FLAT_KERNEL_CS. */
+    .global td_iret_onto_cs
+td_iret_onto_cs:
+    pushl   %ebx
+    pushl   %esi
+    movl    %esp, td_iret_saved_esp
+    movl    12(%esp), %eax
+    pushl   $0x2
+    pushl   %eax
+    pushl   $1f
+    jmp     hypercall_page + 23 * 32   /* the stub pushes EAX */
+1:  movl    %cs, %eax
+    ljmp    $0xE019, $td_iret_landing
+
+    /* void td_int3_on_ss(u32 ss, u32 base): runs `int3` on stack selector
+     * ss (based at `base`, same linear stack), then back on FLAT_KERNEL_SS. */
+    .global td_int3_on_ss
+td_int3_on_ss:
+    pushl   %ebx
+    pushl   %esi
+    movl    %esp, td_iret_saved_esp
+    movl    12(%esp), %eax
+    movl    %esp, %edx
+    subl    16(%esp), %edx
+    movl    %eax, %ss
+    movl    %edx, %esp
+    int3
+    movl    $0xE021, %eax
+    movl    %eax, %ss
+    movl    td_iret_saved_esp, %esp
+    popl    %esi
+    popl    %ebx
+    ret
 
     /* u32 td_multicall_iret(u32 list, u32 count): multicall(list, count)
      * issued with an iret frame on the stack: [EAX 0x600dcafe][EIP
@@ -511,6 +547,8 @@ unsafe extern "C" {
     fn td_iret_failsafe();
     fn td_multicall_iret(list: u32, count: u32) -> u32;
     fn td_jump_on_cs(cs: u32, eip: u32);
+    fn td_iret_onto_cs(cs: u32) -> u32;
+    fn td_int3_on_ss(ss: u32, base: u32);
     fn td_gp_landing();
     fn td_gp_handler();
     static td_gp_landing_frame: [u32; 3];
@@ -808,4 +846,45 @@ fn emulation_at_code_segment_end(c: &mut Checks, mem: &Mem<'_>) {
         "emul_end_code_unmap",
         mem.unmap(va).and(mem.unmap(va + PAGE)),
     );
+}
+
+/// Code and stack selectors of the guest's own, not only Oxen's flat ones,
+/// are returned to when the CPU would take them (as Xen accepts them): the
+/// iret hypercall onto a DPL-1 code segment of its GDT, and a trap taken
+/// on a stack segment based at 0x1000, whose bounce frame Oxen must write
+/// at base + ESP for the handler's own `iret` to find it.
+fn own_selectors_accepted(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::hypercall::SET_GDT;
+    /// DPL-1 read/write data based at 0x1000, 4 GiB (truncated by Oxen).
+    const BASED_DATA_DPL1: u64 = 0x00CF_B200_1000_FFFF;
+    let g = descriptor_page(
+        c,
+        mem,
+        ("own_sel_gdt_map", "own_sel_gdt_unmap"),
+        54,
+        56,
+        &[(2, BASED_DATA_DPL1), (3, FLAT_CODE_DPL1)],
+    );
+    let frames = [g];
+    c.ok(
+        "own_sel_set_gdt",
+        hcall(SET_GDT, [frames.as_ptr() as u32, 4, 0, 0, 0]),
+    );
+    // SAFETY: 0x19 is the DPL-1 flat code segment just loaded.
+    let cs = unsafe { td_iret_onto_cs(0x19) };
+    c.check(
+        "iret_hypercall_onto_own_code_selector",
+        cs & 0xFFFF == 0x19,
+        format_args!("cs there {cs:#x}"),
+    );
+    let bps = trap_count(2);
+    // SAFETY: 0x11 is the based stack segment just loaded; the same linear
+    // stack is addressed with ESP lowered by its base.
+    unsafe { td_int3_on_ss(0x11, 0x1000) };
+    c.check(
+        "trap_bounced_on_own_based_stack",
+        trap_count(2) == bps + 1,
+        format_args!("#BP count {} -> {}", bps, trap_count(2)),
+    );
+    c.ok("own_sel_gdt_empty", hcall(SET_GDT, [0, 0, 0, 0, 0]));
 }
