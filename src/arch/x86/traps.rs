@@ -227,6 +227,13 @@ extern "C" fn oxen_handle_trap(frame: &mut TrapFrame) {
 /// way back to the guest (ESP at `frame`, Oxen's selectors loaded).
 #[unsafe(no_mangle)]
 extern "C" fn oxen_segment_reload_failed(frame: &mut TrapFrame) {
+    if frame.interrupted_hypervisor() {
+        // Selectors of a frame back into Oxen itself: Oxen's bug.
+        let fault = LAST_FIXED_FAULT.load(Ordering::Relaxed);
+        frame.entry_vector = (fault >> 16) as u16;
+        frame.error_code = fault as u16;
+        fatal_trap(frame, 0);
+    }
     crate::domain::fault::segment_reload_failed(frame);
     crate::domain::events::return_to_guest(frame);
 }
@@ -238,6 +245,12 @@ extern "C" fn oxen_segment_reload_failed(frame: &mut TrapFrame) {
 #[unsafe(no_mangle)]
 extern "C" fn oxen_iret_failed(frame: &mut TrapFrame) {
     let fault = LAST_FIXED_FAULT.load(Ordering::Relaxed);
+    if frame.interrupted_hypervisor() {
+        // An iret back into Oxen itself faulted: Oxen's bug, not a guest's.
+        frame.entry_vector = (fault >> 16) as u16;
+        frame.error_code = fault as u16;
+        fatal_trap(frame, 0);
+    }
     crate::domain::fault::iret_failed(frame, (fault >> 16) as u16, fault as u16);
     crate::domain::events::return_to_guest(frame);
 }
