@@ -653,6 +653,30 @@ fn code_selector_goes_bad(c: &mut Checks, mem: &Mem<'_>) {
             && f[1] == kds,
         format_args!("result {r:#x} failsafe frame {f:x?}"),
     );
+    // Again, the descriptor back in place, now dropped with the whole GDT
+    // (`set_gdt` without it).
+    c.ok(
+        "iret_gdt_code_back",
+        hcall(
+            UPDATE_DESCRIPTOR,
+            [
+                (ma + 24) as u32,
+                (ma >> 32) as u32,
+                FLAT_CODE_DPL1 as u32,
+                (FLAT_CODE_DPL1 >> 32) as u32,
+                0,
+            ],
+        ),
+    );
+    // SAFETY: as above; the hypercall drops the GDT holding the running
+    // code descriptor.
+    let r = unsafe { td_hypercall_on_cs(0x19, SET_GDT, 0, 0, 0, 0) };
+    let f = iret_failsafe_frame();
+    c.check(
+        "iret_gdt_dropped_failsafe",
+        r == 0 && f[0] == before + 2 && f[6] & 0xFFFF == 0x19 && in_stub(f[5], SET_GDT),
+        format_args!("result {r:#x} failsafe frame {f:x?}"),
+    );
     c.ok("iret_gdt_empty", hcall(SET_GDT, [0, 0, 0, 0, 0]));
 
     // The same with a code segment in the LDT and `MMUEXT_SET_LDT(0, 0)`.
@@ -685,7 +709,7 @@ fn code_selector_goes_bad(c: &mut Checks, mem: &Mem<'_>) {
         "iret_ldt_code_gone_failsafe",
         r == 0
             && done == 1
-            && f[0] == before + 2
+            && f[0] == before + 3
             && f[6] & 0xFFFF == 0xD
             && in_stub(f[5], MMUEXT_OP),
         format_args!("result {r:#x} done {done} failsafe frame {f:x?}"),
@@ -716,6 +740,9 @@ pub(crate) fn stack_selector_goes_bad(mem: &Mem<'_>) {
     );
     let frames = [g];
     let _ = hcall(SET_GDT, [frames.as_ptr() as u32, 3, 0, 0, 0]);
+    // With a failsafe callback: it cannot help, as it would run on the
+    // stack that went bad.
+    register_failsafe(&mut c, "iret_ss_failsafe_register", td_iret_failsafe);
     let ma = u64::from(g) << 12;
     pvrt::println!("test-dom0: removing the stack descriptor while running on it");
     // SAFETY: 0x11 is the DPL-1 flat data segment just loaded; the
