@@ -29,12 +29,21 @@ const CR0_TS: u32 = 1 << 3;
 /// The TSC's MSR.
 const MSR_IA32_TSC: u32 = 0x10;
 
-/// Reads up to 15 instruction bytes at the guest's EIP.
-fn fetch(eip: u32) -> ([u8; 15], usize) {
+/// Reads up to 15 instruction bytes at the guest's CS:EIP: from the code
+/// segment's base, and only the bytes inside its limit (none when EIP is
+/// past it), so nothing beyond the segment is ever emulated.
+fn fetch(frame: &TrapFrame, dom: &Domain) -> ([u8; 15], usize) {
+    use hv_core::descriptor::{Descriptor, code_fetch_window};
     let mut buf = [0u8; 15];
-    let n = (1..=15)
+    let window = crate::arch::x86::gdt::descriptor_for(frame.cs as u16, dom.vcpu.ldt_ents as usize)
+        .map(Descriptor::from_u64)
+        .and_then(|d| code_fetch_window(d, frame.eip, buf.len()));
+    let Some((linear, max)) = window else {
+        return (buf, 0);
+    };
+    let n = (1..=max)
         .rev()
-        .find(|&n| copy_from_guest(&mut buf[..n], eip).is_ok())
+        .find(|&n| copy_from_guest(&mut buf[..n], linear).is_ok())
         .unwrap_or(0);
     (buf, n)
 }
@@ -71,7 +80,7 @@ pub fn emulate_privileged(frame: &mut TrapFrame, dom: &mut Domain) -> Result<(),
     if frame.cs & 3 != 1 {
         return Err(DecodeError::Unsupported);
     }
-    let (bytes, n) = fetch(frame.eip);
+    let (bytes, n) = fetch(frame, dom);
     let insn = privop::decode(&bytes[..n])?;
     match insn.op {
         PrivOp::Clts => {
@@ -160,8 +169,8 @@ pub fn emulate_privileged(frame: &mut TrapFrame, dom: &mut Domain) -> Result<(),
 /// The forced-emulation CPUID behind a #UD: Xen's leaves 0x40000000.. and
 /// the real CPUID with what a PV guest must not use masked (and the
 /// hypervisor bit set). Returns whether it was one.
-pub fn emulate_cpuid(frame: &mut TrapFrame) -> bool {
-    let (bytes, n) = fetch(frame.eip);
+pub fn emulate_cpuid(frame: &mut TrapFrame, dom: &Domain) -> bool {
+    let (bytes, n) = fetch(frame, dom);
     if !privop::is_emulated_cpuid(&bytes[..n]) {
         return false;
     }
@@ -236,7 +245,7 @@ pub fn emulate_4gb_access(frame: &mut TrapFrame, dom: &Domain) -> Result<(), Seg
     use hv_core::descriptor::Descriptor;
     use hv_core::ptwr::Regs;
     use hv_core::seg4gb::{self, Op, SegReg};
-    let (bytes, n) = fetch(frame.eip);
+    let (bytes, n) = fetch(frame, dom);
     let mut regs = Regs([
         frame.eax, frame.ecx, frame.edx, frame.ebx, frame.esp, frame.ebp, frame.esi, frame.edi,
     ]);

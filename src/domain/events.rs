@@ -277,8 +277,16 @@ fn deliver_upcall(dom: &mut super::Domain, frame: &mut TrapFrame) -> bool {
     let mask = u8::from(words.upcall_mask(0));
     let delivered = bounce(&ctx, mask, dom.vcpu.kernel_stack, Delivery::Event, handler)
         .ok()
-        .filter(|b| fault::resume_ok(&b.resume))
-        .filter(|b| copy_to_guest(b.resume.esp, b.frame.words().as_bytes()).is_ok());
+        .filter(|b| fault::resume_ok_in(&b.resume, dom))
+        .filter(|b| {
+            fault::guest_stack_linear(
+                dom.vcpu.ldt_ents,
+                b.resume.ss,
+                b.resume.esp,
+                b.frame.bytes(),
+            )
+            .is_some_and(|linear| copy_to_guest(linear, b.frame.words().as_bytes()).is_ok())
+        });
     match delivered {
         Some(b) => {
             frame.resume(&b.resume);

@@ -8,6 +8,7 @@
 use core::fmt;
 
 use hv_core::bounce::{Delivery, Handler, Resume, bounce};
+use hv_core::descriptor::{Descriptor, code_selector_accepts, stack_range};
 use xen_abi::layout::GUEST_SEGMENT_LIMIT_END;
 use xen_abi::sched::SHUTDOWN_CRASH;
 use xen_abi::selectors::{FLAT_KERNEL_CS, FLAT_KERNEL_SS, FLAT_USER_CS, FLAT_USER_SS};
@@ -36,15 +37,39 @@ fn has_error_code(vector: u16) -> bool {
     matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
 }
 
-/// Whether Oxen may return to `r` in a guest: until guests have descriptor
-/// tables of their own for code and stack, only the flat kernel and user
-/// selectors; and the EIP inside the flat segments' limit (0xF6800000).
-/// Anything else would fault on Oxen's own `iret`.
+/// Whether `setvcpucontext` may start a vcpu at `r`: a context given with
+/// no descriptor tables of its own, so only the flat kernel and user
+/// selectors, and the EIP inside the flat segments' limit (0xF6800000).
 pub fn resume_ok(r: &Resume) -> bool {
     matches!(
         (r.cs, r.ss),
         (FLAT_KERNEL_CS, FLAT_KERNEL_SS) | (FLAT_USER_CS, FLAT_USER_SS)
     ) && r.eip < GUEST_SEGMENT_LIMIT_END
+}
+
+/// What selector `sel` names for the running vcpu (`ldt_ents` entries of
+/// LDT loaded): Oxen's flat ones, or the guest's own GDT and LDT entries
+/// (shadowed, so checked by `check_descriptor`).
+fn descriptor(sel: u16, ldt_ents: u32) -> Option<Descriptor> {
+    crate::arch::x86::gdt::descriptor_for(sel, ldt_ents as usize).map(Descriptor::from_u64)
+}
+
+/// Whether Oxen may return to `r` in the running domain: any code and
+/// stack selector, Oxen's flat ones or the guest's own in its GDT or LDT,
+/// that the CPU takes for ring 1 or 3 (as Xen accepts them), with EIP
+/// inside the code segment's limit. What passes here cannot fault on
+/// Oxen's `iret` unless the guest changes its descriptors meanwhile, and
+/// that case has the `iret`'s exception-table fixup.
+pub fn resume_ok_in(r: &Resume, dom: &Domain) -> bool {
+    let ldt = dom.vcpu.ldt_ents;
+    code_selector_accepts(r.cs, descriptor(r.cs, ldt), r.eip)
+        && stack_range(r.ss, (r.cs & 3) as u8, descriptor(r.ss, ldt), r.esp, 0).is_some()
+}
+
+/// The linear address of `len` bytes at `ss:esp` on a guest stack of ring
+/// `ss & 3` (the segment's base applied, its limit checked), or `None`.
+pub fn guest_stack_linear(ldt_ents: u32, ss: u16, esp: u32, len: u32) -> Option<u32> {
+    stack_range(ss, (ss & 3) as u8, descriptor(ss, ldt_ents), esp, len)
 }
 
 /// Reports why `dom` cannot go on and shuts it down as crashed.
@@ -83,13 +108,21 @@ fn deliver_to(
     let mask = shared::upcall_mask(dom.shared_va);
     let b = bounce(&ctx, mask, dom.vcpu.kernel_stack, delivery, handler)
         .map_err(|_| format_args!("no way to deliver the trap (no handler, or no kernel stack)"))?;
-    if !resume_ok(&b.resume) {
+    if !resume_ok_in(&b.resume, dom) {
         return Err(format_args!(
             "trap handler or kernel stack is not one Oxen can return to"
         ));
     }
-    copy_to_guest(b.resume.esp, b.frame.words().as_bytes())
-        .map_err(|_| format_args!("cannot write the trap frame on the guest's kernel stack"))?;
+    guest_stack_linear(
+        dom.vcpu.ldt_ents,
+        b.resume.ss,
+        b.resume.esp,
+        b.frame.bytes(),
+    )
+    .and_then(|linear| copy_to_guest(linear, b.frame.words().as_bytes()).ok())
+    .ok_or(format_args!(
+        "cannot write the trap frame on the guest's kernel stack"
+    ))?;
     frame.resume(&b.resume);
     if b.set_upcall_mask {
         shared::set_upcall_mask(dom.shared_va, 1);
@@ -137,7 +170,7 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
     {
         return;
     }
-    if vector == VECTOR_UD && super::emulate::emulate_cpuid(frame) {
+    if vector == VECTOR_UD && super::emulate::emulate_cpuid(frame, dom) {
         return;
     }
     // A move through a segment whose 4 GiB limit Oxen truncated.
@@ -219,28 +252,56 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
 /// four selectors and resumes with DS = ES = FS = GS = 0; with no failsafe
 /// callback the domain cannot go on.
 pub fn segment_reload_failed(frame: &mut TrapFrame) {
+    let f = *frame;
+    failsafe(
+        frame,
+        format_args!(
+            "data selectors ds={:#06x} es={:#06x} fs={:#06x} gs={:#06x} cannot be reloaded",
+            f.ds, f.es, f.fs, f.gs
+        ),
+    );
+}
+
+/// On the way back to the guest, Oxen's `iret` to `frame` faulted with
+/// `vector` (#GP, #NP or #SS) and `error_code`: its code or stack selector
+/// went bad while the guest was in Oxen (the guest removed or changed the
+/// descriptor it was running on), or its EIP lies beyond the code segment's
+/// limit. As 32-bit Xen does (the `iret` fixup of its return path), the
+/// guest's failsafe callback gets the frame it could not return to, with
+/// its four data selectors; when that callback cannot be delivered (none
+/// registered, or the stack to deliver it on is the selector that went bad)
+/// the domain crashes. Either way only the guest pays.
+pub fn iret_failed(frame: &mut TrapFrame, vector: u16, error_code: u16) {
+    let f = *frame;
+    failsafe(
+        frame,
+        format_args!(
+            "iret to {:#06x}:{:#010x} (ss:esp {:#06x}:{:#010x}) faulted: {} error code {:#06x}",
+            f.cs,
+            f.eip,
+            f.ss,
+            f.esp,
+            vector_name(vector),
+            error_code
+        ),
+    );
+}
+
+/// Bounces the failsafe callback for `what`, a part of `frame` that Oxen
+/// could not load on the way back to the guest, or crashes the domain.
+fn failsafe(frame: &mut TrapFrame, what: fmt::Arguments<'_>) {
     let mut table = DOMAINS.lock();
     let dom = table
         .current_mut()
-        .expect("only a guest frame carries guest data selectors");
+        .expect("only a guest frame is returned to through the fixups");
     let (delivery, handler) = dom.vcpu.callbacks.failsafe_delivery();
-    log::debug!(
-        "d{}: data selectors ds={:#06x} es={:#06x} fs={:#06x} gs={:#06x} not loadable: failsafe callback",
-        dom.domid,
-        frame.ds,
-        frame.es,
-        frame.fs,
-        frame.gs
-    );
+    log::debug!("d{}: {what}: failsafe callback", dom.domid);
     if let Err(why) = deliver_to(frame, dom, delivery, handler) {
         let frame_copy = *frame;
         crash_domain(
             dom,
             &frame_copy,
-            format_args!(
-                "data selectors ds={:#06x} es={:#06x} fs={:#06x} gs={:#06x} cannot be reloaded and the failsafe callback cannot be delivered: {why}",
-                frame.ds, frame.es, frame.fs, frame.gs
-            ),
+            format_args!("{what} and the failsafe callback cannot be delivered: {why}"),
         );
         // Nothing of the guest's is reloaded any more.
         (frame.ds, frame.es, frame.fs, frame.gs) = (0, 0, 0, 0);

@@ -254,7 +254,8 @@ pub fn continuations() -> u32 {
 
 /// `multicall(list, nr)` (XEN-PV-ABI.md §2.1): runs each entry as a hypercall
 /// with its arguments and stores the result in the entry; a nested multicall
-/// gets `-EINVAL`. Returns 0 unless the list cannot be read or written. Long
+/// gets `-EINVAL`. Returns 0 unless the list cannot be read or written, or
+/// an `iret` entry ends it (returning what the iret returns, as Xen). Long
 /// lists yield every `MULTICALL_PREEMPT` entries, and an entry whose own call
 /// yields keeps its progress in its `args` while the multicall resumes at it.
 fn do_multicall(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
@@ -289,6 +290,12 @@ fn do_multicall(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         entry.result = result as u32;
         if let Err(e) = write_guest(va, &entry) {
             return Err(e).into();
+        }
+        if entry.op == nr::IRET {
+            // The guest is elsewhere now (Xen's `mc_exit`): what follows
+            // the iret in the list is not run, and no continuation may
+            // rewind an EIP the iret set.
+            return Ok(result).into();
         }
     }
     Ok(0).into()

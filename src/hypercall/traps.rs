@@ -85,9 +85,16 @@ pub fn do_fpu_taskswitch(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
 /// guest's ESP. Never "returns" to the stub; a bad frame crashes the domain.
 pub fn do_iret(ctx: &mut Ctx, _args: [u32; 5]) -> Outcome {
     let (esp, ss) = (ctx.frame.esp, ctx.frame.ss as u16);
-    let decoded = decode_iret(esp, ss, read_guest::<u32>);
+    let ldt_ents = ctx.dom().vcpu.ldt_ents;
+    // The frame lies on the guest's current stack segment (base applied,
+    // limit checked).
+    let decoded = decode_iret(esp, ss, |offset| {
+        fault::guest_stack_linear(ldt_ents, ss, offset, 4)
+            .ok_or(Errno::EFAULT)
+            .and_then(read_guest::<u32>)
+    });
     match decoded {
-        Ok(Iret::Return(r)) if fault::resume_ok(&r.resume) => {
+        Ok(Iret::Return(r)) if fault::resume_ok_in(&r.resume, ctx.dom()) => {
             ctx.frame.resume(&r.resume);
             let dom = ctx.dom();
             shared::set_upcall_mask(dom.shared_va, r.upcall_mask);

@@ -353,6 +353,67 @@ pub fn update_descriptor_args(
     })
 }
 
+/// The instruction bytes at offset `eip` of code segment `desc` that Oxen
+/// may fetch to emulate it: `(linear address, length)`, the length the
+/// part of `max` bytes inside the segment's limit. `None` when the CPU could
+/// not fetch there either: `desc` is not a present code segment, or `eip`
+/// lies beyond its limit. Like Xen's `insn_fetch` (which checks the CS base
+/// and limit), an emulator that needs more bytes than this refuses, and the
+/// guest gets the #GP a fetch past the limit raises.
+pub fn code_fetch_window(desc: Descriptor, eip: u32, max: usize) -> Option<(u32, usize)> {
+    if !desc.present() || !desc.is_code() {
+        return None;
+    }
+    let inside = desc.limit_bytes().checked_sub(u64::from(eip))?;
+    if inside == 0 {
+        return None;
+    }
+    let len = inside.min(max as u64) as usize;
+    Some((desc.base().wrapping_add(eip), len))
+}
+
+/// Whether an `iret` to `cs:eip` lands in guest code the way the CPU would
+/// take it: RPL 1 or 3 (a guest ring), a present code segment whose DPL
+/// equals the RPL (or, conforming, does not exceed it), `eip` inside the
+/// limit. `desc` is what `cs` names now (`None`: null or beyond the table).
+/// The exception-table fixup on Oxen's `iret` is the backstop; this lets
+/// Oxen refuse early what would fault there.
+pub fn code_selector_accepts(cs: u16, desc: Option<Descriptor>, eip: u32) -> bool {
+    let rpl = (cs & 3) as u8;
+    let Some(d) = desc else {
+        return false;
+    };
+    let dpl_ok = if d.type_field() & TYPE_EXPAND_DOWN != 0 {
+        d.dpl() <= rpl
+    } else {
+        d.dpl() == rpl
+    };
+    matches!(rpl, 1 | 3) && d.present() && d.is_code() && dpl_ok && u64::from(eip) < d.limit_bytes()
+}
+
+/// The linear address of the `len` bytes at offset `esp` of stack segment
+/// `ss` (`desc` what it names now), for a guest running at ring `rpl`:
+/// `None` when the CPU would not take `ss` as that ring's stack (RPL and
+/// DPL must be `rpl`, a present writable data segment) or the bytes leave
+/// the segment (expand-up: below the limit; expand-down: above it, up to
+/// 64 KiB or 4 GiB by the B bit). Oxen writes bounce frames and reads iret
+/// frames through this, so a based or limited stack is honoured.
+pub fn stack_range(ss: u16, rpl: u8, desc: Option<Descriptor>, esp: u32, len: u32) -> Option<u32> {
+    let d = desc?;
+    let writable_data = !d.is_system() && !d.is_code() && d.type_field() & 0x2 != 0;
+    if (ss & 3) as u8 != rpl || d.dpl() != rpl || !d.present() || !writable_data {
+        return None;
+    }
+    let (start, end) = (u64::from(esp), u64::from(esp) + u64::from(len));
+    let inside = if d.is_expand_down() {
+        let upper: u64 = if d.big() { 0xFFFF_FFFF } else { 0xFFFF };
+        start >= d.limit_bytes() && end <= upper + 1
+    } else {
+        end <= d.limit_bytes()
+    };
+    inside.then(|| d.base().wrapping_add(esp))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -704,5 +765,107 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn code_fetch_window_stays_inside_the_code_segment() {
+        // Flat DPL-1 code ending at the guest segment limit (4 KiB units).
+        let flat = seg(0, 0xF67FF, 0xA, 1, true, 0xC);
+        assert_eq!(code_fetch_window(flat, 0x1000, 15), Some((0x1000, 15)));
+        assert_eq!(
+            code_fetch_window(flat, 0xF67F_FFFE, 15),
+            Some((0xF67F_FFFE, 2))
+        );
+        assert_eq!(code_fetch_window(flat, 0xF680_0000, 15), None);
+        assert_eq!(code_fetch_window(flat, 0xFFFF_FFFE, 15), None);
+        // A based, byte-granular code segment of 0x100 bytes.
+        let small = seg(0x40_0000, 0xFF, 0xA, 1, true, 0x4);
+        assert_eq!(code_fetch_window(small, 0, 15), Some((0x40_0000, 15)));
+        assert_eq!(code_fetch_window(small, 0xFF, 15), Some((0x40_00FF, 1)));
+        assert_eq!(code_fetch_window(small, 0x100, 15), None);
+        // Not present, a data segment, a system descriptor: nothing.
+        assert_eq!(
+            code_fetch_window(seg(0, 0xF67FF, 0xA, 1, false, 0xC), 0, 15),
+            None
+        );
+        assert_eq!(
+            code_fetch_window(seg(0, 0xF67FF, 0x2, 1, true, 0xC), 0, 15),
+            None
+        );
+        assert_eq!(code_fetch_window(gate(0xE019, 0, 0xC, 1, 0), 0, 15), None);
+    }
+
+    proptest! {
+        #[test]
+        fn code_fetch_window_never_passes_the_limit(
+            base in any::<u32>(), limit in 0u32..0x10_0000, g in any::<bool>(),
+            eip in any::<u32>(), max in 0usize..16,
+        ) {
+            let d = seg(base, limit, 0xA, 1, true, if g { 0xC } else { 0x4 });
+            if let Some((linear, len)) = code_fetch_window(d, eip, max) {
+                prop_assert!(len <= max);
+                prop_assert!(u64::from(eip) + len as u64 <= d.limit_bytes());
+                prop_assert_eq!(linear, base.wrapping_add(eip));
+            } else {
+                prop_assert!(u64::from(eip) >= d.limit_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn code_selector_accepts_what_the_cpu_takes() {
+        let code1 = Some(seg(0, 0xF67FF, 0xA, 1, true, 0xC));
+        assert!(code_selector_accepts(0x19, code1, 0x1000));
+        assert!(code_selector_accepts(0xD, code1, 0xF67F_FFFF));
+        assert!(!code_selector_accepts(0x19, code1, 0xF680_0000));
+        assert!(!code_selector_accepts(0x18, code1, 0x1000), "RPL 0");
+        assert!(!code_selector_accepts(0x1B, code1, 0x1000), "RPL 3, DPL 1");
+        assert!(!code_selector_accepts(0x19, None, 0x1000));
+        let not_present = Some(seg(0, 0xF67FF, 0xA, 1, false, 0xC));
+        assert!(!code_selector_accepts(0x19, not_present, 0));
+        let data = Some(seg(0, 0xF67FF, 0x2, 1, true, 0xC));
+        assert!(!code_selector_accepts(0x19, data, 0));
+        // Conforming DPL 1 code at RPL 3 runs in ring 3.
+        let conforming = Some(seg(0, 0xF67FF, 0xE, 1, true, 0xC));
+        assert!(code_selector_accepts(0x1B, conforming, 0));
+        let ring2 = Some(seg(0, 0xF67FF, 0xA, 2, true, 0xC));
+        assert!(
+            !code_selector_accepts(0x1A, ring2, 0),
+            "ring 2 is no guest ring"
+        );
+    }
+
+    #[test]
+    fn stack_range_applies_base_and_limit() {
+        let flat = Some(seg(0, 0xF67FF, 0x2, 1, true, 0xC));
+        assert_eq!(stack_range(0x11, 1, flat, 0x5000, 12), Some(0x5000));
+        assert_eq!(
+            stack_range(0x11, 1, flat, 0xF67F_FFF8, 8),
+            Some(0xF67F_FFF8)
+        );
+        assert_eq!(stack_range(0x11, 1, flat, 0xF67F_FFF8, 12), None);
+        assert_eq!(
+            stack_range(0x13, 3, flat, 0x5000, 12),
+            None,
+            "DPL 1 at ring 3"
+        );
+        assert_eq!(
+            stack_range(0x11, 3, flat, 0x5000, 12),
+            None,
+            "RPL 1 at ring 3"
+        );
+        let based = Some(seg(0x10_0000, 0xFFF, 0x2, 1, true, 0x4));
+        assert_eq!(stack_range(0x11, 1, based, 0xFF4, 12), Some(0x10_0FF4));
+        assert_eq!(stack_range(0x11, 1, based, 0xFF8, 12), None);
+        let read_only = Some(seg(0, 0xF67FF, 0x0, 1, true, 0xC));
+        assert_eq!(stack_range(0x11, 1, read_only, 0x5000, 4), None);
+        let code = Some(seg(0, 0xF67FF, 0xA, 1, true, 0xC));
+        assert_eq!(stack_range(0x11, 1, code, 0x5000, 4), None);
+        assert_eq!(stack_range(0x11, 1, None, 0x5000, 4), None);
+        // Expand-down, 16-bit: offsets above 0xFFF up to 0xFFFF.
+        let down = Some(seg(0x20_0000, 0xFFF, 0x6, 1, true, 0x0));
+        assert_eq!(stack_range(0x11, 1, down, 0x1000, 16), Some(0x20_1000));
+        assert_eq!(stack_range(0x11, 1, down, 0xFF0, 16), None);
+        assert_eq!(stack_range(0x11, 1, down, 0xFFF4, 16), None);
     }
 }

@@ -9,8 +9,9 @@
 //! for building new tables.
 //!
 //! The command line picks the mode: `bench` runs the micro-benchmarks
-//! (bench.rs) instead of the checks; `test=fault`, `test=bad-handler` and
-//! `test=ptwr-refused` misbehave on purpose so that Oxen crashes the domain;
+//! (bench.rs) instead of the checks; `test=fault`, `test=bad-handler`,
+//! `test=ptwr-refused` and `test=bad-stack-selector` misbehave on purpose so
+//! that Oxen crashes the domain;
 //! `test=console-input` waits for a line typed on the console (events.rs).
 //! Otherwise the checks run family by family in the order `main` calls
 //! them: boot.rs (start_info, xen_version), mm.rs (the PV MMU, memory_op),
@@ -99,6 +100,15 @@ fn main(si: &'static StartInfo) -> ! {
         // SAFETY: a store to a read-only L1 entry, which Oxen must refuse.
         unsafe { (entry_va as *mut u32).write_volatile((l1 << 12) | 0x63) };
         println!("test-dom0: the store was accepted");
+    }
+    if cmdline
+        .split_whitespace()
+        .any(|w| w == "test=bad-stack-selector")
+    {
+        // Asked to misbehave: the stack selector goes away under the
+        // hypercall that removes it. Oxen must crash this domain, not
+        // fault on its own iret.
+        descriptors::stack_selector_goes_bad(&mem);
     }
     if cmdline
         .split_whitespace()

@@ -4,6 +4,10 @@
  * `error_code`/`entry_vector`), then `trap_common` saves the general registers
  * in cpu_user_regs order (ebx first) with the data segments below them, loads
  * Oxen's data selector and calls `oxen_handle_trap(&mut TrapFrame)`.
+ *
+ * Every instruction of the way back that loads guest state (the four data
+ * selectors, and the final `iret` with CS:EIP, EFLAGS, SS:ESP) has an
+ * exception-table fixup: a fault there is the guest's, never Oxen's.
  */
     .set FLAT_RING0_DS, 0xE010
 
@@ -113,6 +117,7 @@ oxen_trap_return:
     popl    %ebp
     popl    %eax
     addl    $4, %esp
+.Liret:
     iret
 
     /*
@@ -136,6 +141,47 @@ oxen_trap_return:
     addl    $4, %esp
     jmp     oxen_trap_return
 
+    /*
+     * The `iret` above faulted: the guest's CS or SS went bad while it was
+     * away (its GDT or LDT changed), or its EIP lies beyond the CS limit.
+     * The fault was taken in ring 0 on this stack and resumed here with the
+     * registers as they were at the `iret` (the guest's), ESP back at the
+     * guest's EIP: save them again into a frame of the same layout, then
+     * hand it to Rust like a failed data-selector reload (the failsafe
+     * callback, or the domain crashes). The data selectors loaded fine and
+     * are saved as they are.
+     */
+.Liret_failed:
+    pushl   $0
+    pushl   %eax
+    pushl   %ebp
+    pushl   %edi
+    pushl   %esi
+    pushl   %edx
+    pushl   %ecx
+    pushl   %ebx
+    subl    $16, %esp
+    movl    %ds, %eax
+    movl    %eax, 12(%esp)
+    movl    %es, %eax
+    movl    %eax, 8(%esp)
+    movl    %fs, %eax
+    movl    %eax, 4(%esp)
+    movl    %gs, %eax
+    movl    %eax, 0(%esp)
+    movl    $FLAT_RING0_DS, %eax
+    movl    %eax, %ds
+    movl    %eax, %es
+    xorl    %eax, %eax
+    movl    %eax, %fs
+    movl    %eax, %gs
+    cld
+    movl    %esp, %eax
+    pushl   %eax
+    call    oxen_iret_failed
+    addl    $4, %esp
+    jmp     oxen_trap_return
+
     /* Faults on the way back to a guest, and where to resume instead. */
     .section .rodata
     .balign 4
@@ -145,6 +191,8 @@ oxen_trap_ex_table_start:
     .long .Lload_fs, .Lsegment_reload_failed
     .long .Lload_es, .Lsegment_reload_failed
     .long .Lload_ds, .Lsegment_reload_failed
+    .long .Liret, .Liret_failed
+
 oxen_trap_ex_table_end:
     .text
 

@@ -2,13 +2,15 @@
 //!
 //! The hypercall vector goes to the hypercall table; a PIC interrupt to its
 //! handler; an exception from a guest is bounced to the guest (or crashes
-//! its domain); an exception in Oxen on a guest-memory copy or a segment
-//! load resumes at its exception-table fixup, and any other is a bug in
+//! its domain); an exception in Oxen on a guest-memory copy, a segment
+//! load or the `iret` back to a guest resumes at its exception-table fixup
+//! (the last two end in the guest's failsafe callback), and any other is a bug in
 //! Oxen that stops the machine with a report (vector, error code,
 //! registers, CR2, the domain). Every path back to a guest goes through
 //! `events::return_to_guest`.
 
 use core::fmt;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::cpu;
 use super::idt::IRQ_BASE;
@@ -203,11 +205,15 @@ extern "C" fn oxen_handle_trap(frame: &mut TrapFrame) {
         _ => {}
     }
     if frame.interrupted_hypervisor() {
-        // A fault on a guest-memory copy or a segment load back to the guest:
-        // resume at its fixup.
+        // A fault on a guest-memory copy, or on a segment load or the iret
+        // back to the guest: resume at its fixup.
         if matches!(vector, 11..=14)
             && let Some(fixup) = super::uaccess::search_exception_table(frame.eip)
         {
+            LAST_FIXED_FAULT.store(
+                u32::from(vector) << 16 | u32::from(frame.error_code),
+                Ordering::Relaxed,
+            );
             frame.eip = fixup;
             return;
         }
@@ -221,9 +227,37 @@ extern "C" fn oxen_handle_trap(frame: &mut TrapFrame) {
 /// way back to the guest (ESP at `frame`, Oxen's selectors loaded).
 #[unsafe(no_mangle)]
 extern "C" fn oxen_segment_reload_failed(frame: &mut TrapFrame) {
+    if frame.interrupted_hypervisor() {
+        // Selectors of a frame back into Oxen itself: Oxen's bug.
+        let fault = LAST_FIXED_FAULT.load(Ordering::Relaxed);
+        frame.entry_vector = (fault >> 16) as u16;
+        frame.error_code = fault as u16;
+        fatal_trap(frame, 0);
+    }
     crate::domain::fault::segment_reload_failed(frame);
     crate::domain::events::return_to_guest(frame);
 }
+
+/// Called by traps.S when its final `iret` to a guest faulted (a code or
+/// stack selector gone bad, or an EIP beyond the code segment's limit): the
+/// frame was saved again from the registers (ESP at `frame`, Oxen's
+/// selectors loaded).
+#[unsafe(no_mangle)]
+extern "C" fn oxen_iret_failed(frame: &mut TrapFrame) {
+    let fault = LAST_FIXED_FAULT.load(Ordering::Relaxed);
+    if frame.interrupted_hypervisor() {
+        // An iret back into Oxen itself faulted: Oxen's bug, not a guest's.
+        frame.entry_vector = (fault >> 16) as u16;
+        frame.error_code = fault as u16;
+        fatal_trap(frame, 0);
+    }
+    crate::domain::fault::iret_failed(frame, (fault >> 16) as u16, fault as u16);
+    crate::domain::events::return_to_guest(frame);
+}
+
+/// The vector (high half) and error code (low half) of the last fault that
+/// resumed at an exception-table fixup, for the fixups that report it.
+static LAST_FIXED_FAULT: AtomicU32 = AtomicU32::new(0);
 
 /// The NMI vector.
 const VECTOR_NMI: u16 = 2;

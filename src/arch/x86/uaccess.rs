@@ -28,8 +28,8 @@ fn table(start: *const [u32; 0], end: *const [u32; 0]) -> &'static [u32] {
 }
 
 /// The fixup address for a fault at `eip`, if `eip` is a faultable
-/// instruction: a guest-memory copy, or a segment load on the way back to a
-/// guest.
+/// instruction: a guest-memory copy, or a segment load or the `iret` on the
+/// way back to a guest.
 pub fn search_exception_table(eip: u32) -> Option<u32> {
     let copies = table(
         core::ptr::addr_of!(oxen_ex_table_start),
