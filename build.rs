@@ -24,6 +24,8 @@ fn main() {
         "boot/header.S",
         "boot/entry.S",
         "src/arch/x86/traps.S",
+        "src/arch/x86/uaccess.S",
+        "src/arch/x86/fpu.S",
     ] {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -31,6 +31,7 @@ core::arch::global_asm!(include_str!("../boot/header.S"), options(att_syntax));
 core::arch::global_asm!(include_str!("../boot/entry.S"), options(att_syntax));
 core::arch::global_asm!(include_str!("arch/x86/traps.S"), options(att_syntax));
 core::arch::global_asm!(include_str!("arch/x86/uaccess.S"), options(att_syntax));
+core::arch::global_asm!(include_str!("arch/x86/fpu.S"), options(att_syntax));
 
 unsafe extern "C" {
     static __oxen_image_start: u8;
@@ -106,6 +107,18 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
         );
         max_mfn = mm::frames::MAX_MFN;
     }
+    let phys_bits = cpu::phys_addr_bits();
+    let reachable = hv_core::sanitise::mfn_limit(phys_bits);
+    crate::printk!(
+        "Physical address width: {phys_bits} bits (machine frames below {reachable:#x})\n"
+    );
+    if max_mfn > reachable {
+        log::warn!(
+            "ignoring memory above {} MiB: the CPU addresses {phys_bits} bits",
+            (reachable * PAGE_SIZE) >> 20
+        );
+        max_mfn = reachable;
+    }
     mm::frames::init(
         max_mfn,
         ram.iter().copied(),
@@ -130,6 +143,7 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
     let tick_check = report::cpu(tsc_hz);
     let hypercalls = hypercall::init();
     log::info!("Hypercall table: {hypercalls} hypercalls declared");
+    arch::x86::fpu::init();
     selftest::run(&opts);
     report::modules(&boot);
     time::milestone("boot report");
@@ -154,7 +168,6 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
         dom0.domain.shared_info
     );
     let l3 = dom0.domain.vcpu.cr3;
-    arch::x86::fpu::init();
     domain::start_dom0(dom0.domain);
     time::milestone("entering dom0");
     // SAFETY: the L3 was validated and pinned by the builder; its slot-3 L2

@@ -1,5 +1,6 @@
-//! Test-only faults (`selftest_fault=pf|de`): prove that the exception reports
-//! work by causing one inside Oxen after bring-up.
+//! Test-only faults (`selftest_fault=pf|de|fxrstor`): prove that the
+//! exception reports work by causing one inside Oxen after bring-up, or that
+//! a fault Oxen fixes up (an FPU image the CPU refuses) lets it carry on.
 
 use hv_core::cmdline::{Options, SelftestFault};
 
@@ -28,5 +29,6 @@ pub fn run(opts: &Options<'_>) {
             };
             panic!("selftest: division by zero returned {q}");
         }
+        Some(SelftestFault::Fxrstor) => crate::arch::x86::fpu::selftest_bad_image(),
     }
 }

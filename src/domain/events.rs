@@ -229,7 +229,7 @@ pub fn fire_timers(dom: &mut super::Domain, words: &mut SharedWords, now: u64) {
         fire = true;
     }
     if vcpu.periodic_ns != 0 && now >= vcpu.next_periodic {
-        vcpu.next_periodic = now + vcpu.periodic_ns;
+        vcpu.next_periodic = hv_core::sanitise::next_deadline(now, vcpu.periodic_ns);
         fire = true;
     }
     if fire {

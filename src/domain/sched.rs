@@ -237,7 +237,9 @@ pub fn fpu_take(table: &mut DomainTable) {
         fpu::reset_area(&mut dom.vcpu.fpu);
         dom.vcpu.fpu_initialised = true;
     }
-    fpu::restore(&dom.vcpu.fpu);
+    if !fpu::restore(&mut dom.vcpu.fpu) {
+        log::debug!("d{cur}: its FPU state did not load: reset");
+    }
     FPU_OWNER.store(u32::from(cur), Ordering::Relaxed);
 }
 

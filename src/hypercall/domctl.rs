@@ -8,7 +8,8 @@
 //! back; the domain stays "dying" while other domains still hold references
 //! to its frames), setdomainhandle, settimeoffset, hypercall_init,
 //! setvcpucontext/getvcpucontext (vcpu 0; flat selectors; a context with
-//! its own GDT or LDT is refused for now).
+//! its own GDT or LDT is refused for now; EFLAGS, the FPU image and the L3
+//! sanitised or refused as Xen does).
 //! sysctl: getdomaininfolist, physinfo, sched_id, readconsole (the last
 //! 16 KiB of console output, incremental reads and clear).
 //! The rest (the permission calls, scheduler and memory-map ops, ...) is
@@ -214,16 +215,16 @@ fn destroydomain(table: &mut DomainTable, caller: DomId, domid: DomId) -> Result
 
 /// `setvcpucontext`: the registers, base pointer (which takes its type
 /// reference, as `NEW_BASEPTR`), trap table, callbacks, kernel stack, VM
-/// assists and FPU state a vcpu starts from (§15.8).
+/// assists and FPU state a vcpu starts from (§15.8). Sanitised as Xen does:
+/// EFLAGS keeps only what `hv_core::sanitise::context_eflags` allows (no VM,
+/// IOPL or NT), the FPU image's MXCSR is masked with the CPU's mask, and an
+/// L3 at or above 4 GiB is refused (`-EINVAL`) as `NEW_BASEPTR` refuses it.
 fn set_context(dom: &mut Domain, ctx: &VcpuGuestContext) -> Result<(), Errno> {
     use hv_core::bounce::{KernelStack, Resume};
     use hv_core::descriptor::fixup_guest_selector;
     use hv_core::vidt::VirtualIdt;
     use xen_abi::context::{VGCF_FAILSAFE_DISABLES_EVENTS, VGCF_I387_VALID, VGCF_ONLINE};
     use xen_abi::traps::VMASST_TYPE_PAE_EXTENDED_CR3;
-    const EFLAGS_IF: u32 = 1 << 9;
-    const EFLAGS_MBS: u32 = 1 << 1;
-    const EFLAGS_IOPL: u32 = 3 << 12;
     if ctx.gdt_ents != 0 || ctx.ldt_ents != 0 {
         return Err(Errno::EINVAL);
     }
@@ -231,7 +232,7 @@ fn set_context(dom: &mut Domain, ctx: &VcpuGuestContext) -> Result<(), Errno> {
     let resume = Resume {
         cs: fixup_guest_selector(r.cs),
         eip: r.eip,
-        eflags: (r.eflags & !EFLAGS_IOPL) | EFLAGS_IF | EFLAGS_MBS,
+        eflags: hv_core::sanitise::context_eflags(r.eflags),
         ss: fixup_guest_selector(r.ss),
         esp: r.esp,
     };
@@ -239,6 +240,10 @@ fn set_context(dom: &mut Domain, ctx: &VcpuGuestContext) -> Result<(), Errno> {
         return Err(Errno::EINVAL);
     }
     let l3 = Mfn(u64::from(xen_abi::mm::xen_cr3_to_pfn(ctx.ctrlreg[3])));
+    if !hv_core::sanitise::l3_fits_cr3(l3) {
+        // CR3 cannot hold it (no per-vcpu copy below 4 GiB yet).
+        return Err(Errno::EINVAL);
+    }
     let extended = ctx.vm_assist & (1 << VMASST_TYPE_PAE_EXTENDED_CR3) != 0;
     {
         let mut guard = MM.lock();
@@ -265,6 +270,7 @@ fn set_context(dom: &mut Domain, ctx: &VcpuGuestContext) -> Result<(), Errno> {
     v.fpu_initialised = ctx.flags & VGCF_I387_VALID != 0;
     if v.fpu_initialised {
         v.fpu.0.copy_from_slice(&ctx.fpu_ctxt);
+        crate::arch::x86::fpu::sanitise(&mut v.fpu);
     }
     v.online = ctx.flags & VGCF_ONLINE != 0;
     v.blocked = false;

@@ -5,6 +5,7 @@
 
 use hv_core::addr::Mfn;
 use hv_core::hypercall::Outcome;
+use hv_core::sanitise::{AddressLimit, address_limit, reservation_fits};
 use spin::Once;
 use xen_abi::domid::DomId;
 use xen_abi::errno::Errno;
@@ -60,8 +61,16 @@ fn reservation(dom: &mut Domain, op: u32, start: u32, arg: u32) -> Result<Outcom
         // Only single pages for now (a PV kernel balloons page by page).
         return Err(Errno::EINVAL);
     }
-    let bits = r.mem_flags & XENMEMF_ADDRESS_BITS_MASK;
-    let limit = (bits != 0 && bits < 44).then(|| Mfn(1 << (bits - 12)));
+    // As Xen: a call whose extents cannot all be encoded in a continuation,
+    // or that asks for frames below 4 KiB, does nothing.
+    if !reservation_fits(r.nr_extents, MEMOP_EXTENT_SHIFT) {
+        return Ok(Outcome::Done(start as i32));
+    }
+    let limit = match address_limit(r.mem_flags & XENMEMF_ADDRESS_BITS_MASK) {
+        AddressLimit::Any => None,
+        AddressLimit::Below(mfn) => Some(mfn),
+        AddressLimit::Nothing => return Ok(Outcome::Done(start as i32)),
+    };
     let mut i = start;
     while i < r.nr_extents {
         if i - start == EXTENTS_PER_CALL {
@@ -86,7 +95,7 @@ fn reservation(dom: &mut Domain, op: u32, start: u32, arg: u32) -> Result<Outcom
                     break;
                 }
                 m2p::set(mfn, m2p::INVALID_M2P_ENTRY);
-                dom.tot_pages -= 1;
+                dom.tot_pages = dom.tot_pages.saturating_sub(1);
             }
             _ => {
                 if dom.tot_pages >= dom.max_pages {

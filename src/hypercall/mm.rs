@@ -56,9 +56,6 @@ fn live_domids(ctx: &mut Ctx) -> u64 {
     live
 }
 
-/// First machine frame at 4 GiB: L3s must lie below it (see NEW_BASEPTR).
-const L3_BELOW_4G_LIMIT: u64 = 1 << 20;
-
 /// Loads `l3` into CR3 (the vcpu's base pointer changed or its L3 was edited).
 fn load_cr3(l3: Mfn) {
     let maddr = l3.maddr().0;
@@ -258,7 +255,7 @@ pub fn switch_base_pointer(dom: &mut Domain, mfn: Mfn) -> Result<(), Errno> {
     // copy below 4 GiB, which Oxen does not make yet, so it refuses such an
     // L3 even with pae_extended_cr3 (and does not offer
     // XENFEAT_pae_pgdir_above_4gb).
-    if mfn.0 >= L3_BELOW_4G_LIMIT {
+    if !hv_core::sanitise::l3_fits_cr3(mfn) {
         return Err(Errno::EINVAL);
     }
     let caller = dom.caller();

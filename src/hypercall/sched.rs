@@ -125,9 +125,12 @@ pub fn do_sched_op_compat(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
 }
 
 /// `set_timer_op(timeout)`: arms the single-shot timer at absolute system time
-/// `timeout` (ns; 0 cancels). A deadline already past fires on the way back.
+/// `timeout` (ns; 0 cancels). A deadline already past fires on the way back;
+/// as Xen, one more than 2^50 ns ahead (a wrapped jiffies count) fires in
+/// 100 ms (`hv_core::sanitise::set_timer_op_deadline`).
 pub fn do_set_timer_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let timeout = (u64::from(args[1]) << 32) | u64::from(args[0]);
-    ctx.dom().vcpu.singleshot = (timeout != 0).then_some(timeout);
+    let now = crate::time::now_ns();
+    ctx.dom().vcpu.singleshot = hv_core::sanitise::set_timer_op_deadline(now, timeout);
     Ok(0).into()
 }

@@ -11,9 +11,6 @@ use xen_abi::vcpu::*;
 use super::Ctx;
 use crate::arch::x86::uaccess::{read_guest, write_guest};
 
-/// The shortest periodic timer Xen accepts.
-const MIN_PERIOD_NS: u64 = 1_000_000;
-
 pub fn do_vcpu_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [cmd, vcpuid, arg, ..] = args;
     if vcpuid as usize >= XEN_LEGACY_MAX_VCPUS {
@@ -42,12 +39,10 @@ pub fn do_vcpu_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
                 Ok(0)
             }),
         VCPUOP_SET_PERIODIC_TIMER => read_guest::<VcpuSetPeriodicTimer>(arg).and_then(|t| {
-            let period = t.period_ns;
-            if period < MIN_PERIOD_NS {
-                return Err(Errno::EINVAL);
-            }
+            // 1 ms to Xen's STIME_DELTA_MAX (-EINVAL otherwise).
+            let period = hv_core::sanitise::periodic_period(t.period_ns)?;
             vcpu.periodic_ns = period;
-            vcpu.next_periodic = now + period;
+            vcpu.next_periodic = hv_core::sanitise::next_deadline(now, period);
             Ok(0)
         }),
         VCPUOP_STOP_PERIODIC_TIMER => {

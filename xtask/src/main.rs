@@ -114,19 +114,31 @@ pub fn run_checked(cmd: &mut Command) -> Result<(), String> {
 
 /// Builds the hypervisor and returns the path of `oxen.elf`.
 pub fn build_kernel(release: bool) -> Result<PathBuf, String> {
+    build_kernel_profile(if release { "release" } else { "dev" })
+}
+
+/// The cargo profile of the kernel built with overflow checks on (Cargo.toml:
+/// release plus `overflow-checks`), for the scenarios that ask for it.
+pub const OVERFLOW_CHECKS_PROFILE: &str = "release-overflow";
+
+/// Builds the hypervisor with cargo profile `profile` and returns the path
+/// of the copy in target/: `oxen.elf` (release and dev), else
+/// `oxen-<profile>.elf`.
+pub fn build_kernel_profile(profile: &str) -> Result<PathBuf, String> {
     deps::ensure_rust_src()?;
     let started = Instant::now();
     let mut cmd = Command::new("cargo");
     cmd.current_dir(root())
         .arg("build")
-        .args(KERNEL_BUILD_FLAGS);
-    if release {
-        cmd.arg("--release");
-    }
+        .args(KERNEL_BUILD_FLAGS)
+        .args(["--profile", profile]);
     run_checked(&mut cmd)?;
-    let profile = if release { "release" } else { "debug" };
-    let built = target_dir().join("x86_32-hv").join(profile).join("oxen");
-    let out = target_dir().join("oxen.elf");
+    let dir = if profile == "dev" { "debug" } else { profile };
+    let built = target_dir().join("x86_32-hv").join(dir).join("oxen");
+    let out = match profile {
+        "release" | "dev" => target_dir().join("oxen.elf"),
+        _ => target_dir().join(format!("oxen-{profile}.elf")),
+    };
     std::fs::copy(&built, &out).map_err(|e| format!("copying {}: {e}", built.display()))?;
     eprintln!(
         "xtask: built {} in {:.1} s",

@@ -25,6 +25,9 @@
 //! mem_mib = 256            # the machine's RAM
 //! exit = "halted"          # "halted" (QEMU exit 1), "fatal" (3) or "reset" (0)
 //! timeout_s = 60           # default 60: QEMU is killed after this (a failure)
+//! overflow_checks = false  # default false: true boots the kernel built with
+//!                          # overflow checks on (profile release-overflow;
+//!                          # built once, only when a scenario asks)
 //!
 //! [[step]]                 # typing on the serial console, in order
 //! wait_for = "oxen-dom0:/# "  # text to wait for, after the previous step's
@@ -124,6 +127,8 @@ struct File {
     #[serde(default = "default_timeout")]
     timeout_s: u64,
     #[serde(default)]
+    overflow_checks: bool,
+    #[serde(default)]
     step: Vec<StepFile>,
     #[serde(default)]
     check: Vec<CheckFile>,
@@ -204,6 +209,8 @@ pub struct Scenario {
     pub mem_mib: u32,
     pub exit: Exit,
     pub timeout: Duration,
+    /// Boot the kernel built with overflow checks on.
+    pub overflow_checks: bool,
     pub steps: Vec<Step>,
     pub checks: Vec<Check>,
 }
@@ -272,6 +279,7 @@ pub fn parse(name: &str, text: &str) -> Result<Scenario, String> {
         mem_mib: f.mem_mib,
         exit: f.exit,
         timeout: Duration::from_secs(f.timeout_s),
+        overflow_checks: f.overflow_checks,
         steps,
         checks,
     })
@@ -587,6 +595,15 @@ pub fn test_cmd(args: &[String]) -> Result<(), String> {
         } else {
             Some((crate::build_kernel(true)?, fixtures()?))
         };
+        // The kernel with overflow checks, built once if a scenario wants it.
+        let checked = if scenarios
+            .iter()
+            .any(|(_, s)| s.as_ref().is_ok_and(|s| s.overflow_checks))
+        {
+            Some(crate::build_kernel_profile(crate::OVERFLOW_CHECKS_PROFILE)?)
+        } else {
+            None
+        };
         let logs = crate::target_dir().join("test-logs");
         std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
         for (name, loaded) in scenarios {
@@ -601,6 +618,10 @@ pub fn test_cmd(args: &[String]) -> Result<(), String> {
                     }
                     continue;
                 }
+            };
+            let kernel = match (&checked, s.overflow_checks) {
+                (Some(k), true) => k,
+                _ => kernel,
             };
             let boot = match boot_for(&s, kernel, dir) {
                 Ok(b) => b,
@@ -665,6 +686,7 @@ mod tests {
         mem_mib = 256
         exit = "fatal"
         timeout_s = 90
+        overflow_checks = true
 
         [[step]]
         wait_for = "oxen-dom0:/# "
@@ -726,6 +748,7 @@ mod tests {
         assert_eq!(s.exit, Exit::Fatal);
         assert_eq!(s.exit.code(), 3);
         assert_eq!(s.timeout, Duration::from_secs(90));
+        assert!(s.overflow_checks);
         assert_eq!(
             s.steps,
             vec![
@@ -774,6 +797,7 @@ mod tests {
         assert_eq!(s.cmdline, TEST_OPTS);
         assert!(s.modules.is_empty() && s.steps.is_empty());
         assert_eq!(s.timeout, Duration::from_secs(DEFAULT_TIMEOUT_S));
+        assert!(!s.overflow_checks);
         assert_eq!(s.exit.code(), 1);
     }
 

@@ -663,6 +663,9 @@ pub enum SelftestFault {
     PageFault,
     /// `de`: a divide error.
     DivideError,
+    /// `fxrstor`: an FPU image the CPU refuses (reserved MXCSR bits) is
+    /// loaded; the fixup resets the FPU state and Oxen carries on.
+    Fxrstor,
 }
 
 impl SelftestFault {
@@ -671,6 +674,7 @@ impl SelftestFault {
         match self {
             SelftestFault::PageFault => "pf",
             SelftestFault::DivideError => "de",
+            SelftestFault::Fxrstor => "fxrstor",
         }
     }
 }
@@ -716,7 +720,7 @@ pub struct Options<'a> {
     /// `mm_audit`: recount every frame's references after each MMU hypercall
     /// and stop on the first disagreement (a debugging aid; slow).
     pub mm_audit: bool,
-    /// TEST-ONLY `selftest_fault=pf|de`.
+    /// TEST-ONLY `selftest_fault=pf|de|fxrstor`.
     pub selftest_fault: Option<SelftestFault>,
     /// TEST-ONLY `debug_exit=<port>`: QEMU isa-debug-exit port to write when
     /// Oxen halts.
@@ -1028,8 +1032,10 @@ fn apply<'a>(
                 SelftestFault::PageFault
             } else if value.eq_ignore_ascii_case("de") {
                 SelftestFault::DivideError
+            } else if value.eq_ignore_ascii_case("fxrstor") {
+                SelftestFault::Fxrstor
             } else {
-                return Err("expected pf or de");
+                return Err("expected pf, de or fxrstor");
             });
         }
         Opt::DebugExit => {
@@ -2482,12 +2488,17 @@ mod tests {
                 Warning::Malformed {
                     name: "selftest_fault",
                     value: v,
-                    reason: "expected pf or de"
+                    reason: "expected pf, de or fxrstor"
                 }
             );
         }
         assert_eq!(SelftestFault::PageFault.to_string(), "pf");
         assert_eq!(SelftestFault::DivideError.to_string(), "de");
+        assert_eq!(
+            clean("selftest_fault=fxrstor").selftest_fault,
+            Some(SelftestFault::Fxrstor)
+        );
+        assert_eq!(SelftestFault::Fxrstor.to_string(), "fxrstor");
     }
 
     #[test]

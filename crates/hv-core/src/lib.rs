@@ -20,6 +20,7 @@ pub mod mapcache;
 pub mod privop;
 pub mod ptwr;
 pub mod rtc;
+pub mod sanitise;
 pub mod sched;
 pub mod seg4gb;
 pub mod tsc;

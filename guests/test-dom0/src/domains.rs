@@ -47,14 +47,26 @@ fn drain_console_ring(rc: &mut xen_abi::sysctl::XenSysctlReadconsole, mut index:
 /// `frames.len()` single pages for domain `id`; `frames` goes in holding
 /// pfns 0.. and comes back holding the machine frames.
 fn reserve_for(id: DomId, kind: u32, frames: &mut [u32]) -> Result<u32, Errno> {
+    reserve_flags(id, kind, frames, frames.len() as u32, 0)
+}
+
+/// [`reserve_for`] with `mem_flags` and a claimed extent count `nr_extents`
+/// (which may exceed `frames`: Oxen must not read that far).
+fn reserve_flags(
+    id: DomId,
+    kind: u32,
+    frames: &mut [u32],
+    nr_extents: u32,
+    mem_flags: u32,
+) -> Result<u32, Errno> {
     for (i, f) in frames.iter_mut().enumerate() {
         *f = i as u32;
     }
     let res = xen_abi::memory::XenMemoryReservation {
         extent_start: frames.as_mut_ptr() as u32,
-        nr_extents: frames.len() as u32,
+        nr_extents,
         extent_order: 0,
-        mem_flags: 0,
+        mem_flags,
         domid: id,
         _pad: 0,
     };
@@ -160,6 +172,31 @@ pub(crate) fn domains(c: &mut Checks, mem: &Mem<'_>) {
     c.ok("domctl_max_vcpus", domctl(&mut mv));
     let mut mm = XenDomctl::new(XEN_DOMCTL_MAX_MEM, id, &XenDomctlMaxMem { max_memkb: 64 });
     c.ok("domctl_max_mem", domctl(&mut mm));
+
+    // address_bits 1..=12 asks for frames below one page: as Xen, nothing
+    // is done and 0 comes back (a shift by bits - 12 wrapped before).
+    let mut one = [0u32; 1];
+    let narrow: [Result<u32, Errno>; 12] = core::array::from_fn(|b| {
+        reserve_flags(id, XENMEM_POPULATE_PHYSMAP, &mut one, 1, b as u32 + 1)
+    });
+    c.check(
+        "memory_op_address_bits_below_a_page",
+        narrow.iter().all(|r| *r == Ok(0)),
+        format_args!("{narrow:?}"),
+    );
+    // More extents than a continuation can encode: Xen returns at once.
+    let r = reserve_flags(
+        id,
+        XENMEM_POPULATE_PHYSMAP,
+        &mut one,
+        (u32::MAX >> 6) + 1,
+        0,
+    );
+    c.check(
+        "memory_op_extents_beyond_continuation",
+        r == Ok(0),
+        format_args!("{r:?}"),
+    );
 
     let mut pfns = [0u32; 20];
     let r = reserve_for(id, XENMEM_POPULATE_PHYSMAP, &mut pfns);
@@ -656,6 +693,25 @@ pub(crate) fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
         Errno::EINVAL,
     );
     ctx.user_regs.cs = FLAT_KERNEL_CS;
+    // An L3 at 4 GiB (extended-cr3 form, the assist on): CR3 cannot hold
+    // it, so it is refused rather than reaching the scheduler.
+    ctx.ctrlreg[3] = xen_abi::mm::xen_pfn_to_cr3(0x10_0000);
+    ctx.vm_assist = 1 << xen_abi::traps::VMASST_TYPE_PAE_EXTENDED_CR3;
+    c.err(
+        "setvcpucontext_l3_above_4gib",
+        vc(XEN_DOMCTL_SETVCPUCONTEXT, ctx as *mut _ as u64),
+        Errno::EINVAL,
+    );
+    ctx.ctrlreg[3] = xen_abi::mm::xen_pfn_to_cr3(l3);
+    ctx.vm_assist = 0;
+    // What a careless or hostile toolstack gives: EFLAGS with VM, IOPL and
+    // NT, and an FPU image whose MXCSR has every bit set (FXRSTOR of it
+    // would #GP in ring 0). Oxen sanitises both as Xen does; the domU runs.
+    const EFLAGS_VM_IOPL_NT: u32 = (1 << 17) | (3 << 12) | (1 << 14);
+    ctx.user_regs.eflags = 0x202 | EFLAGS_VM_IOPL_NT;
+    ctx.flags |= xen_abi::context::VGCF_I387_VALID;
+    ctx.fpu_ctxt[0..2].copy_from_slice(&0x037Fu16.to_le_bytes()); // FCW
+    ctx.fpu_ctxt[24..28].copy_from_slice(&u32::MAX.to_le_bytes()); // MXCSR
     c.ok(
         "setvcpucontext",
         vc(XEN_DOMCTL_SETVCPUCONTEXT, ctx as *mut _ as u64),
@@ -671,6 +727,23 @@ pub(crate) fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
             && back.ctrlreg[3] == ctx.ctrlreg[3]
             && back.flags & VGCF_ONLINE != 0,
         format_args!("{r:?} eip={:#x}", back.user_regs.eip),
+    );
+    let mxcsr = u32::from_le_bytes([
+        back.fpu_ctxt[24],
+        back.fpu_ctxt[25],
+        back.fpu_ctxt[26],
+        back.fpu_ctxt[27],
+    ]);
+    let eflags = back.user_regs.eflags;
+    c.check(
+        "getvcpucontext_sanitised",
+        r.is_ok()
+            && eflags & EFLAGS_VM_IOPL_NT == 0
+            && eflags & 0x202 == 0x202
+            && back.flags & xen_abi::context::VGCF_I387_VALID != 0
+            && mxcsr & 0xFFFF_0000 == 0
+            && mxcsr & 0x1F80 == 0x1F80,
+        format_args!("eflags={eflags:#x} mxcsr={mxcsr:#x}"),
     );
 
     // dom0 holds 3.0 on its FPU stack while the domU runs with 2.0.

@@ -8,7 +8,7 @@ use core::sync::atomic::Ordering as AtOrd;
 
 use xen_abi::errno::Errno;
 
-use crate::events::{SEEN, SHARED_VA, evtchn, shared_u32};
+use crate::events::{SEEN, SHARED_VA, evtchn, shared_u8, shared_u32};
 use crate::helpers::{Checks, hcall, register_runstate_area};
 
 /// System time, from pvrt's PV clock.
@@ -54,7 +54,12 @@ pub(crate) fn time(c: &mut Checks) {
     let tp = virq.port as usize;
     let seen = |port: usize| SEEN.get(port).map_or(0, |n| n.load(AtOrd::SeqCst));
 
-    // set_timer_op + block: the timer's VIRQ wakes the vcpu.
+    // set_timer_op + block: the timer's VIRQ wakes the vcpu. Events are
+    // masked from arming to blocking (block unmasks them, as in Xen): on a
+    // slow host the timer may fire before the block, and then it must stay
+    // pending for the block to see, not be delivered before it.
+    let mask_events = || shared_u8(1).store(1, AtOrd::SeqCst);
+    mask_events();
     let start = guest_now();
     let deadline = start + 5_000_000;
     c.ok(
@@ -91,6 +96,7 @@ pub(crate) fn time(c: &mut Checks) {
         ),
         Errno::ETIME,
     );
+    mask_events();
     let soon = VcpuSetSingleshotTimer {
         timeout_abs_ns: guest_now() + 3_000_000,
         flags: VCPU_SSHOTTMR_FUTURE,
@@ -169,7 +175,9 @@ pub(crate) fn time(c: &mut Checks) {
         "stop_periodic_timer",
         hcall(VCPU_OP, [VCPUOP_STOP_PERIODIC_TIMER, 0, 0, 0, 0]),
     );
+    huge_timers(c, tp);
     // `hlt` in ring 1 is emulated as block.
+    mask_events();
     let deadline = guest_now() + 2_000_000;
     c.ok(
         "set_timer_op_for_hlt",
@@ -258,4 +266,82 @@ pub(crate) fn time(c: &mut Checks) {
     c.ok("vcpu_unregister_runstate_area", register_runstate_area(0));
     let mut close = EvtchnClose { port: virq.port };
     c.ok("close_virq_timer", evtchn(EVTCHNOP_CLOSE, &mut close));
+}
+
+/// Timer values near the end of time (issue 10, finding 9): `now + period`
+/// must not wrap (a build with overflow checks would stop the machine), and
+/// each call gives Xen's result. `tp` is the bound VIRQ_TIMER port; no timer
+/// is armed on entry or on return.
+fn huge_timers(c: &mut Checks, tp: usize) {
+    use xen_abi::hypercall::{SET_TIMER_OP, VCPU_OP};
+    use xen_abi::vcpu::*;
+    let seen = |port: usize| SEEN.get(port).map_or(0, |n| n.load(AtOrd::SeqCst));
+    let periodic = |period_ns: u64| {
+        let p = VcpuSetPeriodicTimer { period_ns };
+        hcall(
+            VCPU_OP,
+            [VCPUOP_SET_PERIODIC_TIMER, 0, &p as *const _ as u32, 0, 0],
+        )
+    };
+    // Beyond Xen's STIME_DELTA_MAX (2^63 - 1): refused.
+    let (max, over) = (periodic(u64::MAX), periodic(1 << 63));
+    c.check(
+        "periodic_beyond_stime_delta_max",
+        max == Err(Errno::EINVAL) && over == Err(Errno::EINVAL),
+        format_args!("u64::MAX: {max:?}, 2^63: {over:?}"),
+    );
+    c.ok("periodic_longest", periodic(i64::MAX as u64));
+    c.ok(
+        "stop_periodic_longest",
+        hcall(VCPU_OP, [VCPUOP_STOP_PERIODIC_TIMER, 0, 0, 0, 0]),
+    );
+    let never = VcpuSetSingleshotTimer {
+        timeout_abs_ns: u64::MAX,
+        flags: VCPU_SSHOTTMR_FUTURE,
+    };
+    let r = hcall(
+        VCPU_OP,
+        [
+            VCPUOP_SET_SINGLESHOT_TIMER,
+            0,
+            &never as *const _ as u32,
+            0,
+            0,
+        ],
+    );
+    let stop = hcall(VCPU_OP, [VCPUOP_STOP_SINGLESHOT_TIMER, 0, 0, 0, 0]);
+    c.check(
+        "singleshot_end_of_time",
+        r.is_ok() && stop.is_ok(),
+        format_args!("{r:?} {stop:?}"),
+    );
+    // set_timer_op more than 2^50 ns ahead (a wrapped jiffies count): as
+    // Xen, it fires in 100 ms instead.
+    let before = seen(tp);
+    let start = guest_now();
+    let far = start + (1 << 51);
+    let r = hcall(SET_TIMER_OP, [far as u32, (far >> 32) as u32, 0, 0, 0]);
+    // Spinning, not blocking: a block that came after the event (a slow
+    // host) would wait for good.
+    while seen(tp) == before && guest_now() - start < 2_000_000_000 {}
+    let waited = guest_now() - start;
+    c.check(
+        "set_timer_op_far_fires_in_100ms",
+        r.is_ok() && seen(tp) == before + 1 && (95_000_000..1_000_000_000).contains(&waited),
+        format_args!(
+            "{r:?} seen {before} -> {}, fired after {waited} ns",
+            seen(tp)
+        ),
+    );
+    // A deadline negative as system time is in the past: it fires at once
+    // (on the way back from the call; no blocking, nothing else would wake).
+    let before = seen(tp);
+    let start = guest_now();
+    let r = hcall(SET_TIMER_OP, [u32::MAX, u32::MAX, 0, 0, 0]);
+    while seen(tp) == before && guest_now() - start < 50_000_000 {}
+    c.check(
+        "set_timer_op_negative_fires_at_once",
+        r.is_ok() && seen(tp) == before + 1,
+        format_args!("{r:?} seen {before} -> {}", seen(tp)),
+    );
 }

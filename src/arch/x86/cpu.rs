@@ -41,6 +41,25 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
     (r.eax, r.ebx, r.ecx, r.edx)
 }
 
+/// The CPU's physical-address width in bits (CPUID 0x80000008 if it has the
+/// leaf, else 36 with PAE; `hv_core::sanitise::phys_addr_bits`).
+pub fn phys_addr_bits() -> u32 {
+    const CPUID1_EDX_PAE: u32 = 1 << 6;
+    const CPUID1_EDX_PSE36: u32 = 1 << 17;
+    let (_, _, _, edx) = cpuid(1, 0);
+    let (max_ext, ..) = cpuid(0x8000_0000, 0);
+    let leaf = if (0x8000_0008..0x8001_0000).contains(&max_ext) {
+        cpuid(0x8000_0008, 0).0
+    } else {
+        0
+    };
+    hv_core::sanitise::phys_addr_bits(
+        max_ext,
+        leaf,
+        edx & (CPUID1_EDX_PAE | CPUID1_EDX_PSE36) != 0,
+    )
+}
+
 /// Writes a dword to an I/O port.
 pub fn outl(port: u16, val: u32) {
     // SAFETY: as for `outb`.

@@ -16,20 +16,22 @@ unsafe extern "C" {
     static oxen_ex_table_end: [u32; 0];
     static oxen_trap_ex_table_start: [u32; 0];
     static oxen_trap_ex_table_end: [u32; 0];
+    static oxen_fpu_ex_table_start: [u32; 0];
+    static oxen_fpu_ex_table_end: [u32; 0];
 }
 
 /// A table of (faulting EIP, fixup EIP) pairs between two symbols.
 fn table(start: *const [u32; 0], end: *const [u32; 0]) -> &'static [u32] {
     let (start, end) = (start as *const u32, end as *const u32);
-    // SAFETY: uaccess.S and traps.S lay their tables out as consecutive
+    // SAFETY: uaccess.S, traps.S and fpu.S lay their tables out as consecutive
     // (fault, fixup) u32 pairs between the two symbols, in read-only data that
     // lives forever.
     unsafe { core::slice::from_raw_parts(start, end.offset_from(start) as usize) }
 }
 
 /// The fixup address for a fault at `eip`, if `eip` is a faultable
-/// instruction: a guest-memory copy, or a segment load or the `iret` on the
-/// way back to a guest.
+/// instruction: a guest-memory copy, a segment load or the `iret` on the
+/// way back to a guest, or the load of a vcpu's FPU image (fpu.S).
 pub fn search_exception_table(eip: u32) -> Option<u32> {
     let copies = table(
         core::ptr::addr_of!(oxen_ex_table_start),
@@ -39,9 +41,14 @@ pub fn search_exception_table(eip: u32) -> Option<u32> {
         core::ptr::addr_of!(oxen_trap_ex_table_start),
         core::ptr::addr_of!(oxen_trap_ex_table_end),
     );
+    let fpu = table(
+        core::ptr::addr_of!(oxen_fpu_ex_table_start),
+        core::ptr::addr_of!(oxen_fpu_ex_table_end),
+    );
     copies
         .chunks_exact(2)
         .chain(returns.chunks_exact(2))
+        .chain(fpu.chunks_exact(2))
         .find(|pair| pair[0] == eip)
         .map(|pair| pair[1])
 }
