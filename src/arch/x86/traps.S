@@ -11,6 +11,36 @@
  */
     .set FLAT_RING0_DS, 0xE010
 
+    /* Completes a TrapFrame below the error code and vector already pushed:
+     * the general registers, then the guest's data selectors; loads Oxen's.
+     * Oxen uses no FS/GS: they are nulled, so that a nested trap never saves
+     * (and later reloads) a guest selector that may have gone bad meanwhile. */
+    .macro SAVE_FRAME
+    pushl   %eax
+    pushl   %ebp
+    pushl   %edi
+    pushl   %esi
+    pushl   %edx
+    pushl   %ecx
+    pushl   %ebx
+    subl    $16, %esp
+    movl    %ds, %eax
+    movl    %eax, 12(%esp)
+    movl    %es, %eax
+    movl    %eax, 8(%esp)
+    movl    %fs, %eax
+    movl    %eax, 4(%esp)
+    movl    %gs, %eax
+    movl    %eax, 0(%esp)
+    movl    $FLAT_RING0_DS, %eax
+    movl    %eax, %ds
+    movl    %eax, %es
+    xorl    %eax, %eax
+    movl    %eax, %fs
+    movl    %eax, %gs
+    cld
+    .endm
+
     .macro TRAP_NOERR vec
     .global oxen_trap_\vec
 oxen_trap_\vec:
@@ -60,31 +90,7 @@ oxen_trap_\vec:
     .endr
 
 oxen_trap_common:
-    pushl   %eax
-    pushl   %ebp
-    pushl   %edi
-    pushl   %esi
-    pushl   %edx
-    pushl   %ecx
-    pushl   %ebx
-    subl    $16, %esp
-    movl    %ds, %eax
-    movl    %eax, 12(%esp)
-    movl    %es, %eax
-    movl    %eax, 8(%esp)
-    movl    %fs, %eax
-    movl    %eax, 4(%esp)
-    movl    %gs, %eax
-    movl    %eax, 0(%esp)
-    movl    $FLAT_RING0_DS, %eax
-    movl    %eax, %ds
-    movl    %eax, %es
-    /* Oxen uses no FS/GS: null them, so that a nested trap never saves (and
-     * later reloads) a guest selector that may have gone bad meanwhile. */
-    xorl    %eax, %eax
-    movl    %eax, %fs
-    movl    %eax, %gs
-    cld
+    SAVE_FRAME
     movl    %esp, %eax
     pushl   %eax
     call    oxen_handle_trap
@@ -153,29 +159,7 @@ oxen_trap_return:
      */
 .Liret_failed:
     pushl   $0
-    pushl   %eax
-    pushl   %ebp
-    pushl   %edi
-    pushl   %esi
-    pushl   %edx
-    pushl   %ecx
-    pushl   %ebx
-    subl    $16, %esp
-    movl    %ds, %eax
-    movl    %eax, 12(%esp)
-    movl    %es, %eax
-    movl    %eax, 8(%esp)
-    movl    %fs, %eax
-    movl    %eax, 4(%esp)
-    movl    %gs, %eax
-    movl    %eax, 0(%esp)
-    movl    $FLAT_RING0_DS, %eax
-    movl    %eax, %ds
-    movl    %eax, %es
-    xorl    %eax, %eax
-    movl    %eax, %fs
-    movl    %eax, %gs
-    cld
+    SAVE_FRAME
     movl    %esp, %eax
     pushl   %eax
     call    oxen_iret_failed
