@@ -11,10 +11,22 @@
  */
     .set FLAT_RING0_DS, 0xE010
 
+    /* Oxen's data selectors, and the direction flag its code expects (clobbers
+     * EAX). Oxen uses no FS/GS: they are nulled, so that a nested trap never
+     * saves (and later reloads) a guest selector that may have gone bad
+     * meanwhile. */
+    .macro LOAD_OXEN_SEGMENTS
+    movl    $FLAT_RING0_DS, %eax
+    movl    %eax, %ds
+    movl    %eax, %es
+    xorl    %eax, %eax
+    movl    %eax, %fs
+    movl    %eax, %gs
+    cld
+    .endm
+
     /* Completes a TrapFrame below the error code and vector already pushed:
-     * the general registers, then the guest's data selectors; loads Oxen's.
-     * Oxen uses no FS/GS: they are nulled, so that a nested trap never saves
-     * (and later reloads) a guest selector that may have gone bad meanwhile. */
+     * the general registers, then the guest's data selectors; loads Oxen's. */
     .macro SAVE_FRAME
     pushl   %eax
     pushl   %ebp
@@ -32,13 +44,7 @@
     movl    %eax, 4(%esp)
     movl    %gs, %eax
     movl    %eax, 0(%esp)
-    movl    $FLAT_RING0_DS, %eax
-    movl    %eax, %ds
-    movl    %eax, %es
-    xorl    %eax, %eax
-    movl    %eax, %fs
-    movl    %eax, %gs
-    cld
+    LOAD_OXEN_SEGMENTS
     .endm
 
     .macro TRAP_NOERR vec
@@ -134,13 +140,7 @@ oxen_trap_return:
      * whole return path runs again.
      */
 .Lsegment_reload_failed:
-    movl    $FLAT_RING0_DS, %eax
-    movl    %eax, %ds
-    movl    %eax, %es
-    xorl    %eax, %eax
-    movl    %eax, %fs
-    movl    %eax, %gs
-    cld
+    LOAD_OXEN_SEGMENTS
     movl    %esp, %eax
     pushl   %eax
     call    oxen_segment_reload_failed
