@@ -167,11 +167,7 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
         dom0.domain.tot_pages,
         dom0.domain.shared_info
     );
-    let l3 = dom0.domain.vcpu.cr3;
     domain::start_dom0(dom0.domain);
     time::milestone("entering dom0");
-    // SAFETY: the L3 was validated and pinned by the builder; its slot-3 L2
-    // carries Oxen's own mappings, so Oxen keeps running after the switch.
-    unsafe { cpu::write_cr3(l3.maddr().0 as u32) };
     arch::x86::guest::enter(&dom0.frame)
 }

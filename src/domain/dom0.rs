@@ -72,7 +72,10 @@ impl fmt::Display for BuildError {
                 write!(f, "out of memory allocating {wanted} pages for dom0")
             }
             Self::PageTables(e) => write!(f, "bootstrap page tables refused by the PV MMU: {e}"),
-            Self::L3Above4G(m) => write!(f, "bootstrap L3 at {m} is above 4 GiB"),
+            Self::L3Above4G(m) => write!(
+                f,
+                "bootstrap L3 at {m} is above 4 GiB and the kernel lacks extended-cr3"
+            ),
         }
     }
 }
@@ -268,8 +271,11 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
     drop(mapped);
 
     // Validate, pin, and make it vcpu0's base pointer.
+    // An L3 above 4 GiB needs a kernel that declared extended-cr3 support
+    // (CR3 itself holds Oxen's low copy of the L3, `mm::low_l3`).
     let l3 = p2m[layout.l3_pfn() as usize];
-    if l3.0 >= BELOW_4G {
+    let extended_cr3 = img.extended_cr3();
+    if l3.0 >= BELOW_4G && !extended_cr3 {
         return Err(BuildError::L3Above4G(l3));
     }
     let caller = Caller {
@@ -277,7 +283,6 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
         privileged: true,
         iomem_access: true,
     };
-    let extended_cr3 = img.extended_cr3();
     {
         let mut guard = MM.lock();
         let mm = guard.as_mut().expect("frame table initialised");

@@ -59,8 +59,11 @@ pub struct Vcpu {
     /// The periodic timer's period (ns), 0 when stopped; and its next expiry.
     pub periodic_ns: u64,
     pub next_periodic: u64,
-    /// The machine frame of the PAE L3 this vcpu runs on (its "CR3").
+    /// The machine frame of the PAE L3 this vcpu runs on (its "CR3"; the
+    /// CPU's CR3 holds its low copy, `mm::low_l3`).
     pub cr3: Mfn,
+    /// Which of the vcpu's two low-L3 tables is live (`mm::low_l3`).
+    pub low_l3: pv_mm::low_l3::LowL3,
     /// The LDT the guest asked for with `MMUEXT_SET_LDT` (linear address and
     /// entries; 0 entries = none), and its frames (each holding a `seg_desc`
     /// type reference).
@@ -151,6 +154,7 @@ impl Vcpu {
             periodic_ns: DEFAULT_PERIOD_NS,
             next_periodic: DEFAULT_PERIOD_NS,
             cr3,
+            low_l3: pv_mm::low_l3::LowL3::new(),
             ldt_base: 0,
             ldt_ents: 0,
             ldt_frames: heapless::Vec::new(),
@@ -181,6 +185,13 @@ impl Vcpu {
 }
 
 impl Domain {
+    /// Loads CR3 for this domain's vcpu: the low copy of its L3, refreshed
+    /// first (`mm::low_l3`). Its base pointer must be a validated L3 (it
+    /// holds a type reference).
+    pub fn load_cr3(&mut self) {
+        crate::mm::low_l3::load(self.domid, self.vcpu.cr3, &mut self.vcpu.low_l3);
+    }
+
     /// An unprivileged domain `domid` with no memory, whose shared_info is
     /// `shared_info` (mapped by Oxen at `shared_va`), one offline vcpu with
     /// no base pointer, nothing bound or granted; the callers set what
@@ -435,8 +446,10 @@ pub static DOMAINS: Mutex<DomainTable> = Mutex::new(DomainTable::new());
 
 /// Adds dom0 and makes it the running domain (its context is entered by the
 /// caller).
-pub fn start_dom0(dom: Domain) {
+pub fn start_dom0(mut dom: Domain) {
     dom.vcpu.load_direct_entry();
+    // The L3 was validated and pinned by the builder (`load_cr3`).
+    dom.load_cr3();
     let domid = dom.domid;
     let mut table = DOMAINS.lock();
     table.insert(dom);

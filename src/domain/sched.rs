@@ -111,13 +111,11 @@ fn pick_next(table: &DomainTable, after: Option<DomId>) -> Option<DomId> {
 }
 
 /// Loads what the CPU needs of `dom`'s vcpu besides its registers.
-fn load_vcpu(dom: &Domain) {
-    let maddr = dom.vcpu.cr3.maddr().0;
-    assert!(maddr < 1 << 32, "an L3 above 4 GiB reached CR3");
-    // SAFETY: the vcpu's L3 is validated (its base pointer holds a type
-    // reference); its slot-3 L2 carries Oxen's own mappings, so Oxen keeps
-    // running across the switch.
-    unsafe { cpu::write_cr3(maddr as u32) };
+fn load_vcpu(dom: &mut Domain) {
+    // The vcpu's L3 is validated (its base pointer holds a type reference);
+    // its low copy is refreshed, as another domain may have changed the L3
+    // (a foreign `mmu_update`) while this vcpu was off the CPU.
+    dom.load_cr3();
     crate::hypercall::descriptors::load_shadow(dom);
     crate::hypercall::descriptors::load_shadow_ldt(dom);
     dom.vcpu.load_direct_entry();

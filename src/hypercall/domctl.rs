@@ -217,8 +217,11 @@ fn destroydomain(table: &mut DomainTable, caller: DomId, domid: DomId) -> Result
 /// reference, as `NEW_BASEPTR`), trap table, callbacks, kernel stack, VM
 /// assists and FPU state a vcpu starts from (§15.8). Sanitised as Xen does:
 /// EFLAGS keeps only what `hv_core::sanitise::context_eflags` allows (no VM,
-/// IOPL or NT), the FPU image's MXCSR is masked with the CPU's mask, and an
-/// L3 at or above 4 GiB is refused (`-EINVAL`) as `NEW_BASEPTR` refuses it.
+/// IOPL or NT) and the FPU image's MXCSR is masked with the CPU's mask. The
+/// L3 (`ctrlreg[3]` in the extended-cr3 form) may lie anywhere the engine
+/// accepts, as for `NEW_BASEPTR`: above 4 GiB with `pae_extended_cr3` in the
+/// context's `vm_assist`. CR3 will hold its low copy (`mm::low_l3`), made
+/// when the vcpu is loaded.
 fn set_context(dom: &mut Domain, ctx: &VcpuGuestContext) -> Result<(), Errno> {
     use hv_core::bounce::{KernelStack, Resume};
     use hv_core::descriptor::fixup_guest_selector;
@@ -240,10 +243,6 @@ fn set_context(dom: &mut Domain, ctx: &VcpuGuestContext) -> Result<(), Errno> {
         return Err(Errno::EINVAL);
     }
     let l3 = Mfn(u64::from(xen_abi::mm::xen_cr3_to_pfn(ctx.ctrlreg[3])));
-    if !hv_core::sanitise::l3_fits_cr3(l3) {
-        // CR3 cannot hold it (no per-vcpu copy below 4 GiB yet).
-        return Err(Errno::EINVAL);
-    }
     let extended = ctx.vm_assist & (1 << VMASST_TYPE_PAE_EXTENDED_CR3) != 0;
     {
         let mut guard = MM.lock();

@@ -56,18 +56,6 @@ fn live_domids(ctx: &mut Ctx) -> u64 {
     live
 }
 
-/// Loads `l3` into CR3 (the vcpu's base pointer changed or its L3 was edited).
-fn load_cr3(l3: Mfn) {
-    let maddr = l3.maddr().0;
-    assert!(
-        maddr < 1 << 32,
-        "an L3 above 4 GiB reached CR3 (NEW_BASEPTR refuses those)"
-    );
-    // SAFETY: the engine validated `l3` as this vcpu's L3: its slot-3 L2 carries
-    // Oxen's own mappings, so Oxen keeps running across the switch.
-    unsafe { cpu::write_cr3(maddr as u32) };
-}
-
 fn record_done(pdone: u32, done: u32) -> Result<(), Errno> {
     if pdone != 0 {
         write_guest(pdone, &done)
@@ -129,10 +117,12 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
             i += 1;
         }
         drop(guard);
-        // An edited L3 or L2 must reach the CPU (PDPTEs are cached at CR3 load);
-        // reloading CR3 also flushes stale translations of edited L1s.
+        // An edited L3 or L2 must reach the CPU before the guest runs again
+        // (PDPTEs are cached at CR3 load): the low copy is refreshed from the
+        // L3 and CR3 reloaded, which also flushes stale translations of
+        // edited L1s.
         if i > 0 {
-            load_cr3(dom.vcpu.cr3);
+            dom.load_cr3();
         }
         if matches!(outcome, Ok(Outcome::Continue(_))) {
             return outcome;
@@ -250,14 +240,10 @@ fn mmuext_one(dom: &mut Domain, op: &MmuextOp, pg_owner: DomId) -> Result<(), Er
 
 /// Makes the L3 `mfn` the vcpu's base pointer (`MMUEXT_NEW_BASEPTR`, an
 /// emulated `mov %reg,%cr3`) and loads it.
+///
+/// The L3 may lie anywhere the engine accepts (above 4 GiB with
+/// `pae_extended_cr3`): CR3 holds its low copy (`mm::low_l3`).
 pub fn switch_base_pointer(dom: &mut Domain, mfn: Mfn) -> Result<(), Errno> {
-    // PAE CR3 holds a 32-bit address: an L3 above 4 GiB would need a per-vcpu
-    // copy below 4 GiB, which Oxen does not make yet, so it refuses such an
-    // L3 even with pae_extended_cr3 (and does not offer
-    // XENFEAT_pae_pgdir_above_4gb).
-    if !hv_core::sanitise::l3_fits_cr3(mfn) {
-        return Err(Errno::EINVAL);
-    }
     let caller = dom.caller();
     let extended = dom.has_assist(VMASST_TYPE_PAE_EXTENDED_CR3);
     MM.lock()
@@ -265,7 +251,7 @@ pub fn switch_base_pointer(dom: &mut Domain, mfn: Mfn) -> Result<(), Errno> {
         .expect("frame table initialised")
         .new_baseptr(mfn, Some(dom.vcpu.cr3), &caller, extended)?;
     dom.vcpu.cr3 = mfn;
-    load_cr3(mfn);
+    dom.load_cr3();
     Ok(())
 }
 

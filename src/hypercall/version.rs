@@ -6,6 +6,7 @@ use hv_core::hypercall::Outcome;
 use spin::Once;
 use xen_abi::errno::Errno;
 use xen_abi::layout::HYPERVISOR_VIRT_START;
+use xen_abi::traps::VMASST_TYPE_PAE_EXTENDED_CR3;
 use xen_abi::version::*;
 use zerocopy::FromZeros;
 
@@ -74,11 +75,15 @@ pub fn do_xen_version(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         .map(|()| 0),
         XENVER_GET_FEATURES => read_guest::<XenFeatureInfo>(arg).and_then(|mut fi| {
             fi.submap = match fi.submap_idx {
-                // What Xen 4.1 reports to a PV guest, less
+                // What Xen 4.1 reports to a PV guest (pae_pgdir_above_4gb
+                // when the domain runs with pae_extended_cr3: its L3s may
+                // lie anywhere, CR3 holds Oxen's low copy), less
                 // gnttab_map_avail_bits (grant maps do not put the
-                // GNTMAP_guest_avail bits into the PTE), and less
-                // pae_pgdir_above_4gb: Oxen keeps L3s below 4 GiB for now.
-                0 => pv_features_submap0(false) & !(1 << XENFEAT_GNTTAB_MAP_AVAIL_BITS),
+                // GNTMAP_guest_avail bits into the PTE).
+                0 => {
+                    pv_features_submap0(dom.has_assist(VMASST_TYPE_PAE_EXTENDED_CR3))
+                        & !(1 << XENFEAT_GNTTAB_MAP_AVAIL_BITS)
+                }
                 _ => 0,
             };
             write_guest(arg, &fi).map(|()| 0)

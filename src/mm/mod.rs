@@ -6,6 +6,7 @@ pub mod frames;
 pub mod heap;
 pub mod hvmap;
 pub mod layout;
+pub mod low_l3;
 pub mod m2p;
 pub mod mapcache;
 pub mod ptwr;

@@ -1,7 +1,8 @@
 //! Rules for values a guest (or dom0's toolstack) hands Oxen that neither the
 //! CPU nor Oxen's arithmetic may take as they are: a vcpu context's EFLAGS
 //! and FPU image, `memory_op`'s address width, timer periods and deadlines,
-//! an L3's place in memory, and the machine's physical-address width.
+//! and the machine's physical-address width. (An L3 may lie anywhere: CR3
+//! holds a low copy of it, `pv_mm::low_l3`.)
 //!
 //! Invariant: every function here is total — any `u32`/`u64` a guest can
 //! choose gives a result without overflow (Oxen's CI builds the kernel once
@@ -135,12 +136,6 @@ pub const fn set_timer_op_deadline(now: u64, timeout: u64) -> Option<u64> {
     } else {
         Some(timeout)
     }
-}
-
-/// An L3 Oxen can load into CR3 (whose PAE form holds a 32-bit address):
-/// one below 4 GiB.
-pub const fn l3_fits_cr3(l3: Mfn) -> bool {
-    l3.0 < 1 << 20
 }
 
 /// The CPU's physical-address width in bits: CPUID 0x80000008 EAX[7:0] when
@@ -287,13 +282,6 @@ mod tests {
             set_timer_op_deadline(u64::MAX - 1, i64::MAX as u64),
             Some(u64::MAX - 1)
         );
-    }
-
-    #[test]
-    fn l3_must_be_below_4_gib() {
-        assert!(l3_fits_cr3(Mfn(0xF_FFFF)));
-        assert!(!l3_fits_cr3(Mfn(0x10_0000)));
-        assert!(!l3_fits_cr3(Mfn(u64::MAX)));
     }
 
     #[test]

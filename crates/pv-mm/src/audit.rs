@@ -414,10 +414,7 @@ impl<M: Machine> Mm<'_, M> {
                 for i in 0..L3_GUEST_ENTRIES {
                     let e = self.machine.read_pte(mfn, i);
                     if is_present(e) {
-                        // The accessed bit is the CPU's, not the guest's: some
-                        // CPU models (QEMU's TCG among them) set it in a PDPTE
-                        // when they load it, although the guest may not.
-                        if check_l3_flags(e & !PAGE_ACCESSED).is_err() {
+                        if check_l3_flags(e).is_err() {
                             return bad(i, e, "forbidden flags");
                         }
                         let slot3 = i == XEN_L3_SLOT;

@@ -16,10 +16,10 @@
 //!   The engine re-checks ownership and refuses foreign ids from unprivileged
 //!   callers (`-ESRCH`), but knows nothing of domain existence.
 //! * **Base pointers.** The hypervisor records each VCPU's L3; `new_baseptr`
-//!   takes the new reference and drops the old. Load CR3 afterwards: on 32-bit
-//!   PAE the L3 must lie below 4 GiB for CR3 (copy it into a per-VCPU low L3
-//!   when `extended_cr3` allows one above). After `mod_l3_entry` on an L3 some
-//!   CPU runs on, reload CR3 there (the CPU caches the four PDPTEs).
+//!   takes the new reference and drops the old. CR3 never holds the guest's L3
+//!   but the vcpu's low L3 ([`low_l3`]): a filtered copy below 4 GiB, refreshed
+//!   at each load. After `mod_l3_entry` on an L3 some CPU runs on, refresh and
+//!   reload CR3 there (the CPU caches the four PDPTEs).
 //! * **TLB flushes.** The engine flushes nothing by itself: the guest asks
 //!   (`MMUEXT_*FLUSH*`, `UVMF_*`). It calls [`Machine::flush_tlb_for_retype`]
 //!   before a frame becomes a page table or descriptor page, which must flush
@@ -44,6 +44,7 @@ mod access;
 pub mod audit;
 pub mod engine;
 mod entry;
+pub mod low_l3;
 pub mod machine;
 pub mod ops;
 pub mod page_info;

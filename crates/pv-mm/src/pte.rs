@@ -22,12 +22,17 @@ pub const L1_DISALLOW_MASK: u64 = L1_CACHE_ATTRS | PAGE_GLOBAL | PTE_HIGH_RESERV
 /// As in Xen, PWT/PCD are refused here even for I/O-privileged domains: they would
 /// only change how the CPU caches the L1 table itself.
 pub const L2_DISALLOW_MASK: u64 = PAGE_PWT | PAGE_PCD | PAGE_GLOBAL | PTE_HIGH_RESERVED_MASK;
-/// L3 bits that must be 0 when the entry is present: everything but P, the
-/// available bits and the frame (RW, US, PWT, PCD, A, D, PS, G, bits 44–63).
-/// On Xen's 32-bit "flag word" this is the digest's `0xFFFFF1FE`.
-pub const L3_DISALLOW_MASK: u64 = !(PAGE_PRESENT | PAGE_AVAIL | PTE_FRAME_MASK);
+/// L3 bits that must be 0 when the entry is present. The guest's L3 never
+/// reaches CR3 (Oxen loads a filtered per-vcpu copy, see [`crate::low_l3`]), so
+/// its entries may carry what 64-bit Xen accepts from a 32-bit (compat) guest:
+/// P, RW, US, A, D and the available bits besides the frame. Refused as there:
+/// PWT, PCD, PS, G and bits 44–63 (NX included) — Xen's `COMPAT_L3_DISALLOW_MASK`
+/// `0xFFFFF198` on the flag word (XEN-PV-ABI.md §7.7). A guest that sets just P
+/// (what 32-bit Xen demands) passes too.
+pub const L3_DISALLOW_MASK: u64 =
+    PAGE_PWT | PAGE_PCD | PAGE_PSE | PAGE_GLOBAL | PTE_HIGH_RESERVED_MASK | PAGE_NX;
 
-const _: () = assert!(L3_DISALLOW_MASK & 0xFFF == 0x1FE);
+const _: () = assert!(L3_DISALLOW_MASK & 0xFFF == 0x198);
 const _: () = assert!(L3_DISALLOW_MASK >> 44 == 0xF_FFFF);
 const _: () = assert!(PTE_HIGH_RESERVED_MASK == ((1 << 63) - (1 << 44)));
 const _: () = assert!(PTE_FRAME_MASK == ((1 << 44) - (1 << 12)));
@@ -96,12 +101,9 @@ pub const fn check_l2_flags(pte: u64, nx_supported: bool) -> Result<(), Errno> {
     }
 }
 
-/// Checks the flags of a present L3 entry (only P and bits 9–11 besides the
-/// frame). The accessed bit is tolerated: some CPU models (QEMU's TCG among
-/// them) set it in PDPTEs they load, so a guest copying its own L3 entries
-/// copies it too; 64-bit Xen accepts it from compat guests as well (§7.7, §18).
+/// Checks the flags of a present L3 entry against [`L3_DISALLOW_MASK`].
 pub const fn check_l3_flags(pte: u64) -> Result<(), Errno> {
-    if pte & L3_DISALLOW_MASK & !PAGE_ACCESSED != 0 {
+    if pte & L3_DISALLOW_MASK != 0 {
         Err(Errno::EINVAL)
     } else {
         Ok(())
@@ -181,15 +183,21 @@ mod tests {
     fn l3_flag_rules() {
         let ok = pte(Mfn(0xF_FFFF_FFFF), PAGE_PRESENT | PAGE_AVAIL);
         assert_eq!(check_l3_flags(ok), Ok(()));
-        for bit in [1, 2, 3, 4, 6, 7, 8] {
+        // What 64-bit Xen takes from a compat guest: RW, US, A and D.
+        for bit in [1, 2, 5, 6] {
+            assert_eq!(check_l3_flags(ok | 1 << bit), Ok(()), "bit {bit}");
+        }
+        let all = PAGE_RW | PAGE_USER | PAGE_ACCESSED | PAGE_DIRTY;
+        assert_eq!(check_l3_flags(ok | all), Ok(()));
+        // Cache attributes, PS and G never.
+        for bit in [3, 4, 7, 8] {
             assert_eq!(
-                check_l3_flags(ok | 1 << bit),
+                check_l3_flags(ok | all | 1 << bit),
                 Err(Errno::EINVAL),
                 "bit {bit}"
             );
         }
-        // The accessed bit is the CPU's (see check_l3_flags).
-        assert_eq!(check_l3_flags(ok | PAGE_ACCESSED), Ok(()));
+        // Nor bits 44-63 (NX included, whether or not the CPU has NX).
         for bit in 44..=63 {
             assert_eq!(
                 check_l3_flags(ok | 1 << bit),

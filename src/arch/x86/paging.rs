@@ -32,6 +32,13 @@ pub struct PageTable(pub [AtomicU64; 512]);
 #[repr(C, align(32))]
 pub struct PaeL3(pub [AtomicU64; 4]);
 
+impl PaeL3 {
+    /// An empty table (no entry present).
+    pub const fn new() -> Self {
+        Self([const { AtomicU64::new(0) }; 4])
+    }
+}
+
 impl PageTable {
     /// An empty table.
     pub const fn new() -> Self {

@@ -187,16 +187,16 @@ fn base_pointers_and_external_references_are_counted() {
 }
 
 #[test]
-fn tolerates_the_accessed_bit_a_cpu_sets_in_a_pdpte() {
+fn checks_l3_entries_with_the_compat_rule() {
     let mut w = World::new();
     let s = w.pinned_space(DOMU);
     let e = w.mm.machine.read_pte(s.l3, 3);
-    w.mm.machine
-        .write_pte(s.l3, 3, e | crate::pte::PAGE_ACCESSED);
+    let compat = crate::pte::PAGE_ACCESSED | crate::pte::PAGE_DIRTY | crate::pte::PAGE_RW;
+    w.mm.machine.write_pte(s.l3, 3, e | compat);
     w.mm.audit(&w.bases)
-        .expect("the CPU's accessed bit is not a guest flag");
-    // Any other forbidden bit is still caught.
-    w.mm.machine.write_pte(s.l3, 3, e | crate::pte::PAGE_RW);
+        .expect("A, D and RW are allowed in an L3 entry");
+    // A bit the rule forbids is caught.
+    w.mm.machine.write_pte(s.l3, 3, e | crate::pte::PAGE_PCD);
     assert!(matches!(
         problem(&w),
         (_, AuditProblem::BadEntry { index: 3, .. })

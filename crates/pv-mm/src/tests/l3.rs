@@ -2,7 +2,8 @@
 
 use super::fake::*;
 use crate::pte::{
-    PAGE_ACCESSED, PAGE_AVAIL, PAGE_DIRTY, PAGE_NX, PAGE_PRESENT, PAGE_RW, PAGE_USER, pte,
+    PAGE_ACCESSED, PAGE_AVAIL, PAGE_DIRTY, PAGE_GLOBAL, PAGE_NX, PAGE_PRESENT, PAGE_PWT, PAGE_RW,
+    PAGE_USER, pte,
 };
 use crate::{MmConfig, PageType, PtLevel};
 use xen_abi::errno::Errno;
@@ -29,7 +30,7 @@ fn a_complete_address_space_validates_bottom_up() {
 }
 
 #[test]
-fn l3_entries_allow_only_present_and_available_bits() {
+fn l3_entries_allow_what_64_bit_xen_takes_from_compat_guests() {
     let mut w = World::new();
     let s = w.pinned_space(DOMU);
     let l2 = w.fresh(DOMU);
@@ -42,19 +43,14 @@ fn l3_entries_allow_only_present_and_available_bits() {
     )
     .unwrap();
     w.audit();
+    // RW, US, A and D as a 32-bit PAE Linux writes them under 64-bit Xen.
+    let l2c = w.fresh(DOMU);
+    let compat = PAGE_PRESENT | PAGE_RW | PAGE_USER | PAGE_ACCESSED | PAGE_DIRTY;
+    w.mm.mod_l3_entry(s.l3, 0, pte(l2c, compat), &DOMU_CALLER, false)
+        .unwrap();
+    w.audit();
     let l2b = w.fresh(DOMU);
-    for bad in [
-        PAGE_RW,
-        PAGE_USER,
-        1 << 3,
-        1 << 4,
-        PAGE_DIRTY,
-        1 << 7,
-        1 << 8,
-        1 << 44,
-        1 << 62,
-        PAGE_NX,
-    ] {
+    for bad in [1 << 3, 1 << 4, 1 << 7, 1 << 8, 1 << 44, 1 << 62, PAGE_NX] {
         assert_fails!(
             w,
             w.mm.mod_l3_entry(s.l3, 2, pte(l2b, L3F) | bad, &DOMU_CALLER, false),
@@ -76,20 +72,23 @@ fn l3_entries_allow_only_present_and_available_bits() {
 fn forbidden_flags_in_an_l3_fail_its_validation() {
     let mut w = World::new();
     let s = w.address_space(DOMU);
-    w.poke(s.l3, 0, pte(s.l2_0, L3F | PAGE_RW));
+    w.poke(s.l3, 0, pte(s.l2_0, L3F | PAGE_PWT));
     assert_fails!(
         w,
         w.mm.pin(s.l3, PtLevel::L3, &DOMU_CALLER, DOMU),
         Errno::EINVAL
     );
     w.poke(s.l3, 0, pte(s.l2_0, L3F));
-    w.poke(s.l3, 3, pte(s.l2_3, L3F | PAGE_USER));
+    w.poke(s.l3, 3, pte(s.l2_3, L3F | PAGE_GLOBAL));
     assert_fails!(
         w,
         w.mm.pin(s.l3, PtLevel::L3, &DOMU_CALLER, DOMU),
         Errno::EINVAL
     );
-    w.poke(s.l3, 3, pte(s.l2_3, L3F));
+    // The compat bits validate in every slot, slot 3 included.
+    let compat = PAGE_RW | PAGE_USER | PAGE_ACCESSED | PAGE_DIRTY;
+    w.poke(s.l3, 0, pte(s.l2_0, L3F | compat));
+    w.poke(s.l3, 3, pte(s.l2_3, L3F | compat));
     w.mm.pin(s.l3, PtLevel::L3, &DOMU_CALLER, DOMU).unwrap();
     w.audit();
 }
@@ -229,7 +228,7 @@ fn a_failing_l3_rolls_back_the_l2s_it_validated() {
     let l2_1 = w.table(DOMU, &[(0, pte(s.l1_0, L2F))]);
     w.poke(s.l3, 1, pte(l2_1, L3F));
     // Slot 2 is bad: after slots 0 and 1 have validated their L2s and L1s.
-    w.poke(s.l3, 2, pte(s.data_ro, L3F | PAGE_RW));
+    w.poke(s.l3, 2, pte(s.data_ro, L3F | PAGE_PWT));
     let before = w.snapshot();
     assert_eq!(
         w.mm.pin(s.l3, PtLevel::L3, &DOMU_CALLER, DOMU),
