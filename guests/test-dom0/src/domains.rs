@@ -16,7 +16,7 @@ use xen_abi::mm::{MMUEXT_PIN_L3_TABLE, MmuextOp, UVMF_INVLPG};
 
 use crate::events::{PENDING, SEEN, evtchn, shared_u8, shared_u32_at};
 use crate::grants::grants;
-use crate::helpers::{A, Checks, D, Mem, OXEN_IMAGE_MFN, P, PAGE, RW, hcall, pte};
+use crate::helpers::{A, Checks, D, Mem, OXEN_IMAGE_MFN, P, PAGE, RW, US, hcall, pte};
 use crate::isolation;
 
 pub(crate) fn domctl(d: &mut xen_abi::domctl::XenDomctl) -> Result<u32, Errno> {
@@ -693,8 +693,10 @@ pub(crate) fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
         Errno::EINVAL,
     );
     ctx.user_regs.cs = FLAT_KERNEL_CS;
-    // An L3 at 4 GiB (extended-cr3 form, the assist on): CR3 cannot hold
-    // it, so it is refused rather than reaching the scheduler.
+    // An L3 at 4 GiB (extended-cr3 form, the assist on) that is not the
+    // domU's frame is refused. (Where it lies is no reason any more: CR3
+    // holds Oxen's low copy of an L3; on a machine with memory above 4 GiB
+    // `high_l3_domu` runs a domU on an L3 up there.)
     ctx.ctrlreg[3] = xen_abi::mm::xen_pfn_to_cr3(0x10_0000);
     ctx.vm_assist = 1 << xen_abi::traps::VMASST_TYPE_PAE_EXTENDED_CR3;
     c.err(
@@ -821,4 +823,168 @@ pub(crate) fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
         free_pages() == free_before,
         format_args!("free before {free_before}, after {}", free_pages()),
     );
+}
+
+core::arch::global_asm!(
+    r#"
+    .section .rodata
+    .global td_high_domu_start, td_high_domu_end
+td_high_domu_start:
+    movl    $29, %eax           /* sched_op */
+    movl    $2, %ebx            /* SCHEDOP_shutdown */
+    movl    $(0x1000 + td_high_domu_reason - td_high_domu_start), %ecx
+    int     $0x82
+1:  jmp     1b
+td_high_domu_reason:
+    .long   0                   /* SHUTDOWN_poweroff */
+td_high_domu_end:
+    .text
+    "#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    static td_high_domu_start: u8;
+    static td_high_domu_end: u8;
+}
+
+/// A domU whose frames — its L3 among them — lie above 4 GiB (called once
+/// dom0 has taken the memory below, `mm::l3_above_4gib`): built through
+/// foreign mappings, its L3 pinned, `setvcpucontext` with the extended-cr3
+/// `ctrlreg[3]` (and the assist in `vm_assist`, as libxc for an extended-cr3
+/// kernel) accepted and read back, and it runs (its code is fetched through
+/// Oxen's low copy of that L3) and powers off.
+pub(crate) fn high_l3_domu(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::context::{VGCF_IN_KERNEL, VGCF_ONLINE, VcpuGuestContext};
+    use xen_abi::domctl::*;
+    use xen_abi::memory::XENMEM_POPULATE_PHYSMAP;
+    use xen_abi::selectors::{FLAT_KERNEL_CS, FLAT_KERNEL_DS, FLAT_KERNEL_SS};
+    let mut d = XenDomctl::new(
+        XEN_DOMCTL_CREATEDOMAIN,
+        0,
+        &XenDomctlCreatedomain::default(),
+    );
+    let r = domctl(&mut d);
+    let id = d.domain;
+    let mut mm = XenDomctl::new(XEN_DOMCTL_MAX_MEM, id, &XenDomctlMaxMem { max_memkb: 64 });
+    let _ = domctl(&mut mm);
+    let mut m = [0u32; 5];
+    let pop = reserve_for(id, XENMEM_POPULATE_PHYSMAP, &mut m);
+    let [l3, l2_0, l2_3, l1, code] = m;
+    c.check(
+        "high_domu_frames_above_4gib",
+        r.is_ok() && pop == Ok(5) && m.iter().all(|&f| f >= 0x10_0000),
+        format_args!("{r:?} {pop:?} {m:x?}"),
+    );
+    let va = mem.scratch_va(9);
+    let fill = |mfn: u32, entries: &[(usize, u64)], bytes: &[u8]| -> bool {
+        let ok =
+            update_va_mapping_otherdomain(va, pte(mfn, P | RW | A | D), UVMF_INVLPG, id).is_ok();
+        if ok {
+            // SAFETY: the frame is mapped writable at `va`.
+            unsafe {
+                core::ptr::write_bytes(va as *mut u8, 0, PAGE as usize);
+                for &(i, e) in entries {
+                    (va as *mut u64).add(i).write_volatile(e);
+                }
+                core::ptr::copy_nonoverlapping(bytes.as_ptr(), va as *mut u8, bytes.len());
+            }
+        }
+        let _ = mem.unmap(va);
+        ok
+    };
+    // SAFETY: the two symbols delimit the domU code in .rodata.
+    let code_bytes = unsafe {
+        let start = core::ptr::addr_of!(td_high_domu_start);
+        let len = core::ptr::addr_of!(td_high_domu_end) as usize - start as usize;
+        core::slice::from_raw_parts(start, len)
+    };
+    // The L3 entries as a 32-bit PAE Linux writes them under 64-bit Xen.
+    let compat = P | RW | US | A | D;
+    let filled = fill(l1, &[(1, pte(code, P | A))], &[])
+        && fill(l2_0, &[(0, pte(l1, P | RW | A))], &[])
+        && fill(l2_3, &[], &[])
+        && fill(l3, &[(0, pte(l2_0, compat)), (3, pte(l2_3, compat))], &[])
+        && fill(code, &[], code_bytes);
+    let pin = [MmuextOp::new(MMUEXT_PIN_L3_TABLE, l3, 0)];
+    let pinned = pvrt::mm::mmuext_op(&pin, u32::from(id)).0;
+    c.check(
+        "high_domu_built_and_pinned",
+        filled && pinned.is_ok(),
+        format_args!("{filled} {pinned:?}"),
+    );
+    static mut HCTX: VcpuGuestContext = unsafe { core::mem::zeroed() };
+    // SAFETY: only this function uses HCTX, once.
+    let ctx = unsafe { &mut *core::ptr::addr_of_mut!(HCTX) };
+    ctx.flags = VGCF_ONLINE | VGCF_IN_KERNEL;
+    ctx.user_regs.eip = 0x1000;
+    ctx.user_regs.cs = FLAT_KERNEL_CS;
+    ctx.user_regs.ss = FLAT_KERNEL_SS;
+    ctx.user_regs.ds = FLAT_KERNEL_DS;
+    ctx.user_regs.es = FLAT_KERNEL_DS;
+    ctx.user_regs.eflags = 0x202;
+    ctx.kernel_ss = u32::from(FLAT_KERNEL_SS);
+    ctx.ctrlreg[3] = xen_abi::mm::xen_pfn_to_cr3(l3);
+    let vc = |cmd: u32, p: u64| {
+        let mut d = XenDomctl::new(
+            cmd,
+            id,
+            &XenDomctlVcpucontext {
+                vcpu: 0,
+                _pad: 0,
+                ctxt: p,
+            },
+        );
+        domctl(&mut d)
+    };
+    // Without the assist an L3 above 4 GiB is refused, as in Xen; with it,
+    // taken.
+    ctx.vm_assist = 0;
+    let without = vc(XEN_DOMCTL_SETVCPUCONTEXT, ctx as *mut _ as u64);
+    ctx.vm_assist = 1 << xen_abi::traps::VMASST_TYPE_PAE_EXTENDED_CR3;
+    let with = vc(XEN_DOMCTL_SETVCPUCONTEXT, ctx as *mut _ as u64);
+    c.check(
+        "high_domu_setvcpucontext_extended_cr3",
+        without == Err(Errno::EINVAL) && with.is_ok(),
+        format_args!("{without:?} {with:?} cr3 {:#x}", ctx.ctrlreg[3]),
+    );
+    static mut HBACK: VcpuGuestContext = unsafe { core::mem::zeroed() };
+    // SAFETY: only this function uses HBACK, once.
+    let back = unsafe { &mut *core::ptr::addr_of_mut!(HBACK) };
+    let r = vc(XEN_DOMCTL_GETVCPUCONTEXT, back as *mut _ as u64);
+    c.check(
+        "high_domu_getvcpucontext_cr3",
+        r.is_ok() && back.ctrlreg[3] == ctx.ctrlreg[3],
+        format_args!("{r:?} {:#x}", back.ctrlreg[3]),
+    );
+    let mut up = XenDomctl::new(XEN_DOMCTL_UNPAUSEDOMAIN, id, &0u32);
+    let _ = domctl(&mut up);
+    let info = || {
+        let mut d = XenDomctl::new(
+            XEN_DOMCTL_GETDOMAININFO,
+            id,
+            &XenDomctlGetdomaininfo::default(),
+        );
+        domctl(&mut d).map(|_| d.payload::<XenDomctlGetdomaininfo>())
+    };
+    let mut yields = 0;
+    while yields < 10_000 && !info().is_ok_and(|i| i.flags & XEN_DOMINF_SHUTDOWN != 0) {
+        let _ = hcall(
+            xen_abi::hypercall::SCHED_OP,
+            [xen_abi::sched::SCHEDOP_YIELD, 0, 0, 0, 0],
+        );
+        yields += 1;
+    }
+    let i = info();
+    c.check(
+        "high_domu_ran_and_powered_off",
+        i.is_ok_and(|i| {
+            i.flags & XEN_DOMINF_SHUTDOWN != 0
+                && dominf_shutdown_reason(i.flags) == 0
+                && i.cpu_time > 0
+        }),
+        format_args!("{i:?} after {yields} yields"),
+    );
+    let mut dd = XenDomctl::new(XEN_DOMCTL_DESTROYDOMAIN, id, &0u32);
+    c.ok("high_domu_destroyed", domctl(&mut dd));
 }

@@ -131,7 +131,9 @@ fn main(si: &'static StartInfo) -> ! {
     mm::new_page_tables(&mut c, &mem);
     mm::writable_pagetables(&mut c, &mem);
     mm::bad_input(&mut c, &mem);
+    mm::l3_entries(&mut c, &mem);
     mm::long_batch(&mut c, &mem);
+    mm::l3_above_4gib(&mut c, &mem);
 
     println!("test-dom0: {} passed, {} failed", c.passed, c.failed);
     pvrt::hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);

@@ -9,6 +9,7 @@ use pvrt::mm::{
     mfn_to_pfn, mmu_update, mmuext, mmuext_op, pfn_to_mfn, update_va_mapping,
     update_va_mapping_otherdomain, vm_assist,
 };
+use pvrt::println;
 use xen_abi::domid::{DOMID_IO, DOMID_SELF};
 use xen_abi::errno::Errno;
 use xen_abi::mm::{
@@ -18,7 +19,10 @@ use xen_abi::mm::{
     MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_UNPIN_TABLE, MmuUpdate, MmuextOp, UVMF_ALL, UVMF_INVLPG,
     UVMF_TLB_FLUSH,
 };
-use xen_abi::traps::{VMASST_CMD_ENABLE, VMASST_TYPE_WRITABLE_PAGETABLES};
+use xen_abi::traps::{
+    VMASST_CMD_DISABLE, VMASST_CMD_ENABLE, VMASST_TYPE_PAE_EXTENDED_CR3,
+    VMASST_TYPE_WRITABLE_PAGETABLES,
+};
 
 use crate::helpers::{
     A, Checks, D, FRAME, Mem, OXEN_IMAGE_MFN, P, PAGE, RW, US, hcall, normal, pte, read_u32,
@@ -824,4 +828,302 @@ pub(crate) fn memory(c: &mut Checks, mem: &Mem<'_>) {
         ),
         Errno::EFAULT,
     );
+}
+
+/// Maps `mfn` writable at `va`, zeroes it, writes `entries` and `word` at
+/// offset 0 (if not 0), and unmaps it again.
+fn fill_frame(mem: &Mem<'_>, va: u32, mfn: u32, entries: &[(usize, u64)], word: u32) -> bool {
+    if mem.map(va, mfn, true).is_err() {
+        return false;
+    }
+    // SAFETY: the frame is mapped writable at `va`.
+    unsafe {
+        core::ptr::write_bytes(va as *mut u8, 0, PAGE as usize);
+        for &(i, e) in entries {
+            (va as *mut u64).add(i).write_volatile(e);
+        }
+        if word != 0 {
+            (va as *mut u32).write_volatile(word);
+        }
+    }
+    mem.unmap(va).is_ok()
+}
+
+/// The bootstrap L3's machine address.
+fn boot_l3_maddr(mem: &Mem<'_>) -> u64 {
+    let si = mem.si;
+    u64::from(pfn_to_mfn(si, (si.pt_base - pvrt::VIRT_BASE) / PAGE).unwrap_or(0)) << 12
+}
+
+/// Entry `i` of the bootstrap L3 (mapped read-only at pt_base).
+fn boot_l3e(mem: &Mem<'_>, i: usize) -> u64 {
+    // SAFETY: the bootstrap L3 is mapped read-only at pt_base.
+    unsafe { (mem.si.pt_base as *const u64).add(i).read_volatile() }
+}
+
+/// Where [`l3_entries`] maps its two address-space pieces: L3 slot 1.
+const SLOT1_VA: u32 = 0x4000_0000;
+/// The flags 64-bit Xen accepts in an L3 entry of a 32-bit guest.
+const L3_COMPAT: u64 = P | RW | US | A | D;
+const MAGIC_A: u32 = 0x1A3_000A;
+const MAGIC_B: u32 = 0x1A3_000B;
+
+/// Two L2s for L3 slot 1, each mapping a data frame (holding `MAGIC_A` /
+/// `MAGIC_B`) at `SLOT1_VA` through its own L1: (l2a, l2b, data a).
+fn slot1_tables(mem: &Mem<'_>) -> Option<(u32, u32, u32)> {
+    let f = |i: u32| mem.mfn(mem.first_free_pfn + 70 + i);
+    let (l2a, l1a, da, l2b, l1b, db) = (f(0), f(1), f(2), f(3), f(4), f(5));
+    let va = mem.scratch_va(5);
+    let ok = fill_frame(mem, va, da, &[], MAGIC_A)
+        && fill_frame(mem, va, db, &[], MAGIC_B)
+        && fill_frame(mem, va, l1a, &[(0, pte(da, P | RW | A | D))], 0)
+        && fill_frame(mem, va, l1b, &[(0, pte(db, P | RW | A | D))], 0)
+        && fill_frame(mem, va, l2a, &[(0, pte(l1a, P | RW | US | A | D))], 0)
+        && fill_frame(mem, va, l2b, &[(0, pte(l1b, P | RW | US | A | D))], 0);
+    ok.then_some((l2a, l2b, da))
+}
+
+/// Issue 10 finding 4: CR3 holds Oxen's low copy of the L3 with only the
+/// PDPTE bits, so L3 entries may carry what 64-bit Xen takes from 32-bit
+/// guests (RW, US, A, D) and they work; PWT, PCD, PS, G and bits 44-63 are
+/// refused; and a change to the running L3 is seen at once (the copy is
+/// refreshed and CR3 reloaded before the guest runs again).
+pub(crate) fn l3_entries(c: &mut Checks, mem: &Mem<'_>) {
+    let slot1 = boot_l3_maddr(mem) + 8;
+    let Some((l2a, l2b, da)) = slot1_tables(mem) else {
+        c.check("l3_slot1_tables_built", false, format_args!("fill failed"));
+        return;
+    };
+    let (r, done) = mmu_update(&[normal(slot1, pte(l2a, L3_COMPAT))], self_dom());
+    c.check(
+        "l3_entry_compat_flags_accepted",
+        r.is_ok() && done == 1 && boot_l3e(mem, 1) == pte(l2a, L3_COMPAT),
+        format_args!("{r:?} done={done} entry={:#x}", boot_l3e(mem, 1)),
+    );
+    // No flush asked for: the new entry must already be in use.
+    c.check(
+        "l3_entry_used_at_once",
+        read_u32(SLOT1_VA) == MAGIC_A,
+        format_args!("{:#x}", read_u32(SLOT1_VA)),
+    );
+    write_u32(SLOT1_VA + 4, 0x5107);
+    let va = mem.scratch_va(6);
+    let seen = mem.map(va, da, false).map(|_| read_u32(va + 4));
+    let _ = mem.unmap(va);
+    c.check(
+        "l3_entry_maps_writable",
+        seen == Ok(0x5107),
+        format_args!("{seen:x?}"),
+    );
+    // Bits a PDPTE reserves (or 64-bit Xen refuses) are refused; nothing
+    // changes.
+    let mut refused = true;
+    for bit in [3, 4, 7, 8, 44, 62, 63] {
+        let (r, done) = mmu_update(&[normal(slot1, pte(l2b, L3_COMPAT) | 1 << bit)], self_dom());
+        if r != Err(Errno::EINVAL) || done != 0 {
+            println!("test-dom0: L3 entry bit {bit}: {r:?} done={done}");
+            refused = false;
+        }
+    }
+    c.check(
+        "l3_entry_reserved_bits_refused",
+        refused && boot_l3e(mem, 1) == pte(l2a, L3_COMPAT) && read_u32(SLOT1_VA) == MAGIC_A,
+        format_args!("entry={:#x}", boot_l3e(mem, 1)),
+    );
+    // Switch slot 1 to the other L2: the very next read sees the new data.
+    let (r, _) = mmu_update(&[normal(slot1, pte(l2b, P | A))], self_dom());
+    c.check(
+        "l3_entry_change_seen_at_once",
+        r.is_ok() && read_u32(SLOT1_VA) == MAGIC_B,
+        format_args!("{r:?} {:#x}", read_u32(SLOT1_VA)),
+    );
+    let (r, _) = mmu_update(&[normal(slot1, 0)], self_dom());
+    c.check(
+        "l3_entry_cleared",
+        r.is_ok() && boot_l3e(mem, 1) == 0,
+        format_args!("{r:?} entry={:#x}", boot_l3e(mem, 1)),
+    );
+    // The L2s went back to ordinary memory with the entry.
+    c.ok(
+        "l3_slot1_l2_free_again",
+        mem.map(va, l2a, true).and(mem.unmap(va)),
+    );
+    // XENFEAT_pae_pgdir_above_4gb follows the pae_extended_cr3 assist (on
+    // for test-dom0, PAE_MODE "yes"), as in Xen.
+    let features = || {
+        let mut fi = [0u32, 0];
+        // SAFETY: the buffer is a xen_feature_info.
+        let r = unsafe {
+            pvrt::hypercall::xen_version(
+                xen_abi::version::XENVER_GET_FEATURES,
+                fi.as_mut_ptr() as *mut u8,
+            )
+        };
+        r.map(|_| fi[1] & (1 << xen_abi::version::XENFEAT_PAE_PGDIR_ABOVE_4GB) != 0)
+    };
+    let on = features();
+    let off = vm_assist(VMASST_CMD_DISABLE, VMASST_TYPE_PAE_EXTENDED_CR3).and_then(|_| features());
+    let again = vm_assist(VMASST_CMD_ENABLE, VMASST_TYPE_PAE_EXTENDED_CR3).and_then(|_| features());
+    c.check(
+        "xenfeat_pae_pgdir_above_4gb_follows_the_assist",
+        on == Ok(true) && off == Ok(false) && again == Ok(true),
+        format_args!("{on:?} {off:?} {again:?}"),
+    );
+}
+
+/// `XENMEM_increase_reservation` or `_decrease_reservation` of `frames`
+/// (order 0) for this domain.
+fn reservation(cmd: u32, frames: &mut [u32]) -> Result<u32, Errno> {
+    let res = [
+        frames.as_mut_ptr() as u32,
+        frames.len() as u32,
+        0,
+        0,
+        self_dom(),
+    ];
+    hcall(
+        xen_abi::hypercall::MEMORY_OP,
+        [cmd, res.as_ptr() as u32, 0, 0, 0],
+    )
+}
+
+/// `N` frames at or above 4 GiB, taken by growing the reservation until the
+/// allocator (which hands frames out in address order, next fit) reaches
+/// them. The frames below 4 GiB taken on the way stay this domain's (it
+/// powers off after these checks), except the last batch's: they go back,
+/// so that Oxen still has frames below 4 GiB for what needs them (a new
+/// domain's shared_info), while the next allocations come from above.
+fn take_frames_above_4gib<const N: usize>() -> Option<[u32; N]> {
+    use xen_abi::memory::{XENMEM_DECREASE_RESERVATION, XENMEM_INCREASE_RESERVATION};
+    static mut BATCH: [u32; 1024] = [0; 1024];
+    // SAFETY: only this function uses BATCH.
+    let batch = unsafe { &mut *core::ptr::addr_of_mut!(BATCH) };
+    // At most 8 GiB in 4 MiB batches.
+    for _ in 0..2048 {
+        let n = reservation(XENMEM_INCREASE_RESERVATION, batch).ok()? as usize;
+        let got = &mut batch[..n];
+        if got.iter().filter(|&&m| m >= 0x10_0000).count() < N.max(1) && n == 1024 {
+            continue;
+        }
+        let mut out = [0u32; N];
+        let mut k = 0;
+        let mut back = 0;
+        for i in 0..got.len() {
+            let m = got[i];
+            if m >= 0x10_0000 && k < N {
+                out[k] = m;
+                k += 1;
+            } else {
+                got[back] = m;
+                back += 1;
+            }
+        }
+        let _ = reservation(XENMEM_DECREASE_RESERVATION, &mut got[..back]);
+        return (k == N).then_some(out);
+    }
+    None
+}
+
+/// Whether the machine has RAM at or above 4 GiB (`maximum_ram_page`).
+pub(crate) fn machine_has_memory_above_4gib() -> bool {
+    use xen_abi::memory::XENMEM_MAXIMUM_RAM_PAGE;
+    hcall(
+        xen_abi::hypercall::MEMORY_OP,
+        [XENMEM_MAXIMUM_RAM_PAGE, 0, 0, 0, 0],
+    )
+    .is_ok_and(|n| n > 0x10_0000)
+}
+
+/// Issue 10 finding 7 (on a machine with memory above 4 GiB, else nothing;
+/// last, as it takes the memory below 4 GiB): an L3 and its slot-3 L2 above
+/// 4 GiB are pinned, made the base pointer and run on (CR3 holds the low
+/// copy); an entry change of that running L3 is seen at once; without
+/// pae_extended_cr3 such an L3 is refused, as in Xen; and a domU whose L3
+/// lies above 4 GiB starts from `setvcpucontext` and runs.
+pub(crate) fn l3_above_4gib(c: &mut Checks, mem: &Mem<'_>) {
+    if !machine_has_memory_above_4gib() {
+        println!("test-dom0: no memory above 4 GiB: the high-L3 checks do not apply");
+        return;
+    }
+    let frames = take_frames_above_4gib::<2>();
+    c.check(
+        "dom0_got_frames_above_4gib",
+        frames.is_some(),
+        format_args!("{frames:x?}"),
+    );
+    let Some([l3, l2]) = frames else { return };
+    let boot_l2 = mem.va_of_mfn(((boot_l3e(mem, 3) & FRAME) >> 12) as u32) as *const u64;
+    let va = mem.scratch_va(7);
+    let mut l2_entries = [(0usize, 0u64); 428];
+    for (i, e) in l2_entries.iter_mut().enumerate() {
+        // SAFETY: the bootstrap slot-3 L2 is mapped read-only in the region.
+        *e = (i, unsafe { boot_l2.add(i).read_volatile() });
+    }
+    let built = fill_frame(mem, va, l2, &l2_entries, 0)
+        && fill_frame(
+            mem,
+            va,
+            l3,
+            &[
+                (0, boot_l3e(mem, 0)),
+                (1, boot_l3e(mem, 1)),
+                (2, boot_l3e(mem, 2)),
+                (3, pte(l2, L3_COMPAT)),
+            ],
+            0,
+        );
+    c.check(
+        "high_l3_built",
+        built,
+        format_args!("l3 {l3:#x} l2 {l2:#x}"),
+    );
+    c.ok("pin_l3_above_4gib", mmuext(MMUEXT_PIN_L3_TABLE, l3, 0));
+    c.ok(
+        "new_baseptr_l3_above_4gib",
+        mmuext(MMUEXT_NEW_BASEPTR, l3, 0),
+    );
+    // Running on it: a fresh mapping works.
+    let probe = mem.mfn(mem.first_free_pfn + 3);
+    let w = mem.scratch_va(8);
+    let ran = mem.map(w, probe, true).map(|_| {
+        write_u32(w, 0x4_61B);
+        read_u32(w)
+    });
+    let _ = mem.unmap(w);
+    c.check(
+        "runs_on_l3_above_4gib",
+        ran == Ok(0x4_61B),
+        format_args!("{ran:x?}"),
+    );
+    // An entry change of the running high L3 is seen at once.
+    let seen = slot1_tables(mem).map(|(l2a, ..)| {
+        let (r, _) = mmu_update(
+            &[normal(u64::from(l3) << 12 | 8, pte(l2a, L3_COMPAT))],
+            self_dom(),
+        );
+        let v = read_u32(SLOT1_VA);
+        let (r2, _) = mmu_update(&[normal(u64::from(l3) << 12 | 8, 0)], self_dom());
+        (r, v, r2)
+    });
+    c.check(
+        "high_l3_entry_change_seen_at_once",
+        seen.is_some_and(|(r, v, r2)| r.is_ok() && v == MAGIC_A && r2.is_ok()),
+        format_args!("{seen:x?}"),
+    );
+    let boot_l3 = (boot_l3_maddr(mem) >> 12) as u32;
+    c.ok(
+        "new_baseptr_back_below",
+        mmuext(MMUEXT_NEW_BASEPTR, boot_l3, 0),
+    );
+    // Without pae_extended_cr3 an L3 above 4 GiB is refused (it stays pinned).
+    let off = vm_assist(VMASST_CMD_DISABLE, VMASST_TYPE_PAE_EXTENDED_CR3);
+    let r = mmuext(MMUEXT_NEW_BASEPTR, l3, 0);
+    let on = vm_assist(VMASST_CMD_ENABLE, VMASST_TYPE_PAE_EXTENDED_CR3);
+    c.check(
+        "high_l3_needs_extended_cr3",
+        off.is_ok() && r == Err(Errno::EINVAL) && on.is_ok(),
+        format_args!("{off:?} {r:?} {on:?}"),
+    );
+    c.ok("unpin_l3_above_4gib", mmuext(MMUEXT_UNPIN_TABLE, l3, 0));
+    crate::domains::high_l3_domu(c, mem);
 }
