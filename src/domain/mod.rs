@@ -448,7 +448,8 @@ pub static DOMAINS: Mutex<DomainTable> = Mutex::new(DomainTable::new());
 /// caller).
 pub fn start_dom0(mut dom: Domain) {
     dom.vcpu.load_direct_entry();
-    // The L3 was validated and pinned by the builder (`load_cr3`).
+    // The builder validated and pinned the L3: CR3 now holds its low copy,
+    // for the entry into dom0 that follows.
     dom.load_cr3();
     let domid = dom.domid;
     let mut table = DOMAINS.lock();
