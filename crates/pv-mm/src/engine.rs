@@ -58,15 +58,16 @@
 //!    again; frames given with [`Mm::assign_extra`] (`PGC_extra`) never are.
 //!    See [`crate::account`].
 //! 10. **Oxen's frames.** A `DOMID_XEN` frame takes no reference from anyone
-//!    but Oxen, unless Oxen shared it ([`Mm::share_xen_frame`],
-//!    `PGC_xen_shared`); a shared one takes total references (read-only
-//!    mappings) but never a type, so no guest maps it writable, pins it or
-//!    uses it as a descriptor page.
-//! 11. **Counts never wrap.** A reference that would overflow a count is refused
-//!    with `-EINVAL`; dropping a reference that does not exist is an engine bug
-//!    (a debug assertion; ignored in release builds).
+//!     but Oxen, unless Oxen shared it ([`Mm::share_xen_frame`],
+//!     `PGC_xen_shared`); a shared one takes total references (read-only
+//!     mappings) but never a type, so no guest maps it writable, pins it or
+//!     uses it as a descriptor page.
+//! 11. **Counts never wrap.** A reference that would overflow a count is
+//!     refused with `-EINVAL`; dropping a reference that does not exist is an
+//!     engine bug (a debug assertion; ignored in release builds).
 //!
-//! [`Mm::audit`] recomputes every count from 1–7 and compares.
+//! [`Mm::audit`] recomputes every count from 1–7 and compares, and checks 9
+//! and 10.
 //!
 //! Error values follow Xen 4.1: ownership and type failures are `-EINVAL`
 //! (Xen's `get_page`/`get_page_type` failures), an unknown `mmu_update`
