@@ -164,7 +164,7 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
     console::enable_input();
     crate::printk!(
         "Starting dom0 (ring 1): {} pages, shared_info {}.\n",
-        dom0.domain.tot_pages,
+        mm::frame_table::tot_pages(0),
         dom0.domain.shared_info
     );
     domain::start_dom0(dom0.domain);

@@ -167,8 +167,8 @@ fn dump_domain(dom: &mut crate::domain::Domain) {
         "General information for domain {} ({}): tot_pages={} max_pages={} privileged={} paused={} shutdown={:?}\n",
         dom.domid,
         dom.name,
-        dom.tot_pages,
-        dom.max_pages,
+        crate::mm::frame_table::tot_pages(dom.domid),
+        crate::mm::frame_table::max_pages(dom.domid),
         dom.privileged,
         dom.pause_count,
         dom.shutdown_reason

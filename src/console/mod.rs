@@ -33,6 +33,7 @@ use hv_core::conline::{GuestLine, Terminal};
 use spin::Mutex;
 
 pub use serial::Serial;
+pub use serial::base_port as serial_port;
 pub use vga::VgaText;
 
 /// The console sinks and the line state they share.
@@ -102,6 +103,7 @@ pub fn configure(com1: Option<&ComConfig>, use_com1: bool, use_vga: bool) {
     }
     if !use_com1 {
         c.serial = None;
+        serial::forget();
     }
     if use_vga {
         c.vga = Some(VgaText::new());

@@ -5,6 +5,22 @@ use uart_16550::backend::PioBackend;
 use uart_16550::spec::registers::{Parity as UartParity, WordLength};
 use uart_16550::{BaudRate, Config, Uart16550};
 
+/// The base port of the UART Oxen drives (0: none), which no domain may reach.
+static BASE: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// The base port of Oxen's serial console, if it has one.
+pub fn base_port() -> Option<u16> {
+    match BASE.load(core::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        b => Some(b as u16),
+    }
+}
+
+/// Oxen no longer drives a serial console.
+pub fn forget() {
+    BASE.store(0, core::sync::atomic::Ordering::Relaxed);
+}
+
 /// The rate used for `auto` when the UART was never programmed.
 const DEFAULT_BAUD: u32 = 115_200;
 
@@ -19,6 +35,10 @@ impl Serial {
         // SAFETY: the port range comes from `com1=` (default 0x3F8) and Oxen is
         // the only user of the serial line; the driver checks that the range fits.
         let mut uart = unsafe { Uart16550::new_port(cfg.io_base) }.ok()?;
+        BASE.store(
+            u32::from(cfg.io_base),
+            core::sync::atomic::Ordering::Relaxed,
+        );
         let baud = match cfg.baud {
             Baud::Rate(rate) => rate,
             // `auto`: keep what the firmware or loader programmed.

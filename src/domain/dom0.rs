@@ -30,7 +30,7 @@ use super::{Domain, Vcpu};
 use crate::arch::x86::guest;
 use crate::arch::x86::paging::{PAGE_PRESENT, high_l2_slot};
 use crate::arch::x86::traps::TrapFrame;
-use crate::mm::frame_table::{MM, alloc_domain_frame, alloc_domain_frame_below};
+use crate::mm::frame_table::{MM, alloc_domain_frame, alloc_extra_frame_below};
 use crate::mm::layout::{MODULE_VIRT_END, MODULE_VIRT_START};
 use crate::mm::{hvmap, m2p, mapcache};
 
@@ -191,8 +191,14 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
     ))
     .map_err(BuildError::Layout)?;
 
-    // Memory: every frame dom0 will own, with its M2P entry, then scrubbed
-    // (runs of consecutive frames at a time).
+    // As Xen: dom0 may grow while there is free memory.
+    MM.lock()
+        .as_ref()
+        .expect("frame table initialised")
+        .set_max_pages(0, u32::MAX)
+        .expect("dom0 has an account");
+    // Memory: every frame dom0 will own (counted in its tot_pages), with its
+    // M2P entry, then scrubbed (runs of consecutive frames at a time).
     let mut p2m: Vec<Mfn> = Vec::with_capacity(nr_pages as usize);
     for pfn in 0..nr_pages {
         let mfn = alloc_domain_frame(0).ok_or(BuildError::OutOfMemory { wanted: nr_pages })?;
@@ -224,8 +230,9 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
     // shared_info: a page Oxen and dom0 share (its machine address must fit
     // start_info's 32-bit field); every vcpu starts with events masked. Like
     // Xen's shared Xen pages it holds a permanent `writable` type reference,
-    // so the guest can map it but never turn it into a page table.
-    let shared_info = alloc_domain_frame_below(0, Some(Mfn(BELOW_4G)))
+    // so the guest can map it but never turn it into a page table; like
+    // Xen's, it is not counted in dom0's tot_pages.
+    let shared_info = alloc_extra_frame_below(0, Some(Mfn(BELOW_4G)))
         .ok_or(BuildError::OutOfMemory { wanted: 1 })?;
     let shared_va = super::shared::share(shared_info, 0).map_err(BuildError::PageTables)?;
 
@@ -308,9 +315,6 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
     let domain = Domain {
         privileged: true,
         iomem_access: true,
-        tot_pages: nr_pages,
-        // As Xen: dom0 may grow while there is free memory.
-        max_pages: u64::from(u32::MAX),
         vm_assist: if extended_cr3 {
             1 << VMASST_TYPE_PAE_EXTENDED_CR3
         } else {

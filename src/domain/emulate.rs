@@ -10,7 +10,9 @@
 //! - `wbinvd` (performed only with I/O privilege), `hlt` (blocks, as
 //!   `SCHEDOP_block`);
 //! - `in`/`out` for a domain with I/O privilege whose virtual IOPL admits
-//!   ring 1 or whose I/O bitmap allows the ports (`physdev_op`).
+//!   ring 1 or whose I/O bitmap allows the ports (`physdev_op`), except
+//!   Oxen's own ports (PICs, PIT, its serial console: `privop::OXEN_PORTS`),
+//!   which stay a #GP as Xen denies them to dom0.
 //!
 //! With `VMASST_TYPE_4gb_segments` it also emulates the data moves that need
 //! the 4 GiB limit Oxen truncated (decoding and rules in `hv_core::seg4gb`).
@@ -54,6 +56,15 @@ fn virtual_cr0(dom: &Domain) -> u32 {
 
 fn port_allowed(dom: &Domain, port: u16, size: u8) -> bool {
     if !dom.iomem_access {
+        return false;
+    }
+    // Oxen's own devices stay Oxen's (as Xen denies them to dom0).
+    let uart = crate::console::serial_port()
+        .map(|base| [(base, base.saturating_add(7))])
+        .unwrap_or_default();
+    if privop::touches_ports(port, size, &privop::OXEN_PORTS)
+        || privop::touches_ports(port, size, &uart)
+    {
         return false;
     }
     if dom.vcpu.iopl >= 1 {

@@ -2,7 +2,8 @@
 //!
 //! [`DOMAINS`] holds every domain, indexed by domid, and which one is on the
 //! CPU. A domain here is what Oxen must remember about a guest between
-//! traps: its identity and privilege, its memory bookkeeping, the shared-info
+//! traps: its identity and privilege (its page account, `tot_pages` and
+//! `max_pages`, is the PV MMU engine's: `mm::frame_table`), the shared-info
 //! frame, the VM assists it enabled, and its vcpu (one per domain until SMP
 //! guests): base page table, descriptor tables, callbacks, timers, and —
 //! while it is off the CPU — its saved registers and FPU state.
@@ -97,10 +98,6 @@ pub struct Domain {
     pub privileged: bool,
     /// May map I/O memory (frames that are not RAM) and use PWT/PCD/PAT.
     pub iomem_access: bool,
-    /// Pages the domain owns.
-    pub tot_pages: u64,
-    /// Pages the domain may own (its reservation limit).
-    pub max_pages: u64,
     /// The frame shared between Oxen and the guest (`shared_info`), and where
     /// Oxen keeps it mapped.
     pub shared_info: Mfn,
@@ -202,8 +199,6 @@ impl Domain {
             name,
             privileged: false,
             iomem_access: false,
-            tot_pages: 0,
-            max_pages: 0,
             shared_info,
             shared_va,
             ports: alloc::boxed::Box::new(hv_core::evtchn::DomainPorts::new(domid, 1)),
@@ -253,6 +248,12 @@ pub fn shutdown(dom: &mut Domain, reason: u32) {
             "Hypercall continuations (preempted batches) so far: {}\n",
             crate::hypercall::continuations()
         );
+        let errors = crate::mm::accounting_errors();
+        if errors != 0 {
+            crate::printk!(
+                "ACCOUNTING ERRORS: {errors} domain(s) destroyed with tot_pages not at zero\n"
+            );
+        }
         if crate::mm::audit_enabled() {
             crate::printk!(
                 "mm audit: {} recounts of the frame table, all consistent\n",

@@ -6,7 +6,8 @@
 //! no memory yet), max_mem, max_vcpus (one vcpu), getdomaininfo,
 //! pausedomain/unpausedomain, destroydomain (every frame, port and pin goes
 //! back; the domain stays "dying" while other domains still hold references
-//! to its frames), setdomainhandle, settimeoffset, hypercall_init,
+//! to its frames, which stay counted in its tot_pages; once the last is free
+//! its page account must be zero, or Oxen reports an accounting error), setdomainhandle, settimeoffset, hypercall_init,
 //! setvcpucontext/getvcpucontext (vcpu 0; flat selectors; a context with
 //! its own GDT or LDT is refused for now; EFLAGS, the FPU image and the L3
 //! sanitised or refused as Xen does).
@@ -28,7 +29,7 @@ use zerocopy::IntoBytes;
 use super::Ctx;
 use crate::arch::x86::uaccess::{copy_to_guest, read_guest, write_guest};
 use crate::domain::{Domain, DomainTable, MAX_DOMAINS, sched};
-use crate::mm::frame_table::{MM, alloc_domain_frame};
+use crate::mm::frame_table::{MM, alloc_extra_frame_below, max_pages, tot_pages};
 use crate::mm::mapcache;
 
 fn info(table: &DomainTable, dom: &Domain) -> XenDomctlGetdomaininfo {
@@ -55,8 +56,8 @@ fn info(table: &DomainTable, dom: &Domain) -> XenDomctlGetdomaininfo {
     XenDomctlGetdomaininfo {
         domain: dom.domid,
         flags,
-        tot_pages: dom.tot_pages,
-        max_pages: dom.max_pages,
+        tot_pages: tot_pages(dom.domid),
+        max_pages: max_pages(dom.domid),
         shared_info_frame: dom.shared_info.0,
         cpu_time,
         nr_online_vcpus: u32::from(dom.vcpu.online),
@@ -69,9 +70,21 @@ fn info(table: &DomainTable, dom: &Domain) -> XenDomctlGetdomaininfo {
 
 /// A new PV domain `domid`: its shared_info frame (owned by it, with the
 /// permanent writable reference Xen's shared pages have, mapped in Oxen's
-/// window), no memory, one offline vcpu, paused once.
+/// window, not counted in its tot_pages), no memory (an empty page account
+/// with a limit of 0), one offline vcpu, paused once.
 fn new_domain(domid: DomId, c: &XenDomctlCreatedomain) -> Result<Domain, Errno> {
-    let shared_info = alloc_domain_frame(domid).ok_or(Errno::ENOMEM)?;
+    {
+        let guard = MM.lock();
+        let mm = guard.as_ref().expect("frame table initialised");
+        let left = mm.close_account(domid);
+        if left != 0 {
+            // destroydomain closed it at zero: someone else counted here.
+            crate::printk!(
+                "ACCOUNTING ERROR: d{domid} created with {left} page(s) still counted; reset\n"
+            );
+        }
+    }
+    let shared_info = alloc_extra_frame_below(domid, None).ok_or(Errno::ENOMEM)?;
     let shared_va = match crate::domain::shared::share(shared_info, domid) {
         Ok(va) => va,
         Err(e) => {
@@ -79,7 +92,7 @@ fn new_domain(domid: DomId, c: &XenDomctlCreatedomain) -> Result<Domain, Errno> 
                 .lock()
                 .as_mut()
                 .expect("frame table initialised")
-                .release(shared_info, domid);
+                .relinquish(shared_info, domid);
             return Err(e);
         }
     };
@@ -167,8 +180,26 @@ fn relinquish(dom: &mut Domain) -> u64 {
             }
         }
     }
-    dom.tot_pages = left;
     left
+}
+
+/// The domain's last frame is free: its page account must have come back
+/// to zero (every frame counted in was counted out where it was freed).
+/// Anything else is an accounting bug in Oxen, reported loudly (and as an
+/// audit failure with `mm_audit`), never a panic: the account is reset for
+/// the next domain of this id.
+fn close_account(domid: DomId) {
+    let left = MM
+        .lock()
+        .as_ref()
+        .expect("frame table initialised")
+        .close_account(domid);
+    if left != 0 {
+        crate::printk!(
+            "ACCOUNTING ERROR: d{domid} destroyed with all its frames free but tot_pages {left}\n"
+        );
+        crate::mm::count_accounting_error();
+    }
 }
 
 fn destroydomain(table: &mut DomainTable, caller: DomId, domid: DomId) -> Result<i32, Errno> {
@@ -207,6 +238,7 @@ fn destroydomain(table: &mut DomainTable, caller: DomId, domid: DomId) -> Result
         log::info!("d{domid}: dying, {left} frame(s) still referenced by other domains");
         return Err(Errno::EAGAIN);
     }
+    close_account(domid);
     table.remove(domid);
     sched::note_dom_exc();
     crate::printk!("Domain {domid} destroyed: all its memory is free\n");
@@ -375,11 +407,11 @@ fn domctl(ctx: &mut Ctx, arg: u32) -> Result<i32, Errno> {
             let dom = target(table, d.domain)?;
             // Xen does not take pages away: the limit may only stay above
             // what the domain holds.
-            let pages = m.max_memkb / 4;
-            if pages < dom.tot_pages {
-                return Err(Errno::EINVAL);
-            }
-            dom.max_pages = pages;
+            let pages = u32::try_from(m.max_memkb / 4).unwrap_or(u32::MAX);
+            MM.lock()
+                .as_ref()
+                .expect("frame table initialised")
+                .set_max_pages(dom.domid, pages)?;
             Ok(0)
         }
         XEN_DOMCTL_MAX_VCPUS => {

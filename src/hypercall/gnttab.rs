@@ -34,7 +34,7 @@ use super::Ctx;
 use crate::arch::x86::uaccess::{read_guest, write_guest};
 use crate::domain::gnttab::{GNTTAB_FRAMES, SharedFrames};
 use crate::domain::{Domain, DomainTable};
-use crate::mm::frame_table::{MM, alloc_domain_frame};
+use crate::mm::frame_table::{MM, alloc_extra_frame_below};
 use crate::mm::mapcache;
 
 /// Frame ownership from the frame table.
@@ -136,18 +136,24 @@ fn setup_table(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), E
 }
 
 /// Gives domain `id` grant-table frames until it has `want`: each owned by
-/// it, cleared, with a permanent writable type reference. False (nothing
-/// half-done) when memory runs out.
+/// it but not counted in its tot_pages (Oxen's frames for the domain, as
+/// shared_info), cleared, with a permanent writable type reference. False
+/// (nothing half-done) when memory runs out.
 fn add_frames(frames: &mut heapless::Vec<Mfn, GNTTAB_FRAMES>, id: DomId, want: usize) -> bool {
     while frames.len() < want {
-        let Some(f) = alloc_domain_frame(id) else {
+        let Some(f) = alloc_extra_frame_below(id, None) else {
             return false;
         };
         mapcache::clear_frame(f);
         let mut guard = MM.lock();
         let mm = guard.as_mut().expect("frame table initialised");
-        if mm.get_page_and_type(f, id, PageType::Writable).is_err() || frames.push(f).is_err() {
-            let _ = mm.release(f, id);
+        if mm.get_page_and_type(f, id, PageType::Writable).is_err() {
+            let _ = mm.relinquish(f, id);
+            return false;
+        }
+        if frames.push(f).is_err() {
+            mm.put_page_and_type(f);
+            let _ = mm.relinquish(f, id);
             return false;
         }
     }

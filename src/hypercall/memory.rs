@@ -1,6 +1,9 @@
 //! `memory_op(cmd, arg)` (#12, XEN-PV-ABI.md §15.5): a domain's reservation
 //! (increase/decrease/populate), its size and limits, the M2P's placement,
-//! and the memory maps. Long requests yield with Xen's continuation: the
+//! and the memory maps. The sizes are the engine's page account
+//! (`tot_pages` moves where frames are assigned and really freed, not here);
+//! a populate at `max_pages` stops, returning the extents done, as Xen.
+//! Long requests yield with Xen's continuation: the
 //! extent to resume at rides in the bits of `cmd` above `MEMOP_EXTENT_SHIFT`.
 
 use hv_core::addr::Mfn;
@@ -17,7 +20,7 @@ use zerocopy::FromZeros;
 use super::Ctx;
 use crate::arch::x86::uaccess::{read_guest, write_guest};
 use crate::domain::Domain;
-use crate::mm::frame_table::{MM, alloc_domain_frame_below};
+use crate::mm::frame_table::{MM, alloc_domain_frame_below, max_pages, tot_pages};
 use crate::mm::{m2p, mapcache};
 
 /// Extents served per invocation before a reservation call yields.
@@ -85,6 +88,10 @@ fn reservation(dom: &mut Domain, op: u32, start: u32, arg: u32) -> Result<Outcom
         let slot = r.extent_start.wrapping_add(i * 4);
         match op {
             XENMEM_DECREASE_RESERVATION => {
+                // Only the allocation reference goes: a frame still
+                // referenced (pinned, mapped, held by a grant) stays the
+                // domain's, and counted in its tot_pages, until its last
+                // reference goes (the engine uncounts it there).
                 let mfn = Mfn(u64::from(read_guest::<u32>(slot)?));
                 let freed = MM
                     .lock()
@@ -95,17 +102,15 @@ fn reservation(dom: &mut Domain, op: u32, start: u32, arg: u32) -> Result<Outcom
                     break;
                 }
                 m2p::set(mfn, m2p::INVALID_M2P_ENTRY);
-                dom.tot_pages = dom.tot_pages.saturating_sub(1);
             }
             _ => {
-                if dom.tot_pages >= dom.max_pages {
-                    break;
-                }
                 let gpfn = if op == XENMEM_POPULATE_PHYSMAP {
                     Some(read_guest::<u32>(slot)?)
                 } else {
                     None
                 };
+                // None at max_pages (Xen's over-allocation) or out of memory:
+                // the call returns the extents done so far.
                 let Some(mfn) = alloc_domain_frame_below(dom.domid, limit) else {
                     break;
                 };
@@ -119,9 +124,9 @@ fn reservation(dom: &mut Domain, op: u32, start: u32, arg: u32) -> Result<Outcom
                         .as_mut()
                         .expect("frame table")
                         .release(mfn, dom.domid);
+                    m2p::set(mfn, m2p::INVALID_M2P_ENTRY);
                     return Err(Errno::EFAULT);
                 }
-                dom.tot_pages += 1;
             }
         }
         i += 1;
@@ -148,10 +153,13 @@ pub fn do_memory_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         {
             let r = read_guest::<DomId>(arg)
                 .and_then(|id| ctx.target(id))
-                .map(|dom| match op {
-                    XENMEM_CURRENT_RESERVATION => dom.tot_pages as i32,
-                    XENMEM_MAXIMUM_RESERVATION => dom.max_pages.min(i32::MAX as u64) as i32,
-                    _ => dom.tot_pages.saturating_sub(1) as i32,
+                .map(|dom| {
+                    let (tot, max) = (tot_pages(dom.domid), max_pages(dom.domid));
+                    match op {
+                        XENMEM_CURRENT_RESERVATION => tot.min(i32::MAX as u64) as i32,
+                        XENMEM_MAXIMUM_RESERVATION => max.min(i32::MAX as u64) as i32,
+                        _ => tot.saturating_sub(1).min(i32::MAX as u64) as i32,
+                    }
                 });
             return r.into();
         }
@@ -172,7 +180,7 @@ pub fn do_memory_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
             // A PV domain's pseudo-physical map: RAM from pfn 0 up.
             let ram = E820Entry {
                 addr: 0,
-                size: dom.tot_pages * 4096,
+                size: tot_pages(dom.domid) * 4096,
                 type_: E820_RAM,
             };
             write_map(arg, &[ram])

@@ -385,6 +385,13 @@ pub fn audit_if_asked(table: &crate::domain::DomainTable) {
             bases.push(dom.vcpu.cr3);
         }
     }
+    let errors = crate::mm::accounting_errors();
+    if errors != 0 {
+        panic!(
+            "mm audit failed after a hypercall of {}: {errors} domain(s) destroyed with tot_pages not at zero",
+            crate::domain::CurrentDomain
+        );
+    }
     match mm.audit_with_scratch(&bases, &external, &mut scratch) {
         Ok(_) => crate::mm::count_audit(),
         Err(e) => panic!(

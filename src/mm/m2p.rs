@@ -17,7 +17,7 @@ pub const INVALID_M2P_ENTRY: u32 = u32::MAX;
 static NR_ENTRIES: AtomicU32 = AtomicU32::new(0);
 
 /// Frames in one M2P chunk (2 MiB).
-const CHUNK_FRAMES: u64 = 512;
+pub const CHUNK_FRAMES: u64 = 512;
 /// Chunks the M2P window holds (16 MiB).
 const MAX_CHUNKS: usize = 8;
 

@@ -176,9 +176,60 @@ pub fn iobitmap_allows(bitmap: &[u8], port: u16, size: u8) -> bool {
     })
 }
 
+/// The I/O ports Oxen keeps for itself whatever a domain's I/O privilege
+/// (Xen's `ioports_deny_access` for dom0): the PICs (0x20–0x21, 0xA0–0xA1),
+/// the PIT (0x40–0x43), which drives Oxen's tick and calibrated its TSC, and
+/// the PIT channel 2 gate / speaker port 0x61. Oxen's serial console is
+/// added at run time (its base and the 7 ports after it). Inclusive ranges.
+pub const OXEN_PORTS: [(u16, u16); 4] = [(0x20, 0x21), (0xA0, 0xA1), (0x40, 0x43), (0x61, 0x61)];
+
+/// Whether the `size` bytes at `port` touch any of the inclusive `ranges`.
+pub fn touches_ports(port: u16, size: u8, ranges: &[(u16, u16)]) -> bool {
+    let (first, last) = (
+        u32::from(port),
+        u32::from(port) + u32::from(size.max(1)) - 1,
+    );
+    ranges
+        .iter()
+        .any(|&(lo, hi)| first <= u32::from(hi) && last >= u32::from(lo))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oxen_ports_are_touched_by_any_overlapping_access() {
+        for (port, size) in [
+            (0x20, 1),
+            (0x21, 1),
+            (0x1F, 2),
+            (0x1E, 4),
+            (0x40, 4),
+            (0x43, 1),
+        ] {
+            assert!(touches_ports(port, size, &OXEN_PORTS), "{port:#x}/{size}");
+        }
+        for (port, size) in [(0xA1, 1), (0x9E, 4), (0x61, 1), (0x60, 2), (0x5E, 4)] {
+            assert!(touches_ports(port, size, &OXEN_PORTS), "{port:#x}/{size}");
+        }
+        for (port, size) in [
+            (0x22, 1),
+            (0x1C, 4),
+            (0x44, 4),
+            (0x60, 1),
+            (0x62, 2),
+            (0x70, 1),
+        ] {
+            assert!(!touches_ports(port, size, &OXEN_PORTS), "{port:#x}/{size}");
+        }
+        let uart = [(0x3F8, 0x3FF)];
+        assert!(touches_ports(0x3F8, 1, &uart) && touches_ports(0x3FF, 1, &uart));
+        assert!(touches_ports(0x3F6, 4, &uart));
+        assert!(!touches_ports(0x3F4, 4, &uart) && !touches_ports(0x400, 1, &uart));
+        assert!(!touches_ports(0xFFFF, 4, &uart), "no wrap at the top");
+        assert!(!touches_ports(0x3F8, 1, &[]));
+    }
 
     fn d(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         decode(bytes)

@@ -23,6 +23,9 @@ use xen_abi::layout::{FIRST_XEN_L2_SLOT, XEN_L3_SLOT};
 use crate::engine::Mm;
 use crate::machine::Machine;
 use crate::page_info::{PGT_PAE_XEN_L2, PGT_PINNED, PGT_VALIDATED, TypeInfo};
+
+/// Domain accounts recounted per pass over the frame table.
+const ACCOUNT_SPAN: usize = 64;
 use crate::pte::{
     PAGE_ACCESSED, PAGE_DIRTY, check_l2_flags, check_l3_flags, is_present, is_writable, pte_mfn,
 };
@@ -117,6 +120,22 @@ pub enum AuditProblem {
     TotalCount { expected: u64, found: u32 },
     /// The type reference count differs from the recount.
     TypeCount { expected: u64, found: u32 },
+    /// `PGC_extra` on a frame that is not an ordinary domain's, or
+    /// `PGC_xen_shared` on one that is not Oxen's.
+    BadFlags { count_info: u32 },
+    /// One of Oxen's frames has a type (no guest may type it).
+    XenFrameTyped { type_info: u32 },
+    /// A domain owns frames but has no account.
+    NoAccount { owner: DomId },
+    /// A domain's `tot_pages` differs from the frames it owns that are not
+    /// `PGC_extra`, or exceeds its `max_pages` (`mfn` is one of its frames,
+    /// or 0).
+    Account {
+        domid: DomId,
+        recorded: u32,
+        counted: u64,
+        max: u32,
+    },
 }
 
 impl fmt::Display for AuditError {
@@ -176,6 +195,25 @@ impl fmt::Display for AuditError {
             AuditProblem::TypeCount { expected, found } => {
                 write!(f, "type count is {found}, the recount gives {expected}")
             }
+            AuditProblem::BadFlags { count_info } => write!(
+                f,
+                "extra/xen_shared flag on a frame of the wrong owner (count_info {count_info:#x})"
+            ),
+            AuditProblem::XenFrameTyped { type_info } => {
+                write!(f, "Oxen's frame has a type (type_info {type_info:#x})")
+            }
+            AuditProblem::NoAccount { owner } => {
+                write!(f, "owned by d{owner}, which has no page account")
+            }
+            AuditProblem::Account {
+                domid,
+                recorded,
+                counted,
+                max,
+            } => write!(
+                f,
+                "d{domid}: tot_pages is {recorded}, it owns {counted} counted frames, max_pages {max}"
+            ),
         }
     }
 }
@@ -247,6 +285,7 @@ impl<M: Machine> Mm<'_, M> {
             self.audit_frame(mfn, &mut report)?;
         }
         self.audit_roots(base_pointers, external)?;
+        self.audit_accounts()?;
         let n = self.frames.len();
         if scratch.len() >= 2 * n {
             let (total, rest) = scratch.split_at_mut(n);
@@ -311,11 +350,27 @@ impl<M: Machine> Mm<'_, M> {
                     );
                 }
             }
-            DOMID_XEN => report.owned += 1,
+            DOMID_XEN => {
+                report.owned += 1;
+                if c.extra() {
+                    return fail(mfn, AuditProblem::BadFlags { count_info: c.0 });
+                }
+                if t.count() != 0 {
+                    return fail(mfn, AuditProblem::XenFrameTyped { type_info: t.0 });
+                }
+            }
             o if o >= DOMID_FIRST_RESERVED => {
                 return fail(mfn, AuditProblem::BadOwner { owner: o });
             }
-            _ => report.owned += 1,
+            o => {
+                report.owned += 1;
+                if c.xen_shared() {
+                    return fail(mfn, AuditProblem::BadFlags { count_info: c.0 });
+                }
+                if self.account(o).is_none() {
+                    return fail(mfn, AuditProblem::NoAccount { owner: o });
+                }
+            }
         }
         let in_use = t.count() > 0;
         if t.pinned() {
@@ -366,6 +421,11 @@ impl<M: Machine> Mm<'_, M> {
                     let tpi = self.page_info(target).expect("RAM");
                     if tpi.owner() == DOMID_INVALID {
                         return bad(i, e, "maps a free frame");
+                    }
+                    if tpi.owner() == DOMID_XEN
+                        && (is_writable(e) || !tpi.count_info().xen_shared())
+                    {
+                        return bad(i, e, "maps Oxen's frame writable or unshared");
                     }
                     let tt = tpi.type_info();
                     if is_writable(e)
@@ -463,6 +523,46 @@ impl<M: Machine> Mm<'_, M> {
             ),
             None => Ok(()),
         }
+    }
+
+    /// Each account's `tot_pages` against the frames its domain owns that are
+    /// not `PGC_extra`, and against its `max_pages`; the accounts are
+    /// recounted [`ACCOUNT_SPAN`] at a time on the stack.
+    fn audit_accounts(&self) -> Result<(), AuditError> {
+        let n = self.accounts.len();
+        let mut base = 0;
+        while base < n {
+            let span = ACCOUNT_SPAN.min(n - base);
+            let mut counted = [0u64; ACCOUNT_SPAN];
+            let mut some_frame = [Mfn(0); ACCOUNT_SPAN];
+            for (m, pi) in self.frames.iter().enumerate() {
+                let o = usize::from(pi.owner());
+                if pi.owner() < DOMID_FIRST_RESERVED
+                    && (base..base + span).contains(&o)
+                    && !pi.count_info().extra()
+                {
+                    counted[o - base] += 1;
+                    some_frame[o - base] = Mfn(m as u64);
+                }
+            }
+            for i in 0..span {
+                let a = &self.accounts[base + i];
+                let (recorded, max) = (a.tot_pages(), a.max_pages());
+                if u64::from(recorded) != counted[i] || recorded > max {
+                    return fail(
+                        some_frame[i],
+                        AuditProblem::Account {
+                            domid: (base + i) as DomId,
+                            recorded,
+                            counted: counted[i],
+                            max,
+                        },
+                    );
+                }
+            }
+            base += span;
+        }
+        Ok(())
     }
 
     fn audit_roots(

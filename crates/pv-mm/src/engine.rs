@@ -53,11 +53,21 @@
 //! 8. **Failure changes nothing.** Every operation either succeeds or leaves the
 //!    counts of every frame as they were (the type of a frame whose type count
 //!    is zero is only a hint for TLB flushing and may change).
-//! 9. **Counts never wrap.** A reference that would overflow a count is refused
-//!    with `-EINVAL`; dropping a reference that does not exist is an engine bug
-//!    (a debug assertion; ignored in release builds).
+//! 9. **Accounting.** A frame assigned to an ordinary domain with
+//!    [`Mm::assign`] is counted in that domain's `tot_pages` until it is free
+//!    again; frames given with [`Mm::assign_extra`] (`PGC_extra`) never are.
+//!    See [`crate::account`].
+//! 10. **Oxen's frames.** A `DOMID_XEN` frame takes no reference from anyone
+//!     but Oxen, unless Oxen shared it ([`Mm::share_xen_frame`],
+//!     `PGC_xen_shared`); a shared one takes total references (read-only
+//!     mappings) but never a type, so no guest maps it writable, pins it or
+//!     uses it as a descriptor page.
+//! 11. **Counts never wrap.** A reference that would overflow a count is
+//!     refused with `-EINVAL`; dropping a reference that does not exist is an
+//!     engine bug (a debug assertion; ignored in release builds).
 //!
-//! [`Mm::audit`] recomputes every count from 1–7 and compares.
+//! [`Mm::audit`] recomputes every count from 1–7 and compares, and checks 9
+//! and 10.
 //!
 //! Error values follow Xen 4.1: ownership and type failures are `-EINVAL`
 //! (Xen's `get_page`/`get_page_type` failures), an unknown `mmu_update`
@@ -68,10 +78,11 @@ use hv_core::addr::Mfn;
 use xen_abi::domid::{DOMID_FIRST_RESERVED, DOMID_INVALID, DOMID_IO, DOMID_XEN, DomId};
 use xen_abi::errno::Errno;
 
+use crate::account::DomainPages;
 use crate::machine::Machine;
 use crate::page_info::{
-    CountInfo, PGC_COUNT_MASK, PGT_COUNT_MASK, PGT_PAE_XEN_L2, PGT_PINNED, PGT_VALIDATED, PageInfo,
-    TypeInfo,
+    CountInfo, PGC_COUNT_MASK, PGC_EXTRA, PGC_XEN_SHARED, PGT_COUNT_MASK, PGT_PAE_XEN_L2,
+    PGT_PINNED, PGT_VALIDATED, PageInfo, TypeInfo,
 };
 use crate::types::{MmConfig, PageType};
 
@@ -80,16 +91,25 @@ use crate::types::{MmConfig, PageType};
 /// The caller serialises every call (one CPU, or one lock around the engine).
 pub struct Mm<'f, M: Machine> {
     pub(crate) frames: &'f [PageInfo],
+    /// The page accounts, by domid (see [`crate::account`]).
+    pub(crate) accounts: &'f [DomainPages],
     /// The machine the engine reads and writes frames through.
     pub machine: M,
     pub(crate) config: MmConfig,
 }
 
 impl<'f, M: Machine> Mm<'f, M> {
-    /// An engine over `frames` (indexed by MFN).
-    pub fn new(frames: &'f [PageInfo], machine: M, config: MmConfig) -> Self {
+    /// An engine over `frames` (indexed by MFN), with the page accounts of
+    /// domids `0..accounts.len()`.
+    pub fn new(
+        frames: &'f [PageInfo],
+        accounts: &'f [DomainPages],
+        machine: M,
+        config: MmConfig,
+    ) -> Self {
         Self {
             frames,
+            accounts,
             machine,
             config,
         }
@@ -135,30 +155,82 @@ impl<'f, M: Machine> Mm<'f, M> {
     // ---- ownership and allocation ----
 
     /// Gives the free frame `mfn` to `owner` with its allocation reference
-    /// (`PGC_allocated`, total count 1).
+    /// (`PGC_allocated`, total count 1), counted in `owner`'s `tot_pages`
+    /// (Xen's `assign_pages`) unless `owner` is `DOMID_XEN`.
     ///
-    /// `owner` must be an ordinary domain or `DOMID_XEN` (`-EINVAL`); the frame
-    /// must be RAM (`-EINVAL`) and free (`-EBUSY`).
+    /// `owner` must be an ordinary domain with an account, or `DOMID_XEN`
+    /// (`-EINVAL`); the frame must be RAM (`-EINVAL`) and free (`-EBUSY`); the
+    /// domain must be below its `max_pages` (`-E2BIG`).
     pub fn assign(&self, mfn: Mfn, owner: DomId) -> Result<(), Errno> {
-        if owner >= DOMID_FIRST_RESERVED && owner != DOMID_XEN {
+        self.assign_with(mfn, owner, false)
+    }
+
+    /// Gives the free frame `mfn` to the ordinary domain `owner` for Oxen's
+    /// own use with it (shared_info, grant-table frames): as
+    /// [`assign`](Self::assign), but `PGC_extra`: never counted in
+    /// `tot_pages` (nor limited by `max_pages`), and the domain cannot give
+    /// it back with [`release`](Self::release); [`relinquish`](Self::relinquish)
+    /// drops it. `-EINVAL` for `DOMID_XEN` or a domain without an account.
+    pub fn assign_extra(&self, mfn: Mfn, owner: DomId) -> Result<(), Errno> {
+        if owner == DOMID_XEN {
             return Err(Errno::EINVAL);
         }
+        self.assign_with(mfn, owner, true)
+    }
+
+    fn assign_with(&self, mfn: Mfn, owner: DomId, extra: bool) -> Result<(), Errno> {
+        let account = match owner {
+            DOMID_XEN => None,
+            o if o >= DOMID_FIRST_RESERVED => return Err(Errno::EINVAL),
+            o => Some(self.account(o).ok_or(Errno::EINVAL)?),
+        };
         let pi = self.info(mfn)?;
         if !pi.is_free() || pi.type_count() != 0 {
             return Err(Errno::EBUSY);
         }
+        if !extra && let Some(a) = account {
+            a.charge()?;
+        }
         pi.set_owner(owner);
         pi.set_type_info(TypeInfo::new(PageType::None, 0));
-        pi.set_count_info(CountInfo(0).with_allocated(true).with_count(1));
+        pi.set_count_info(
+            CountInfo(0)
+                .with_allocated(true)
+                .with_flag(PGC_EXTRA, extra)
+                .with_count(1),
+        );
         Ok(())
     }
 
-    /// Drops `owner`'s allocation reference on `mfn` (domain teardown, or giving
-    /// memory back). Returns whether the frame is now free; if other references
-    /// remain it stays owned until the last one goes.
+    /// Shares Oxen's frame `mfn` read-only with privileged domains (Xen's
+    /// `share_xen_page_with_privileged_guests(XENSHARE_readonly)`): they may
+    /// then map it read-only with `DOMID_XEN` as the owner (FD). `-EINVAL` if
+    /// the frame is not `DOMID_XEN`'s or is referenced beyond its allocation.
+    pub fn share_xen_frame(&self, mfn: Mfn) -> Result<(), Errno> {
+        let pi = self.info(mfn)?;
+        let c = pi.count_info();
+        if pi.owner() != DOMID_XEN || !c.allocated() || c.count() != 1 || pi.type_count() != 0 {
+            return Err(Errno::EINVAL);
+        }
+        pi.set_count_info(c.with_flag(PGC_XEN_SHARED, true));
+        Ok(())
+    }
+
+    /// Drops `owner`'s allocation reference on `mfn` (the domain gives memory
+    /// back: `decrease_reservation`). Returns whether the frame is now free; if
+    /// other references remain it stays owned, and counted in `tot_pages`,
+    /// until the last one goes.
     ///
-    /// `-EINVAL` if `mfn` is not RAM, not `owner`'s, or not allocated.
+    /// `-EINVAL` if `mfn` is not RAM, not `owner`'s, not allocated, or a
+    /// `PGC_extra` frame (Oxen's to take back, at teardown).
     pub fn release(&mut self, mfn: Mfn, owner: DomId) -> Result<bool, Errno> {
+        if self.info(mfn)?.count_info().extra() {
+            return Err(Errno::EINVAL);
+        }
+        self.drop_allocation(mfn, owner)
+    }
+
+    fn drop_allocation(&mut self, mfn: Mfn, owner: DomId) -> Result<bool, Errno> {
         let pi = self.info(mfn)?;
         let c = pi.count_info();
         if pi.owner() != owner || owner == DOMID_IO || !c.allocated() {
@@ -169,8 +241,9 @@ impl<'f, M: Machine> Mm<'f, M> {
         Ok(pi.is_free())
     }
 
-    /// Domain teardown of one frame: drops its pin (if any) and then the
-    /// allocation reference (if held). Returns whether the frame is now free.
+    /// Domain teardown of one frame (or taking back a frame Oxen gave): drops
+    /// its pin (if any) and then the allocation reference (if held), `PGC_extra`
+    /// frames included. Returns whether the frame is now free.
     ///
     /// `-EINVAL` if `mfn` is not RAM or not `owner`'s.
     pub fn relinquish(&mut self, mfn: Mfn, owner: DomId) -> Result<bool, Errno> {
@@ -183,7 +256,7 @@ impl<'f, M: Machine> Mm<'f, M> {
             self.put_page_and_type(mfn);
         }
         if pi.count_info().allocated() {
-            return self.release(mfn, owner);
+            return self.drop_allocation(mfn, owner);
         }
         Ok(pi.is_free())
     }
@@ -191,11 +264,17 @@ impl<'f, M: Machine> Mm<'f, M> {
     // ---- Xen's primitives ----
 
     /// Takes a total reference on `mfn`, which must be RAM, owned by `owner` and
-    /// in use (`-EINVAL` otherwise, or if the count would overflow).
+    /// in use (`-EINVAL` otherwise, or if the count would overflow). Oxen's
+    /// own frames (`DOMID_XEN`) take references only if shared
+    /// ([`share_xen_frame`](Self::share_xen_frame)): as in Xen, where Xen's
+    /// unshared pages have no owner a guest could name.
     pub fn get_page(&self, mfn: Mfn, owner: DomId) -> Result<(), Errno> {
         let pi = self.info(mfn)?;
         let c = pi.count_info();
         if owner == DOMID_INVALID || pi.owner() != owner {
+            return Err(Errno::EINVAL);
+        }
+        if owner == DOMID_XEN && !c.xen_shared() {
             return Err(Errno::EINVAL);
         }
         if c.count() == 0 || c.count() == PGC_COUNT_MASK {
@@ -205,7 +284,8 @@ impl<'f, M: Machine> Mm<'f, M> {
         Ok(())
     }
 
-    /// Drops a total reference on `mfn`. The last one frees the frame.
+    /// Drops a total reference on `mfn`. The last one frees the frame and
+    /// takes it out of its owner's `tot_pages` (unless `PGC_extra`).
     pub fn put_page(&mut self, mfn: Mfn) {
         let Some(pi) = self.page_info(mfn) else {
             debug_assert!(false, "put_page on {mfn}, which is not RAM");
@@ -222,9 +302,15 @@ impl<'f, M: Machine> Mm<'f, M> {
                     0,
                     "{mfn}: type references outlive the frame"
                 );
+                let owner = pi.owner();
                 pi.set_type_info(TypeInfo::new(PageType::None, 0));
                 pi.set_owner(DOMID_INVALID);
                 pi.set_count_info(CountInfo(0));
+                if !c.extra()
+                    && let Some(a) = self.account(owner)
+                {
+                    a.uncharge();
+                }
                 self.machine.page_freed(mfn);
             }
             n => pi.set_count_info(c.with_count(n - 1)),
@@ -315,6 +401,10 @@ impl<'f, M: Machine> Mm<'f, M> {
             return Err(Errno::EINVAL);
         }
         let pi = self.info(mfn)?;
+        if pi.owner() == DOMID_XEN {
+            // Oxen's frames are never typed for a guest: a shared one is read-only.
+            return Err(Errno::EINVAL);
+        }
         let old = pi.type_info();
         let count = old.count();
         if count > 0 {

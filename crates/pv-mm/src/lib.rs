@@ -32,7 +32,15 @@
 //!   reference goes.
 //! * **Frame table.** Build it from [`PageInfo::free`] / [`PageInfo::io`] and
 //!   give Oxen's own frames to `DOMID_XEN` with [`Mm::assign`], so the audit can
-//!   account for every reference.
+//!   account for every reference. Share the few that privileged domains may
+//!   map read-only (the M2P) with [`Mm::share_xen_frame`]; no guest can
+//!   reference any other.
+//! * **Accounting.** Give the engine one [`DomainPages`] per domid; domains get
+//!   their frames through [`Mm::assign`] (counted, up to `max_pages`) or
+//!   [`Mm::assign_extra`] (Oxen's frames for the domain: shared_info, grant
+//!   table), and read `tot_pages` from the engine (`account` module). At
+//!   destruction, once the last frame is free, [`Mm::close_account`] must
+//!   find zero.
 //! * **Hypervisor slots.** Validation of the L2 under L3 slot 3 writes
 //!   [`Machine::xen_l2_entry`] into slots 428–511; entries that depend on the
 //!   address space (linear page-table slots) are not supported.
@@ -41,6 +49,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+pub mod account;
 pub mod audit;
 pub mod engine;
 mod entry;
@@ -55,6 +64,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use account::DomainPages;
 pub use audit::{AuditError, AuditProblem, AuditReport, ExternalRef};
 pub use engine::Mm;
 pub use entry::GrantPte;

@@ -43,7 +43,8 @@ impl<M: Machine> Mm<'_, M> {
     ///   that is a page table or descriptor page cannot be written raw:
     ///   `-EINVAL`) and `val` is stored as is.
     /// * `MMU_MACHPHYS_UPDATE`: M2P[`ptr >> 12`] = `val` (a PFN, truncated to 32
-    ///   bits); the frame must be owned by `pg_owner` (`-EINVAL`).
+    ///   bits); the frame must be owned by `pg_owner` and take a reference
+    ///   (`-EINVAL`: not an unshared frame of Oxen's).
     /// * `3` (`MMU_PT_UPDATE_NO_TRANSLATE`, later Xen): `-ENOSYS`.
     pub fn mmu_update_one(
         &mut self,
@@ -97,11 +98,11 @@ impl<M: Machine> Mm<'_, M> {
             MMU_MACHPHYS_UPDATE => {
                 let pg_owner = check_pg_owner(caller, pg_owner)?;
                 let mfn = Maddr(req_ptr).mfn();
-                let pi = self.info(mfn)?;
-                if pi.owner() != pg_owner || pi.count() == 0 {
-                    return Err(Errno::EINVAL);
-                }
+                // As Xen's get_page_from_pagenr: the frame must be one FD may
+                // reference (not Oxen's unless shared).
+                self.get_page(mfn, pg_owner)?;
                 self.machine.set_m2p(mfn, req_val as u32);
+                self.put_page(mfn);
                 Ok(())
             }
             _ => Err(Errno::ENOSYS),

@@ -4,8 +4,17 @@
 //! The encoding is Oxen's own (not ABI):
 //!
 //! ```text
-//! count_info   31        30..28    27 ........................... 0
-//!              allocated reserved  total reference count (PGC_count_mask)
+//! count_info   31        30     29          28        27 ................ 0
+//!              allocated extra  xen_shared  reserved  total reference count
+//!
+//! allocated:  the owner's allocation reference is held (Xen's PGC_allocated)
+//! extra:      a domain's frame that Oxen gave it for its own use with the
+//!             domain (shared_info, grant-table frames): not counted in the
+//!             domain's tot_pages, and the domain cannot give it back (Xen's
+//!             PGC_extra / xenheap pages shared with a guest)
+//! xen_shared: a DOMID_XEN frame that privileged domains may map read-only
+//!             (Xen's share_xen_page_with_privileged_guests(XENSHARE_readonly));
+//!             every other DOMID_XEN frame cannot be referenced by a guest
 //!
 //! type_info    31..29    28      27         26          25 ............. 0
 //!              type      pinned  validated  pae_xen_l2  type count (PGT_count_mask)
@@ -27,6 +36,10 @@ use crate::types::PageType;
 
 /// `count_info`: the domain's allocation reference is held (Xen's `PGC_allocated`).
 pub const PGC_ALLOCATED: u32 = 1 << 31;
+/// `count_info`: a domain's frame not counted in its `tot_pages` (Xen's `PGC_extra`).
+pub const PGC_EXTRA: u32 = 1 << 30;
+/// `count_info`: a `DOMID_XEN` frame privileged domains may map read-only.
+pub const PGC_XEN_SHARED: u32 = 1 << 29;
 /// `count_info`: the total reference count.
 pub const PGC_COUNT_MASK: u32 = (1 << 28) - 1;
 
@@ -56,6 +69,25 @@ impl CountInfo {
     /// Whether the allocation reference is held.
     pub const fn allocated(self) -> bool {
         self.0 & PGC_ALLOCATED != 0
+    }
+
+    /// Whether this is a domain's frame not counted in its `tot_pages`.
+    pub const fn extra(self) -> bool {
+        self.0 & PGC_EXTRA != 0
+    }
+
+    /// Whether this `DOMID_XEN` frame is shared read-only with privileged domains.
+    pub const fn xen_shared(self) -> bool {
+        self.0 & PGC_XEN_SHARED != 0
+    }
+
+    /// The same word with `flag` (one of the `PGC_*` flag bits) set or clear.
+    pub const fn with_flag(self, flag: u32, on: bool) -> Self {
+        if on {
+            Self(self.0 | flag)
+        } else {
+            Self(self.0 & !flag)
+        }
     }
 
     /// The same flags with another count.
@@ -222,6 +254,13 @@ mod tests {
         assert!(c.allocated());
         assert_eq!(c.with_allocated(false).0, 3);
         assert_eq!(CountInfo(PGC_COUNT_MASK).count(), (1 << 28) - 1);
+        let e = c.with_flag(PGC_EXTRA, true).with_flag(PGC_XEN_SHARED, true);
+        assert_eq!(e.0, 0xE000_0003);
+        assert!(e.extra() && e.xen_shared() && e.allocated());
+        assert_eq!(e.with_count(7).count(), 7);
+        assert!(e.with_count(7).extra());
+        assert!(!e.with_flag(PGC_EXTRA, false).extra());
+        assert!(!c.extra() && !c.xen_shared());
     }
 
     #[test]

@@ -237,6 +237,8 @@ pub(crate) fn domains(c: &mut Checks, mem: &Mem<'_>) {
         domctl(&mut hi),
         Errno::EINVAL,
     );
+    let shared_info = info(id).map_or(0, |(_, r)| r.shared_info_frame as u32);
+    isolation::reservation_accounting(c, mem, id, &pfns[..16], shared_info);
 
     let mut list = [XenDomctlGetdomaininfo::default(); 8];
     let l = XenSysctlGetdomaininfolist {

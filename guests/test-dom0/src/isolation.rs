@@ -5,6 +5,10 @@
 //! dom0's that names another domain, leaving each call's result on its
 //! data page. Here dom0 offers that grant (to domain 5) before the domU is
 //! built, and reads the results back after the domU has powered off.
+//!
+//! Also the memory accounting of a domain (issue 10, finding 5): frames it
+//! gives back while something else still holds them stay counted, so no
+//! populate/decrease loop passes its `max_pages`.
 
 use pvrt::mm::update_va_mapping_otherdomain;
 use xen_abi::domid::DomId;
@@ -12,7 +16,7 @@ use xen_abi::errno::Errno;
 use xen_abi::mm::UVMF_INVLPG;
 
 use crate::grants::gnttab;
-use crate::helpers::{A, Checks, Mem, P, pte};
+use crate::helpers::{A, Checks, Mem, P, hcall, normal, pte};
 
 /// dom0 sets up its own grant table and grants a page (entry 8) to domain
 /// 5, not to the domU, which will try to map it.
@@ -79,5 +83,106 @@ pub(crate) fn domu_refusals(c: &mut Checks, mem: &Mem<'_>, id: DomId, data: u32,
         "domu_domctl_refused",
         ctl == -Errno::EPERM.0,
         format_args!("{ctl}"),
+    );
+}
+
+/// Issue 10, finding 5, on domain `id` (a fresh domain holding exactly its
+/// `max_pages` = 16 frames, `pfns`, the first of which is its hypercall
+/// page): dom0 pins one of its frames as an L1 and maps another, the domain
+/// gives both back, then populate/decrease loops try to get past the limit.
+/// Xen's answer: the frames stay the domain's and counted until their last
+/// reference goes, and populate at the limit does nothing (returns 0 extents
+/// done). Its shared_info frame cannot be given back (it was never counted).
+pub(crate) fn reservation_accounting(
+    c: &mut Checks,
+    mem: &Mem<'_>,
+    id: DomId,
+    pfns: &[u32],
+    shared_info: u32,
+) {
+    use pvrt::mm::{mmu_update, mmuext_op};
+    use xen_abi::hypercall::MEMORY_OP;
+    use xen_abi::memory::*;
+    use xen_abi::mm::{MMUEXT_PIN_L1_TABLE, MMUEXT_UNPIN_TABLE, MmuextOp};
+    let reservation = |cmd: u32| hcall(MEMORY_OP, [cmd, &id as *const DomId as u32, 0, 0, 0]);
+    let current = || reservation(XENMEM_CURRENT_RESERVATION);
+    let memory_op = |cmd: u32, frames: &mut [u32]| {
+        let res = XenMemoryReservation {
+            extent_start: frames.as_mut_ptr() as u32,
+            nr_extents: frames.len() as u32,
+            extent_order: 0,
+            mem_flags: 0,
+            domid: id,
+            _pad: 0,
+        };
+        hcall(MEMORY_OP, [cmd, &res as *const _ as u32, 0, 0, 0])
+    };
+    let decrease = |mfn: u32| memory_op(XENMEM_DECREASE_RESERVATION, &mut [mfn]);
+    let populate = |n: usize| {
+        let mut f = [0u32, 1, 2, 3];
+        memory_op(XENMEM_POPULATE_PHYSMAP, &mut f[..n])
+    };
+    let foreign = u32::from(id);
+    let (l1, mapped) = (pfns[1], pfns[2]);
+    let pin = mmuext_op(&[MmuextOp::new(MMUEXT_PIN_L1_TABLE, l1, 0)], foreign).0;
+    let va = mem.scratch_va(43);
+    let map = mmu_update(&[normal(mem.l1e_maddr(va), pte(mapped, P | A))], foreign).0;
+    let (cur, max) = (current(), reservation(XENMEM_MAXIMUM_RESERVATION));
+    c.check(
+        "memory_accounting_setup",
+        pin.is_ok() && map.is_ok() && cur == Ok(16) && max == Ok(16),
+        format_args!("pin {pin:?} map {map:?} current {cur:?} max {max:?}"),
+    );
+    let (d1, d2) = (decrease(l1), decrease(mapped));
+    let cur = current();
+    c.check(
+        "memory_accounting_kept_frames_stay_counted",
+        d1 == Ok(1) && d2 == Ok(1) && cur == Ok(16),
+        format_args!("decrease {d1:?} {d2:?}, current {cur:?} (want 16)"),
+    );
+    let more = populate(1);
+    let cur = current();
+    c.check(
+        "memory_accounting_populate_refused_at_max",
+        more == Ok(0) && cur == Ok(16),
+        format_args!("populate {more:?} (want 0 done), current {cur:?}"),
+    );
+    // Each round gives one ordinary frame back and asks for two.
+    let mut rounds = [(Ok(0), Ok(0), Ok(0), Ok(0)); 8];
+    for (i, r) in rounds.iter_mut().enumerate() {
+        *r = (decrease(pfns[3 + i]), populate(1), populate(1), current());
+    }
+    c.check(
+        "memory_accounting_populate_decrease_loop_stays_at_max",
+        rounds.iter().all(|r| *r == (Ok(1), Ok(1), Ok(0), Ok(16))),
+        format_args!("{rounds:?}"),
+    );
+    let si = decrease(shared_info);
+    let cur = current();
+    c.check(
+        "memory_accounting_shared_info_not_given_back",
+        si == Ok(0) && cur == Ok(16),
+        format_args!("decrease(shared_info) {si:?}, current {cur:?}"),
+    );
+    let unpin = mmuext_op(&[MmuextOp::new(MMUEXT_UNPIN_TABLE, l1, 0)], foreign).0;
+    let cur = current();
+    c.check(
+        "memory_accounting_unpin_frees_and_uncounts",
+        unpin.is_ok() && cur == Ok(15),
+        format_args!("unpin {unpin:?}, current {cur:?} (want 15)"),
+    );
+    let unmap = mem.unmap(va);
+    let cur = current();
+    c.check(
+        "memory_accounting_unmap_frees_and_uncounts",
+        unmap.is_ok() && cur == Ok(14),
+        format_args!("unmap {unmap:?}, current {cur:?} (want 14)"),
+    );
+    let refill = populate(3);
+    let cur = current();
+    c.check(
+        "memory_accounting_refill_to_max",
+        refill == Ok(2) && cur == Ok(16),
+        format_args!("populate 3: {refill:?} (want 2), current {cur:?}"),
     );
 }

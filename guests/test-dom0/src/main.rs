@@ -119,6 +119,7 @@ fn main(si: &'static StartInfo) -> ! {
     boot::boot_state(&mut c, &mem);
     boot::version(&mut c);
     mm::memory(&mut c, &mem);
+    mm::oxen_frames(&mut c, &mem);
     traps::traps(&mut c, &mem);
     descriptors::descriptors(&mut c, &mem);
     events::events(&mut c, &mem);

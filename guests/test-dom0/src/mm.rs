@@ -3,14 +3,15 @@
 //! base pointers, flushes, clear/copy page, LDT registration), `multicall`,
 //! new page tables built, pinned and switched to, writable page tables
 //! (ptwr), the bad inputs every one of them refuses, a batch long enough to
-//! be continued, and `memory_op`.
+//! be continued, `memory_op`, and Oxen's own frames, which dom0 may map only
+//! where Oxen shares them (the M2P) and only read-only.
 
 use pvrt::mm::{
     mfn_to_pfn, mmu_update, mmuext, mmuext_op, pfn_to_mfn, update_va_mapping,
     update_va_mapping_otherdomain, vm_assist,
 };
 use pvrt::println;
-use xen_abi::domid::{DOMID_IO, DOMID_SELF};
+use xen_abi::domid::{DOMID_IO, DOMID_SELF, DOMID_XEN};
 use xen_abi::errno::Errno;
 use xen_abi::mm::{
     MMU_MACHPHYS_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE,
@@ -807,18 +808,27 @@ pub(crate) fn memory(c: &mut Checks, mem: &Mem<'_>) {
         MEMORY_OP,
         [XENMEM_MACHPHYS_MFN_LIST, list.as_mut_ptr() as u32, 0, 0, 0],
     );
-    // dom0's first frame's entry, read through the chunk list.
+    // dom0's last frame's entry (a pfn other than 0), read through the chunk
+    // list: the M2P is Oxen's, shared read-only with dom0 (FD = DOMID_XEN).
     let va = mem.scratch_va(47);
-    let probe = mem.mfn(0);
-    let _ = mem.map(va, chunks[0] + probe / 1024, false);
-    // SAFETY: the M2P frame holding `probe`'s entry is mapped read-only at `va`.
+    let probe = mem.mfn(mem.si.nr_pages - 1);
+    let m2p_frame = chunks[0] + probe / 1024;
+    let (mapped, _) = mmu_update(
+        &[normal(mem.l1e_maddr(va), pte(m2p_frame, P | A))],
+        u32::from(DOMID_XEN),
+    );
+    // SAFETY: the M2P frame holding `probe`'s entry is mapped read-only at
+    // `va` (if the mapping failed, `va` still maps one of dom0's own frames).
     let entry = unsafe { ((va + 4 * (probe % 1024)) as *const u32).read_volatile() };
     let _ = mem.unmap(va);
-    let same = entry == mfn_to_pfn(probe);
+    let same = entry == mfn_to_pfn(probe) && entry != 0;
     c.check(
         "memory_machphys_mfn_list",
-        r.is_ok() && list[2] >= 1 && chunks[0].is_multiple_of(512) && same,
-        format_args!("{r:?} n={} first={:#x}", list[2], chunks[0]),
+        r.is_ok() && list[2] >= 1 && chunks[0].is_multiple_of(512) && mapped.is_ok() && same,
+        format_args!(
+            "{r:?} n={} first={:#x} map {mapped:?} entry {entry:#x}",
+            list[2], chunks[0]
+        ),
     );
     c.err(
         "memory_op_arg_in_hole",
@@ -1126,4 +1136,122 @@ pub(crate) fn l3_above_4gib(c: &mut Checks, mem: &Mem<'_>) {
     );
     c.ok("unpin_l3_above_4gib", mmuext(MMUEXT_UNPIN_TABLE, l3, 0));
     crate::domains::high_l3_domu(c, mem);
+}
+
+/// dom0's own L2 entry `slot` of the L2 under L3 slot 3: slots 428–511 are
+/// Oxen's, copied from its own page tables.
+fn oxen_l2e(mem: &Mem<'_>, slot: usize) -> u64 {
+    let l3 = mem.si.pt_base as *const u64;
+    // SAFETY: the bootstrap L3 and L2s are mapped read-only in the region.
+    let l3e = unsafe { l3.add(3).read_volatile() };
+    let l2 = mem.va_of_mfn(((l3e & FRAME) >> 12) as u32) as *const u64;
+    // SAFETY: as above; `slot` < 512.
+    unsafe { l2.add(slot).read_volatile() }
+}
+
+/// Issue 10, finding 10: dom0 names DOMID_XEN (or itself) as the owner of
+/// Oxen's frames — its code, its heap, one of its page tables — and asks
+/// for mappings, writable and read-only: all refused (-EINVAL, Xen 4.1's
+/// result for a refused L1 entry) while Oxen stays up. The M2P, which Oxen
+/// shares read-only with privileged domains, maps read-only only; no frame
+/// of Oxen's can be pinned or have its M2P entry written.
+pub(crate) fn oxen_frames(c: &mut Checks, mem: &Mem<'_>) {
+    use xen_abi::hypercall::MEMORY_OP;
+    use xen_abi::memory::XENMEM_MACHPHYS_MFN_LIST;
+    let xen = u32::from(DOMID_XEN);
+    let va = mem.scratch_va(41);
+    let slot = mem.l1e_maddr(va);
+    // The L1 behind Oxen's heap window (0xFE000000, L2 slot 496): one of
+    // Oxen's page tables; the allocator gave the heap's first frame right
+    // after it.
+    let heap_l2e = oxen_l2e(mem, 496);
+    let heap_l1 = ((heap_l2e & FRAME) >> 12) as u32;
+    let heap_frame = heap_l1 + 1;
+    c.check(
+        "oxen_heap_l1_found",
+        heap_l2e & P != 0 && heap_l2e & 0x80 == 0 && heap_l1 != 0,
+        format_args!("L2[496] = {heap_l2e:#x}"),
+    );
+    let frames = [
+        ("code", OXEN_IMAGE_MFN),
+        ("heap", heap_frame),
+        ("page_table", heap_l1),
+    ];
+    let mut refused = [(Ok(0), Ok(0), Ok(0), Ok(0)); 3];
+    for (i, &(_, mfn)) in frames.iter().enumerate() {
+        let rw = mmu_update(&[normal(slot, pte(mfn, P | RW | A | D))], xen).0;
+        let ro = mmu_update(&[normal(slot, pte(mfn, P | A))], xen).0;
+        let own = mmu_update(&[normal(slot, pte(mfn, P | A))], self_dom()).0;
+        let other =
+            update_va_mapping_otherdomain(va, pte(mfn, P | RW | A | D), UVMF_INVLPG, DOMID_XEN);
+        refused[i] = (rw, ro, own, other);
+    }
+    let _ = mem.unmap(va);
+    for (&(what, mfn), &(rw, ro, own, other)) in frames.iter().zip(&refused) {
+        let name_rw = match what {
+            "code" => "oxen_code_frame_writable_refused",
+            "heap" => "oxen_heap_frame_writable_refused",
+            _ => "oxen_page_table_frame_writable_refused",
+        };
+        let name_ro = match what {
+            "code" => "oxen_code_frame_read_only_refused",
+            "heap" => "oxen_heap_frame_read_only_refused",
+            _ => "oxen_page_table_frame_read_only_refused",
+        };
+        c.check(
+            name_rw,
+            rw == Err(Errno::EINVAL) && other == Err(Errno::EINVAL),
+            format_args!(
+                "mfn {mfn:#x}: mmu_update {rw:?}, update_va_mapping_otherdomain {other:?}"
+            ),
+        );
+        c.check(
+            name_ro,
+            ro == Err(Errno::EINVAL) && own == Err(Errno::EINVAL),
+            format_args!("mfn {mfn:#x}: FD=DOMID_XEN {ro:?}, FD=self {own:?}"),
+        );
+    }
+    // The M2P: shared, read-only.
+    let mut chunks = [0u32; 8];
+    let mut list = [8u32, chunks.as_mut_ptr() as u32, 0];
+    let _ = hcall(
+        MEMORY_OP,
+        [XENMEM_MACHPHYS_MFN_LIST, list.as_mut_ptr() as u32, 0, 0, 0],
+    );
+    let m2p = chunks[0];
+    let rw = mmu_update(&[normal(slot, pte(m2p, P | RW | A | D))], xen).0;
+    c.err("oxen_m2p_frame_writable_refused", rw, Errno::EINVAL);
+    let ro = mmu_update(&[normal(slot, pte(m2p, P | A))], xen).0;
+    // SAFETY: read only if the M2P's first frame is mapped read-only at `va`.
+    let first = ro.map(|_| unsafe { (va as *const u32).read_volatile() });
+    let _ = mem.unmap(va);
+    c.check(
+        "oxen_m2p_frame_read_only_mapped",
+        matches!(first, Ok(e) if e == u32::MAX),
+        format_args!("{first:?} (mfn 0 has no pfn)"),
+    );
+    let pin = mmuext_op(&[MmuextOp::new(MMUEXT_PIN_L1_TABLE, m2p, 0)], xen).0;
+    let pin_code = mmuext_op(
+        &[MmuextOp::new(MMUEXT_PIN_L1_TABLE, OXEN_IMAGE_MFN, 0)],
+        xen,
+    )
+    .0;
+    c.check(
+        "oxen_frames_pin_refused",
+        pin.is_err() && pin_code.is_err(),
+        format_args!("M2P {pin:?}, code {pin_code:?}"),
+    );
+    let machphys = |mfn: u32| {
+        mmu_update(
+            &[MmuUpdate::new(MMU_MACHPHYS_UPDATE, u64::from(mfn) << 12, 5)],
+            xen,
+        )
+        .0
+    };
+    let (code, heap) = (machphys(OXEN_IMAGE_MFN), machphys(heap_frame));
+    c.check(
+        "oxen_frames_machphys_update_refused",
+        code == Err(Errno::EINVAL) && heap == Err(Errno::EINVAL),
+        format_args!("code {code:?}, heap {heap:?}"),
+    );
 }

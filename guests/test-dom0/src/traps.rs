@@ -540,6 +540,24 @@ fn privileged_instructions(c: &mut Checks, mem: &Mem<'_>) {
         gp() == before + 3 && status & 0x7F != 0,
         format_args!("gp={} status={status:#x}", gp()),
     );
+    // Oxen's own devices stay Oxen's even with IOPL: the PIC's mask, the
+    // PIT and the serial console's status register are each a #GP.
+    // SAFETY: each `in` (2 bytes: the handler skips 2) faults and reads
+    // nothing; `in ax, dx` reads the UART's status ports 0x3FD-0x3FE.
+    unsafe {
+        core::arch::asm!(
+            "in al, 0x21",
+            "in al, 0x40",
+            "in ax, dx",
+            out("ax") _,
+            in("dx") 0x3FDu16,
+        )
+    };
+    c.check(
+        "port_io_oxen_ports_refused",
+        gp() == before + 6,
+        format_args!("gp={} (want {})", gp(), before + 6),
+    );
     let bad = [4u32];
     c.err(
         "physdev_set_iopl_4",

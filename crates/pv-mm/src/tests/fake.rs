@@ -9,7 +9,7 @@ use hv_core::addr::Mfn;
 use xen_abi::domid::{DOMID_XEN, DomId};
 
 use crate::pte::{PAGE_ACCESSED, PAGE_DIRTY, PAGE_PRESENT, PAGE_RW, PAGE_USER, pte};
-use crate::{Caller, Machine, Mm, MmConfig, PageInfo, PageType, PtLevel};
+use crate::{Caller, DomainPages, Machine, Mm, MmConfig, PageInfo, PageType, PtLevel};
 
 /// Frames in the frame table.
 pub const NR_FRAMES: u64 = 256;
@@ -29,6 +29,10 @@ pub const IO_FRAMES: core::ops::Range<u64> = 240..248;
 pub const NON_RAM: Mfn = Mfn(0xFEC00);
 /// A free frame.
 pub const FREE: Mfn = Mfn(200);
+/// Page accounts the world has (domids 0..ACCOUNTS).
+pub const ACCOUNTS: usize = 4;
+/// How many frames beyond their standard set dom0 and domU may be given.
+pub const HEADROOM: u32 = 4;
 
 /// dom0: privileged, with I/O-memory access.
 pub const DOM0_CALLER: Caller = Caller {
@@ -182,7 +186,13 @@ impl World {
             nr_frames: nr,
             ..FakeMachine::default()
         };
-        let mut mm = Mm::new(frames, machine, config);
+        let accounts: Vec<DomainPages> = (0..ACCOUNTS).map(|_| DomainPages::new()).collect();
+        let accounts: &'static [DomainPages] = Box::leak(accounts.into_boxed_slice());
+        let mut mm = Mm::new(frames, accounts, machine, config);
+        for (range, dom) in [(DOM0_FRAMES, DOM0), (DOMU_FRAMES, DOMU)] {
+            mm.set_max_pages(dom, range.count() as u32 + HEADROOM)
+                .unwrap();
+        }
         for (range, dom) in [
             (XEN_FRAMES, DOMID_XEN),
             (DOM0_FRAMES, DOM0),
@@ -310,6 +320,10 @@ impl World {
                 };
                 (pi.count_info().0, t, u32::from(pi.owner()))
             })
+            .chain(
+                (0..ACCOUNTS as DomId)
+                    .map(|d| (self.mm.tot_pages(d), self.mm.max_pages(d), u32::MAX)),
+            )
             .collect()
     }
 

@@ -3,6 +3,7 @@
 #[macro_use]
 mod fake;
 
+mod accounting;
 mod audit;
 mod l1;
 mod l2;

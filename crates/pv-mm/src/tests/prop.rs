@@ -1,7 +1,9 @@
 //! Property tests: random sequences of guest and hypervisor operations never
 //! panic, every failing operation leaves the frame table as it was, the audit
-//! passes after every step, no frame is freed twice (the fake machine checks),
-//! and tearing everything down frees every frame.
+//! passes after every step (with it: every domain's `tot_pages` equals the
+//! frames it owns that are counted and never exceeds its `max_pages`), no
+//! frame is freed twice (the fake machine checks), and tearing everything
+//! down frees every frame and brings every `tot_pages` to zero.
 
 use proptest::prelude::*;
 
@@ -79,6 +81,7 @@ fn entry() -> impl Strategy<Value = u64> {
     ];
     prop_oneof![
         12 => (any::<u8>(), flags).prop_map(|(f, fl)| pte(frame(f), fl)),
+        1 => Just(pte(Mfn(XEN_FRAMES.start), RO)),
         2 => Just(0u64),
         1 => any::<u64>(),
     ]
@@ -100,6 +103,18 @@ enum Op {
         frame: u8,
         dom: u8,
     },
+    /// Oxen gives a domain a frame for itself (shared_info, grant table).
+    AssignExtra {
+        frame: u8,
+        dom: u8,
+    },
+    /// `max_mem`: a limit near what the domain holds (`delta` - 2 pages away).
+    SetMax {
+        dom: u8,
+        delta: u8,
+    },
+    /// Oxen shares one of its frames read-only with privileged domains.
+    ShareXen,
     Release {
         frame: u8,
         dom: u8,
@@ -174,7 +189,10 @@ fn op() -> impl Strategy<Value = Op> {
     let f = any::<u8>;
     prop_oneof![
         1 => (f(), f()).prop_map(|(frame, dom)| Op::Assign { frame, dom }),
-        1 => (f(), f()).prop_map(|(frame, dom)| Op::Release { frame, dom }),
+        1 => (f(), f()).prop_map(|(frame, dom)| Op::AssignExtra { frame, dom }),
+        1 => (f(), 0u8..5).prop_map(|(dom, delta)| Op::SetMax { dom, delta }),
+        1 => Just(Op::ShareXen),
+        2 => (f(), f()).prop_map(|(frame, dom)| Op::Release { frame, dom }),
         1 => (f(), f()).prop_map(|(frame, dom)| Op::Relinquish { frame, dom }),
         12 => (f(), index(), entry(), f(), who(), who(), 0u8..8).prop_map(
             |(frame, index, val, caller, pt, pg, cmd)| Op::MmuUpdate { frame, index, val, caller, pt, pg, cmd }
@@ -267,6 +285,20 @@ impl Harness {
                 if self.run(|mm| mm.assign(mfn, dom(d))).is_ok() {
                     self.w.mm.machine.live.insert(mfn);
                 }
+            }
+            Op::AssignExtra { frame: f, dom: d } => {
+                let mfn = frame(f);
+                if self.run(|mm| mm.assign_extra(mfn, dom(d))).is_ok() {
+                    self.w.mm.machine.live.insert(mfn);
+                }
+            }
+            Op::SetMax { dom: d, delta } => {
+                let d = dom(d);
+                let max = (self.w.mm.tot_pages(d) + u32::from(delta)).saturating_sub(2);
+                let _ = self.run(|mm| mm.set_max_pages(d, max));
+            }
+            Op::ShareXen => {
+                let _ = self.run(|mm| mm.share_xen_frame(Mfn(XEN_FRAMES.start)));
             }
             Op::Release { frame: f, dom: d } => {
                 let _ = self.run(|mm| mm.release(frame(f), dom(d)));
@@ -506,6 +538,10 @@ impl Harness {
             "frames never freed: {:?}",
             self.w.mm.machine.live
         );
+        for d in [DOM0, DOMU] {
+            assert_eq!(self.w.mm.tot_pages(d), 0, "d{d} still counts frames");
+            assert_eq!(self.w.mm.close_account(d), 0);
+        }
     }
 }
 
@@ -517,7 +553,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_operations_keep_the_books_straight(ops in proptest::collection::vec(op(), 1..80)) {
+    fn random_operations_keep_the_books_straight(ops in proptest::collection::vec(op(), 1..96)) {
         let mut h = Harness { w: World::new(), vcpus: [None; 4], table_updates: 0 };
         for op in ops {
             h.apply(op);
@@ -568,6 +604,23 @@ fn the_generators_reach_deep_states() {
         pg: Who::Other,
     });
     assert_eq!(h.w.count(frame(12)), 4, "dom0 maps domU's data frame");
+    // Oxen's frame: refused until shared, then read-only only.
+    let xen = Mfn(XEN_FRAMES.start);
+    let map = |h: &mut Harness, flags| {
+        h.apply(Op::UpdateVa {
+            vcpu: 0,
+            va: 0x3000,
+            val: pte(xen, flags),
+            pg: Who::Xen,
+        })
+    };
+    map(&mut h, RO);
+    assert_eq!(h.w.count(xen), 1, "not shared yet");
+    h.apply(Op::ShareXen);
+    map(&mut h, RW);
+    assert_eq!(h.w.count(xen), 1, "never writable");
+    map(&mut h, RO);
+    assert_eq!(h.w.count(xen), 2, "dom0 maps Oxen's shared frame");
     h.teardown();
 }
 
@@ -576,9 +629,12 @@ fn generated_sequences_reach_deep_states() {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
-    let strategy = proptest::collection::vec(op(), 1..80);
+    let strategy = proptest::collection::vec(op(), 1..96);
     let (mut with_l3, mut with_base, mut with_l1, mut with_foreign, mut table_updates) =
         (0, 0, 0, 0, 0);
+    // Runs that reached a domain at its max_pages, a kept-alive frame given
+    // back (owned, counted, without its allocation reference), an extra frame.
+    let (mut at_max, mut given_back, mut extra) = (0, 0, 0);
     let runs = 200;
     for _ in 0..runs {
         let ops = strategy.new_tree(&mut runner).unwrap().current();
@@ -588,9 +644,18 @@ fn generated_sequences_reach_deep_states() {
             table_updates: 0,
         };
         let (mut l3, mut l1, mut foreign) = (false, false, false);
+        let (mut max, mut back, mut ext) = (false, false, false);
         for op in ops {
             h.apply(op);
             let r = h.w.mm.audit(&h.bases()).unwrap();
+            max |= [DOM0, DOMU]
+                .iter()
+                .any(|&d| h.w.mm.tot_pages(d) == h.w.mm.max_pages(d));
+            back |=
+                h.w.mm.frames().iter().any(|pi| {
+                    pi.owner() < DOMID_IO && pi.count() > 0 && !pi.count_info().allocated()
+                });
+            ext |= h.w.mm.frames().iter().any(|pi| pi.count_info().extra());
             l3 |= r.l3 > 0;
             l1 |= r.l1 > 0;
             // A domU frame mapped from a dom0 L1 (or the reverse).
@@ -609,6 +674,9 @@ fn generated_sequences_reach_deep_states() {
                 }
             });
         }
+        at_max += usize::from(max);
+        given_back += usize::from(back);
+        extra += usize::from(ext);
         with_l3 += usize::from(l3);
         with_l1 += usize::from(l1);
         with_foreign += usize::from(foreign);
@@ -619,6 +687,8 @@ fn generated_sequences_reach_deep_states() {
     eprintln!(
         "runs {runs}: L3 {with_l3}, L1 {with_l1}, base at end {with_base}, foreign {with_foreign}, table updates {table_updates}"
     );
+    eprintln!("accounting: at max {at_max}, given back but alive {given_back}, extra {extra}");
     assert!(with_l3 > runs / 4 && with_l1 > runs / 2 && with_base > runs / 10);
+    assert!(at_max > runs / 10 && given_back > runs / 20 && extra > runs / 10);
     assert!(with_foreign > runs / 20 && table_updates > 2 * runs);
 }

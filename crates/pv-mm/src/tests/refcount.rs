@@ -293,7 +293,7 @@ fn seg_desc_type_is_validated_by_the_machine() {
 #[should_panic(expected = "no references")]
 fn put_page_on_zero_is_a_bug() {
     let frames: &'static [PageInfo] = Box::leak(vec![PageInfo::free()].into_boxed_slice());
-    let mut mm = Mm::new(frames, FakeMachine::default(), MmConfig::default());
+    let mut mm = Mm::new(frames, &[], FakeMachine::default(), MmConfig::default());
     mm.put_page(Mfn(0));
 }
 
