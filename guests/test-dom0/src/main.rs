@@ -132,6 +132,7 @@ fn main(si: &'static StartInfo) -> ! {
     mm::writable_pagetables(&mut c, &mem);
     mm::bad_input(&mut c, &mem);
     mm::long_batch(&mut c, &mem);
+    mm::pin_unpin_batch(&mut c, &mem);
 
     println!("test-dom0: {} passed, {} failed", c.passed, c.failed);
     pvrt::hypercall::shutdown(xen_abi::sched::SHUTDOWN_POWEROFF);
