@@ -247,7 +247,7 @@ impl Terminal {
             return;
         }
         let mut note = arrayvec::ArrayString::<64>::new();
-        let _ = write!(note, "d{domid}: {suppressed} messages suppressed\n");
+        let _ = writeln!(note, "d{domid}: {suppressed} messages suppressed");
         self.xen(note.as_bytes(), out);
     }
 

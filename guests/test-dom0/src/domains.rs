@@ -45,7 +45,7 @@ fn drain_console_ring(rc: &mut xen_abi::sysctl::XenSysctlReadconsole, mut index:
 
 /// The console ring's text from `index` on, as far as `buf` holds, and the
 /// index after it (`index` `None`: the current end, with no text).
-fn console_since<'a>(index: Option<u32>, buf: &'a mut [u8]) -> (&'a [u8], u32) {
+fn console_since(index: Option<u32>, buf: &mut [u8]) -> (&[u8], u32) {
     use xen_abi::sysctl::{XEN_SYSCTL_READCONSOLE, XenSysctl, XenSysctlReadconsole};
     let mut rc = XenSysctlReadconsole {
         incremental: 1,
