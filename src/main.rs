@@ -88,6 +88,7 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
     );
     console::configure(opts.com1.as_ref(), opts.console.com1, opts.console.vga);
     console::set_log_level(opts.loglvl);
+    console::configure_guest_log(opts.guest_loglvl, opts.guest_loglvl_rate_limited);
     panic::configure(opts.noreboot, opts.debug_exit);
     report::banner(&boot);
     for w in &warnings {

@@ -14,9 +14,14 @@
 //!   and printed a whole line at a time, prefixed `(dN) `. The buffer lives
 //!   in the `Domain` and is flushed when the domain is destroyed.
 //!
-//! Oxen has no rate limiter for its own log (`loglvl=`'s rate-limited level
-//! is parsed, not applied), so guest output is not rate-limited either; what
-//! bounds a guest is its line buffer and `console_io`'s continuation.
+//! What a guest can make Oxen print goes through [`guest_log`] (and a domU's
+//! `console_io` lines through [`guest_write`]): filtered by `guest_loglvl=`
+//! and, at the rate-limited levels (by default all of them: Xen's release
+//! default `none/warning`), through the domain's own token bucket
+//! (`hv_core::ratelimit`: 10 lines, one more every 5 s), so no domain can
+//! fill the console; refused lines are counted and reported as
+//! `dN: K messages suppressed`. Oxen's own log is not rate-limited
+//! (`loglvl=`'s rate-limited level is parsed, not applied).
 //!
 //! The console is one spin lock (taken after `DOMAINS`). The fatal path
 //! (`panic::fatal`) takes it by force, so a trap taken while the lock was
@@ -30,6 +35,7 @@ use core::fmt::{self, Write};
 
 use hv_core::cmdline::{ComConfig, LogLevel};
 use hv_core::conline::{GuestLine, Terminal};
+use hv_core::ratelimit::{GuestLogPolicy, RateLimit, Route, Verdict};
 use spin::Mutex;
 
 pub use serial::Serial;
@@ -134,14 +140,85 @@ pub fn print(args: fmt::Arguments<'_>) {
     crate::arch::x86::cpu::restore_interrupts(was);
 }
 
+/// `guest_loglvl=` as applied, set once at boot (Xen's release default
+/// until then).
+static GUEST_POLICY: spin::Once<GuestLogPolicy> = spin::Once::new();
+
+/// Applies `guest_loglvl=` (once, at boot).
+pub fn configure_guest_log(always: LogLevel, limited: LogLevel) {
+    GUEST_POLICY.call_once(|| GuestLogPolicy { always, limited });
+}
+
+fn guest_route(level: LogLevel) -> Route {
+    GUEST_POLICY
+        .get()
+        .unwrap_or(&GuestLogPolicy::DEFAULT)
+        .route(level)
+}
+
+/// Whether a guest message of `level` is printed now, with what `limit`
+/// (the domain's) refused before it.
+fn guest_gate(limit: &mut RateLimit, route: Route) -> Verdict {
+    match route {
+        Route::Always => Verdict::Print { suppressed: 0 },
+        Route::Limited => limit.check(crate::time::now_ns()),
+        Route::Drop => Verdict::Suppress,
+    }
+}
+
+/// Prints a message a guest caused (domain `domid`, whose rate limit is
+/// `limit`) at `level`, as `guest_loglvl=` and the rate limit allow (Xen's
+/// `gdprintk`/`XENLOG_G_*`); see [`guest_log!`](crate::guest_log).
+pub fn guest_log(domid: u16, limit: &mut RateLimit, level: LogLevel, args: fmt::Arguments<'_>) {
+    let route = guest_route(level);
+    if route == Route::Drop {
+        return;
+    }
+    let Verdict::Print { suppressed } = guest_gate(limit, route) else {
+        return;
+    };
+    let tag = match level {
+        LogLevel::Error => "error: ",
+        LogLevel::Warning => "warning: ",
+        _ => "",
+    };
+    let was = crate::arch::x86::cpu::disable_interrupts();
+    let mut c = CONSOLE.lock();
+    c.with_out(|t, mut out| t.suppressed_note(domid, suppressed, &mut out));
+    let _ = c.write_fmt(format_args!("{tag}{args}\n"));
+    drop(c);
+    crate::arch::x86::cpu::restore_interrupts(was);
+}
+
+/// `guest_log!(dom, Level, "...", args)`: a message domain `dom` (a
+/// `Domain` or `&mut Domain` variable) caused, through its rate limit (see
+/// [`guest_log`]). The arguments may read `dom`'s other fields.
+#[macro_export]
+macro_rules! guest_log {
+    ($dom:ident, $level:ident, $($arg:tt)*) => {
+        $crate::console::guest_log(
+            $dom.domid,
+            &mut $dom.log_limit,
+            hv_core::cmdline::LogLevel::$level,
+            format_args!($($arg)*),
+        )
+    };
+}
+
 /// Writes a guest's `console_io` output: dom0's goes out as it is (its
 /// console is this one, and interactive), another domain's is collected in
 /// `line` (that domain's) and printed a whole line at a time, prefixed
-/// `(dN) ` (see `hv_core::conline`).
+/// `(dN) ` (see `hv_core::conline`), each line a guest message at
+/// `hv_core::ratelimit::CONSOLE_LINE_LEVEL` under the domain's rate `limit`.
 ///
 /// Returns how many bytes went out (prefixes and line ends included): what
-/// the write cost on the serial line.
-pub fn guest_write(domid: u16, line: &mut GuestLine, bytes: &[u8]) -> usize {
+/// the write cost on the console.
+pub fn guest_write(domid: u16, line: &mut GuestLine, limit: &mut RateLimit, bytes: &[u8]) -> usize {
+    let route = if domid == 0 {
+        Route::Always
+    } else {
+        guest_route(hv_core::ratelimit::CONSOLE_LINE_LEVEL)
+    };
     let was = crate::arch::x86::cpu::disable_interrupts();
     let mut printed = 0;
     CONSOLE.lock().with_out(|t, out| {
@@ -151,8 +228,8 @@ pub fn guest_write(domid: u16, line: &mut GuestLine, bytes: &[u8]) -> usize {
         };
         if domid == 0 {
             t.dom0(bytes, &mut out);
-        } else {
-            t.guest(domid, line, bytes, &mut out);
+        } else if route != Route::Drop {
+            t.guest_gated(domid, line, bytes, &mut out, || guest_gate(limit, route));
         }
     });
     crate::arch::x86::cpu::restore_interrupts(was);
@@ -160,12 +237,15 @@ pub fn guest_write(domid: u16, line: &mut GuestLine, bytes: &[u8]) -> usize {
 }
 
 /// Prints what is left of domain `domid`'s unfinished line (it is being
-/// destroyed).
-pub fn guest_flush(domid: u16, line: &mut GuestLine) {
+/// destroyed), and how many of its messages its rate `limit` refused since
+/// it last printed one.
+pub fn guest_flush(domid: u16, line: &mut GuestLine, limit: &mut RateLimit) {
+    let suppressed = limit.take_suppressed();
     let was = crate::arch::x86::cpu::disable_interrupts();
-    CONSOLE
-        .lock()
-        .with_out(|t, mut out| t.flush_guest(domid, line, &mut out));
+    CONSOLE.lock().with_out(|t, mut out| {
+        t.suppressed_note(domid, suppressed, &mut out);
+        t.flush_guest(domid, line, &mut out);
+    });
     crate::arch::x86::cpu::restore_interrupts(was);
 }
 

@@ -131,7 +131,9 @@ pub fn emulate_privileged(frame: &mut TrapFrame, dom: &mut Domain) -> Result<(),
             (frame.eax, frame.edx) = (tsc as u32, (tsc >> 32) as u32);
         }
         PrivOp::Rdmsr => return Err(DecodeError::Unsupported),
-        PrivOp::Wrmsr => log::debug!("d{}: wrmsr {:#x} ignored", dom.domid, frame.ecx),
+        PrivOp::Wrmsr => {
+            crate::guest_log!(dom, Debug, "d{}: wrmsr {:#x} ignored", dom.domid, frame.ecx)
+        }
         PrivOp::Wbinvd => {
             if dom.iomem_access {
                 cpu::wbinvd();

@@ -155,7 +155,10 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
                 crate::hypercall::audit_if_asked(&table);
                 return;
             }
-            Err(e) => log::warn!(
+            // Xen's MEM_LOG: a guest message at debug level.
+            Err(e) => crate::guest_log!(
+                dom,
+                Debug,
                 "d{}: page-table write at {:#010x} not emulated: {e}",
                 dom.domid,
                 cr2
@@ -192,7 +195,9 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
                 return;
             }
             Ok(()) => return,
-            Err(e) => log::debug!(
+            Err(e) => crate::guest_log!(
+                dom,
+                Debug,
                 "d{}: #GP at {:#010x} not a 4 GiB-segment access: {e}",
                 dom.domid,
                 frame.eip
@@ -295,7 +300,7 @@ fn failsafe(frame: &mut TrapFrame, what: fmt::Arguments<'_>) {
         .current_mut()
         .expect("only a guest frame is returned to through the fixups");
     let (delivery, handler) = dom.vcpu.callbacks.failsafe_delivery();
-    log::debug!("d{}: {what}: failsafe callback", dom.domid);
+    crate::guest_log!(dom, Debug, "d{}: {what}: failsafe callback", dom.domid);
     if let Err(why) = deliver_to(frame, dom, delivery, handler) {
         let frame_copy = *frame;
         crash_domain(

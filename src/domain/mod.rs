@@ -128,6 +128,10 @@ pub struct Domain {
     /// Its `console_io` line not yet printed (unused for dom0, whose
     /// output goes out as it comes).
     pub console_line: hv_core::conline::GuestLine,
+    /// The rate limit of what this domain makes Oxen print (its `console_io`
+    /// lines, the messages its faults and hypercalls cause; see
+    /// `hv_core::ratelimit`).
+    pub log_limit: hv_core::ratelimit::RateLimit,
 }
 
 /// The periodic timer a vcpu starts with (Xen's 10 ms).
@@ -214,6 +218,7 @@ impl Domain {
             max_vcpus: 1,
             clock_tick: u64::MAX,
             console_line: hv_core::conline::GuestLine::new(),
+            log_limit: hv_core::ratelimit::RateLimit::new(crate::time::now_ns()),
         }
     }
 

@@ -236,7 +236,7 @@ pub fn fpu_take(table: &mut DomainTable) {
         dom.vcpu.fpu_initialised = true;
     }
     if !fpu::restore(&mut dom.vcpu.fpu) {
-        log::debug!("d{cur}: its FPU state did not load: reset");
+        crate::guest_log!(dom, Debug, "d{cur}: its FPU state did not load: reset");
     }
     FPU_OWNER.store(u32::from(cur), Ordering::Relaxed);
 }

@@ -1,12 +1,16 @@
 //! `console_io` (XEN-PV-ABI.md §14.2): the privileged domain's console is
 //! Oxen's serial line. dom0's writes are printed as they come; another
 //! domain's go through its line buffer and come out as whole lines prefixed
-//! `(dN) `, as a debug build of Xen prints them (`hv_core::conline`). A long
-//! write is served until `OUTPUT_PER_CALL` bytes went out (a continuation,
-//! as Xen preempts), counted in output, so a guest cannot hold the CPU long
-//! with one call. Lines are not rate-limited yet. Reads take
-//! the bytes COM1 received (VIRQ_CONSOLE tells dom0 when there are some),
-//! without blocking, and only dom0 may read.
+//! `(dN) `, as a debug build of Xen prints them (`hv_core::conline`), each
+//! line a guest message under `guest_loglvl=` and the domain's rate limit
+//! (`hv_core::ratelimit`: by default 10 lines, then one per 5 s, the rest
+//! counted as suppressed). A release Xen refuses domUs' writes (-EPERM);
+//! Oxen prints them rate-limited, so a domU's boot messages still show. A
+//! long write is served until `OUTPUT_PER_CALL` bytes went out or
+//! `INPUT_PER_CALL` bytes were read (a continuation, as Xen preempts), so a
+//! guest cannot hold the CPU long with one call, even with every line
+//! suppressed. Reads take the bytes COM1 received (VIRQ_CONSOLE tells dom0
+//! when there are some), without blocking, and only dom0 may read.
 
 use hv_core::hypercall::Outcome;
 use xen_abi::console::{CONSOLEIO_READ, CONSOLEIO_WRITE};
@@ -27,6 +31,9 @@ const WRITE_STEP: usize = 32;
 /// as a write of text does. More than one call's worth of Oxen's guests'
 /// 512-byte writes of text, so they never see it.
 const OUTPUT_PER_CALL: usize = 1024;
+/// Bytes that may be read from the guest per call: what bounds a write
+/// whose lines are suppressed (or not printable), which costs no output.
+const INPUT_PER_CALL: usize = 16 * 1024;
 
 pub fn do_console_io(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [cmd, count, buf, ..] = args;
@@ -45,17 +52,22 @@ pub fn do_console_io(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
 }
 
 /// Prints the `count` bytes at `buf` until `OUTPUT_PER_CALL` bytes went
-/// out; the rest is a continuation (which rewrites only the three
+/// out or `INPUT_PER_CALL` were read; the rest is a continuation (which rewrites only the three
 /// arguments).
 fn write(dom: &mut Domain, count: usize, buf: u32) -> Outcome {
     let mut step = [0u8; WRITE_STEP];
     let (mut done, mut printed) = (0, 0);
-    while done < count && printed < OUTPUT_PER_CALL {
+    while done < count && printed < OUTPUT_PER_CALL && done < INPUT_PER_CALL {
         let n = WRITE_STEP.min(count - done);
         if let Err(e) = copy_from_guest(&mut step[..n], buf.wrapping_add(done as u32)) {
             return Err(e).into();
         }
-        printed += crate::console::guest_write(dom.domid, &mut dom.console_line, &step[..n]);
+        printed += crate::console::guest_write(
+            dom.domid,
+            &mut dom.console_line,
+            &mut dom.log_limit,
+            &step[..n],
+        );
         done += n;
     }
     if done < count {

@@ -210,7 +210,7 @@ fn destroydomain(table: &mut DomainTable, caller: DomId, domid: DomId) -> Result
     if !dom.dying {
         dom.dying = true;
         // Its last words, even without a newline.
-        crate::console::guest_flush(domid, &mut dom.console_line);
+        crate::console::guest_flush(domid, &mut dom.console_line, &mut dom.log_limit);
         dom.vcpu.saved = None;
         dom.vcpu.online = false;
         sched::fpu_forget(domid);

@@ -4,8 +4,10 @@
 //! map_grant_ref / unmap_grant_ref (host mappings at a virtual address of
 //! the caller's current address space, written by the PV MMU engine as an
 //! ordinary L1 entry with its own references), copy (bounds-checked, both
-//! directions, with a page reference on each frame for the copy), dump_table,
-//! set_version / get_version (v1 only). Each operation reports its own
+//! directions, with a page reference on each frame for the copy), dump_table
+//! (privileged callers only, -EPERM otherwise: it prints on Oxen's console;
+//! one operation per invocation, at most `DUMP_LINES` entries each, the rest
+//! summed up in one line), set_version / get_version (v1 only). Each operation reports its own
 //! `GNTST_*` status; the hypercall returns 0 when the array was processed
 //! (an array longer than 512 operations is continued, as Xen preempts).
 //! Not provided: transfer, unmap_and_replace, `GNTMAP_contains_pte`, v2.
@@ -423,8 +425,13 @@ fn dump_table(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Er
                 "grant table for d{id}: {nr} of at most {max} frames, {} entries pinned\n",
                 d.grants.table.nr_pinned()
             );
-            for e in d.grants.table.dump(&shared) {
+            let mut entries = d.grants.table.dump(&shared);
+            for e in entries.by_ref().take(DUMP_LINES) {
                 crate::printk!("  {e}\n");
+            }
+            let more = entries.count();
+            if more > 0 {
+                crate::printk!("  ... and {more} more entries\n");
             }
             GNTST_OKAY
         }
@@ -435,6 +442,10 @@ fn dump_table(table: &mut DomainTable, caller: DomId, uop: u32) -> Result<(), Er
 /// Operations served per entry before the hypercall continues itself.
 const OPS_PER_CALL: u32 = 512;
 
+/// Entries one `dump_table` operation prints (the rest are counted): with
+/// one dump per invocation, no call prints more than `DUMP_LINES + 2` lines.
+const DUMP_LINES: usize = 32;
+
 pub fn do_grant_table_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [cmd, uops, count, ..] = args;
     let caller = ctx.dom().domid;
@@ -442,6 +453,10 @@ pub fn do_grant_table_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         GNTTABOP_MAP_GRANT_REF => size_of::<GnttabMapGrantRef>(),
         GNTTABOP_UNMAP_GRANT_REF => size_of::<GnttabUnmapGrantRef>(),
         GNTTABOP_SETUP_TABLE => size_of::<GnttabSetupTable>(),
+        // It prints on Oxen's console: only the toolstack's domain may (a
+        // debug Xen prints it only at guest debug level; Oxen keeps the
+        // console for domains it trusts).
+        GNTTABOP_DUMP_TABLE if !ctx.dom().privileged => return Err(Errno::EPERM).into(),
         GNTTABOP_DUMP_TABLE => size_of::<GnttabDumpTable>(),
         GNTTABOP_COPY => size_of::<GnttabCopy>(),
         GNTTABOP_QUERY_SIZE => size_of::<GnttabQuerySize>(),
@@ -458,16 +473,21 @@ pub fn do_grant_table_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         }
         _ => return Err(Errno::ENOSYS).into(),
     } as u32;
-    let table = ctx.table();
+    let per_call = if cmd == GNTTABOP_DUMP_TABLE {
+        1
+    } else {
+        OPS_PER_CALL
+    };
     let mut outcome = Ok(0).into();
     for i in 0..count {
-        if i == OPS_PER_CALL {
+        if i == per_call || ctx.preempt_due(i) {
             // A long array is served in parts: the guest re-enters with the
             // rest (Xen's continuation).
             outcome = Outcome::Continue([cmd, uops.wrapping_add(i * size), count - i, 0, 0]);
             break;
         }
         let uop = uops.wrapping_add(i * size);
+        let table = ctx.table();
         let r = match cmd {
             GNTTABOP_MAP_GRANT_REF => map_one(table, caller, uop),
             GNTTABOP_UNMAP_GRANT_REF => unmap_one(table, caller, uop),
@@ -482,7 +502,7 @@ pub fn do_grant_table_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         }
     }
     // Maps, unmaps, copies and new table frames change frame counts.
-    super::audit_if_asked(table);
+    super::audit_if_asked(ctx.table());
     outcome
 }
 

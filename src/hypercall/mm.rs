@@ -1,10 +1,18 @@
 //! The PV MMU hypercalls (XEN-PV-ABI.md §7): `mmu_update`, `mmuext_op`,
 //! `update_va_mapping(_otherdomain)` and `vm_assist`, bound to the engine in
 //! `pv_mm`. Here: argument decoding, guest copies, `foreigndom`, TLB flushes,
-//! CR3 loads, the `done` counts, and Xen's continuation for long batches.
+//! CR3 loads, the `done` counts, and Xen's continuation for long batches: a
+//! batch yields after `BATCH_PREEMPT` entries or once the invocation has run
+//! `hv_core::hypercall::PREEMPT_AFTER_NS` (checked between entries, as Xen's
+//! `hypercall_preempt_check`), with `pdone` holding the entries done so far
+//! and the rest of `count` marked `MMU_UPDATE_PREEMPTED`. One entry is not
+//! itself preemptible: a `MMUEXT_PIN_L3_TABLE` of four fresh L2s of 512
+//! fresh L1s each validates 4 + 2048 tables, about a million entries, and
+//! its `UNPIN` takes as many down (Xen splits that with `-ERESTART` and
+//! `PGT_partial`; Oxen does not yet).
 
 use hv_core::addr::Mfn;
-use hv_core::hypercall::{MMU_UPDATE_PREEMPTED, Outcome, batch_count};
+use hv_core::hypercall::{Outcome, batch_continuation, batch_count};
 use pv_mm::PtLevel;
 use xen_abi::domid::{DOMID_IO, DOMID_SELF, DOMID_XEN, DomId};
 use xen_abi::errno::Errno;
@@ -76,6 +84,7 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [reqs, count, pdone, foreigndom, _] = args;
     let (count, resumed) = batch_count(count);
     let live = live_domids(ctx);
+    let started = ctx.started_ns();
     let dom = ctx.dom();
     let caller = dom.caller();
     let result = (|| -> Result<Outcome, Errno> {
@@ -90,16 +99,16 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         let mut outcome = Ok(Outcome::Done(0));
         let mut i = 0;
         while i < count {
-            if i == BATCH_PREEMPT {
+            if i == BATCH_PREEMPT || super::preempt_since(started, i) {
                 record_done(pdone, base.wrapping_add(i))?;
-                let next = reqs.wrapping_add(i * core::mem::size_of::<MmuUpdate>() as u32);
-                outcome = Ok(Outcome::Continue([
-                    next,
-                    (count - i) | MMU_UPDATE_PREEMPTED,
+                outcome = Ok(Outcome::Continue(batch_continuation(
+                    reqs,
+                    core::mem::size_of::<MmuUpdate>() as u32,
+                    i,
+                    count,
                     pdone,
                     foreigndom,
-                    0,
-                ]));
+                )));
                 break;
             }
             let req: MmuUpdate = match read_guest(reqs.wrapping_add(i * 16)) {
@@ -141,22 +150,23 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let [ops, count, pdone, foreigndom, _] = args;
     let (count, resumed) = batch_count(count);
     let live = live_domids(ctx);
+    let started = ctx.started_ns();
     let dom = ctx.dom();
     let result = (|| -> Result<Outcome, Errno> {
         let base = done_so_far(pdone, resumed)?;
         let pg_owner = resolve_domid(dom, foreigndom_fd(foreigndom), live)?;
         let mut i = 0;
         while i < count {
-            if i == BATCH_PREEMPT {
+            if i == BATCH_PREEMPT || super::preempt_since(started, i) {
                 record_done(pdone, base.wrapping_add(i))?;
-                let next = ops.wrapping_add(i * core::mem::size_of::<MmuextOp>() as u32);
-                return Ok(Outcome::Continue([
-                    next,
-                    (count - i) | MMU_UPDATE_PREEMPTED,
+                return Ok(Outcome::Continue(batch_continuation(
+                    ops,
+                    core::mem::size_of::<MmuextOp>() as u32,
+                    i,
+                    count,
                     pdone,
                     foreigndom,
-                    0,
-                ]));
+                )));
             }
             let op: MmuextOp = read_guest(ops.wrapping_add(i * 12)).inspect_err(|_| {
                 let _ = record_done(pdone, base.wrapping_add(i));

@@ -39,9 +39,25 @@ use xen_abi::errno::Errno;
 pub struct Ctx {
     pub frame: TrapFrame,
     guard: MutexGuard<'static, DomainTable>,
+    /// System time when this invocation started (for `preempt_due`).
+    started_ns: u64,
 }
 
 impl Ctx {
+    /// Xen's `hypercall_preempt_check()` between the entries of a batch:
+    /// whether this invocation, having served `done` entries, has run long
+    /// enough (`hv_core::hypercall::PREEMPT_AFTER_NS`) to yield with a
+    /// continuation. A nested call (in a multicall) counts from the
+    /// multicall's start.
+    pub fn preempt_due(&self, done: u32) -> bool {
+        preempt_since(self.started_ns, done)
+    }
+
+    /// System time when this invocation started.
+    pub fn started_ns(&self) -> u64 {
+        self.started_ns
+    }
+
     /// The calling domain.
     pub fn dom(&mut self) -> &mut Domain {
         self.guard
@@ -79,6 +95,7 @@ impl Ctx {
 static DECLS: [Hypercall<Ctx>; 28] = [
     Hypercall {
         nr: nr::GRANT_TABLE_OP,
+        // Its GNTTABOP_dump_table is privileged (-EPERM in the handler).
         access: Access::Any,
         handler: gnttab::do_grant_table_op,
     },
@@ -194,6 +211,7 @@ static DECLS: [Hypercall<Ctx>; 28] = [
     },
     Hypercall {
         nr: nr::CONSOLE_IO,
+        // A domU may write (rate-limited); only dom0 reads (the handler).
         access: Access::Any,
         handler: console::do_console_io,
     },
@@ -242,6 +260,11 @@ pub fn init() -> usize {
     t.iter().count()
 }
 
+/// [`Ctx::preempt_due`] for a handler that holds its domain borrowed.
+pub fn preempt_since(started_ns: u64, done: u32) -> bool {
+    done > 0 && hv_core::hypercall::preempt_due(started_ns, crate::time::now_ns(), done)
+}
+
 /// Entries a multicall runs before it yields.
 const MULTICALL_PREEMPT: u32 = 64;
 
@@ -256,7 +279,8 @@ pub fn continuations() -> u32 {
 /// with its arguments and stores the result in the entry; a nested multicall
 /// gets `-EINVAL`. Returns 0 unless the list cannot be read or written, or
 /// an `iret` entry ends it (returning what the iret returns, as Xen). Long
-/// lists yield every `MULTICALL_PREEMPT` entries, and an entry whose own call
+/// lists yield every `MULTICALL_PREEMPT` entries or once the call has run
+/// `PREEMPT_AFTER_NS`, and an entry whose own call
 /// yields keeps its progress in its `args` while the multicall resumes at it.
 fn do_multicall(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     use xen_abi::hypercall::MulticallEntry;
@@ -265,7 +289,7 @@ fn do_multicall(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let entry_size = core::mem::size_of::<MulticallEntry>() as u32;
     for i in 0..count {
         let va = list.wrapping_add(i.wrapping_mul(entry_size));
-        if i == MULTICALL_PREEMPT {
+        if i == MULTICALL_PREEMPT || ctx.preempt_due(i) {
             return Outcome::Continue([va, count - i, 0, 0, 0]);
         }
         let mut entry: MulticallEntry = match read_guest(va) {
@@ -315,6 +339,7 @@ pub fn do_hypercall(frame: &mut TrapFrame) {
     let mut ctx = Ctx {
         frame: *frame,
         guard,
+        started_ns: crate::time::now_ns(),
     };
     cpu::enable_interrupts();
     let outcome = table().dispatch(&mut ctx, privileged, nr, args);

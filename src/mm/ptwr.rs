@@ -57,7 +57,7 @@ fn fetch_insn(eip: u32) -> Option<([u8; MAX_INSN_LEN], usize)> {
 }
 
 /// Emulates the store that faulted at `cr2` with `frame`'s registers.
-pub fn emulate(frame: &mut TrapFrame, dom: &Domain, cr2: u32) -> Result<(), PtwrError> {
+pub fn emulate(frame: &mut TrapFrame, dom: &mut Domain, cr2: u32) -> Result<(), PtwrError> {
     let caller = dom.caller();
     let mut guard = MM.lock();
     let mm = guard.as_mut().expect("frame table initialised");
@@ -84,7 +84,9 @@ pub fn emulate(frame: &mut TrapFrame, dom: &Domain, cr2: u32) -> Result<(), Ptwr
     let index = ((cr2 & 0xFFF) / 8) as usize;
     let offset = cr2 & 7;
     let old = mm.machine.read_pte(table, index);
-    log::debug!(
+    crate::guest_log!(
+        dom,
+        Debug,
         "ptwr: d{} eip {:#010x} cr2 {:#010x} {:?} len {} entry {}:{} old {:#x}",
         dom.domid,
         frame.eip,

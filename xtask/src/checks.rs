@@ -30,6 +30,10 @@ pub const CUSTOM_CHECKS: &[(&str, CustomFn)] = &[
     // Oxen's mm_audit recounted the frame table at least `count` times.
     ("mm_audit_recounted", CustomFn::Counted(check_audits)),
     (
+        "continuations_at_least",
+        CustomFn::Counted(check_continuations),
+    ),
+    (
         "dom0_mem_all_but_128m",
         CustomFn::Plain(check_dom0_all_but_128m),
     ),
@@ -450,6 +454,18 @@ fn check_audits(t: &str, min: u64) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("only {n} recounts"))
+    }
+}
+
+/// At least `min` hypercall continuations by dom0's shutdown (how many more
+/// depends on the clock: a batch also yields after 1 ms).
+fn check_continuations(t: &str, min: u64) -> Result<(), String> {
+    let n = number_after(t, "Hypercall continuations (preempted batches) so far: ")
+        .ok_or("no 'Hypercall continuations' line")?;
+    if n >= min {
+        Ok(())
+    } else {
+        Err(format!("only {n} continuations"))
     }
 }
 

@@ -700,10 +700,11 @@ pub struct Options<'a> {
     pub loglvl: LogLevel,
     /// `loglvl=` rate-limited level; default `Warning`, never below `loglvl`.
     pub loglvl_rate_limited: LogLevel,
-    /// `guest_loglvl=` first level; default `Warning`.
+    /// `guest_loglvl=` first level (guest messages printed whatever the
+    /// rate); default `None`, Xen's release default.
     pub guest_loglvl: LogLevel,
     /// `guest_loglvl=` rate-limited level; default `Warning`, never below
-    /// `guest_loglvl`.
+    /// `guest_loglvl` (see `crate::ratelimit`).
     pub guest_loglvl_rate_limited: LogLevel,
     /// `com1=`; `None` when absent (use [`ComConfig::COM1_DEFAULT`]).
     pub com1: Option<ComConfig>,
@@ -740,7 +741,7 @@ impl Options<'_> {
         },
         loglvl: LogLevel::Warning,
         loglvl_rate_limited: LogLevel::Warning,
-        guest_loglvl: LogLevel::Warning,
+        guest_loglvl: LogLevel::None,
         guest_loglvl_rate_limited: LogLevel::Warning,
         com1: None,
         com2: None,
@@ -774,7 +775,7 @@ impl Default for Options<'_> {
 
 impl fmt::Display for Options<'_> {
     /// The effective options in command-line syntax, e.g.
-    /// `dom0_mem=256M loglvl=all guest_loglvl=warning com1=115200,8n1,0x3f8,4
+    /// `dom0_mem=256M loglvl=all guest_loglvl=none com1=115200,8n1,0x3f8,4
     /// console=com1`. Always shows the log levels and console; shows the
     /// others only when set. Parsing this text gives the same options (apart
     /// from `image` and `dom0_extra`, which are not printed).
@@ -1215,7 +1216,7 @@ mod tests {
         assert!(opts.dom0_mem.is_default());
         assert_eq!(opts.loglvl, LogLevel::Warning);
         assert_eq!(opts.loglvl_rate_limited, LogLevel::Warning);
-        assert_eq!(opts.guest_loglvl, LogLevel::Warning);
+        assert_eq!(opts.guest_loglvl, LogLevel::None);
         assert_eq!(opts.guest_loglvl_rate_limited, LogLevel::Warning);
         assert_eq!(opts.com1, None);
         assert_eq!(opts.com2, None);
@@ -1338,7 +1339,8 @@ mod tests {
         assert_eq!(opts.dom0_mem.resolve(2 * GIB), 256 * MIB);
         assert_eq!(opts.loglvl, LogLevel::All);
         assert_eq!(opts.loglvl_rate_limited, LogLevel::All);
-        assert_eq!(opts.guest_loglvl, LogLevel::Warning);
+        assert_eq!(opts.guest_loglvl, LogLevel::None);
+        assert_eq!(opts.guest_loglvl_rate_limited, LogLevel::Warning);
         assert_eq!(
             opts.com1,
             Some(ComConfig {
@@ -1350,7 +1352,7 @@ mod tests {
         assert!(!opts.noreboot);
         assert_eq!(
             opts.to_string(),
-            "dom0_mem=256M loglvl=all guest_loglvl=warning com1=115200,8n1,0x3f8,4 console=com1"
+            "dom0_mem=256M loglvl=all guest_loglvl=none com1=115200,8n1,0x3f8,4 console=com1"
         );
     }
 
@@ -1922,7 +1924,7 @@ mod tests {
             let opts = clean(&line);
             assert_eq!(opts.loglvl, level);
             assert_eq!(opts.loglvl_rate_limited, level.max(LogLevel::Warning));
-            assert_eq!(opts.guest_loglvl, LogLevel::Warning);
+            assert_eq!(opts.guest_loglvl, LogLevel::None);
             let line = format!("guest_loglvl={name}");
             let opts = clean(&line);
             assert_eq!(opts.guest_loglvl, level);
@@ -2636,7 +2638,7 @@ mod tests {
     fn options_display_defaults() {
         assert_eq!(
             Options::default().to_string(),
-            "loglvl=warning guest_loglvl=warning console=com1"
+            "loglvl=warning guest_loglvl=none console=com1"
         );
     }
 

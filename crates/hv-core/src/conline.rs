@@ -37,7 +37,11 @@
 //! ([`Terminal::flush_guest`]): a crashing guest's last words are the ones
 //! worth reading.
 
+use core::fmt::Write;
+
 use arrayvec::ArrayVec;
+
+use crate::ratelimit::Verdict;
 
 /// The most bytes of one domain's console line held before they are
 /// printed anyway (as a line of their own).
@@ -215,6 +219,38 @@ impl Terminal {
         line.feed(bytes, |text| self.guest_line(domid, text, out));
     }
 
+    /// Another domain's `console_io` output under a rate limit: as
+    /// [`Terminal::guest`], but each completed line asks `gate` first
+    /// (`crate::ratelimit`): a refused line is dropped, and a line let through
+    /// after refusals is preceded by Oxen's line `dN: K messages suppressed`.
+    pub fn guest_gated(
+        &mut self,
+        domid: u16,
+        line: &mut GuestLine,
+        bytes: &[u8],
+        out: &mut impl FnMut(&[u8]),
+        mut gate: impl FnMut() -> Verdict,
+    ) {
+        line.feed(bytes, |text| match gate() {
+            Verdict::Print { suppressed } => {
+                self.suppressed_note(domid, suppressed, out);
+                self.guest_line(domid, text, out);
+            }
+            Verdict::Suppress => {}
+        });
+    }
+
+    /// Oxen's line `dN: K messages suppressed` (nothing when `suppressed`
+    /// is 0).
+    pub fn suppressed_note(&mut self, domid: u16, suppressed: u64, out: &mut impl FnMut(&[u8])) {
+        if suppressed == 0 {
+            return;
+        }
+        let mut note = arrayvec::ArrayString::<64>::new();
+        let _ = writeln!(note, "d{domid}: {suppressed} messages suppressed");
+        self.xen(note.as_bytes(), out);
+    }
+
     /// Prints what is left in `line` (a domain going away).
     pub fn flush_guest(&mut self, domid: u16, line: &mut GuestLine, out: &mut impl FnMut(&[u8])) {
         line.flush(|text| self.guest_line(domid, text, out));
@@ -271,6 +307,39 @@ mod tests {
 
     fn v(s: &str) -> Vec<u8> {
         s.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn a_gated_flood_prints_the_burst_then_says_what_it_dropped() {
+        use crate::ratelimit::{BURST, INTERVAL_NS, RateLimit};
+        let mut term = Terminal::new();
+        let mut line = GuestLine::new();
+        let mut limit = RateLimit::new(0);
+        let mut got = Vec::new();
+        let mut out = |b: &[u8]| got.extend_from_slice(b);
+        let flood = b"flood\n".repeat(1000);
+        term.guest_gated(3, &mut line, &flood, &mut out, || limit.check(0));
+        term.guest_gated(3, &mut line, b"later\n", &mut out, || {
+            limit.check(INTERVAL_NS)
+        });
+        let text = text(&got);
+        assert_eq!(text.matches("(d3) flood\n").count(), BURST as usize);
+        assert!(text.ends_with(&format!(
+            "(XEN) d3: {} messages suppressed\n(d3) later\n",
+            1000 - BURST
+        )));
+        // A gate that refuses everything prints nothing, and the line
+        // buffer still empties.
+        let mut none = Vec::new();
+        term.guest_gated(
+            3,
+            &mut line,
+            b"x\ny\n",
+            &mut |b: &[u8]| none.extend_from_slice(b),
+            || Verdict::Suppress,
+        );
+        assert!(none.is_empty());
+        assert!(line.pending().is_empty());
     }
 
     #[test]

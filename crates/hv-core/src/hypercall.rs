@@ -160,6 +160,43 @@ pub fn batch_count(count: u32) -> (u32, bool) {
     )
 }
 
+/// How long a hypercall runs before a long one yields: Xen's
+/// `hypercall_preempt_check()` turns true at the next timer softirq; Oxen
+/// looks at the clock between the entries of a batch.
+pub const PREEMPT_AFTER_NS: u64 = 1_000_000;
+
+/// Whether a hypercall that started at `started_ns` and has served `done`
+/// entries in this invocation should yield at `now_ns`. Never before the
+/// first entry, so that every invocation makes progress however slow one
+/// entry is.
+pub fn preempt_due(started_ns: u64, now_ns: u64, done: u32) -> bool {
+    done > 0 && now_ns.saturating_sub(started_ns) >= PREEMPT_AFTER_NS
+}
+
+/// The argument registers of a batch's continuation (`mmu_update`,
+/// `mmuext_op`: `array, count, pdone, foreigndom`): the array advanced past
+/// the `done` entries of `size` bytes served in this invocation, the
+/// remaining entries marked `MMU_UPDATE_PREEMPTED` (so the next invocation
+/// adds to what `pdone` holds), `pdone` and `foreigndom` unchanged. `count`
+/// is the invocation's entry count without the mark; `done < count`.
+pub fn batch_continuation(
+    array: u32,
+    size: u32,
+    done: u32,
+    count: u32,
+    pdone: u32,
+    foreigndom: u32,
+) -> [u32; 5] {
+    debug_assert!(done < count);
+    [
+        array.wrapping_add(done.wrapping_mul(size)),
+        (count - done) | MMU_UPDATE_PREEMPTED,
+        pdone,
+        foreigndom,
+        0,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +317,36 @@ mod tests {
             t.dispatch(&mut c, false, 18, [0, 2048, 0x8000, 0x5151, 0xD1D1]),
             Outcome::Continue([0, 2047, 0x8001, 0x5151, 0xD1D1])
         );
+    }
+
+    #[test]
+    fn preemption_waits_for_progress_and_time() {
+        assert!(!preempt_due(0, 10 * PREEMPT_AFTER_NS, 0));
+        assert!(!preempt_due(5, 5 + PREEMPT_AFTER_NS - 1, 100));
+        assert!(preempt_due(5, 5 + PREEMPT_AFTER_NS, 1));
+        // A clock read before the start (another CPU's TSC) is no time.
+        assert!(!preempt_due(1 << 40, 0, 1000));
+    }
+
+    #[test]
+    fn batch_continuations_round_trip() {
+        // mmuext_op entries are 12 bytes: 1000 of 3000 served from 0x8000.
+        let a = batch_continuation(0x8000, 12, 1000, 3000, 0x9000, 0x7ff0);
+        assert_eq!(
+            a,
+            [
+                0x8000 + 12_000,
+                2000 | MMU_UPDATE_PREEMPTED,
+                0x9000,
+                0x7ff0,
+                0
+            ]
+        );
+        assert_eq!(batch_count(a[1]), (2000, true));
+        // The array address wraps as the guest's would (it is checked when read).
+        let b = batch_continuation(0xffff_fff0, 16, 2, 5, 0, 0);
+        assert_eq!(b[0], 0x10);
+        assert_eq!(batch_count(b[1]), (3, true));
     }
 
     #[test]

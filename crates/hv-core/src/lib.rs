@@ -19,6 +19,7 @@ pub mod hypercall;
 pub mod mapcache;
 pub mod privop;
 pub mod ptwr;
+pub mod ratelimit;
 pub mod rtc;
 pub mod sanitise;
 pub mod sched;

@@ -10,6 +10,9 @@
 //!   user sees what this domain may and may not read;
 //! - `xs-flood`: attacks xenstored's memory as a hostile domain would
 //!   ([`crate::flood`]) and prints what the store answered;
+//! - `console-flood`: floods the hypervisor console through `console_io`
+//!   ([`crate::conflood`]) for a few seconds, then writes 2^31 - 1 bytes
+//!   at once, as a hostile domain would;
 //! - `spin <ms>`: keeps the CPU busy for that long (at most 10 s), so that
 //!   the domain's CPU time (`xm list`'s Time column) visibly advances;
 //! - `help`: the list of commands.
@@ -38,6 +41,8 @@ pub enum Command {
     Spin { ms: u32 },
     /// `xs-flood`: run [`crate::flood::run`] on the domain's store connection.
     XsFlood,
+    /// `console-flood`: flood the hypervisor console ([`crate::conflood`]).
+    ConsoleFlood,
 }
 
 /// The longest `spin`.
@@ -53,6 +58,10 @@ pub const HELP: &[(&str, &str)] = &[
     (
         "xs-flood",
         "try to exhaust xenstored's memory (long paths, writes)",
+    ),
+    (
+        "console-flood",
+        "flood the hypervisor console for 6 s (console_io)",
     ),
     (
         "spin",
@@ -127,6 +136,7 @@ pub fn parse(line: &[u8]) -> Option<Command> {
         b"crash" => Some(Command::Crash),
         b"help" => Some(Command::Help),
         b"xs-flood" => Some(Command::XsFlood),
+        b"console-flood" => Some(Command::ConsoleFlood),
         l if l.starts_with(b"spin ") => {
             let ms = core::str::from_utf8(&l[5..]).ok()?.trim().parse().ok()?;
             (ms <= MAX_SPIN_MS).then_some(Command::Spin { ms })
@@ -186,6 +196,17 @@ mod tests {
     }
 
     #[test]
+    fn console_flood_takes_no_argument() {
+        let mut l = LineBuffer::new();
+        assert_eq!(
+            feed_all(&mut l, b"console-flood\r"),
+            [Command::ConsoleFlood]
+        );
+        assert!(feed_all(&mut l, b"console-flood 5\r").is_empty());
+        assert!(feed_all(&mut l, b"console\r").is_empty());
+    }
+
+    #[test]
     fn spin_takes_bounded_milliseconds() {
         assert_eq!(parse(b"spin 300"), Some(Command::Spin { ms: 300 }));
         assert_eq!(parse(b"spin 10000"), Some(Command::Spin { ms: 10_000 }));
@@ -238,6 +259,6 @@ mod tests {
             };
             assert!(parse(line.as_bytes()).is_some(), "{name}");
         }
-        assert_eq!(HELP.len(), 5);
+        assert_eq!(HELP.len(), 6);
     }
 }

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod conflood;
 pub mod control;
 pub mod echo;
 pub mod flood;

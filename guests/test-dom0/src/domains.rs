@@ -43,6 +43,81 @@ fn drain_console_ring(rc: &mut xen_abi::sysctl::XenSysctlReadconsole, mut index:
     }
 }
 
+/// The console ring's text from `index` on, as far as `buf` holds, and the
+/// index after it (`index` `None`: the current end, with no text).
+fn console_since(index: Option<u32>, buf: &mut [u8]) -> (&[u8], u32) {
+    use xen_abi::sysctl::{XEN_SYSCTL_READCONSOLE, XenSysctl, XenSysctlReadconsole};
+    let mut rc = XenSysctlReadconsole {
+        incremental: 1,
+        index: index.unwrap_or(0),
+        ..Default::default()
+    };
+    let Some(mut at) = index else {
+        let mut scratch = [0u8; 256];
+        rc.buffer = scratch.as_mut_ptr() as u64;
+        rc.count = scratch.len() as u32;
+        let mut s = XenSysctl::new(XEN_SYSCTL_READCONSOLE, &rc);
+        let _ = sysctl(&mut s);
+        let end = drain_console_ring(&mut rc, s.payload::<XenSysctlReadconsole>().index);
+        return (&buf[..0], end);
+    };
+    let mut n = 0;
+    while n < buf.len() {
+        rc.index = at;
+        rc.buffer = buf[n..].as_mut_ptr() as u64;
+        rc.count = (buf.len() - n) as u32;
+        let mut s = XenSysctl::new(XEN_SYSCTL_READCONSOLE, &rc);
+        let r = sysctl(&mut s);
+        let p = s.payload::<XenSysctlReadconsole>();
+        if r.is_err() || p.count == 0 {
+            break;
+        }
+        n += p.count as usize;
+        at = p.index;
+    }
+    (&buf[..n], at)
+}
+
+/// What domain `id`'s console flood left in `text`: the lines printed for
+/// it and the sum of Oxen's `dN: K messages suppressed` notes.
+fn flood_lines(text: &[u8], id: DomId) -> (u64, u64) {
+    let mut prefix = [0u8; 12];
+    let mut note = [0u8; 12];
+    let p = fmt_into(&mut prefix, format_args!("(d{id}) "));
+    let nl = fmt_into(&mut note, format_args!("d{id}: "));
+    let (mut printed, mut suppressed) = (0u64, 0u64);
+    for line in text.split(|&b| b == b'\n') {
+        if line.starts_with(&prefix[..p]) {
+            printed += 1;
+        } else if let Some(at) = line.windows(nl).position(|w| w == &note[..nl])
+            && line.ends_with(b" messages suppressed")
+        {
+            let digits = &line[at + nl..line.len() - b" messages suppressed".len()];
+            let k = digits.iter().try_fold(0u64, |k, &d| {
+                d.is_ascii_digit().then(|| k * 10 + u64::from(d - b'0'))
+            });
+            suppressed += k.unwrap_or(u64::MAX / 2);
+        }
+    }
+    (printed, suppressed)
+}
+
+/// Formats into `buf`; returns the length (cut at the buffer's end).
+fn fmt_into(buf: &mut [u8], args: core::fmt::Arguments<'_>) -> usize {
+    struct W<'a>(&'a mut [u8], usize);
+    impl core::fmt::Write for W<'_> {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let n = s.len().min(self.0.len() - self.1);
+            self.0[self.1..self.1 + n].copy_from_slice(&s.as_bytes()[..n]);
+            self.1 += n;
+            Ok(())
+        }
+    }
+    let mut w = W(buf, 0);
+    let _ = core::fmt::write(&mut w, args);
+    w.1
+}
+
 /// `memory_op(kind)` (increase_reservation or populate_physmap) of
 /// `frames.len()` single pages for domain `id`; `frames` goes in holding
 /// pfns 0.. and comes back holding the machine frames.
@@ -473,8 +548,9 @@ pub(crate) fn domains(c: &mut Checks, mem: &Mem<'_>) {
 
 // A tiny second domain, run by `run_domu`: at 0x1000 in its own address
 // space, it puts 2.0 on the FPU stack, yields 50 times (dom0 runs between,
-// with 3.0 on its own FPU stack), checks the value, says so on the console
-// and powers off.
+// with 3.0 on its own FPU stack), checks the value, says so on the console,
+// tries what a domU may not (results in its data page at 0x2000), floods
+// the console with 64512 lines and powers off.
 core::arch::global_asm!(
     r#"
     .section .rodata
@@ -527,6 +603,37 @@ td_domu_code_start:
     int     $0x82
     movswl  0x2212, %eax
     movl    %eax, 0x2028
+    /* GNTTABOP_dump_table of itself: only the toolstack's domain may */
+    movl    $0x7ff0, 0x2230     /* dom DOMID_SELF, status 0 */
+    movl    $20, %eax           /* grant_table_op */
+    movl    $3, %ebx            /* GNTTABOP_dump_table */
+    movl    $0x2230, %ecx
+    movl    $1, %edx
+    int     $0x82
+    movl    %eax, 0x202c
+    /* A console flood: 3 KiB of newlines (the first ends the message
+       above), written 20 times, then once with a count of 2^31 - 1 that
+       runs into the unmapped page at 0x3000 */
+    movl    $0x2400, %edi
+    movl    $0x0a0a0a0a, %eax
+    movl    $768, %ecx
+    cld
+    rep stosl
+    movl    $20, %esi
+4:  movl    $18, %eax           /* console_io */
+    movl    $0, %ebx            /* CONSOLEIO_write */
+    movl    $3072, %ecx
+    movl    $0x2400, %edx
+    int     $0x82
+    orl     %eax, 0x2030
+    decl    %esi
+    jnz     4b
+    movl    $18, %eax
+    movl    $0, %ebx
+    movl    $0x7fffffff, %ecx
+    movl    $0x2400, %edx
+    int     $0x82
+    movl    %eax, 0x2034
     movl    $0, 0x2004          /* sched_shutdown.reason = poweroff */
     movl    $29, %eax
     movl    $2, %ebx            /* SCHEDOP_shutdown */
@@ -534,8 +641,8 @@ td_domu_code_start:
     int     $0x82
 3:  jmp     3b
 td_domu_msg:
-    /* No newline: Oxen prints the line when the domain is destroyed; the
-       ESC and CR are dropped (a domU's console text is printable only). */
+    /* No newline: the flood's first newline ends it; the ESC and CR are
+       dropped (a domU's console text is printable only). */
     .ascii "domU: a second domain ran;\033 its FPU value\r survived 50 switches"
 td_domu_msg_end:
 td_domu_code_end:
@@ -753,6 +860,7 @@ pub(crate) fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
     // dom0 holds 3.0 on its FPU stack while the domU runs with 2.0.
     // SAFETY: x87 only; Oxen and this soft-float kernel use no x87 state.
     unsafe { core::arch::asm!("fld1", "fld1", "fld1", "faddp", "faddp") };
+    let (_, ring_before_run) = console_since(None, &mut []);
     let mut up = XenDomctl::new(XEN_DOMCTL_UNPAUSEDOMAIN, id, &0u32);
     c.ok("domu_unpause", domctl(&mut up));
     let info = |id: DomId| {
@@ -807,6 +915,19 @@ pub(crate) fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
     crate::grants::pinned_frame_outlives_its_reservation(c, mem);
     let mut k = XenDomctl::new(XEN_DOMCTL_DESTROYDOMAIN, id, &0u32);
     c.ok("domu_destroy", domctl(&mut k));
+    // Its 64512 console lines (the message and 21 * 3072 newlines): a
+    // burst of 10 printed (one more per 5 s), every other one counted in
+    // Oxen's `dN: K messages suppressed` (the last note at its destruction).
+    static mut RING: [u8; 16 * 1024] = [0; 16 * 1024];
+    // SAFETY: only this function uses RING, once.
+    let ring = unsafe { &mut *core::ptr::addr_of_mut!(RING) };
+    let (text, _) = console_since(Some(ring_before_run), ring);
+    let (printed, suppressed) = flood_lines(text, id);
+    c.check(
+        "domu_console_flood_throttled",
+        (10..=12).contains(&printed) && printed + suppressed == 21 * 3072,
+        format_args!("{printed} lines printed, {suppressed} suppressed"),
+    );
     let st = status(bi.local_port);
     c.check(
         "evtchn_peer_destroyed_unbound",

@@ -42,7 +42,7 @@ pub(crate) const PENDING: u32 = 2048;
 const MASKS: u32 = 2176;
 
 /// The per-port handler test-dom0 gives pvrt: counts events per port.
-fn count_event(port: u32) {
+pub(crate) fn count_event(port: u32) {
     if let Some(n) = SEEN.get(port as usize) {
         n.fetch_add(1, AtOrd::SeqCst);
     }

@@ -67,6 +67,27 @@ pub(crate) fn domu_refusals(c: &mut Checks, mem: &Mem<'_>, id: DomId, data: u32,
             ((va + 0x28) as *const i32).read_volatile(),
         )
     };
+    // SAFETY: as above.
+    let (dump, flood, huge) = unsafe {
+        (
+            ((va + 0x2c) as *const i32).read_volatile(),
+            ((va + 0x30) as *const i32).read_volatile(),
+            ((va + 0x34) as *const i32).read_volatile(),
+        )
+    };
+    c.check(
+        "domu_dump_table_refused",
+        dump == -Errno::EPERM.0,
+        format_args!("{dump}"),
+    );
+    // Its twenty 3 KiB writes succeed (rate-limited, not refused); the
+    // write of 2^31 - 1 bytes is continued until it reaches the unmapped
+    // page and fails there, without holding the machine.
+    c.check(
+        "domu_console_flood_written",
+        flood == 0 && huge == -Errno::EFAULT.0,
+        format_args!("writes {flood:#x}, the 2^31 - 1 byte write {huge}"),
+    );
     c.check(
         "domu_map_grant_not_offered",
         gmap == i32::from(xen_abi::grant::GNTST_GENERAL_ERROR),

@@ -299,23 +299,15 @@ pub(crate) fn multicall(c: &mut Checks, mem: &Mem<'_>) {
     );
 }
 
-/// Builds a new address space (new L3 and a new slot-3 L2 sharing the
-/// bootstrap L1s), pins it, switches to it and back, and unpins it.
-pub(crate) fn new_page_tables(c: &mut Checks, mem: &Mem<'_>) {
-    let si = mem.si;
-    let (l3_pfn, l2_pfn) = (mem.first_free_pfn + 1, mem.first_free_pfn + 2);
-    let (l3_mfn, l2_mfn) = (mem.mfn(l3_pfn), mem.mfn(l2_pfn));
-    let (l3_va, l2_va) = (mem.scratch_va(10), mem.scratch_va(11));
-    let boot_l3 = si.pt_base as *const u64;
+/// Fills the frames mapped writable at `l3_va` and `l2_va` as a copy of the
+/// bootstrap address space: the L3 shares the bootstrap L2s of slots 0-2,
+/// and its slot 3 is the new L2 (`l2_mfn`), whose guest part copies the
+/// bootstrap slot-3 L2's (the same L1s).
+fn fill_l3_copy(mem: &Mem<'_>, l3_va: u32, l2_va: u32, l2_mfn: u32) {
+    let boot_l3 = mem.si.pt_base as *const u64;
     // SAFETY: the bootstrap L3 is mapped read-only at pt_base.
     let boot_l3e = |i: usize| unsafe { boot_l3.add(i).read_volatile() };
     let boot_l2 = mem.va_of_mfn(((boot_l3e(3) & FRAME) >> 12) as u32) as *const u64;
-
-    c.ok(
-        "map_new_tables_rw",
-        mem.map(l3_va, l3_mfn, true)
-            .and(mem.map(l2_va, l2_mfn, true)),
-    );
     // SAFETY: both frames are mapped writable at l3_va/l2_va; boot_l2 is readable.
     unsafe {
         core::ptr::write_bytes(l3_va as *mut u8, 0, PAGE as usize);
@@ -330,6 +322,21 @@ pub(crate) fn new_page_tables(c: &mut Checks, mem: &Mem<'_>) {
         }
         (l3_va as *mut u64).add(3).write_volatile(pte(l2_mfn, P));
     }
+}
+
+/// Builds a new address space (new L3 and a new slot-3 L2 sharing the
+/// bootstrap L1s), pins it, switches to it and back, and unpins it.
+pub(crate) fn new_page_tables(c: &mut Checks, mem: &Mem<'_>) {
+    let si = mem.si;
+    let (l3_pfn, l2_pfn) = (mem.first_free_pfn + 1, mem.first_free_pfn + 2);
+    let (l3_mfn, l2_mfn) = (mem.mfn(l3_pfn), mem.mfn(l2_pfn));
+    let (l3_va, l2_va) = (mem.scratch_va(10), mem.scratch_va(11));
+    c.ok(
+        "map_new_tables_rw",
+        mem.map(l3_va, l3_mfn, true)
+            .and(mem.map(l2_va, l2_mfn, true)),
+    );
+    fill_l3_copy(mem, l3_va, l2_va, l2_mfn);
     // Pinning while a writable mapping exists must fail.
     c.err(
         "pin_while_writable",
@@ -638,6 +645,95 @@ pub(crate) fn long_batch(c: &mut Checks, mem: &Mem<'_>) {
         format_args!("{r:?} done={done}"),
     );
     let _ = mem.unmap(va);
+}
+
+/// A batch of 500 `PIN_L3`/`UNPIN` pairs on one L3 (each pin validates its
+/// fresh slot-3 L2, 512 entries, and each unpin takes it down): fewer ops
+/// than Oxen serves per invocation by count (1024), so only its clock can
+/// split the batch. An event made pending (masked) just before is
+/// delivered at Oxen's first return to this vcpu, and its handler notes
+/// `pdone` there: fewer than the batch means Oxen yielded in the middle
+/// (a continuation, as Xen's `hypercall_preempt_check`). The batch still
+/// completes, `pdone` counts every op across the continuations, and the L3
+/// ends unpinned (with `mm_audit`, every invocation is recounted).
+pub(crate) fn pin_unpin_batch(c: &mut Checks, mem: &Mem<'_>) {
+    use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
+    use xen_abi::evtchn::{EVTCHNOP_BIND_IPI, EVTCHNOP_CLOSE, EVTCHNOP_SEND};
+    use xen_abi::evtchn::{EvtchnBindIpi, EvtchnClose, EvtchnSend};
+    const OPS: usize = 1000;
+    static DONE: AtomicU32 = AtomicU32::new(0);
+    static DONE_AT_EVENT: AtomicU32 = AtomicU32::new(u32::MAX);
+    fn note_done(_port: u32) {
+        let _ = DONE_AT_EVENT.compare_exchange(u32::MAX, DONE.load(SeqCst), SeqCst, SeqCst);
+    }
+    let (l3_mfn, l2_mfn) = (
+        mem.mfn(mem.first_free_pfn + 1),
+        mem.mfn(mem.first_free_pfn + 2),
+    );
+    let (l3_va, l2_va) = (mem.scratch_va(10), mem.scratch_va(11));
+    let mapped = mem
+        .map(l3_va, l3_mfn, true)
+        .and(mem.map(l2_va, l2_mfn, true));
+    if mapped.is_ok() {
+        fill_l3_copy(mem, l3_va, l2_va, l2_mfn);
+    }
+    let unmapped = mem.unmap(l3_va).and(mem.unmap(l2_va));
+    static mut BATCH: [MmuextOp; OPS] = [MmuextOp::new(0, 0, 0); OPS];
+    // SAFETY: one vcpu, and only this function touches BATCH.
+    let batch = unsafe { &mut *core::ptr::addr_of_mut!(BATCH) };
+    for (i, op) in batch.iter_mut().enumerate() {
+        let cmd = if i % 2 == 0 {
+            MMUEXT_PIN_L3_TABLE
+        } else {
+            MMUEXT_UNPIN_TABLE
+        };
+        *op = MmuextOp::new(cmd, l3_mfn, 0);
+    }
+    // shared_info where pvrt's upcall and `events` look for it (the
+    // earlier families unmapped it).
+    let si_va = crate::events::SHARED_VA.load(SeqCst);
+    let si_mapped = mem.map(si_va, mem.si.shared_info >> 12, true);
+    let mut ipi = EvtchnBindIpi { vcpu: 0, port: 0 };
+    let bound = crate::events::evtchn(EVTCHNOP_BIND_IPI, &mut ipi);
+    pvrt::events::on(ipi.port, note_done);
+    let upcall_mask = crate::events::shared_u8(1);
+    upcall_mask.store(1, SeqCst);
+    let sent = crate::events::evtchn(EVTCHNOP_SEND, &mut EvtchnSend { port: ipi.port });
+    // Unmasked without a hypercall: the event waits for Oxen's next return.
+    upcall_mask.store(0, SeqCst);
+    // SAFETY: the batch and DONE outlive the call; Oxen reads the one and
+    // writes the other.
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(
+            xen_abi::hypercall::MMUEXT_OP,
+            [
+                batch.as_ptr() as u32,
+                OPS as u32,
+                DONE.as_ptr() as u32,
+                self_dom(),
+                0,
+            ],
+        )
+    });
+    let (done, at_event) = (DONE.load(SeqCst), DONE_AT_EVENT.load(SeqCst));
+    pvrt::events::on(ipi.port, crate::events::count_event);
+    let _ = crate::events::evtchn(EVTCHNOP_CLOSE, &mut EvtchnClose { port: ipi.port });
+    upcall_mask.store(1, SeqCst);
+    let _ = mem.unmap(si_va);
+    c.check(
+        "pin_unpin_batch_completes",
+        mapped.is_ok() && unmapped.is_ok() && r == Ok(0) && done == OPS as u32,
+        format_args!("{mapped:?} {unmapped:?} {r:?} done={done}"),
+    );
+    c.check(
+        "pin_unpin_batch_preempted",
+        si_mapped.is_ok() && bound.is_ok() && sent.is_ok() && (1..OPS as u32).contains(&at_event),
+        format_args!("{si_mapped:?} {bound:?} {sent:?} pdone at the first return: {at_event}"),
+    );
+    c.ok(
+        "pin_unpin_batch_leaves_l3_unpinned",
+        mem.map(l3_va, l3_mfn, true).and(mem.unmap(l3_va)),
+    );
 }
 
 /// `memory_op`: sizes, maps, and growing and shrinking the reservation.

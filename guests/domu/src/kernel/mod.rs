@@ -15,7 +15,7 @@
 //! into lines, and a line naming a console command (`domu::command`) is acted
 //! on: `crash` shuts the domain down as crashed, the one way it crashes on
 //! purpose; `xs-flood` runs `domu::flood` over the store connection and
-//! prints what each step got; a `control/shutdown` request is read and cleared in a transaction
+//! prints what each step got; `console-flood` floods the hypervisor console; a `control/shutdown` request is read and cleared in a transaction
 //! and acted on. A xenstore failure is reported on both consoles and the
 //! kernel goes on with the console alone.
 
@@ -279,6 +279,7 @@ fn console_input(con: &mut Console, name: &Text, mut xs: Option<&mut XenBus>) {
                 Some(x) => xs_flood(con, x),
                 None => con.line(format_args!("xs-flood: no xenstore connection")),
             },
+            Some(Command::ConsoleFlood) => console_flood(con),
             Some(Command::Spin { ms }) => {
                 let va = SHARED_VA.load(core::sync::atomic::Ordering::Relaxed);
                 let start = pvrt::time::now(va);
@@ -295,6 +296,40 @@ fn console_input(con: &mut Console, name: &Text, mut xs: Option<&mut XenBus>) {
             }
         }
     }
+}
+
+/// `console-flood`: numbered lines through `console_io` for
+/// `domu::conflood::FLOOD_MS`, then one write of 2^31 - 1 bytes from the
+/// kernel's first page (Oxen continues it until it reaches the end of the
+/// mapped memory and fails there); the figures go on the console ring.
+fn console_flood(con: &mut Console) {
+    use domu::conflood::{FLOOD_MS, fill};
+    con.line(format_args!("console-flood: flooding for {FLOOD_MS} ms"));
+    let va = SHARED_VA.load(core::sync::atomic::Ordering::Relaxed);
+    let until = pvrt::time::now(va) + FLOOD_MS * 1_000_000;
+    let (mut next, mut writes) = (0u64, 0u64);
+    let mut buf = [0u8; 512];
+    while pvrt::time::now(va) < until {
+        let n = fill(&mut buf, &mut next);
+        pvrt::console::write_bytes(&buf[..n]);
+        writes += 1;
+    }
+    // SAFETY: Oxen only reads from the buffer, and checks every page of it.
+    let huge = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(
+            xen_abi::hypercall::CONSOLE_IO,
+            [
+                xen_abi::console::CONSOLEIO_WRITE,
+                0x7fff_ffff,
+                pvrt::VIRT_BASE,
+                0,
+                0,
+            ],
+        )
+    });
+    con.line(format_args!(
+        "console-flood: done, {next} lines in {writes} writes; a write of 2^31 - 1 bytes: {huge:?}"
+    ));
 }
 
 /// `domu::flood` over the kernel's store connection.
