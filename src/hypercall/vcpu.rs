@@ -50,10 +50,8 @@ pub fn do_vcpu_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
             Ok(0)
         }
         VCPUOP_SET_SINGLESHOT_TIMER => read_guest::<VcpuSetSingleshotTimer>(arg).and_then(|t| {
-            let (deadline, flags) = (t.timeout_abs_ns, t.flags);
-            if flags & VCPU_SSHOTTMR_FUTURE != 0 && deadline < now {
-                return Err(Errno::ETIME);
-            }
+            let future = t.flags & VCPU_SSHOTTMR_FUTURE != 0;
+            let deadline = hv_core::sanitise::singleshot_deadline(now, t.timeout_abs_ns, future)?;
             vcpu.singleshot = Some(deadline);
             Ok(0)
         }),

@@ -138,6 +138,25 @@ pub const fn set_timer_op_deadline(now: u64, timeout: u64) -> Option<u64> {
     }
 }
 
+/// The deadline `VCPUOP_set_singleshot_timer(timeout_abs_ns, flags)` arms at
+/// `now` (`future`: the `VCPU_SSHOTTMR_future` flag). As Xen: with the flag a
+/// deadline before `now` (compared as unsigned) is `-ETIME`; otherwise the
+/// deadline is signed system time, so one at or past 2^63 is in the past and
+/// fires at once, like any past deadline.
+pub const fn singleshot_deadline(
+    now: u64,
+    timeout_abs_ns: u64,
+    future: bool,
+) -> Result<u64, Errno> {
+    if future && timeout_abs_ns < now {
+        Err(Errno::ETIME)
+    } else if timeout_abs_ns > i64::MAX as u64 {
+        Ok(now)
+    } else {
+        Ok(timeout_abs_ns)
+    }
+}
+
 /// The CPU's physical-address width in bits: CPUID 0x80000008 EAX[7:0] when
 /// the CPU has that leaf (`max_extended_leaf` from CPUID 0x80000000 EAX),
 /// else 36 with PAE or PSE-36 and 32 without (Intel SDM, "MAXPHYADDR").
@@ -249,6 +268,25 @@ mod tests {
         assert_eq!(next_deadline(10, 5), 15);
         assert_eq!(next_deadline(10, u64::MAX), u64::MAX);
         assert_eq!(next_deadline(u64::MAX, MAX_PERIOD_NS), u64::MAX);
+    }
+
+    #[test]
+    fn singleshot_deadline_as_xen() {
+        let now = 5_000_000_000;
+        assert_eq!(singleshot_deadline(now, now + 7, true), Ok(now + 7));
+        assert_eq!(singleshot_deadline(now, now, true), Ok(now));
+        assert_eq!(singleshot_deadline(now, now - 1, true), Err(Errno::ETIME));
+        assert_eq!(singleshot_deadline(now, 1, false), Ok(1));
+        assert_eq!(
+            singleshot_deadline(now, i64::MAX as u64, true),
+            Ok(i64::MAX as u64)
+        );
+        // Negative as system time: in the past, so at once, flag or not (the
+        // flag's comparison is unsigned, as Xen's).
+        for neg in [1 << 63, u64::MAX] {
+            assert_eq!(singleshot_deadline(now, neg, true), Ok(now), "{neg:#x}");
+            assert_eq!(singleshot_deadline(now, neg, false), Ok(now), "{neg:#x}");
+        }
     }
 
     #[test]
