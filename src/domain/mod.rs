@@ -241,6 +241,8 @@ impl Domain {
 /// The initial domain's shutdown is the machine's: poweroff halts, reboot
 /// resets, a crash resets after five seconds unless `noreboot`.
 pub fn shutdown(dom: &mut Domain, reason: u32) {
+    // Its last words come first, even without a newline.
+    crate::console::guest_flush(dom.domid, &mut dom.console_line, &mut dom.log_limit);
     dom.shutdown_reason = Some(reason);
     let name = xen_abi::sched::shutdown_reason_name(reason).unwrap_or("unknown");
     crate::printk!(

@@ -290,7 +290,11 @@ fn console_input(con: &mut Console, name: &Text, mut xs: Option<&mut XenBus>) {
                 con.line(format_args!("spun {ms} ms"));
             }
             Some(Command::Crash) => {
-                con.both(format_args!("domU {name}: crashing (asked on its console)"));
+                con.line(format_args!("domU {name}: crashing (asked on its console)"));
+                // Its last words on the hypervisor console end without a
+                // newline, as a dying kernel's often do: Oxen prints the
+                // partial line when the domain shuts down.
+                pvrt::print!("domU {name}: crashing (asked on its console)");
                 let e = pvrt::hypercall::shutdown(xen_abi::sched::SHUTDOWN_CRASH);
                 con.both(format_args!("domU {name}: shutdown (crash) refused: {e}"));
             }
