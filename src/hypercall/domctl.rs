@@ -82,6 +82,7 @@ fn new_domain(domid: DomId, c: &XenDomctlCreatedomain) -> Result<Domain, Errno> 
             crate::printk!(
                 "ACCOUNTING ERROR: d{domid} created with {left} page(s) still counted; reset\n"
             );
+            crate::mm::count_accounting_error();
         }
     }
     let shared_info = alloc_extra_frame_below(domid, None).ok_or(Errno::ENOMEM)?;

@@ -64,19 +64,23 @@ fn live_domids(ctx: &mut Ctx) -> u64 {
     live
 }
 
-fn record_done(pdone: u32, done: u32) -> Result<(), Errno> {
+/// Writes the batch's done count to the guest's `pdone` (if it gave one). As
+/// Xen, a `pdone` Oxen cannot write is the guest's own problem: the call's
+/// result stands, and nothing about the work done (CR3 reload included)
+/// depends on it.
+fn record_done(pdone: u32, done: u32) {
     if pdone != 0 {
-        write_guest(pdone, &done)
-    } else {
-        Ok(())
+        let _ = write_guest(pdone, &done);
     }
 }
 
-fn done_so_far(pdone: u32, resumed: bool) -> Result<u32, Errno> {
+/// The done count a continued batch starts from: the guest's `pdone` (0 if
+/// unreadable, as Xen ignores that read's failure too).
+fn done_so_far(pdone: u32, resumed: bool) -> u32 {
     if resumed && pdone != 0 {
-        read_guest::<u32>(pdone)
+        read_guest::<u32>(pdone).unwrap_or(0)
     } else {
-        Ok(0)
+        0
     }
 }
 
@@ -88,7 +92,7 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let dom = ctx.dom();
     let caller = dom.caller();
     let result = (|| -> Result<Outcome, Errno> {
-        let base = done_so_far(pdone, resumed)?;
+        let base = done_so_far(pdone, resumed);
         let pg_owner = resolve_domid(dom, foreigndom_fd(foreigndom), live)?;
         let pt_owner = match foreigndom_pfd(foreigndom) {
             Some(id) => resolve_domid(dom, id, live)?,
@@ -100,7 +104,6 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         let mut i = 0;
         while i < count {
             if i == BATCH_PREEMPT || super::preempt_since(started, i) {
-                record_done(pdone, base.wrapping_add(i))?;
                 outcome = Ok(Outcome::Continue(batch_continuation(
                     reqs,
                     core::mem::size_of::<MmuUpdate>() as u32,
@@ -130,13 +133,11 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         // (PDPTEs are cached at CR3 load): the low copy is refreshed from the
         // L3 and CR3 reloaded, which also flushes stale translations of
         // edited L1s.
+        // Every way out of the loop comes here, so no exit skips it.
         if i > 0 {
             dom.load_cr3();
         }
-        if matches!(outcome, Ok(Outcome::Continue(_))) {
-            return outcome;
-        }
-        record_done(pdone, base.wrapping_add(i))?;
+        record_done(pdone, base.wrapping_add(i));
         outcome
     })();
     audit_if_asked(ctx.table());
@@ -153,12 +154,12 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let started = ctx.started_ns();
     let dom = ctx.dom();
     let result = (|| -> Result<Outcome, Errno> {
-        let base = done_so_far(pdone, resumed)?;
+        let base = done_so_far(pdone, resumed);
         let pg_owner = resolve_domid(dom, foreigndom_fd(foreigndom), live)?;
         let mut i = 0;
         while i < count {
             if i == BATCH_PREEMPT || super::preempt_since(started, i) {
-                record_done(pdone, base.wrapping_add(i))?;
+                record_done(pdone, base.wrapping_add(i));
                 return Ok(Outcome::Continue(batch_continuation(
                     ops,
                     core::mem::size_of::<MmuextOp>() as u32,
@@ -169,15 +170,15 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
                 )));
             }
             let op: MmuextOp = read_guest(ops.wrapping_add(i * 12)).inspect_err(|_| {
-                let _ = record_done(pdone, base.wrapping_add(i));
+                record_done(pdone, base.wrapping_add(i));
             })?;
             if let Err(e) = mmuext_one(dom, &op, pg_owner) {
-                record_done(pdone, base.wrapping_add(i))?;
+                record_done(pdone, base.wrapping_add(i));
                 return Err(e);
             }
             i += 1;
         }
-        record_done(pdone, base.wrapping_add(count))?;
+        record_done(pdone, base.wrapping_add(count));
         Ok(Outcome::Done(0))
     })();
     audit_if_asked(ctx.table());
@@ -259,9 +260,18 @@ pub fn switch_base_pointer(dom: &mut Domain, mfn: Mfn) -> Result<(), Errno> {
     MM.lock()
         .as_mut()
         .expect("frame table initialised")
-        .new_baseptr(mfn, Some(dom.vcpu.cr3), &caller, extended)?;
-    dom.vcpu.cr3 = mfn;
+        .new_baseptr(mfn, None, &caller, extended)?;
+    let old = core::mem::replace(&mut dom.vcpu.cr3, mfn);
     dom.load_cr3();
+    // Only now that the CPU runs on the new tables may the old ones go (the
+    // old L3's slot-3 L2 maps Oxen itself until the CR3 load), as Xen's
+    // write_ptbase before put_page_and_type.
+    if old.0 != 0 {
+        MM.lock()
+            .as_mut()
+            .expect("frame table initialised")
+            .put_page_and_type(old);
+    }
     Ok(())
 }
 
