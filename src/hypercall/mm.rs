@@ -5,11 +5,16 @@
 //! batch yields after `BATCH_PREEMPT` entries or once the invocation has run
 //! `hv_core::hypercall::PREEMPT_AFTER_NS` (checked between entries, as Xen's
 //! `hypercall_preempt_check`), with `pdone` holding the entries done so far
-//! and the rest of `count` marked `MMU_UPDATE_PREEMPTED`. One entry is not
-//! itself preemptible: a `MMUEXT_PIN_L3_TABLE` of four fresh L2s of 512
-//! fresh L1s each validates 4 + 2048 tables, about a million entries, and
-//! its `UNPIN` takes as many down (Xen splits that with `-ERESTART` and
-//! `PGT_partial`; Oxen does not yet).
+//! and the rest of `count` marked `MMU_UPDATE_PREEMPTED`.
+//!
+//! One `MMUEXT_PIN_L2_TABLE`/`PIN_L3_TABLE` or `NEW_BASEPTR` is itself split
+//! (Xen's `-ERESTART` with `PGT_partial`, `pv_mm::partial`): an invocation
+//! validates at most [`VALIDATE_BUDGET`] entries (plus one L1) and, if the
+//! op is not complete, continues with the op not counted done, the tables
+//! left partial; the continuation resumes them. Still not split: an
+//! `UNPIN` (or the last reference of a base pointer) taking down a big tree,
+//! and an `mmu_update` of one L2 or L3 entry naming a fresh subtree (Xen
+//! splits those too).
 
 use hv_core::addr::Mfn;
 use hv_core::hypercall::{Outcome, batch_continuation, batch_count};
@@ -31,6 +36,11 @@ use crate::mm::frame_table::MM;
 
 /// Entries served per invocation before a long batch yields (continuation).
 const BATCH_PREEMPT: u32 = 1024;
+
+/// Page-table entries one `mmuext_op` invocation validates for pins and base
+/// pointers before it continues (about 3 ms under TCG, where an entry takes
+/// about 1.5 µs; much less on hardware).
+pub const VALIDATE_BUDGET: u32 = 2048;
 
 /// Resolves a domain id argument: `DOMID_SELF` is the caller; a domain other
 /// than the caller must exist (only the caller does, until domUs arrive) or be
@@ -155,6 +165,7 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let result = (|| -> Result<Outcome, Errno> {
         let base = done_so_far(pdone, resumed)?;
         let pg_owner = resolve_domid(dom, foreigndom_fd(foreigndom), live)?;
+        let mut budget = pv_mm::Budget::new(VALIDATE_BUDGET);
         let mut i = 0;
         while i < count {
             if i == BATCH_PREEMPT || super::preempt_since(started, i) {
@@ -171,9 +182,24 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
             let op: MmuextOp = read_guest(ops.wrapping_add(i * 12)).inspect_err(|_| {
                 let _ = record_done(pdone, base.wrapping_add(i));
             })?;
-            if let Err(e) = mmuext_one(dom, &op, pg_owner) {
-                record_done(pdone, base.wrapping_add(i))?;
-                return Err(e);
+            match mmuext_one(dom, &op, pg_owner, &mut budget) {
+                Ok(()) => {}
+                // The op's validation ran out of budget: retried, not done.
+                Err(Errno::ERESTART) => {
+                    record_done(pdone, base.wrapping_add(i))?;
+                    return Ok(Outcome::Continue(batch_continuation(
+                        ops,
+                        core::mem::size_of::<MmuextOp>() as u32,
+                        i,
+                        count,
+                        pdone,
+                        foreigndom,
+                    )));
+                }
+                Err(e) => {
+                    record_done(pdone, base.wrapping_add(i))?;
+                    return Err(e);
+                }
             }
             i += 1;
         }
@@ -187,15 +213,20 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     }
 }
 
-fn mmuext_one(dom: &mut Domain, op: &MmuextOp, pg_owner: DomId) -> Result<(), Errno> {
+fn mmuext_one(
+    dom: &mut Domain,
+    op: &MmuextOp,
+    pg_owner: DomId,
+    budget: &mut pv_mm::Budget,
+) -> Result<(), Errno> {
     let caller = dom.caller();
     let mut guard = MM.lock();
     let mm = guard.as_mut().expect("frame table initialised");
     let mfn = Mfn(u64::from(op.mfn()));
     match op.cmd {
         MMUEXT_PIN_L1_TABLE => mm.pin(mfn, PtLevel::L1, &caller, pg_owner),
-        MMUEXT_PIN_L2_TABLE => mm.pin(mfn, PtLevel::L2, &caller, pg_owner),
-        MMUEXT_PIN_L3_TABLE => mm.pin(mfn, PtLevel::L3, &caller, pg_owner),
+        MMUEXT_PIN_L2_TABLE => mm.pin_preemptible(mfn, PtLevel::L2, &caller, pg_owner, budget),
+        MMUEXT_PIN_L3_TABLE => mm.pin_preemptible(mfn, PtLevel::L3, &caller, pg_owner, budget),
         MMUEXT_PIN_L4_TABLE => Err(Errno::EINVAL),
         MMUEXT_UNPIN_TABLE => mm.unpin(mfn, &caller, pg_owner),
         MMUEXT_NEW_BASEPTR => {
@@ -203,7 +234,7 @@ fn mmuext_one(dom: &mut Domain, op: &MmuextOp, pg_owner: DomId) -> Result<(), Er
                 return Err(Errno::EINVAL);
             }
             drop(guard);
-            switch_base_pointer(dom, mfn)
+            switch_base_pointer_preemptible(dom, mfn, budget)
         }
         MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_MULTI | MMUEXT_TLB_FLUSH_ALL => {
             // One vcpu: every flush scope is this CPU's TLB. A MULTI mask must
@@ -260,6 +291,25 @@ pub fn switch_base_pointer(dom: &mut Domain, mfn: Mfn) -> Result<(), Errno> {
         .as_mut()
         .expect("frame table initialised")
         .new_baseptr(mfn, Some(dom.vcpu.cr3), &caller, extended)?;
+    dom.vcpu.cr3 = mfn;
+    dom.load_cr3();
+    Ok(())
+}
+
+/// [`switch_base_pointer`] for `MMUEXT_NEW_BASEPTR`: the validation of a
+/// fresh L3 is split under `budget` (`-ERESTART`: continue, the vcpu keeps
+/// its base pointer meanwhile).
+fn switch_base_pointer_preemptible(
+    dom: &mut Domain,
+    mfn: Mfn,
+    budget: &mut pv_mm::Budget,
+) -> Result<(), Errno> {
+    let caller = dom.caller();
+    let extended = dom.has_assist(VMASST_TYPE_PAE_EXTENDED_CR3);
+    MM.lock()
+        .as_mut()
+        .expect("frame table initialised")
+        .new_baseptr_preemptible(mfn, Some(dom.vcpu.cr3), &caller, extended, budget)?;
     dom.vcpu.cr3 = mfn;
     dom.load_cr3();
     Ok(())
