@@ -7,14 +7,15 @@
 //! `hypercall_preempt_check`), with `pdone` holding the entries done so far
 //! and the rest of `count` marked `MMU_UPDATE_PREEMPTED`.
 //!
-//! One `MMUEXT_PIN_L2_TABLE`/`PIN_L3_TABLE` or `NEW_BASEPTR` is itself split
-//! (Xen's `-ERESTART` with `PGT_partial`, `pv_mm::partial`): an invocation
-//! validates at most [`VALIDATE_BUDGET`] entries (plus one L1) and, if the
-//! op is not complete, continues with the op not counted done, the tables
-//! left partial; the continuation resumes them. Still not split: an
-//! `UNPIN` (or the last reference of a base pointer) taking down a big tree,
-//! and an `mmu_update` of one L2 or L3 entry naming a fresh subtree (Xen
-//! splits those too).
+//! One `MMUEXT_PIN_L2_TABLE`/`PIN_L3_TABLE`, `NEW_BASEPTR` or `UNPIN_TABLE`
+//! is itself split (Xen's `-ERESTART` with `PGT_partial`, `pv_mm::partial`):
+//! an invocation validates or takes down at most [`VALIDATE_BUDGET`] entries
+//! (plus one L1) and, if the op is not complete, continues with the op not
+//! counted done, the tables left partial; the continuation resumes them.
+//! Still not split: the last reference of a base pointer going (switching
+//! away from a big address space nobody pinned), and an `mmu_update` of one
+//! L2 or L3 entry naming a fresh subtree or dropping one (Xen splits those
+//! too).
 
 use hv_core::addr::Mfn;
 use hv_core::hypercall::{Outcome, batch_continuation, batch_count};
@@ -37,8 +38,8 @@ use crate::mm::frame_table::MM;
 /// Entries served per invocation before a long batch yields (continuation).
 const BATCH_PREEMPT: u32 = 1024;
 
-/// Page-table entries one `mmuext_op` invocation validates for pins and base
-/// pointers before it continues (about 3 ms under TCG, where an entry takes
+/// Page-table entries one `mmuext_op` invocation validates (pins, base
+/// pointers) or takes down (unpins) before it continues (about 3 ms under TCG, where an entry takes
 /// about 1.5 µs; much less on hardware).
 pub const VALIDATE_BUDGET: u32 = 2048;
 
@@ -228,7 +229,7 @@ fn mmuext_one(
         MMUEXT_PIN_L2_TABLE => mm.pin_preemptible(mfn, PtLevel::L2, &caller, pg_owner, budget),
         MMUEXT_PIN_L3_TABLE => mm.pin_preemptible(mfn, PtLevel::L3, &caller, pg_owner, budget),
         MMUEXT_PIN_L4_TABLE => Err(Errno::EINVAL),
-        MMUEXT_UNPIN_TABLE => mm.unpin(mfn, &caller, pg_owner),
+        MMUEXT_UNPIN_TABLE => mm.unpin_preemptible(mfn, &caller, pg_owner, budget),
         MMUEXT_NEW_BASEPTR => {
             if pg_owner != dom.domid {
                 return Err(Errno::EINVAL);

@@ -66,8 +66,8 @@
 //!     refused with `-EINVAL`; dropping a reference that does not exist is an
 //!     engine bug (a debug assertion; ignored in release builds).
 //! 12. **Partial tables** (`PGT_partial`, see [`crate::partial`]). A
-//!     preemptible validation of an L2 or L3 that runs out of budget leaves
-//!     the table *partial*: type count exactly 1, not validated, not pinned,
+//!     preemptible validation (or devalidation, by a preemptible unpin) of
+//!     an L2 or L3 that runs out of budget leaves the table *partial*: type count exactly 1, not validated, not pinned,
 //!     and a progress word (`nr_validated`, `partial_pte`, `held`). Entries
 //!     `0..nr_validated` hold the references of 6, as in a validated table;
 //!     if `partial_pte`, entry `nr_validated` points at a partial L2 that is
@@ -76,10 +76,12 @@
 //!     pending pin or base pointer for a root, its parent's partial entry
 //!     for a held one). Nothing else takes a type reference on a partial
 //!     table: every request fails with `-EINVAL` (as for a table being
-//!     validated), except the preemptible request of its owner for the same
-//!     type on a root, which resumes it. Completion turns it into a validated
-//!     table whose references are the requester's; failure, in whichever
-//!     call, restores 8 for the whole request; relinquishing a root aborts it
+//!     validated), except the preemptible pin (or base pointer) of its owner
+//!     for the same type on a root, which resumes its validation, and the
+//!     preemptible unpin of its owner, which resumes taking it down.
+//!     Completed validation turns it into a validated table whose references
+//!     are the requester's; completed devalidation drops its own references
+//!     too; failure, in whichever call, restores 8 for the whole request; relinquishing a root aborts it
 //!     (and its held L2), dropping everything. A frame that is not partial
 //!     has a zero progress word.
 //!

@@ -30,8 +30,17 @@
 //! * a domain's teardown ([`Mm::relinquish`]) of a root aborts it, and with
 //!   it the held L2 under it: everything is released.
 //!
-//! Devalidation (unpin, the last reference of a base pointer) is not
-//! preemptible, nor is the update of one L2 or L3 entry (`mmu_update`).
+//! The same partial state serves the other way: [`Mm::unpin_preemptible`]
+//! takes down a table whose last type reference was the pin from its top
+//! entry down, under the same budget, leaving it partial (entries
+//! `0..nr_validated` still holding) with `-ERESTART`. A partial root can be
+//! resumed either way: a pin builds it up from `nr_validated`, an unpin
+//! takes it down.
+//!
+//! Not preemptible: the last reference of a base pointer going (a switch
+//! away from a big address space), and the update of one L2 or L3 entry
+//! (`mmu_update`) naming a fresh subtree or dropping the last reference of
+//! one.
 
 use hv_core::addr::Mfn;
 use xen_abi::domid::{DOMID_XEN, DomId};
@@ -43,7 +52,7 @@ use crate::engine::Mm;
 use crate::machine::Machine;
 use crate::ops::EXTENDED_CR3_MFN;
 use crate::page_info::{
-    PGT_PAE_XEN_L2, PGT_PARTIAL, PGT_PINNED, PGT_VALIDATED, Progress, TypeInfo,
+    PGT_PAE_XEN_L2, PGT_PARTIAL, PGT_PINNED, PGT_VALIDATED, PageInfo, Progress, TypeInfo,
 };
 use crate::pte::{check_l3_flags, is_present, pte_mfn};
 use crate::types::{Caller, PageType, PtLevel};
@@ -362,6 +371,145 @@ impl<M: Machine> Mm<'_, M> {
             }
             r => r,
         }
+    }
+
+    /// [`unpin`](Self::unpin), with the devalidation of an L2 or L3 whose
+    /// last type reference was the pin split under `budget` (Xen's
+    /// `put_page_type_preemptible`): `-ERESTART` when the budget ran out
+    /// first, the table left partial with its pin gone; calling again (with
+    /// the same arguments) goes on taking it down. A partial root of the
+    /// caller is taken down this way whatever started it (a pin resumed
+    /// instead builds it up again: the partial state is the same).
+    pub fn unpin_preemptible(
+        &mut self,
+        mfn: Mfn,
+        caller: &Caller,
+        pg_owner: DomId,
+        budget: &mut Budget,
+    ) -> Result<(), Errno> {
+        let owner = check_pt_owner(caller, pg_owner)?;
+        let pi = self.info(mfn)?;
+        let t = pi.type_info();
+        if pi.owner() != owner {
+            return Err(Errno::EINVAL);
+        }
+        if t.partial() && !pi.progress().held {
+            return self.devalidate_root(mfn, budget);
+        }
+        if !t.pinned() {
+            return Err(Errno::EINVAL);
+        }
+        let t = t.with_flag(PGT_PINNED, false);
+        let ty = t.page_type().unwrap_or(PageType::None);
+        if t.count() > 1 || !matches!(ty, PageType::L2 | PageType::L3) {
+            pi.set_type_info(t);
+            self.put_page_and_type(mfn);
+            return Ok(());
+        }
+        self.start_devalidation(mfn, t, false);
+        self.devalidate_root(mfn, budget)
+    }
+
+    /// Turns the validated `mfn` (type word `t`, its last type reference
+    /// about to go) into a partial table with every entry still holding.
+    fn start_devalidation(&self, mfn: Mfn, t: TypeInfo, held: bool) {
+        let Some(pi) = self.page_info(mfn) else {
+            return;
+        };
+        let entries = match t.page_type() {
+            Some(PageType::L2) => l2_guest_entries(t.pae_xen_l2()),
+            _ => L3_GUEST_ENTRIES,
+        };
+        pi.set_type_info(
+            t.with_flag(PGT_VALIDATED, false)
+                .with_flag(PGT_PARTIAL, true),
+        );
+        pi.set_progress(Progress {
+            nr_validated: entries,
+            partial_pte: false,
+            held,
+        });
+    }
+
+    /// One step of taking the partial root `mfn` down; done, its own
+    /// references go too.
+    fn devalidate_root(&mut self, mfn: Mfn, budget: &mut Budget) -> Result<(), Errno> {
+        self.devalidate_step(mfn, budget)?;
+        self.finish_devalidation(mfn);
+        Ok(())
+    }
+
+    /// The partial `mfn` holds nothing through its entries any more: drops
+    /// the type and total reference its partial state held.
+    fn finish_devalidation(&mut self, mfn: Mfn) {
+        if let Some(pi) = self.page_info(mfn) {
+            let ty = pi.page_type().unwrap_or(PageType::None);
+            pi.set_type_info(TypeInfo::new(ty, 0));
+            pi.set_progress(Progress::default());
+            self.put_page(mfn);
+        }
+    }
+
+    /// Drops the references of the partial `mfn`'s entries from the top
+    /// down, the partial L2 its partial entry holds first, under `budget`:
+    /// `-ERESTART` with the progress saved (at least one entry done), or
+    /// `Ok` with no entry holding anything.
+    fn devalidate_step(&mut self, mfn: Mfn, budget: &mut Budget) -> Result<(), Errno> {
+        let pi = self.info(mfn)?;
+        let ty = pi.page_type().unwrap_or(PageType::None);
+        let mut p = pi.progress();
+        let mut done_any = false;
+        if p.partial_pte {
+            let child = pte_mfn(self.machine.read_pte(mfn, p.nr_validated));
+            self.devalidate_step(child, budget)?;
+            self.finish_devalidation(child);
+            p.partial_pte = false;
+            pi.set_progress(p);
+            done_any = true;
+        }
+        let mut i = p.nr_validated;
+        while i > 0 {
+            if done_any && budget.exhausted() {
+                p.nr_validated = i;
+                pi.set_progress(p);
+                return Err(Errno::ERESTART);
+            }
+            done_any = true;
+            let e = self.machine.read_pte(mfn, i - 1);
+            let target = self
+                .page_info(pte_mfn(e))
+                .filter(|_| is_present(e))
+                .map(PageInfo::type_info);
+            let last = target.is_some_and(|tt| tt.count() == 1);
+            match ty {
+                PageType::L2 => {
+                    budget.spend(if last { 1 + ENTRIES as u32 } else { 1 });
+                    self.put_page_from_l2e(e);
+                }
+                PageType::L3 if last => {
+                    budget.spend(1);
+                    // The L2's last reference: take it down as a partial
+                    // table held by this entry.
+                    let l2 = pte_mfn(e);
+                    self.start_devalidation(l2, target.unwrap_or_default(), true);
+                    p.nr_validated = i - 1;
+                    p.partial_pte = true;
+                    pi.set_progress(p);
+                    self.devalidate_step(l2, budget)?;
+                    self.finish_devalidation(l2);
+                    p.partial_pte = false;
+                    pi.set_progress(p);
+                }
+                _ => {
+                    budget.spend(1);
+                    self.put_page_from_l3e(e);
+                }
+            }
+            i -= 1;
+        }
+        p.nr_validated = 0;
+        pi.set_progress(p);
+        Ok(())
     }
 
     /// Drops the references entries `0..n` of the table `mfn` of type `ty` hold.

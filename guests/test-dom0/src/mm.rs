@@ -736,22 +736,60 @@ pub(crate) fn pin_unpin_batch(c: &mut Checks, mem: &Mem<'_>) {
     );
 }
 
-/// A `MMUEXT_PIN_L3_TABLE` of a fresh tree (four fresh L2s, eight fresh L1s
-/// under the first, the slot-3 L2 a copy of the bootstrap one: about 6000
-/// entries to validate) is split: with an event pending, the first return
-/// to the guest comes with the op not yet done (`pdone` 0), and the pin
-/// completes in later continuations. The tree is then pinned and usable (an
-/// entry of its slot-0 L2 is updated as a validated table's), and unpins.
-pub(crate) fn pin_big_l3_preempted(c: &mut Checks, mem: &Mem<'_>) {
+/// Runs `op` as a one-op `mmuext_op` with an event pending, so that Oxen's
+/// first return to the guest (a continuation, or the end of the call)
+/// delivers it. Returns the call's result, `pdone` at the end and `pdone`
+/// when the event came; `Err` if the event could not be set up.
+fn mmuext_with_event_pending(
+    mem: &Mem<'_>,
+    op: MmuextOp,
+) -> Result<(Result<u32, Errno>, u32, u32), Errno> {
     use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
     use xen_abi::evtchn::{EVTCHNOP_BIND_IPI, EVTCHNOP_CLOSE, EVTCHNOP_SEND};
     use xen_abi::evtchn::{EvtchnBindIpi, EvtchnClose, EvtchnSend};
-    const L1S: u32 = 8;
     static DONE: AtomicU32 = AtomicU32::new(0);
     static DONE_AT_EVENT: AtomicU32 = AtomicU32::new(u32::MAX);
     fn note_done(_port: u32) {
         let _ = DONE_AT_EVENT.compare_exchange(u32::MAX, DONE.load(SeqCst), SeqCst, SeqCst);
     }
+    DONE.store(0, SeqCst);
+    DONE_AT_EVENT.store(u32::MAX, SeqCst);
+    let si_va = crate::events::SHARED_VA.load(SeqCst);
+    mem.map(si_va, mem.si.shared_info >> 12, true)?;
+    let mut ipi = EvtchnBindIpi { vcpu: 0, port: 0 };
+    crate::events::evtchn(EVTCHNOP_BIND_IPI, &mut ipi)?;
+    pvrt::events::on(ipi.port, note_done);
+    let upcall_mask = crate::events::shared_u8(1);
+    upcall_mask.store(1, SeqCst);
+    let sent = crate::events::evtchn(EVTCHNOP_SEND, &mut EvtchnSend { port: ipi.port });
+    // Unmasked without a hypercall: the event waits for Oxen's next return.
+    upcall_mask.store(0, SeqCst);
+    let ops = [op];
+    // SAFETY: the op and DONE outlive the call; Oxen reads the one and
+    // writes the other.
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(
+            xen_abi::hypercall::MMUEXT_OP,
+            [ops.as_ptr() as u32, 1, DONE.as_ptr() as u32, self_dom(), 0],
+        )
+    });
+    pvrt::events::on(ipi.port, crate::events::count_event);
+    let _ = crate::events::evtchn(EVTCHNOP_CLOSE, &mut EvtchnClose { port: ipi.port });
+    upcall_mask.store(1, SeqCst);
+    mem.unmap(si_va)?;
+    sent?;
+    Ok((r, DONE.load(SeqCst), DONE_AT_EVENT.load(SeqCst)))
+}
+
+/// A `MMUEXT_PIN_L3_TABLE` of a fresh tree (four fresh L2s, eight fresh L1s
+/// under the first, the slot-3 L2 a copy of the bootstrap one: about 6000
+/// entries to validate) is split: with an event pending, the first return
+/// to the guest comes with the op not yet done (`pdone` 0), and the pin
+/// completes in later continuations. The tree is then pinned and usable (an
+/// entry of its slot-0 L2 is updated as a validated table's), and its
+/// `UNPIN` (as many entries to take down) is split the same way.
+pub(crate) fn pin_big_l3_preempted(c: &mut Checks, mem: &Mem<'_>) {
+    const L1S: u32 = 8;
     let f = |i: u32| mem.mfn(mem.first_free_pfn + 110 + i);
     let (l3, l2s, l1) = (f(0), [f(1), f(2), f(3), f(4)], |i: u32| f(5 + i));
     let (l3_va, l2_va) = (mem.scratch_va(10), mem.scratch_va(11));
@@ -779,40 +817,11 @@ pub(crate) fn pin_big_l3_preempted(c: &mut Checks, mem: &Mem<'_>) {
         mem.unmap(l2_va)?;
         mem.unmap(l3_va).map(|_| ())
     });
-    let si_va = crate::events::SHARED_VA.load(SeqCst);
-    let si_mapped = mem.map(si_va, mem.si.shared_info >> 12, true);
-    let mut ipi = EvtchnBindIpi { vcpu: 0, port: 0 };
-    let bound = crate::events::evtchn(EVTCHNOP_BIND_IPI, &mut ipi);
-    pvrt::events::on(ipi.port, note_done);
-    let upcall_mask = crate::events::shared_u8(1);
-    upcall_mask.store(1, SeqCst);
-    let sent = crate::events::evtchn(EVTCHNOP_SEND, &mut EvtchnSend { port: ipi.port });
-    // Unmasked without a hypercall: the event waits for Oxen's next return.
-    upcall_mask.store(0, SeqCst);
-    let op = [MmuextOp::new(MMUEXT_PIN_L3_TABLE, l3, 0)];
-    // SAFETY: the op and DONE outlive the call; Oxen reads the one and
-    // writes the other.
-    let r = pvrt::hypercall::result(unsafe {
-        pvrt::hypercall::raw(
-            xen_abi::hypercall::MMUEXT_OP,
-            [op.as_ptr() as u32, 1, DONE.as_ptr() as u32, self_dom(), 0],
-        )
-    });
-    let (done, at_event) = (DONE.load(SeqCst), DONE_AT_EVENT.load(SeqCst));
-    pvrt::events::on(ipi.port, crate::events::count_event);
-    let _ = crate::events::evtchn(EVTCHNOP_CLOSE, &mut EvtchnClose { port: ipi.port });
-    upcall_mask.store(1, SeqCst);
-    let _ = mem.unmap(si_va);
+    let pin = mmuext_with_event_pending(mem, MmuextOp::new(MMUEXT_PIN_L3_TABLE, l3, 0));
     c.check(
         "pin_big_l3_split",
-        built.is_ok()
-            && si_mapped.is_ok()
-            && bound.is_ok()
-            && sent.is_ok()
-            && r == Ok(0)
-            && done == 1
-            && at_event == 0,
-        format_args!("{built:?} {si_mapped:?} {bound:?} {sent:?} {r:?} done={done}, pdone at the first return: {at_event}"),
+        built.is_ok() && pin == Ok((Ok(0), 1, 0)),
+        format_args!("{built:?} (result, pdone, pdone at the first return) {pin:?}"),
     );
     // Pinned: a second pin is refused; usable: an entry of its slot-0 L2 is
     // updated as in a validated table (a raw write would be refused).
@@ -826,12 +835,12 @@ pub(crate) fn pin_big_l3_preempted(c: &mut Checks, mem: &Mem<'_>) {
         again == Err(Errno::EINVAL) && upd.is_ok() && clr.is_ok() && typed == Err(Errno::EINVAL),
         format_args!("{again:?} {upd:?} {clr:?} {typed:?}"),
     );
-    let unpinned = mmuext(MMUEXT_UNPIN_TABLE, l3, 0);
+    let unpin = mmuext_with_event_pending(mem, MmuextOp::new(MMUEXT_UNPIN_TABLE, l3, 0));
     let writable = mem.map(l2_va, l2s[0], true).and(mem.unmap(l2_va));
     c.check(
-        "pin_big_l3_unpins",
-        unpinned.is_ok() && writable.is_ok(),
-        format_args!("{unpinned:?} {writable:?}"),
+        "pin_big_l3_unpin_split",
+        unpin == Ok((Ok(0), 1, 0)) && writable.is_ok(),
+        format_args!("(result, pdone, pdone at the first return) {unpin:?}, then {writable:?}"),
     );
 }
 

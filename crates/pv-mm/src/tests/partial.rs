@@ -340,3 +340,107 @@ fn the_audit_checks_partial_tables() {
     l3.type_info.store(ti.0, Ordering::Relaxed);
     w.audit();
 }
+
+#[test]
+fn a_big_unpin_takes_several_steps_and_frees_everything() {
+    let mut w = World::new();
+    let t = tree(&mut w, DOMU, 6);
+    let before = w.snapshot();
+    w.mm.pin(t.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF)
+        .unwrap();
+    let (calls, r) = drive(&mut w, 600, |mm, b| {
+        mm.unpin_preemptible(t.l3, &DOMU_CALLER, DOMID_SELF, b)
+    });
+    assert_eq!(r, Ok(()));
+    assert!(calls >= 4, "only {calls} calls");
+    assert!(w.snapshot() == before, "the unpin left references");
+    // Not pinned any more.
+    let mut b = Budget::new(600);
+    assert_fails!(
+        w,
+        w.mm.unpin_preemptible(t.l3, &DOMU_CALLER, DOMID_SELF, &mut b),
+        Errno::EINVAL
+    );
+}
+
+#[test]
+fn an_unpin_of_a_table_with_other_references_just_drops_the_pin() {
+    let mut w = World::new();
+    let t = tree(&mut w, DOMU, 2);
+    w.mm.pin(t.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF)
+        .unwrap();
+    w.set_base(0, t.l3, &DOMU_CALLER).unwrap();
+    let mut b = Budget::new(1);
+    w.mm.unpin_preemptible(t.l3, &DOMU_CALLER, DOMID_SELF, &mut b)
+        .unwrap();
+    assert_eq!(w.state(t.l3), (2, 1, Some(PageType::L3), false, true));
+    assert_eq!(w.audit().l1, 4);
+    // Another domain cannot unpin it, nor a frame that is not pinned.
+    w.mm.pin(t.l2[0], PtLevel::L2, &DOMU_CALLER, DOMID_SELF)
+        .unwrap();
+    let mut b = Budget::new(600);
+    assert_fails!(
+        w,
+        w.mm.unpin_preemptible(t.l2[0], &DOM0_CALLER, DOMID_SELF, &mut b),
+        Errno::EINVAL
+    );
+    assert_fails!(
+        w,
+        w.mm.unpin_preemptible(t.l2[1], &DOMU_CALLER, DOMID_SELF, &mut b),
+        Errno::EINVAL
+    );
+}
+
+#[test]
+fn a_partial_table_goes_up_or_down_whichever_is_asked() {
+    let mut w = World::new();
+    let t = tree(&mut w, DOMU, 6);
+    let before = w.snapshot();
+    w.mm.pin(t.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF)
+        .unwrap();
+    // Half way down, the table is pinned again: it is built up again.
+    for _ in 0..3 {
+        let mut b = Budget::new(600);
+        let r =
+            w.mm.unpin_preemptible(t.l3, &DOMU_CALLER, DOMID_SELF, &mut b);
+        assert_eq!(r, Err(Errno::ERESTART));
+        w.audit();
+    }
+    assert!(partial(&w, t.l3));
+    let (_, r) = drive(&mut w, 600, |mm, b| {
+        mm.pin_preemptible(t.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF, b)
+    });
+    assert_eq!(r, Ok(()));
+    assert_eq!(w.state(t.l3), (2, 1, Some(PageType::L3), true, true));
+    assert_eq!(w.audit().l1, 12);
+    // Half way up (from scratch), an unpin takes it down.
+    w.mm.unpin(t.l3, &DOMU_CALLER, DOMID_SELF).unwrap();
+    assert!(w.snapshot() == before);
+    let mut b = Budget::new(1200);
+    let r =
+        w.mm.pin_preemptible(t.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF, &mut b);
+    assert_eq!(r, Err(Errno::ERESTART));
+    let (_, r) = drive(&mut w, 600, |mm, b| {
+        mm.unpin_preemptible(t.l3, &DOMU_CALLER, DOMID_SELF, b)
+    });
+    assert_eq!(r, Ok(()));
+    assert!(w.snapshot() == before, "references left behind");
+    // And half way down, the domain goes: everything is freed.
+    w.mm.pin(t.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF)
+        .unwrap();
+    let mut b = Budget::new(1200);
+    let r =
+        w.mm.unpin_preemptible(t.l3, &DOMU_CALLER, DOMID_SELF, &mut b);
+    assert_eq!(r, Err(Errno::ERESTART));
+    for m in DOMU_FRAMES {
+        w.mm.relinquish(Mfn(m), DOMU).unwrap();
+        w.audit();
+    }
+    assert_eq!(w.mm.tot_pages(DOMU), 0);
+    for m in DOMU_FRAMES {
+        assert!(
+            w.mm.page_info(Mfn(m)).unwrap().is_free(),
+            "{m:#x} not freed"
+        );
+    }
+}

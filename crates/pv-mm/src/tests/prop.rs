@@ -191,6 +191,13 @@ enum Op {
         pg: Who,
         budget: u32,
     },
+    /// One step of a preemptible unpin.
+    UnpinPreemptible {
+        frame: u8,
+        caller: u8,
+        pg: Who,
+        budget: u32,
+    },
     /// One step of a preemptible new base pointer.
     BaseptrPreemptible {
         vcpu: u8,
@@ -203,11 +210,12 @@ enum Op {
         frames: [u8; 5],
         budget: u32,
     },
-    /// One more step of a partial root's validation (picked among them), by
-    /// its owner.
+    /// One more step of a partial root (picked among them) by its owner:
+    /// up (a pin) or down (an unpin).
     Resume {
         pick: u8,
         budget: u32,
+        down: bool,
     },
 }
 
@@ -244,7 +252,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (f(), 1u8..3, f(), who(), budget())
             .prop_map(|(frame, level, caller, pg, budget)| Op::PinPreemptible { frame, level, caller, pg, budget }),
         2 => (0u8..4, f(), budget()).prop_map(|(vcpu, frame, budget)| Op::BaseptrPreemptible { vcpu, frame, budget }),
-        6 => (f(), budget()).prop_map(|(pick, budget)| Op::Resume { pick, budget }),
+        6 => (f(), budget(), any::<bool>()).prop_map(|(pick, budget, down)| Op::Resume { pick, budget, down }),
+        3 => (f(), f(), who(), budget())
+            .prop_map(|(frame, caller, pg, budget)| Op::UnpinPreemptible { frame, caller, pg, budget }),
         2 => (f(), any::<[u8; 5]>(), budget())
             .prop_map(|(dom, frames, budget)| Op::BuildPreemptible { dom, frames, budget }),
     ]
@@ -521,7 +531,21 @@ impl Harness {
                     |_| {},
                 );
             }
-            Op::Resume { pick, budget } => {
+            Op::UnpinPreemptible {
+                frame: f,
+                caller,
+                pg,
+                budget,
+            } => {
+                let c = caller_of(dom(caller));
+                let mfn = frame(f);
+                let _ = self.step(
+                    mfn,
+                    |mm| mm.unpin_preemptible(mfn, &c, pg.id(&c), &mut Budget::new(budget)),
+                    |_| {},
+                );
+            }
+            Op::Resume { pick, budget, down } => {
                 let roots: Vec<Mfn> = (0..NR_FRAMES)
                     .map(Mfn)
                     .filter(|&m| {
@@ -542,7 +566,14 @@ impl Harness {
                 };
                 let _ = self.step(
                     mfn,
-                    |mm| mm.pin_preemptible(mfn, level, &c, DOMID_SELF, &mut Budget::new(budget)),
+                    |mm| {
+                        let mut b = Budget::new(budget);
+                        if down {
+                            mm.unpin_preemptible(mfn, &c, DOMID_SELF, &mut b)
+                        } else {
+                            mm.pin_preemptible(mfn, level, &c, DOMID_SELF, &mut b)
+                        }
+                    },
                     |_| {},
                 );
             }
