@@ -12,9 +12,11 @@
 //! an invocation validates or takes down at most [`VALIDATE_BUDGET`] entries
 //! (plus one L1) and, if the op is not complete, continues with the op not
 //! counted done, the tables left partial; the continuation resumes them.
-//! Still not split: the last reference of a base pointer going (switching
-//! away from a big address space nobody pinned), and an `mmu_update` of one
-//! L2 or L3 entry naming a fresh subtree or dropping one (Xen splits those
+//! So is an `mmu_update` of an L3 entry naming a fresh L2 (up to 512 fresh
+//! L1s): the L2 is validated in steps and the entry stored once it is
+//! complete. Still not split: the last reference of a base pointer going
+//! (switching away from a big address space nobody pinned), and an entry
+//! update dropping the last reference of a big subtree (Xen splits those
 //! too).
 
 use hv_core::addr::Mfn;
@@ -38,8 +40,9 @@ use crate::mm::frame_table::MM;
 /// Entries served per invocation before a long batch yields (continuation).
 const BATCH_PREEMPT: u32 = 1024;
 
-/// Page-table entries one `mmuext_op` invocation validates (pins, base
-/// pointers) or takes down (unpins) before it continues (about 3 ms under TCG, where an entry takes
+/// Page-table entries one `mmuext_op` or `mmu_update` invocation validates
+/// (pins, base pointers, L3 entries) or takes down (unpins) before it
+/// continues (about 3 ms under TCG, where an entry takes
 /// about 1.5 µs; much less on hardware).
 pub const VALIDATE_BUDGET: u32 = 2048;
 
@@ -107,6 +110,7 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         };
         let mut guard = MM.lock();
         let mm = guard.as_mut().expect("frame table initialised");
+        let mut budget = pv_mm::Budget::new(VALIDATE_BUDGET);
         let mut outcome = Ok(Outcome::Done(0));
         let mut i = 0;
         while i < count {
@@ -130,9 +134,26 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
                 }
             };
             let (ptr, val) = ({ req.ptr }, { req.val });
-            if let Err(e) = mm.mmu_update_one(ptr, val, &caller, pt_owner, pg_owner) {
-                outcome = Err(e);
-                break;
+            match mm.mmu_update_one_preemptible(ptr, val, &caller, pt_owner, pg_owner, &mut budget)
+            {
+                Ok(()) => {}
+                // An L3 entry's fresh L2 ran out of budget: retried, not done.
+                Err(Errno::ERESTART) => {
+                    record_done(pdone, base.wrapping_add(i))?;
+                    outcome = Ok(Outcome::Continue(batch_continuation(
+                        reqs,
+                        core::mem::size_of::<MmuUpdate>() as u32,
+                        i,
+                        count,
+                        pdone,
+                        foreigndom,
+                    )));
+                    break;
+                }
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
             }
             i += 1;
         }

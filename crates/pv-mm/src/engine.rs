@@ -76,8 +76,9 @@
 //!     pending pin or base pointer for a root, its parent's partial entry
 //!     for a held one). Nothing else takes a type reference on a partial
 //!     table: every request fails with `-EINVAL` (as for a table being
-//!     validated), except the preemptible pin (or base pointer) of its owner
-//!     for the same type on a root, which resumes its validation, and the
+//!     validated), except the preemptible pin (or base pointer, or for an L2
+//!     the L3 entry update) of its owner for the same type on a root, which
+//!     resumes its validation, and the
 //!     preemptible unpin of its owner, which resumes taking it down.
 //!     Completed validation turns it into a validated table whose references
 //!     are the requester's; completed devalidation drops its own references

@@ -16,7 +16,8 @@
 //!   completes: a pending pin or base pointer (a *root*), or its parent's
 //!   partial entry (`held`);
 //! * a root is resumed by the preemptible request of its owner for the same
-//!   type ([`Mm::pin_preemptible`], [`Mm::new_baseptr_preemptible`]); any other
+//!   type ([`Mm::pin_preemptible`], [`Mm::new_baseptr_preemptible`], and for
+//!   an L2 [`Mm::mod_l3_entry_preemptible`]); any other
 //!   request for a type reference on a partial frame (a second pin while the
 //!   first is pending on another VCPU excepted, which simply resumes it) fails
 //!   with `-EINVAL`, as for a table being validated: an entry of another table,
@@ -37,10 +38,13 @@
 //! resumed either way: a pin builds it up from `nr_validated`, an unpin
 //! takes it down.
 //!
+//! An `mmu_update` of an L3 entry naming a fresh L2
+//! ([`Mm::mmu_update_one_preemptible`]) validates it as a partial root of its
+//! own in the same way, and stores the entry once it is complete.
+//!
 //! Not preemptible: the last reference of a base pointer going (a switch
-//! away from a big address space), and the update of one L2 or L3 entry
-//! (`mmu_update`) naming a fresh subtree or dropping the last reference of
-//! one.
+//! away from a big address space), and an entry update dropping the last
+//! reference of a big subtree (the old L2 of an L3 entry).
 
 use hv_core::addr::Mfn;
 use xen_abi::domid::{DOMID_XEN, DomId};
@@ -54,7 +58,7 @@ use crate::ops::EXTENDED_CR3_MFN;
 use crate::page_info::{
     PGT_PAE_XEN_L2, PGT_PARTIAL, PGT_PINNED, PGT_VALIDATED, PageInfo, Progress, TypeInfo,
 };
-use crate::pte::{check_l3_flags, is_present, pte_mfn};
+use crate::pte::{PAGE_PRESENT, check_l3_flags, has_changed, is_present, pte_mfn};
 use crate::types::{Caller, PageType, PtLevel};
 use crate::validate::{ENTRIES, L3_GUEST_ENTRIES, l2_guest_entries};
 
@@ -140,8 +144,47 @@ impl<M: Machine> Mm<'_, M> {
         Ok(())
     }
 
-    /// A total and a type reference of `ty` on `mfn` for a pin or base
-    /// pointer, resuming a partial root of the same type and owner.
+    /// [`mod_l3_entry`](Self::mod_l3_entry), with a fresh L2 that `new`
+    /// names validated under `budget`: `-ERESTART` when the budget ran out
+    /// first, the L2 left a partial root and nothing stored (the old entry
+    /// stays); calling again with the same arguments goes on. The old L2's
+    /// references are dropped as in `mod_l3_entry` (not split).
+    pub fn mod_l3_entry_preemptible(
+        &mut self,
+        l3: Mfn,
+        index: usize,
+        new: u64,
+        caller: &Caller,
+        preserve_ad: bool,
+        budget: &mut Budget,
+    ) -> Result<(), Errno> {
+        let (_, owner) = self.table_for_update(l3, index, PageType::L3, caller)?;
+        if index >= XEN_L3_SLOT {
+            return Err(Errno::EINVAL);
+        }
+        let old = self.machine.read_pte(l3, index);
+        if is_present(new) {
+            check_l3_flags(new)?;
+            if !has_changed(old, new, PAGE_PRESENT) {
+                self.store_entry(l3, index, old, new, preserve_ad);
+                return Ok(());
+            }
+            self.get_root_preemptible(
+                pte_mfn(new),
+                owner,
+                PageType::L2,
+                caller.iomem_access,
+                budget,
+            )?;
+        }
+        self.store_entry(l3, index, old, new, preserve_ad);
+        self.put_page_from_l3e(old);
+        Ok(())
+    }
+
+    /// A total and a type reference of `ty` on `mfn` for a pin, a base
+    /// pointer or an L3 entry, resuming a partial root of the same type and
+    /// owner.
     fn get_root_preemptible(
         &mut self,
         mfn: Mfn,

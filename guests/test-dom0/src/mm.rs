@@ -736,13 +736,15 @@ pub(crate) fn pin_unpin_batch(c: &mut Checks, mem: &Mem<'_>) {
     );
 }
 
-/// Runs `op` as a one-op `mmuext_op` with an event pending, so that Oxen's
-/// first return to the guest (a continuation, or the end of the call)
-/// delivers it. Returns the call's result, `pdone` at the end and `pdone`
-/// when the event came; `Err` if the event could not be set up.
-fn mmuext_with_event_pending(
+/// Runs hypercall `nr` (`mmuext_op` or `mmu_update`) on the one-entry list
+/// at `list` with an event pending, so that Oxen's first return to the guest
+/// (a continuation, or the end of the call) delivers it. Returns the call's
+/// result, `pdone` at the end and `pdone` when the event came; `Err` if the
+/// event could not be set up.
+fn one_op_with_event_pending(
     mem: &Mem<'_>,
-    op: MmuextOp,
+    nr: u32,
+    list: u32,
 ) -> Result<(Result<u32, Errno>, u32, u32), Errno> {
     use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
     use xen_abi::evtchn::{EVTCHNOP_BIND_IPI, EVTCHNOP_CLOSE, EVTCHNOP_SEND};
@@ -764,14 +766,10 @@ fn mmuext_with_event_pending(
     let sent = crate::events::evtchn(EVTCHNOP_SEND, &mut EvtchnSend { port: ipi.port });
     // Unmasked without a hypercall: the event waits for Oxen's next return.
     upcall_mask.store(0, SeqCst);
-    let ops = [op];
-    // SAFETY: the op and DONE outlive the call; Oxen reads the one and
-    // writes the other.
+    // SAFETY: the caller's list and DONE outlive the call; Oxen reads the
+    // one and writes the other.
     let r = pvrt::hypercall::result(unsafe {
-        pvrt::hypercall::raw(
-            xen_abi::hypercall::MMUEXT_OP,
-            [ops.as_ptr() as u32, 1, DONE.as_ptr() as u32, self_dom(), 0],
-        )
+        pvrt::hypercall::raw(nr, [list, 1, DONE.as_ptr() as u32, self_dom(), 0])
     });
     pvrt::events::on(ipi.port, crate::events::count_event);
     let _ = crate::events::evtchn(EVTCHNOP_CLOSE, &mut EvtchnClose { port: ipi.port });
@@ -786,8 +784,10 @@ fn mmuext_with_event_pending(
 /// entries to validate) is split: with an event pending, the first return
 /// to the guest comes with the op not yet done (`pdone` 0), and the pin
 /// completes in later continuations. The tree is then pinned and usable (an
-/// entry of its slot-0 L2 is updated as a validated table's), and its
-/// `UNPIN` (as many entries to take down) is split the same way.
+/// entry of its slot-0 L2 is updated as a validated table's); an
+/// `mmu_update` of its slot-1 entry naming a fresh L2 over eight fresh L1s
+/// is split the same way, and so is its `UNPIN` (as many entries to take
+/// down).
 pub(crate) fn pin_big_l3_preempted(c: &mut Checks, mem: &Mem<'_>) {
     const L1S: u32 = 8;
     let f = |i: u32| mem.mfn(mem.first_free_pfn + 110 + i);
@@ -817,7 +817,11 @@ pub(crate) fn pin_big_l3_preempted(c: &mut Checks, mem: &Mem<'_>) {
         mem.unmap(l2_va)?;
         mem.unmap(l3_va).map(|_| ())
     });
-    let pin = mmuext_with_event_pending(mem, MmuextOp::new(MMUEXT_PIN_L3_TABLE, l3, 0));
+    let with_event = |op: MmuextOp| {
+        let ops = [op];
+        one_op_with_event_pending(mem, xen_abi::hypercall::MMUEXT_OP, ops.as_ptr() as u32)
+    };
+    let pin = with_event(MmuextOp::new(MMUEXT_PIN_L3_TABLE, l3, 0));
     c.check(
         "pin_big_l3_split",
         built.is_ok() && pin == Ok((Ok(0), 1, 0)),
@@ -835,7 +839,33 @@ pub(crate) fn pin_big_l3_preempted(c: &mut Checks, mem: &Mem<'_>) {
         again == Err(Errno::EINVAL) && upd.is_ok() && clr.is_ok() && typed == Err(Errno::EINVAL),
         format_args!("{again:?} {upd:?} {clr:?} {typed:?}"),
     );
-    let unpin = mmuext_with_event_pending(mem, MmuextOp::new(MMUEXT_UNPIN_TABLE, l3, 0));
+    // An L3 entry naming a fresh L2 over eight fresh L1s: validated in
+    // steps too, then stored (slot 1's old L2 is released).
+    let (new_l2, new_l1) = (f(L1S + 5), |i: u32| f(L1S + 6 + i));
+    let mut fresh =
+        (L1S + 5..2 * L1S + 6).try_for_each(|i| mmuext(MMUEXT_CLEAR_PAGE, f(i), 0).map(|_| ()));
+    fresh = fresh.and_then(|()| {
+        mem.map(l2_va, new_l2, true)?;
+        for i in 0..L1S {
+            // SAFETY: the new L2 is mapped writable at l2_va.
+            unsafe {
+                (l2_va as *mut u64)
+                    .add(2 * i as usize)
+                    .write_volatile(pte(new_l1(i), P | RW | US | A))
+            };
+        }
+        mem.unmap(l2_va).map(|_| ())
+    });
+    let req = [normal((u64::from(l3) << 12) + 8, pte(new_l2, P))];
+    let entry = one_op_with_event_pending(mem, xen_abi::hypercall::MMU_UPDATE, req.as_ptr() as u32);
+    let released = mem.map(l2_va, l2s[1], true).and(mem.unmap(l2_va));
+    let in_use = mem.map(l2_va, new_l2, true);
+    c.check(
+        "pin_big_l3_entry_split",
+        fresh.is_ok() && entry == Ok((Ok(0), 1, 0)) && released.is_ok() && in_use == Err(Errno::EINVAL),
+        format_args!("{fresh:?} (result, pdone, pdone at the first return) {entry:?}, old L2 {released:?}, new L2 {in_use:?}"),
+    );
+    let unpin = with_event(MmuextOp::new(MMUEXT_UNPIN_TABLE, l3, 0));
     let writable = mem.map(l2_va, l2s[0], true).and(mem.unmap(l2_va));
     c.check(
         "pin_big_l3_unpin_split",

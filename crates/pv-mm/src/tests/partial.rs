@@ -444,3 +444,93 @@ fn a_partial_table_goes_up_or_down_whichever_is_asked() {
         );
     }
 }
+
+/// A fresh L2 of `dom` over `l1s` fresh L1s, each mapping `data`.
+fn subtree(w: &mut World, dom: DomId, l1s: usize, data: Mfn) -> (Mfn, Vec<Mfn>) {
+    let l1: Vec<Mfn> = (0..l1s)
+        .map(|_| w.table(dom, &[(0, pte(data, RW))]))
+        .collect();
+    let entries: Vec<(usize, u64)> = l1
+        .iter()
+        .enumerate()
+        .map(|(j, &m)| (2 * j, pte(m, L2F)))
+        .collect();
+    (w.table(dom, &entries), l1)
+}
+
+#[test]
+fn an_l3_entry_naming_a_fresh_subtree_is_validated_in_steps() {
+    let mut w = World::new();
+    let t = tree(&mut w, DOMU, 1);
+    w.mm.pin(t.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF)
+        .unwrap();
+    let (l2, l1) = subtree(&mut w, DOMU, 8, t.data);
+    let req = (ptr(t.l3, 1), pte(l2, L3F));
+    let mut calls = 0;
+    let r = loop {
+        calls += 1;
+        let mut b = Budget::new(600);
+        let r = w.mm.mmu_update_one_preemptible(
+            req.0,
+            req.1,
+            &DOMU_CALLER,
+            DOMID_SELF,
+            DOMID_SELF,
+            &mut b,
+        );
+        w.audit();
+        if r != Err(Errno::ERESTART) {
+            break r;
+        }
+        // Nothing stored yet; the L2 is a partial root nobody else can use.
+        assert_eq!(w.peek(t.l3, 1), 0);
+        assert!(partial(&w, l2));
+        assert_fails!(
+            w,
+            w.mm.mmu_update_one(ptr(t.l3, 2), req.1, &DOMU_CALLER, DOMID_SELF, DOMID_SELF),
+            Errno::EINVAL
+        );
+        assert_fails!(
+            w,
+            w.mm.pin(l2, PtLevel::L2, &DOMU_CALLER, DOMID_SELF),
+            Errno::EINVAL
+        );
+    };
+    assert_eq!(r, Ok(()));
+    assert!(calls >= 4, "{calls} calls");
+    assert_eq!(w.peek(t.l3, 1), req.1);
+    assert_eq!(w.state(l2), (2, 1, Some(PageType::L2), false, true));
+    assert!(l1.iter().all(|&m| w.is(m, PageType::L1)));
+    // Replacing it drops the subtree again.
+    w.mm.mmu_update_one(ptr(t.l3, 1), 0, &DOMU_CALLER, DOMID_SELF, DOMID_SELF)
+        .unwrap();
+    assert_eq!(w.count(l2), 1);
+    assert!(l1.iter().all(|&m| w.type_count(m) == 0));
+    w.audit();
+}
+
+#[test]
+fn an_l3_entry_whose_subtree_fails_late_changes_nothing() {
+    let mut w = World::new();
+    let t = tree(&mut w, DOMU, 1);
+    w.mm.pin(t.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF)
+        .unwrap();
+    let (l2, l1) = subtree(&mut w, DOMU, 8, t.data);
+    let foreign = w.fresh(DOM0);
+    w.poke(l1[7], 9, pte(foreign, RO));
+    let before = w.snapshot();
+    let (calls, r) = drive(&mut w, 600, |mm, b| {
+        mm.mmu_update_one_preemptible(
+            ptr(t.l3, 1),
+            pte(l2, L3F),
+            &DOMU_CALLER,
+            DOMID_SELF,
+            DOMID_SELF,
+            b,
+        )
+    });
+    assert_eq!(r, Err(Errno::EINVAL));
+    assert!(calls >= 4, "failed after {calls} calls");
+    assert!(w.snapshot() == before, "a failed entry update left traces");
+    assert_eq!(w.peek(t.l3, 1), 0);
+}

@@ -191,6 +191,14 @@ enum Op {
         pg: Who,
         budget: u32,
     },
+    /// One step of a preemptible `mmu_update` of an L3 entry (of an L3
+    /// picked among the validated ones) naming an L2.
+    L3EntryPreemptible {
+        pick: u8,
+        index: u8,
+        target: u8,
+        budget: u32,
+    },
     /// One step of a preemptible unpin.
     UnpinPreemptible {
         frame: u8,
@@ -255,6 +263,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (f(), budget(), any::<bool>()).prop_map(|(pick, budget, down)| Op::Resume { pick, budget, down }),
         3 => (f(), f(), who(), budget())
             .prop_map(|(frame, caller, pg, budget)| Op::UnpinPreemptible { frame, caller, pg, budget }),
+        3 => (f(), 0u8..4, f(), budget())
+            .prop_map(|(pick, index, target, budget)| Op::L3EntryPreemptible { pick, index, target, budget }),
         2 => (f(), any::<[u8; 5]>(), budget())
             .prop_map(|(dom, frames, budget)| Op::BuildPreemptible { dom, frames, budget }),
     ]
@@ -524,6 +534,40 @@ impl Harness {
                             l3,
                             PtLevel::L3,
                             &c,
+                            DOMID_SELF,
+                            &mut Budget::new(budget),
+                        )
+                    },
+                    |_| {},
+                );
+            }
+            Op::L3EntryPreemptible {
+                pick,
+                index,
+                target,
+                budget,
+            } => {
+                let l3s: Vec<Mfn> = (0..NR_FRAMES)
+                    .map(Mfn)
+                    .filter(|&m| {
+                        let t = self.w.mm.page_info(m).unwrap().type_info();
+                        t.count() > 0 && t.validated() && t.page_type() == Some(PageType::L3)
+                    })
+                    .collect();
+                if l3s.is_empty() {
+                    return;
+                }
+                let l3 = l3s[usize::from(pick) % l3s.len()];
+                let c = caller_of(self.w.mm.page_info(l3).unwrap().owner());
+                let l2 = frame(target);
+                let _ = self.step(
+                    l2,
+                    |mm| {
+                        mm.mmu_update_one_preemptible(
+                            ptr(l3, usize::from(index)),
+                            pte(l2, L3F),
+                            &c,
+                            DOMID_SELF,
                             DOMID_SELF,
                             &mut Budget::new(budget),
                         )
