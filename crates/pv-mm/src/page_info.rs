@@ -26,14 +26,16 @@
 //! owner:  the owning domid (DOMID_INVALID when free, DOMID_IO for I/O frames)
 //! extra:  the progress of a partial frame, zero otherwise:
 //!
-//!              31 ....... 18  17    16           15 ............. 0
-//!              reserved (0)   held  partial_pte  nr_validated
+//!              31 ... 26  25 ..... 18  17    16           15 ............. 0
+//!              reserved   error        held  partial_pte  nr_validated
 //!
 //!         nr_validated: entries 0..nr_validated hold their references;
 //!         partial_pte:  entry nr_validated points at a partial frame whose
 //!                       partial state belongs to this one (Xen's partial_pte);
 //!         held:         this frame's partial state belongs to its parent's
 //!                       partial entry (not to a pending pin or base pointer)
+//!         error:        non-zero: the validation failed with this errno and
+//!                       the frame is being taken down
 //! ```
 //!
 //! The fields are atomics so that the frame table can be shared (`&[PageInfo]`)
@@ -185,6 +187,9 @@ pub struct Progress {
     pub partial_pte: bool,
     /// This table's partial state belongs to its parent's partial entry.
     pub held: bool,
+    /// Non-zero: the validation failed with this errno; the table is being
+    /// taken down before the error is returned.
+    pub error: u8,
 }
 
 impl Progress {
@@ -200,6 +205,7 @@ impl Progress {
                 0
             }
             | if self.held { Self::HELD } else { 0 }
+            | (self.error as u32) << 18
     }
 
     /// The decoded word.
@@ -208,6 +214,7 @@ impl Progress {
             nr_validated: (w & 0xFFFF) as usize,
             partial_pte: w & Self::PARTIAL_PTE != 0,
             held: w & Self::HELD != 0,
+            error: (w >> 18) as u8,
         }
     }
 }
@@ -358,8 +365,9 @@ mod tests {
             nr_validated: 512,
             partial_pte: true,
             held: true,
+            error: 22,
         };
-        assert_eq!(p.encode(), 512 | (1 << 16) | (1 << 17));
+        assert_eq!(p.encode(), 512 | (1 << 16) | (1 << 17) | (22 << 18));
         assert_eq!(Progress::decode(p.encode()), p);
         assert_eq!(Progress::decode(0), Progress::default());
         assert_eq!(Progress::default().encode(), 0);

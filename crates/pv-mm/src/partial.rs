@@ -27,7 +27,9 @@
 //! * a validation that fails in a later call drops exactly the references
 //!   taken in every call so far (the frame's entries `0..nr_validated`, then
 //!   the references on the frame itself) and leaves every count as before
-//!   the first call;
+//!   the first call. That taking down is split under the budget as well
+//!   (the error is kept in the progress word, `-ERESTART` meanwhile, the
+//!   error returned by the call that finishes it);
 //! * a domain's teardown ([`Mm::relinquish`]) of a root aborts it, and with
 //!   it the held L2 under it: everything is released.
 //!
@@ -248,9 +250,8 @@ impl<M: Machine> Mm<'_, M> {
                 .with_flag(PGT_PARTIAL, true),
         );
         pi.set_progress(Progress {
-            nr_validated: 0,
-            partial_pte: false,
             held,
+            ..Progress::default()
         });
         self.validate_step(mfn, iomem, budget)
     }
@@ -277,16 +278,30 @@ impl<M: Machine> Mm<'_, M> {
     /// `-ERESTART` it stays partial with its progress saved; on failure every
     /// reference its entries took is dropped and its type count is zero again
     /// (the total reference of its partial state is the caller's to drop).
+    ///
+    /// A failure is itself taken down under the budget: the error is kept in
+    /// the progress word and `-ERESTART` returned until no entry holds
+    /// anything; the call that finishes returns the error.
     fn validate_step(&mut self, mfn: Mfn, iomem: bool, budget: &mut Budget) -> Result<(), Errno> {
         let pi = self.info(mfn)?;
         let t = pi.type_info();
         debug_assert!(t.partial() && t.count() == 1);
         let ty = t.page_type().unwrap_or(PageType::None);
+        let failed = pi.progress().error;
         let r = match ty {
+            _ if failed != 0 => Err(Errno(i32::from(failed))),
             PageType::L2 => self.step_l2(mfn, t.pae_xen_l2(), iomem, budget),
             PageType::L3 => self.step_l3(mfn, iomem, budget),
             _ => Err(Errno::EINVAL),
         };
+        if let Err(e) = r
+            && e != Errno::ERESTART
+        {
+            let mut p = pi.progress();
+            p.error = u8::try_from(e.0).unwrap_or(Errno::EINVAL.0 as u8);
+            pi.set_progress(p);
+            self.devalidate_step(mfn, budget)?;
+        }
         match r {
             Ok(()) => {
                 pi.set_type_info(
@@ -328,7 +343,9 @@ impl<M: Machine> Mm<'_, M> {
                     .is_some_and(|t| t.type_count() == 0);
             budget.spend(if fresh_l1 { 1 + ENTRIES as u32 } else { 1 });
             if let Err(err) = self.get_page_from_l2e(e, owner, iomem) {
-                self.drop_entries(mfn, PageType::L2, j);
+                // Entries 0..j hold: taken down by the caller, under the budget.
+                p.nr_validated = j;
+                pi.set_progress(p);
                 return Err(err);
             }
         }
@@ -382,7 +399,9 @@ impl<M: Machine> Mm<'_, M> {
                     return Err(Errno::ERESTART);
                 }
                 Err(err) => {
-                    self.drop_entries(mfn, PageType::L3, i);
+                    p.nr_validated = i;
+                    p.partial_pte = false;
+                    pi.set_progress(p);
                     return Err(err);
                 }
             }
@@ -469,8 +488,8 @@ impl<M: Machine> Mm<'_, M> {
         );
         pi.set_progress(Progress {
             nr_validated: entries,
-            partial_pte: false,
             held,
+            ..Progress::default()
         });
     }
 

@@ -534,3 +534,29 @@ fn an_l3_entry_whose_subtree_fails_late_changes_nothing() {
     assert!(w.snapshot() == before, "a failed entry update left traces");
     assert_eq!(w.peek(t.l3, 1), 0);
 }
+
+#[test]
+fn a_late_failure_is_taken_down_within_the_budget_too() {
+    let mut w = World::new();
+    let t = tree(&mut w, DOMU, 6);
+    let foreign = w.fresh(DOM0);
+    w.poke(t.l1[11], 9, pte(foreign, RO));
+    let before = w.snapshot();
+    let mut reads = Vec::new();
+    let (calls, r) = drive(&mut w, 1, |mm, b| {
+        let before = mm.machine.reads.get();
+        let r = mm.pin_preemptible(t.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF, b);
+        reads.push(mm.machine.reads.get() - before);
+        r
+    });
+    assert_eq!(r, Err(Errno::EINVAL));
+    // Up through the first L2 and the second up to the bad L1 (entry 15),
+    // then down through them again, an entry a call.
+    assert!(calls >= 2 * (512 + 15), "{calls} calls");
+    assert!(
+        reads.iter().all(|&n| n <= 512 + 8),
+        "a call read {:?} entries",
+        reads.iter().max()
+    );
+    assert!(w.snapshot() == before, "a failed pin left traces");
+}
