@@ -13,8 +13,9 @@
 //!   partial L2 whose partial state belongs to it (`partial_pte`);
 //! * it holds one total and one type reference on itself: those its
 //!   requester took, which become the requester's when the validation
-//!   completes: a pending pin or base pointer (a *root*), or its parent's
-//!   partial entry (`held`);
+//!   completes (or go when it is taken down): a pending pin, base pointer,
+//!   L3 entry update or unpin (a *root*), or its parent's partial entry
+//!   (`held`);
 //! * a root is resumed by the preemptible request of its owner for the same
 //!   type ([`Mm::pin_preemptible`], [`Mm::new_baseptr_preemptible`], and for
 //!   an L2 [`Mm::mod_l3_entry_preemptible`]); any other
