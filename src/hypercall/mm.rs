@@ -5,11 +5,19 @@
 //! batch yields after `BATCH_PREEMPT` entries or once the invocation has run
 //! `hv_core::hypercall::PREEMPT_AFTER_NS` (checked between entries, as Xen's
 //! `hypercall_preempt_check`), with `pdone` holding the entries done so far
-//! and the rest of `count` marked `MMU_UPDATE_PREEMPTED`. One entry is not
-//! itself preemptible: a `MMUEXT_PIN_L3_TABLE` of four fresh L2s of 512
-//! fresh L1s each validates 4 + 2048 tables, about a million entries, and
-//! its `UNPIN` takes as many down (Xen splits that with `-ERESTART` and
-//! `PGT_partial`; Oxen does not yet).
+//! and the rest of `count` marked `MMU_UPDATE_PREEMPTED`.
+//!
+//! One `MMUEXT_PIN_L2_TABLE`/`PIN_L3_TABLE`, `NEW_BASEPTR` or `UNPIN_TABLE`
+//! is itself split (Xen's `-ERESTART` with `PGT_partial`, `pv_mm::partial`):
+//! an invocation validates or takes down at most [`VALIDATE_BUDGET`] entries
+//! (plus one L1) and, if the op is not complete, continues with the op not
+//! counted done, the tables left partial; the continuation resumes them.
+//! So is an `mmu_update` of an L3 entry naming a fresh L2 (up to 512 fresh
+//! L1s): the L2 is validated in steps and the entry stored once it is
+//! complete. Still not split: the last reference of a base pointer going
+//! (switching away from a big address space nobody pinned), and an entry
+//! update dropping the last reference of a big subtree (Xen splits those
+//! too).
 
 use hv_core::addr::Mfn;
 use hv_core::hypercall::{Outcome, batch_continuation, batch_count};
@@ -31,6 +39,12 @@ use crate::mm::frame_table::MM;
 
 /// Entries served per invocation before a long batch yields (continuation).
 const BATCH_PREEMPT: u32 = 1024;
+
+/// Page-table entries one `mmuext_op` or `mmu_update` invocation validates
+/// (pins, base pointers, L3 entries) or takes down (unpins) before it
+/// continues (about 3 ms under TCG, where an entry takes
+/// about 1.5 µs; much less on hardware).
+pub const VALIDATE_BUDGET: u32 = 2048;
 
 /// Resolves a domain id argument: `DOMID_SELF` is the caller; a domain other
 /// than the caller must exist (only the caller does, until domUs arrive) or be
@@ -100,6 +114,7 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         };
         let mut guard = MM.lock();
         let mm = guard.as_mut().expect("frame table initialised");
+        let mut budget = pv_mm::Budget::new(VALIDATE_BUDGET);
         let mut outcome = Ok(Outcome::Done(0));
         let mut i = 0;
         while i < count {
@@ -122,9 +137,25 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
                 }
             };
             let (ptr, val) = ({ req.ptr }, { req.val });
-            if let Err(e) = mm.mmu_update_one(ptr, val, &caller, pt_owner, pg_owner) {
-                outcome = Err(e);
-                break;
+            match mm.mmu_update_one_preemptible(ptr, val, &caller, pt_owner, pg_owner, &mut budget)
+            {
+                Ok(()) => {}
+                // An L3 entry's fresh L2 ran out of budget: retried, not done.
+                Err(Errno::ERESTART) => {
+                    outcome = Ok(Outcome::Continue(batch_continuation(
+                        reqs,
+                        core::mem::size_of::<MmuUpdate>() as u32,
+                        i,
+                        count,
+                        pdone,
+                        foreigndom,
+                    )));
+                    break;
+                }
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
             }
             i += 1;
         }
@@ -156,6 +187,7 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let result = (|| -> Result<Outcome, Errno> {
         let base = done_so_far(pdone, resumed);
         let pg_owner = resolve_domid(dom, foreigndom_fd(foreigndom), live)?;
+        let mut budget = pv_mm::Budget::new(VALIDATE_BUDGET);
         let mut i = 0;
         while i < count {
             if i == BATCH_PREEMPT || super::preempt_since(started, i) {
@@ -172,9 +204,24 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
             let op: MmuextOp = read_guest(ops.wrapping_add(i * 12)).inspect_err(|_| {
                 record_done(pdone, base.wrapping_add(i));
             })?;
-            if let Err(e) = mmuext_one(dom, &op, pg_owner) {
-                record_done(pdone, base.wrapping_add(i));
-                return Err(e);
+            match mmuext_one(dom, &op, pg_owner, &mut budget) {
+                Ok(()) => {}
+                // The op's validation ran out of budget: retried, not done.
+                Err(Errno::ERESTART) => {
+                    record_done(pdone, base.wrapping_add(i));
+                    return Ok(Outcome::Continue(batch_continuation(
+                        ops,
+                        core::mem::size_of::<MmuextOp>() as u32,
+                        i,
+                        count,
+                        pdone,
+                        foreigndom,
+                    )));
+                }
+                Err(e) => {
+                    record_done(pdone, base.wrapping_add(i));
+                    return Err(e);
+                }
             }
             i += 1;
         }
@@ -188,23 +235,28 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     }
 }
 
-fn mmuext_one(dom: &mut Domain, op: &MmuextOp, pg_owner: DomId) -> Result<(), Errno> {
+fn mmuext_one(
+    dom: &mut Domain,
+    op: &MmuextOp,
+    pg_owner: DomId,
+    budget: &mut pv_mm::Budget,
+) -> Result<(), Errno> {
     let caller = dom.caller();
     let mut guard = MM.lock();
     let mm = guard.as_mut().expect("frame table initialised");
     let mfn = Mfn(u64::from(op.mfn()));
     match op.cmd {
         MMUEXT_PIN_L1_TABLE => mm.pin(mfn, PtLevel::L1, &caller, pg_owner),
-        MMUEXT_PIN_L2_TABLE => mm.pin(mfn, PtLevel::L2, &caller, pg_owner),
-        MMUEXT_PIN_L3_TABLE => mm.pin(mfn, PtLevel::L3, &caller, pg_owner),
+        MMUEXT_PIN_L2_TABLE => mm.pin_preemptible(mfn, PtLevel::L2, &caller, pg_owner, budget),
+        MMUEXT_PIN_L3_TABLE => mm.pin_preemptible(mfn, PtLevel::L3, &caller, pg_owner, budget),
         MMUEXT_PIN_L4_TABLE => Err(Errno::EINVAL),
-        MMUEXT_UNPIN_TABLE => mm.unpin(mfn, &caller, pg_owner),
+        MMUEXT_UNPIN_TABLE => mm.unpin_preemptible(mfn, &caller, pg_owner, budget),
         MMUEXT_NEW_BASEPTR => {
             if pg_owner != dom.domid {
                 return Err(Errno::EINVAL);
             }
             drop(guard);
-            switch_base_pointer(dom, mfn)
+            switch_base_pointer_preemptible(dom, mfn, budget)
         }
         MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_MULTI | MMUEXT_TLB_FLUSH_ALL => {
             // One vcpu: every flush scope is this CPU's TLB. A MULTI mask must
@@ -261,17 +313,40 @@ pub fn switch_base_pointer(dom: &mut Domain, mfn: Mfn) -> Result<(), Errno> {
         .as_mut()
         .expect("frame table initialised")
         .new_baseptr(mfn, None, &caller, extended)?;
+    install_base_pointer(dom, mfn);
+    Ok(())
+}
+
+/// Makes the L3 `mfn`, whose base-pointer reference is taken, the vcpu's
+/// base pointer, loads it, and only then drops the old one's reference:
+/// until the CR3 load the CPU runs on the old tables (the old L3's slot-3 L2
+/// maps Oxen itself), as Xen's write_ptbase before put_page_and_type.
+fn install_base_pointer(dom: &mut Domain, mfn: Mfn) {
     let old = core::mem::replace(&mut dom.vcpu.cr3, mfn);
     dom.load_cr3();
-    // Only now that the CPU runs on the new tables may the old ones go (the
-    // old L3's slot-3 L2 maps Oxen itself until the CR3 load), as Xen's
-    // write_ptbase before put_page_and_type.
     if old.0 != 0 {
         MM.lock()
             .as_mut()
             .expect("frame table initialised")
             .put_page_and_type(old);
     }
+}
+
+/// [`switch_base_pointer`] for `MMUEXT_NEW_BASEPTR`: the validation of a
+/// fresh L3 is split under `budget` (`-ERESTART`: continue, the vcpu keeps
+/// its base pointer meanwhile).
+fn switch_base_pointer_preemptible(
+    dom: &mut Domain,
+    mfn: Mfn,
+    budget: &mut pv_mm::Budget,
+) -> Result<(), Errno> {
+    let caller = dom.caller();
+    let extended = dom.has_assist(VMASST_TYPE_PAE_EXTENDED_CR3);
+    MM.lock()
+        .as_mut()
+        .expect("frame table initialised")
+        .new_baseptr_preemptible(mfn, None, &caller, extended, budget)?;
+    install_base_pointer(dom, mfn);
     Ok(())
 }
 

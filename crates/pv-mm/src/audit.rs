@@ -8,7 +8,10 @@
 //!   typed [`ExternalRef`];
 //! * for each present entry of a validated table pointing at it: 1 total (+ 1
 //!   type for an RW L1 entry, and for every L2 and L3 entry); L1 entries of
-//!   I/O frames count nothing, nor do the hypervisor slots of a `pae_xen_l2` L2.
+//!   I/O frames count nothing, nor do the hypervisor slots of a `pae_xen_l2` L2;
+//! * for a partial table (engine invariant 12): 1 total + 1 type on itself,
+//!   and the references of its entries `0..nr_validated` as above (its
+//!   partial entry counts nothing: the partial L2 it holds counts itself).
 //!
 //! The audit needs no heap: it counts the frames in chunks of [`CHUNK`] on the
 //! stack and rescans the validated tables once per chunk, so its cost is
@@ -22,7 +25,7 @@ use xen_abi::layout::{FIRST_XEN_L2_SLOT, XEN_L3_SLOT};
 
 use crate::engine::Mm;
 use crate::machine::Machine;
-use crate::page_info::{PGT_PAE_XEN_L2, PGT_PINNED, PGT_VALIDATED, TypeInfo};
+use crate::page_info::{PGT_PAE_XEN_L2, PGT_PARTIAL, PGT_PINNED, PGT_VALIDATED, TypeInfo};
 
 /// Domain accounts recounted per pass over the frame table.
 const ACCOUNT_SPAN: usize = 64;
@@ -69,6 +72,8 @@ pub struct AuditReport {
     pub writable: usize,
     /// Pinned tables.
     pub pinned: usize,
+    /// Partial tables (engine invariant 12).
+    pub partial: usize,
     /// Sum of all total reference counts.
     pub total_refs: u64,
 }
@@ -97,6 +102,14 @@ pub enum AuditProblem {
     BadPin { type_info: u32 },
     /// The validated bit disagrees with the type and type count.
     BadValidation { type_info: u32 },
+    /// A partial table breaks the shape of engine invariant 12 (`progress`
+    /// is the raw progress word), or a frame that is not partial has a
+    /// progress word.
+    BadPartial {
+        type_info: u32,
+        progress: u32,
+        why: &'static str,
+    },
     /// `pae_xen_l2` on something other than an L2 in use.
     BadQualifier { type_info: u32 },
     /// A hypervisor slot of a `pae_xen_l2` L2 differs from what Oxen placed there.
@@ -169,6 +182,14 @@ impl fmt::Display for AuditError {
             AuditProblem::BadValidation { type_info } => write!(
                 f,
                 "validated bit disagrees with type and count (type_info {type_info:#x})"
+            ),
+            AuditProblem::BadPartial {
+                type_info,
+                progress,
+                why,
+            } => write!(
+                f,
+                "partial table: {why} (type_info {type_info:#x}, progress {progress:#x})"
             ),
             AuditProblem::BadQualifier { type_info } => {
                 write!(
@@ -281,8 +302,27 @@ impl<M: Machine> Mm<'_, M> {
             frames: self.frames.len(),
             ..AuditReport::default()
         };
+        let (mut held, mut partial_ptes) = (0usize, 0usize);
         for mfn in (0..self.frames.len() as u64).map(Mfn) {
             self.audit_frame(mfn, &mut report)?;
+            if let Some(pi) = self.page_info(mfn)
+                && pi.type_info().partial()
+            {
+                held += usize::from(pi.progress().held);
+                partial_ptes += usize::from(pi.progress().partial_pte);
+            }
+        }
+        if held != partial_ptes {
+            // Each held partial L2 has exactly one partial entry holding it
+            // (the entries were checked to point at held ones).
+            return Err(AuditError {
+                mfn: Mfn(0),
+                problem: AuditProblem::BadPartial {
+                    type_info: 0,
+                    progress: 0,
+                    why: "held partial tables and partial entries differ in number",
+                },
+            });
         }
         self.audit_roots(base_pointers, external)?;
         self.audit_accounts()?;
@@ -327,7 +367,7 @@ impl<M: Machine> Mm<'_, M> {
                 report.free += 1;
                 if c.0 != 0
                     || t.count() != 0
-                    || t.0 & (PGT_PINNED | PGT_VALIDATED | PGT_PAE_XEN_L2) != 0
+                    || t.0 & (PGT_PINNED | PGT_VALIDATED | PGT_PAE_XEN_L2 | PGT_PARTIAL) != 0
                 {
                     return fail(
                         mfn,
@@ -379,7 +419,58 @@ impl<M: Machine> Mm<'_, M> {
                 return fail(mfn, AuditProblem::BadPin { type_info: t.0 });
             }
         }
-        if t.validated() != (in_use && ty.needs_validation()) {
+        let progress = pi.extra.load(core::sync::atomic::Ordering::Relaxed);
+        let bad_partial = |why| {
+            fail(
+                mfn,
+                AuditProblem::BadPartial {
+                    type_info: t.0,
+                    progress,
+                    why,
+                },
+            )
+        };
+        if t.partial() {
+            report.partial += 1;
+            let p = pi.progress();
+            let entries = match ty {
+                PageType::L2 => l2_guest_entries(t.pae_xen_l2()),
+                _ => L3_GUEST_ENTRIES,
+            };
+            if !matches!(ty, PageType::L2 | PageType::L3) || owner >= DOMID_FIRST_RESERVED {
+                return bad_partial("not a guest's L2 or L3");
+            }
+            if t.count() != 1 || t.validated() || t.pinned() {
+                return bad_partial("type count not 1, or validated, or pinned");
+            }
+            if p.nr_validated > entries
+                || (p.partial_pte && (ty != PageType::L3 || p.nr_validated >= entries))
+                || progress & !crate::page_info::Progress::decode(progress).encode() != 0
+            {
+                return bad_partial("progress out of range");
+            }
+            if ty == PageType::L3 && !is_present(self.machine.read_pte(mfn, XEN_L3_SLOT)) {
+                return fail(mfn, AuditProblem::L3Slot3Missing);
+            }
+            if p.partial_pte {
+                let e = self.machine.read_pte(mfn, p.nr_validated);
+                let ok = is_present(e)
+                    && self.page_info(pte_mfn(e)).is_some_and(|c| {
+                        let ct = c.type_info();
+                        ct.partial()
+                            && c.progress().held
+                            && c.owner() == owner
+                            && ct.page_type() == Some(PageType::L2)
+                            && ct.pae_xen_l2() == (p.nr_validated == XEN_L3_SLOT)
+                    });
+                if !ok {
+                    return bad_partial("the partial entry does not point at a held partial L2");
+                }
+            }
+        } else if progress != 0 {
+            return bad_partial("progress word on a frame that is not partial");
+        }
+        if t.validated() != (in_use && ty.needs_validation() && !t.partial()) {
             return fail(mfn, AuditProblem::BadValidation { type_info: t.0 });
         }
         if t.pae_xen_l2() && !(in_use && ty == PageType::L2) {
@@ -396,18 +487,29 @@ impl<M: Machine> Mm<'_, M> {
             }
         }
         if is_validated_table(t) {
-            self.audit_entries(mfn, ty, t.pae_xen_l2(), owner)?;
+            self.audit_entries(mfn, ty, t.pae_xen_l2(), owner, None)?;
+        } else if t.partial() {
+            self.audit_entries(
+                mfn,
+                ty,
+                t.pae_xen_l2(),
+                owner,
+                Some(pi.progress().nr_validated),
+            )?;
         }
         Ok(())
     }
 
-    /// What the entries of the validated table `mfn` point at.
+    /// What the entries of the validated table `mfn` point at; of a partial
+    /// one (`partial`: its `nr_validated`), only the leading entries that hold
+    /// references.
     fn audit_entries(
         &self,
         mfn: Mfn,
         ty: PageType,
         pae_xen_l2: bool,
         owner: DomId,
+        partial: Option<usize>,
     ) -> Result<(), AuditError> {
         let bad = |index, entry, why| fail(mfn, AuditProblem::BadEntry { index, entry, why });
         match ty {
@@ -436,7 +538,8 @@ impl<M: Machine> Mm<'_, M> {
                 }
             }
             PageType::L2 => {
-                for i in 0..l2_guest_entries(pae_xen_l2) {
+                let n = partial.unwrap_or(ENTRIES).min(l2_guest_entries(pae_xen_l2));
+                for i in 0..n {
                     let e = self.machine.read_pte(mfn, i);
                     if is_present(e) {
                         if check_l2_flags(e, self.config.nx_supported).is_err() {
@@ -445,7 +548,7 @@ impl<M: Machine> Mm<'_, M> {
                         self.audit_table_target(mfn, i, e, owner, PageType::L1, false)?;
                     }
                 }
-                if pae_xen_l2 {
+                if pae_xen_l2 && partial.is_none() {
                     for index in FIRST_XEN_L2_SLOT..ENTRIES {
                         let (found, expected) = (
                             self.machine.read_pte(mfn, index),
@@ -471,7 +574,7 @@ impl<M: Machine> Mm<'_, M> {
                 if !is_present(self.machine.read_pte(mfn, XEN_L3_SLOT)) {
                     return fail(mfn, AuditProblem::L3Slot3Missing);
                 }
-                for i in 0..L3_GUEST_ENTRIES {
+                for i in 0..partial.unwrap_or(L3_GUEST_ENTRIES).min(L3_GUEST_ENTRIES) {
                     let e = self.machine.read_pte(mfn, i);
                     if is_present(e) {
                         if check_l3_flags(e).is_err() {
@@ -630,10 +733,15 @@ impl<M: Machine> Mm<'_, M> {
         }
         for (i, pi) in self.frames.iter().enumerate() {
             let t = pi.type_info();
-            if !is_validated_table(t) {
-                continue;
-            }
             let table = Mfn(i as u64);
+            let limit = if is_validated_table(t) {
+                ENTRIES
+            } else if t.partial() {
+                tally.add(table, true);
+                pi.progress().nr_validated
+            } else {
+                continue;
+            };
             match t.page_type() {
                 Some(PageType::L1) => {
                     for j in 0..ENTRIES {
@@ -644,7 +752,7 @@ impl<M: Machine> Mm<'_, M> {
                     }
                 }
                 Some(PageType::L2) => {
-                    for j in 0..l2_guest_entries(t.pae_xen_l2()) {
+                    for j in 0..limit.min(l2_guest_entries(t.pae_xen_l2())) {
                         let e = self.machine.read_pte(table, j);
                         if is_present(e) {
                             tally.add(pte_mfn(e), true);
@@ -652,7 +760,7 @@ impl<M: Machine> Mm<'_, M> {
                     }
                 }
                 Some(PageType::L3) => {
-                    for j in 0..L3_GUEST_ENTRIES {
+                    for j in 0..limit.min(L3_GUEST_ENTRIES) {
                         let e = self.machine.read_pte(table, j);
                         if is_present(e) {
                             tally.add(pte_mfn(e), true);

@@ -65,9 +65,29 @@
 //! 11. **Counts never wrap.** A reference that would overflow a count is
 //!     refused with `-EINVAL`; dropping a reference that does not exist is an
 //!     engine bug (a debug assertion; ignored in release builds).
+//! 12. **Partial tables** (`PGT_partial`, see [`crate::partial`]). A
+//!     preemptible validation (or devalidation, by a preemptible unpin) of
+//!     an L2 or L3 that runs out of budget leaves the table *partial*: type count exactly 1, not validated, not pinned,
+//!     and a progress word (`nr_validated`, `partial_pte`, `held`). Entries
+//!     `0..nr_validated` hold the references of 6, as in a validated table;
+//!     if `partial_pte`, entry `nr_validated` points at a partial L2 that is
+//!     `held` by it; no other entry holds anything. The partial table holds
+//!     one total and the one type reference on itself (its requester's: a
+//!     pending pin or base pointer for a root, its parent's partial entry
+//!     for a held one). Nothing else takes a type reference on a partial
+//!     table: every request fails with `-EINVAL` (as for a table being
+//!     validated), except the preemptible pin (or base pointer, or for an L2
+//!     the L3 entry update) of its owner for the same type on a root, which
+//!     resumes its validation, and the
+//!     preemptible unpin of its owner, which resumes taking it down.
+//!     Completed validation turns it into a validated table whose references
+//!     are the requester's; completed devalidation drops its own references
+//!     too; failure, in whichever call, restores 8 for the whole request; relinquishing a root aborts it
+//!     (and its held L2), dropping everything. A frame that is not partial
+//!     has a zero progress word.
 //!
-//! [`Mm::audit`] recomputes every count from 1–7 and compares, and checks 9
-//! and 10.
+//! [`Mm::audit`] recomputes every count from 1–7 and 12 and compares, and
+//! checks 9, 10 and the shape of 12.
 //!
 //! Error values follow Xen 4.1: ownership and type failures are `-EINVAL`
 //! (Xen's `get_page`/`get_page_type` failures), an unknown `mmu_update`
@@ -242,7 +262,8 @@ impl<'f, M: Machine> Mm<'f, M> {
     }
 
     /// Domain teardown of one frame (or taking back a frame Oxen gave): drops
-    /// its pin (if any) and then the allocation reference (if held), `PGC_extra`
+    /// its pin (if any) or abandons its partial validation (if a root, see
+    /// [`crate::partial`]), and then the allocation reference (if held), `PGC_extra`
     /// frames included. Returns whether the frame is now free.
     ///
     /// `-EINVAL` if `mfn` is not RAM or not `owner`'s.
@@ -250,6 +271,11 @@ impl<'f, M: Machine> Mm<'f, M> {
         let pi = self.info(mfn)?;
         if pi.owner() != owner || owner == DOMID_INVALID || owner == DOMID_IO {
             return Err(Errno::EINVAL);
+        }
+        // A partial root is abandoned (with the L2 it holds); a held partial
+        // L2 goes with its root.
+        if pi.type_info().partial() && !pi.progress().held {
+            self.abort_partial(mfn);
         }
         if pi.type_info().pinned() {
             pi.set_type_info(pi.type_info().with_flag(PGT_PINNED, false));
@@ -341,6 +367,7 @@ impl<'f, M: Machine> Mm<'f, M> {
             t.count() > 0,
             "put_page_type on {mfn} with no type references"
         );
+        debug_assert!(!t.partial(), "put_page_type on the partial {mfn}");
         match t.count() {
             0 => {}
             1 => {

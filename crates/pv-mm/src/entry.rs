@@ -200,7 +200,7 @@ impl<M: Machine> Mm<'_, M> {
 
     /// Checks that `mfn` is a validated table of type `ty` that `caller` may
     /// change and that `index` is in range; returns its type word and owner.
-    fn table_for_update(
+    pub(crate) fn table_for_update(
         &self,
         mfn: Mfn,
         index: usize,
@@ -221,7 +221,14 @@ impl<M: Machine> Mm<'_, M> {
         Ok((t, owner))
     }
 
-    fn store_entry(&mut self, table: Mfn, index: usize, old: u64, new: u64, preserve_ad: bool) {
+    pub(crate) fn store_entry(
+        &mut self,
+        table: Mfn,
+        index: usize,
+        old: u64,
+        new: u64,
+        preserve_ad: bool,
+    ) {
         let val = if preserve_ad {
             new | (old & (PAGE_ACCESSED | PAGE_DIRTY))
         } else {

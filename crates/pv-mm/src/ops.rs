@@ -14,6 +14,7 @@ use crate::access::{check_pg_owner, check_pt_owner};
 use crate::engine::Mm;
 use crate::machine::Machine;
 use crate::page_info::PGT_PINNED;
+use crate::partial::Budget;
 use crate::pte::{PAGE_PRESENT, PAGE_PSE, PAGE_RW, PAGE_USER, is_present, pte_mfn};
 use crate::types::{Caller, PageType, PtLevel};
 
@@ -54,6 +55,35 @@ impl<M: Machine> Mm<'_, M> {
         pt_owner: DomId,
         pg_owner: DomId,
     ) -> Result<(), Errno> {
+        self.mmu_update_with(req_ptr, req_val, caller, pt_owner, pg_owner, None)
+    }
+
+    /// [`mmu_update_one`](Self::mmu_update_one), with an L3 entry naming a
+    /// fresh L2 validated under `budget`
+    /// ([`mod_l3_entry_preemptible`](Self::mod_l3_entry_preemptible)):
+    /// `-ERESTART` when it ran out first, nothing stored; call again with the
+    /// same request to go on.
+    pub fn mmu_update_one_preemptible(
+        &mut self,
+        req_ptr: u64,
+        req_val: u64,
+        caller: &Caller,
+        pt_owner: DomId,
+        pg_owner: DomId,
+        budget: &mut Budget,
+    ) -> Result<(), Errno> {
+        self.mmu_update_with(req_ptr, req_val, caller, pt_owner, pg_owner, Some(budget))
+    }
+
+    fn mmu_update_with(
+        &mut self,
+        req_ptr: u64,
+        req_val: u64,
+        caller: &Caller,
+        pt_owner: DomId,
+        pg_owner: DomId,
+        budget: Option<&mut Budget>,
+    ) -> Result<(), Errno> {
         match req_ptr & MMU_CMD_MASK {
             cmd @ (MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD) => {
                 let pt_owner = check_pt_owner(caller, pt_owner)?;
@@ -85,7 +115,17 @@ impl<M: Machine> Mm<'_, M> {
                             return self.mod_l2_entry(mfn, index, req_val, caller, preserve_ad);
                         }
                         Some(PageType::L3) => {
-                            return self.mod_l3_entry(mfn, index, req_val, caller, preserve_ad);
+                            return match budget {
+                                Some(b) => self.mod_l3_entry_preemptible(
+                                    mfn,
+                                    index,
+                                    req_val,
+                                    caller,
+                                    preserve_ad,
+                                    b,
+                                ),
+                                None => self.mod_l3_entry(mfn, index, req_val, caller, preserve_ad),
+                            };
                         }
                         _ => {}
                     }

@@ -16,12 +16,26 @@
 //!             (Xen's share_xen_page_with_privileged_guests(XENSHARE_readonly));
 //!             every other DOMID_XEN frame cannot be referenced by a guest
 //!
-//! type_info    31..29    28      27         26          25 ............. 0
-//!              type      pinned  validated  pae_xen_l2  type count (PGT_count_mask)
+//! type_info    31..29    28      27         26          25       24 ...... 0
+//!              type      pinned  validated  pae_xen_l2  partial  type count (PGT_count_mask)
 //!
 //! type: 0 none, 1 L1, 2 L2, 3 L3, 4 seg_desc, 5 writable (6, 7 unused)
+//! partial:    an L2 or L3 whose preemptible validation stopped part way
+//!             (Xen's PGT_partial); see the engine's invariant 12
+//!
 //! owner:  the owning domid (DOMID_INVALID when free, DOMID_IO for I/O frames)
-//! extra:  not used by the engine (the hypervisor may keep a TLB-flush stamp here)
+//! extra:  the progress of a partial frame, zero otherwise:
+//!
+//!              31 ... 26  25 ..... 18  17    16           15 ............. 0
+//!              reserved   error        held  partial_pte  nr_validated
+//!
+//!         nr_validated: entries 0..nr_validated hold their references;
+//!         partial_pte:  entry nr_validated points at a partial frame whose
+//!                       partial state belongs to this one (Xen's partial_pte);
+//!         held:         this frame's partial state belongs to its parent's
+//!                       partial entry (not to a pending pin or base pointer)
+//!         error:        non-zero: the validation failed with this errno and
+//!                       the frame is being taken down
 //! ```
 //!
 //! The fields are atomics so that the frame table can be shared (`&[PageInfo]`)
@@ -53,8 +67,10 @@ pub const PGT_PINNED: u32 = 1 << 28;
 pub const PGT_VALIDATED: u32 = 1 << 27;
 /// `type_info`: an L2 that sits under L3 slot 3 and carries the hypervisor slots.
 pub const PGT_PAE_XEN_L2: u32 = 1 << 26;
+/// `type_info`: a table whose preemptible validation stopped part way (Xen's `PGT_partial`).
+pub const PGT_PARTIAL: u32 = 1 << 25;
 /// `type_info`: the type reference count.
-pub const PGT_COUNT_MASK: u32 = (1 << 26) - 1;
+pub const PGT_COUNT_MASK: u32 = (1 << 25) - 1;
 
 /// A decoded `count_info` word.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -140,6 +156,11 @@ impl TypeInfo {
         self.0 & PGT_PAE_XEN_L2 != 0
     }
 
+    /// Whether this is a partially validated table (see [`Progress`]).
+    pub const fn partial(self) -> bool {
+        self.0 & PGT_PARTIAL != 0
+    }
+
     /// The same word with another type count.
     pub const fn with_count(self, count: u32) -> Self {
         Self((self.0 & !PGT_COUNT_MASK) | (count & PGT_COUNT_MASK))
@@ -155,6 +176,49 @@ impl TypeInfo {
     }
 }
 
+/// The progress of a partially validated table (the `extra` word; see the
+/// module documentation).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Progress {
+    /// Entries `0..nr_validated` hold their references.
+    pub nr_validated: usize,
+    /// Entry `nr_validated` points at a partial table whose partial state
+    /// belongs to this one.
+    pub partial_pte: bool,
+    /// This table's partial state belongs to its parent's partial entry.
+    pub held: bool,
+    /// Non-zero: the validation failed with this errno; the table is being
+    /// taken down before the error is returned.
+    pub error: u8,
+}
+
+impl Progress {
+    const PARTIAL_PTE: u32 = 1 << 16;
+    const HELD: u32 = 1 << 17;
+
+    /// The encoded word.
+    pub const fn encode(self) -> u32 {
+        (self.nr_validated as u32 & 0xFFFF)
+            | if self.partial_pte {
+                Self::PARTIAL_PTE
+            } else {
+                0
+            }
+            | if self.held { Self::HELD } else { 0 }
+            | (self.error as u32) << 18
+    }
+
+    /// The decoded word.
+    pub const fn decode(w: u32) -> Self {
+        Self {
+            nr_validated: (w & 0xFFFF) as usize,
+            partial_pte: w & Self::PARTIAL_PTE != 0,
+            held: w & Self::HELD != 0,
+            error: (w >> 18) as u8,
+        }
+    }
+}
+
 /// What Oxen knows about one machine frame (16 bytes; the hypervisor's frame
 /// table is an array of these indexed by MFN).
 #[repr(C)]
@@ -166,7 +230,7 @@ pub struct PageInfo {
     pub type_info: AtomicU32,
     /// The owning domain, as a `u32`.
     pub owner: AtomicU32,
-    /// Free for the hypervisor (e.g. a TLB-flush timestamp); the engine ignores it.
+    /// The [`Progress`] of a partial table; zero otherwise.
     pub extra: AtomicU32,
 }
 
@@ -229,6 +293,15 @@ impl PageInfo {
         self.owner() == DOMID_INVALID && self.count_info.load(Ordering::Relaxed) == 0
     }
 
+    /// The progress of a partial table (meaningless unless [`TypeInfo::partial`]).
+    pub fn progress(&self) -> Progress {
+        Progress::decode(self.extra.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_progress(&self, p: Progress) {
+        self.extra.store(p.encode(), Ordering::Relaxed);
+    }
+
     pub(crate) fn set_count_info(&self, c: CountInfo) {
         self.count_info.store(c.0, Ordering::Relaxed);
     }
@@ -284,6 +357,23 @@ mod tests {
         ] {
             assert_eq!(TypeInfo::new(ty, 0).page_type(), Some(ty));
         }
+    }
+
+    #[test]
+    fn progress_encoding() {
+        let p = Progress {
+            nr_validated: 512,
+            partial_pte: true,
+            held: true,
+            error: 22,
+        };
+        assert_eq!(p.encode(), 512 | (1 << 16) | (1 << 17) | (22 << 18));
+        assert_eq!(Progress::decode(p.encode()), p);
+        assert_eq!(Progress::decode(0), Progress::default());
+        assert_eq!(Progress::default().encode(), 0);
+        let t = TypeInfo::new(PageType::L3, 1).with_flag(PGT_PARTIAL, true);
+        assert!(t.partial() && !t.validated());
+        assert_eq!(t.count(), 1);
     }
 
     #[test]

@@ -738,6 +738,144 @@ pub(crate) fn pin_unpin_batch(c: &mut Checks, mem: &Mem<'_>) {
     );
 }
 
+/// Runs hypercall `nr` (`mmuext_op` or `mmu_update`) on the one-entry list
+/// at `list` with an event pending, so that Oxen's first return to the guest
+/// (a continuation, or the end of the call) delivers it. Returns the call's
+/// result, `pdone` at the end and `pdone` when the event came; `Err` if the
+/// event could not be set up.
+fn one_op_with_event_pending(
+    mem: &Mem<'_>,
+    nr: u32,
+    list: u32,
+) -> Result<(Result<u32, Errno>, u32, u32), Errno> {
+    use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
+    use xen_abi::evtchn::{EVTCHNOP_BIND_IPI, EVTCHNOP_CLOSE, EVTCHNOP_SEND};
+    use xen_abi::evtchn::{EvtchnBindIpi, EvtchnClose, EvtchnSend};
+    static DONE: AtomicU32 = AtomicU32::new(0);
+    static DONE_AT_EVENT: AtomicU32 = AtomicU32::new(u32::MAX);
+    fn note_done(_port: u32) {
+        let _ = DONE_AT_EVENT.compare_exchange(u32::MAX, DONE.load(SeqCst), SeqCst, SeqCst);
+    }
+    DONE.store(0, SeqCst);
+    DONE_AT_EVENT.store(u32::MAX, SeqCst);
+    let si_va = crate::events::SHARED_VA.load(SeqCst);
+    mem.map(si_va, mem.si.shared_info >> 12, true)?;
+    let mut ipi = EvtchnBindIpi { vcpu: 0, port: 0 };
+    crate::events::evtchn(EVTCHNOP_BIND_IPI, &mut ipi)?;
+    pvrt::events::on(ipi.port, note_done);
+    let upcall_mask = crate::events::shared_u8(1);
+    upcall_mask.store(1, SeqCst);
+    let sent = crate::events::evtchn(EVTCHNOP_SEND, &mut EvtchnSend { port: ipi.port });
+    // Unmasked without a hypercall: the event waits for Oxen's next return.
+    upcall_mask.store(0, SeqCst);
+    // SAFETY: the caller's list and DONE outlive the call; Oxen reads the
+    // one and writes the other.
+    let r = pvrt::hypercall::result(unsafe {
+        pvrt::hypercall::raw(nr, [list, 1, DONE.as_ptr() as u32, self_dom(), 0])
+    });
+    pvrt::events::on(ipi.port, crate::events::count_event);
+    let _ = crate::events::evtchn(EVTCHNOP_CLOSE, &mut EvtchnClose { port: ipi.port });
+    upcall_mask.store(1, SeqCst);
+    mem.unmap(si_va)?;
+    sent?;
+    Ok((r, DONE.load(SeqCst), DONE_AT_EVENT.load(SeqCst)))
+}
+
+/// A `MMUEXT_PIN_L3_TABLE` of a fresh tree (four fresh L2s, eight fresh L1s
+/// under the first, the slot-3 L2 a copy of the bootstrap one: about 6000
+/// entries to validate) is split: with an event pending, the first return
+/// to the guest comes with the op not yet done (`pdone` 0), and the pin
+/// completes in later continuations. The tree is then pinned and usable (an
+/// entry of its slot-0 L2 is updated as a validated table's); an
+/// `mmu_update` of its slot-1 entry naming a fresh L2 over eight fresh L1s
+/// is split the same way, and so is its `UNPIN` (as many entries to take
+/// down).
+pub(crate) fn pin_big_l3_preempted(c: &mut Checks, mem: &Mem<'_>) {
+    const L1S: u32 = 8;
+    let f = |i: u32| mem.mfn(mem.first_free_pfn + 110 + i);
+    let (l3, l2s, l1) = (f(0), [f(1), f(2), f(3), f(4)], |i: u32| f(5 + i));
+    let (l3_va, l2_va) = (mem.scratch_va(10), mem.scratch_va(11));
+    // Fresh, zeroed frames; the L3 and the slot-3 L2 as in new_page_tables,
+    // with the L3's slots 0-2 on fresh L2s, the first over the L1s.
+    let mut built = (0..L1S + 5).try_for_each(|i| mmuext(MMUEXT_CLEAR_PAGE, f(i), 0).map(|_| ()));
+    built = built.and_then(|()| {
+        mem.map(l3_va, l3, true)?;
+        mem.map(l2_va, l2s[3], true)?;
+        fill_l3_copy(mem, l3_va, l2_va, l2s[3]);
+        for (i, &l2) in l2s[..3].iter().enumerate() {
+            // SAFETY: the L3 is mapped writable at l3_va.
+            unsafe { (l3_va as *mut u64).add(i).write_volatile(pte(l2, P)) };
+        }
+        mem.unmap(l2_va)?;
+        mem.map(l2_va, l2s[0], true)?;
+        for i in 0..L1S {
+            // SAFETY: the slot-0 L2 is mapped writable at l2_va.
+            unsafe {
+                (l2_va as *mut u64)
+                    .add(i as usize)
+                    .write_volatile(pte(l1(i), P | RW | US | A))
+            };
+        }
+        mem.unmap(l2_va)?;
+        mem.unmap(l3_va).map(|_| ())
+    });
+    let with_event = |op: MmuextOp| {
+        let ops = [op];
+        one_op_with_event_pending(mem, xen_abi::hypercall::MMUEXT_OP, ops.as_ptr() as u32)
+    };
+    let pin = with_event(MmuextOp::new(MMUEXT_PIN_L3_TABLE, l3, 0));
+    c.check(
+        "pin_big_l3_split",
+        built.is_ok() && pin == Ok((Ok(0), 1, 0)),
+        format_args!("{built:?} (result, pdone, pdone at the first return) {pin:?}"),
+    );
+    // Pinned: a second pin is refused; usable: an entry of its slot-0 L2 is
+    // updated as in a validated table (a raw write would be refused).
+    let again = mmuext(MMUEXT_PIN_L3_TABLE, l3, 0);
+    let slot = (u64::from(l2s[0]) << 12) + 8 * u64::from(L1S);
+    let (upd, _) = mmu_update(&[normal(slot, pte(l1(0), P | RW | US | A))], self_dom());
+    let (clr, _) = mmu_update(&[normal(slot, 0)], self_dom());
+    let typed = mem.map(l2_va, l2s[0], true);
+    c.check(
+        "pin_big_l3_pinned_and_usable",
+        again == Err(Errno::EINVAL) && upd.is_ok() && clr.is_ok() && typed == Err(Errno::EINVAL),
+        format_args!("{again:?} {upd:?} {clr:?} {typed:?}"),
+    );
+    // An L3 entry naming a fresh L2 over eight fresh L1s: validated in
+    // steps too, then stored (slot 1's old L2 is released).
+    let (new_l2, new_l1) = (f(L1S + 5), |i: u32| f(L1S + 6 + i));
+    let mut fresh =
+        (L1S + 5..2 * L1S + 6).try_for_each(|i| mmuext(MMUEXT_CLEAR_PAGE, f(i), 0).map(|_| ()));
+    fresh = fresh.and_then(|()| {
+        mem.map(l2_va, new_l2, true)?;
+        for i in 0..L1S {
+            // SAFETY: the new L2 is mapped writable at l2_va.
+            unsafe {
+                (l2_va as *mut u64)
+                    .add(2 * i as usize)
+                    .write_volatile(pte(new_l1(i), P | RW | US | A))
+            };
+        }
+        mem.unmap(l2_va).map(|_| ())
+    });
+    let req = [normal((u64::from(l3) << 12) + 8, pte(new_l2, P))];
+    let entry = one_op_with_event_pending(mem, xen_abi::hypercall::MMU_UPDATE, req.as_ptr() as u32);
+    let released = mem.map(l2_va, l2s[1], true).and(mem.unmap(l2_va));
+    let in_use = mem.map(l2_va, new_l2, true);
+    c.check(
+        "pin_big_l3_entry_split",
+        fresh.is_ok() && entry == Ok((Ok(0), 1, 0)) && released.is_ok() && in_use == Err(Errno::EINVAL),
+        format_args!("{fresh:?} (result, pdone, pdone at the first return) {entry:?}, old L2 {released:?}, new L2 {in_use:?}"),
+    );
+    let unpin = with_event(MmuextOp::new(MMUEXT_UNPIN_TABLE, l3, 0));
+    let writable = mem.map(l2_va, l2s[0], true).and(mem.unmap(l2_va));
+    c.check(
+        "pin_big_l3_unpin_split",
+        unpin == Ok((Ok(0), 1, 0)) && writable.is_ok(),
+        format_args!("(result, pdone, pdone at the first return) {unpin:?}, then {writable:?}"),
+    );
+}
+
 /// `memory_op`: sizes, maps, and growing and shrinking the reservation.
 pub(crate) fn memory(c: &mut Checks, mem: &Mem<'_>) {
     use xen_abi::hypercall::MEMORY_OP;

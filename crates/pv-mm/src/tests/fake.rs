@@ -86,11 +86,14 @@ pub struct FakeMachine {
     pub seg_desc_ok: bool,
     /// Frames in the frame table (the engine must not write beyond).
     pub nr_frames: u64,
+    /// Entries read so far.
+    pub reads: core::cell::Cell<u64>,
 }
 
 impl Machine for FakeMachine {
     fn read_pte(&self, mfn: Mfn, index: usize) -> u64 {
         assert!(index < 512);
+        self.reads.set(self.reads.get() + 1);
         self.mem.get(&mfn).map_or(0, |f| f[index])
     }
 
@@ -320,6 +323,13 @@ impl World {
                 };
                 (pi.count_info().0, t, u32::from(pi.owner()))
             })
+            .chain(self.mm.frames().iter().map(|pi| {
+                (
+                    pi.extra.load(core::sync::atomic::Ordering::Relaxed),
+                    0,
+                    u32::MAX - 1,
+                )
+            }))
             .chain(
                 (0..ACCOUNTS as DomId)
                     .map(|d| (self.mm.tot_pages(d), self.mm.max_pages(d), u32::MAX)),

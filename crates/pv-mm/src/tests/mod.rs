@@ -10,6 +10,7 @@ mod l2;
 mod l3;
 mod mmu_update;
 mod mmuext;
+mod partial;
 mod prop;
 mod refcount;
 mod teardown;

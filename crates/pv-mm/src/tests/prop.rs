@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use super::fake::*;
 use crate::ops::{MMU_MACHPHYS_UPDATE, MMU_PT_UPDATE_PRESERVE_AD};
 use crate::pte::{PAGE_AVAIL, PAGE_GLOBAL, PAGE_NX, PAGE_PCD, PAGE_PSE, pte};
-use crate::{Caller, Mm, PageType, PtLevel};
+use crate::{Budget, Caller, Mm, PageType, PtLevel};
 use hv_core::addr::Mfn;
 use xen_abi::domid::{DOMID_INVALID, DOMID_IO, DOMID_SELF, DOMID_XEN, DomId};
 use xen_abi::errno::Errno;
@@ -183,6 +183,52 @@ enum Op {
     DestroyDomain {
         dom: u8,
     },
+    /// One step of a preemptible pin (engine invariant 12).
+    PinPreemptible {
+        frame: u8,
+        level: u8,
+        caller: u8,
+        pg: Who,
+        budget: u32,
+    },
+    /// One step of a preemptible `mmu_update` of an L3 entry (of an L3
+    /// picked among the validated ones) naming an L2.
+    L3EntryPreemptible {
+        pick: u8,
+        index: u8,
+        target: u8,
+        budget: u32,
+    },
+    /// One step of a preemptible unpin.
+    UnpinPreemptible {
+        frame: u8,
+        caller: u8,
+        pg: Who,
+        budget: u32,
+    },
+    /// One step of a preemptible new base pointer.
+    BaseptrPreemptible {
+        vcpu: u8,
+        frame: u8,
+        budget: u32,
+    },
+    /// The tables of [`Op::Build`], then one step of a preemptible pin.
+    BuildPreemptible {
+        dom: u8,
+        frames: [u8; 5],
+        budget: u32,
+    },
+    /// One more step of a partial root (picked among them) by its owner:
+    /// up (a pin) or down (an unpin).
+    Resume {
+        pick: u8,
+        budget: u32,
+        down: bool,
+    },
+}
+
+fn budget() -> impl Strategy<Value = u32> {
+    prop_oneof![4 => 1u32..40, 2 => 400u32..1200, 1 => Just(1 << 20)]
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -211,6 +257,16 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (f(), any::<[u8; 5]>(), proptest::option::of(0u8..2))
             .prop_map(|(dom, frames, base)| Op::Build { dom, frames, base }),
         1 => f().prop_map(|dom| Op::DestroyDomain { dom }),
+        3 => (f(), 1u8..3, f(), who(), budget())
+            .prop_map(|(frame, level, caller, pg, budget)| Op::PinPreemptible { frame, level, caller, pg, budget }),
+        2 => (0u8..4, f(), budget()).prop_map(|(vcpu, frame, budget)| Op::BaseptrPreemptible { vcpu, frame, budget }),
+        6 => (f(), budget(), any::<bool>()).prop_map(|(pick, budget, down)| Op::Resume { pick, budget, down }),
+        3 => (f(), f(), who(), budget())
+            .prop_map(|(frame, caller, pg, budget)| Op::UnpinPreemptible { frame, caller, pg, budget }),
+        3 => (f(), 0u8..4, f(), budget())
+            .prop_map(|(pick, index, target, budget)| Op::L3EntryPreemptible { pick, index, target, budget }),
+        2 => (f(), any::<[u8; 5]>(), budget())
+            .prop_map(|(dom, frames, budget)| Op::BuildPreemptible { dom, frames, budget }),
     ]
 }
 
@@ -220,6 +276,8 @@ struct Harness {
     vcpus: [Option<Mfn>; 4],
     /// Successful updates of entries of validated tables.
     table_updates: usize,
+    /// Preemptible validations that failed in a later step.
+    failed_resumes: usize,
 }
 
 impl Harness {
@@ -272,6 +330,43 @@ impl Harness {
             self.w.mm.put_page_and_type(l3);
             self.audit();
         }
+    }
+
+    /// One preemptible step on `target`: `-ERESTART` and success may change
+    /// anything; a failure changes nothing, unless `target` was partial and
+    /// its validation failed in this later step: then it is no longer partial
+    /// (the audit checks that nothing of it is left).
+    /// `done` runs on success, before the audit.
+    fn step(
+        &mut self,
+        target: Mfn,
+        f: impl FnOnce(&mut Mm<'static, FakeMachine>) -> Result<(), Errno>,
+        done: impl FnOnce(&mut Self),
+    ) -> Result<(), Errno> {
+        let was_partial = self
+            .w
+            .mm
+            .page_info(target)
+            .is_some_and(|pi| pi.type_info().partial());
+        let before = self.w.snapshot();
+        let r = f(&mut self.w.mm);
+        match r {
+            Ok(()) => done(self),
+            Err(Errno::ERESTART) => {}
+            Err(_) if was_partial && self.w.snapshot() != before => {
+                // A refused request changes nothing; a resume that failed
+                // undid the whole validation.
+                let t = self.w.mm.page_info(target).unwrap().type_info();
+                assert!(!t.partial(), "a failed resume left {target} partial");
+                self.failed_resumes += 1;
+            }
+            Err(_) => assert!(
+                self.w.snapshot() == before,
+                "a failing preemptible step changed the frame table"
+            ),
+        }
+        self.audit();
+        r
     }
 
     fn raw(&mut self, caller: &Caller, mfn: Mfn, index: usize, val: u64) -> Result<(), Errno> {
@@ -396,6 +491,136 @@ impl Harness {
                 frames,
                 base,
             } => self.build(dom(d), frames, base),
+            Op::PinPreemptible {
+                frame: f,
+                level,
+                caller,
+                pg,
+                budget,
+            } => {
+                let c = caller_of(dom(caller));
+                let level = [PtLevel::L1, PtLevel::L2, PtLevel::L3][usize::from(level)];
+                let mfn = frame(f);
+                let _ = self.step(
+                    mfn,
+                    |mm| mm.pin_preemptible(mfn, level, &c, pg.id(&c), &mut Budget::new(budget)),
+                    |_| {},
+                );
+            }
+            Op::BaseptrPreemptible {
+                vcpu,
+                frame: f,
+                budget,
+            } => {
+                let v = usize::from(vcpu);
+                let c = caller_of(vcpu_dom(v));
+                let (mfn, old) = (frame(f), self.vcpus[v]);
+                let _ = self.step(
+                    mfn,
+                    |mm| mm.new_baseptr_preemptible(mfn, old, &c, false, &mut Budget::new(budget)),
+                    |h| h.vcpus[v] = Some(mfn),
+                );
+            }
+            Op::BuildPreemptible {
+                dom: d,
+                frames,
+                budget,
+            } => {
+                let (c, l3) = self.build_tables(dom(d), frames);
+                let _ = self.step(
+                    l3,
+                    |mm| {
+                        mm.pin_preemptible(
+                            l3,
+                            PtLevel::L3,
+                            &c,
+                            DOMID_SELF,
+                            &mut Budget::new(budget),
+                        )
+                    },
+                    |_| {},
+                );
+            }
+            Op::L3EntryPreemptible {
+                pick,
+                index,
+                target,
+                budget,
+            } => {
+                let l3s: Vec<Mfn> = (0..NR_FRAMES)
+                    .map(Mfn)
+                    .filter(|&m| {
+                        let t = self.w.mm.page_info(m).unwrap().type_info();
+                        t.count() > 0 && t.validated() && t.page_type() == Some(PageType::L3)
+                    })
+                    .collect();
+                if l3s.is_empty() {
+                    return;
+                }
+                let l3 = l3s[usize::from(pick) % l3s.len()];
+                let c = caller_of(self.w.mm.page_info(l3).unwrap().owner());
+                let l2 = frame(target);
+                let _ = self.step(
+                    l2,
+                    |mm| {
+                        mm.mmu_update_one_preemptible(
+                            ptr(l3, usize::from(index)),
+                            pte(l2, L3F),
+                            &c,
+                            DOMID_SELF,
+                            DOMID_SELF,
+                            &mut Budget::new(budget),
+                        )
+                    },
+                    |_| {},
+                );
+            }
+            Op::UnpinPreemptible {
+                frame: f,
+                caller,
+                pg,
+                budget,
+            } => {
+                let c = caller_of(dom(caller));
+                let mfn = frame(f);
+                let _ = self.step(
+                    mfn,
+                    |mm| mm.unpin_preemptible(mfn, &c, pg.id(&c), &mut Budget::new(budget)),
+                    |_| {},
+                );
+            }
+            Op::Resume { pick, budget, down } => {
+                let roots: Vec<Mfn> = (0..NR_FRAMES)
+                    .map(Mfn)
+                    .filter(|&m| {
+                        let pi = self.w.mm.page_info(m).unwrap();
+                        pi.type_info().partial() && !pi.progress().held
+                    })
+                    .collect();
+                if roots.is_empty() {
+                    return;
+                }
+                let mfn = roots[usize::from(pick) % roots.len()];
+                let pi = self.w.mm.page_info(mfn).unwrap();
+                let c = caller_of(pi.owner());
+                let level = if pi.page_type() == Some(PageType::L3) {
+                    PtLevel::L3
+                } else {
+                    PtLevel::L2
+                };
+                let _ = self.step(
+                    mfn,
+                    |mm| {
+                        let mut b = Budget::new(budget);
+                        if down {
+                            mm.unpin_preemptible(mfn, &c, DOMID_SELF, &mut b)
+                        } else {
+                            mm.pin_preemptible(mfn, level, &c, DOMID_SELF, &mut b)
+                        }
+                    },
+                    |_| {},
+                );
+            }
             Op::DestroyDomain { dom: d } => {
                 let d = dom(d);
                 for v in 0..4 {
@@ -486,6 +711,17 @@ impl Harness {
     /// own frames, then pins its L3 and maybe loads it on a VCPU. Any step may
     /// fail (the frames were picked at random).
     fn build(&mut self, d: DomId, frames: [u8; 5], base: Option<u8>) {
+        let (c, l3) = self.build_tables(d, frames);
+        let _ = self.run(|mm| mm.pin(l3, PtLevel::L3, &c, DOMID_SELF));
+        if let Some(v) = base {
+            let vcpu = usize::from(v) + if d == DOM0 { 0 } else { 2 };
+            let _ = self.set_base(vcpu, l3);
+        }
+    }
+
+    /// Writes the tables of an address space of `d` (as [`build`](Self::build))
+    /// and returns the caller and the L3.
+    fn build_tables(&mut self, d: DomId, frames: [u8; 5]) -> (Caller, Mfn) {
         let c = caller_of(d);
         let first = if d == DOM0 { 0 } else { 12 };
         let [data, l1, l2, l2x, l3] = frames.map(|f| frame(first + f % 12));
@@ -500,11 +736,7 @@ impl Harness {
         for (mfn, i, e) in steps {
             let _ = self.raw(&c, mfn, i, e);
         }
-        let _ = self.run(|mm| mm.pin(l3, PtLevel::L3, &c, DOMID_SELF));
-        if let Some(v) = base {
-            let vcpu = usize::from(v) + if d == DOM0 { 0 } else { 2 };
-            let _ = self.set_base(vcpu, l3);
-        }
+        (c, l3)
     }
 
     /// Drops every base pointer and relinquishes every owned frame: then every
@@ -554,7 +786,7 @@ proptest! {
 
     #[test]
     fn random_operations_keep_the_books_straight(ops in proptest::collection::vec(op(), 1..96)) {
-        let mut h = Harness { w: World::new(), vcpus: [None; 4], table_updates: 0 };
+        let mut h = Harness { w: World::new(), vcpus: [None; 4], table_updates: 0, failed_resumes: 0 };
         for op in ops {
             h.apply(op);
         }
@@ -566,7 +798,7 @@ proptest! {
         builds in proptest::collection::vec((any::<u8>(), any::<[u8; 5]>(), proptest::option::of(0u8..2)), 1..12),
         unpin_first in any::<bool>(),
     ) {
-        let mut h = Harness { w: World::new(), vcpus: [None; 4], table_updates: 0 };
+        let mut h = Harness { w: World::new(), vcpus: [None; 4], table_updates: 0, failed_resumes: 0 };
         for (d, frames, base) in builds {
             h.build(dom(d), frames, base);
         }
@@ -591,6 +823,7 @@ fn the_generators_reach_deep_states() {
         w: World::new(),
         vcpus: [None; 4],
         table_updates: 0,
+        failed_resumes: 0,
     };
     h.build(DOM0, [0, 1, 2, 3, 4], Some(0));
     h.build(DOMU, [0, 1, 2, 3, 4], Some(1));
@@ -635,6 +868,8 @@ fn generated_sequences_reach_deep_states() {
     // Runs that reached a domain at its max_pages, a kept-alive frame given
     // back (owned, counted, without its allocation reference), an extra frame.
     let (mut at_max, mut given_back, mut extra) = (0, 0, 0);
+    // Runs with a partial L3 holding a partial L2, and failed resumes.
+    let (mut nested_partial, mut failed_resumes) = (0, 0);
     let runs = 200;
     for _ in 0..runs {
         let ops = strategy.new_tree(&mut runner).unwrap().current();
@@ -642,9 +877,11 @@ fn generated_sequences_reach_deep_states() {
             w: World::new(),
             vcpus: [None; 4],
             table_updates: 0,
+            failed_resumes: 0,
         };
         let (mut l3, mut l1, mut foreign) = (false, false, false);
         let (mut max, mut back, mut ext) = (false, false, false);
+        let mut nested = false;
         for op in ops {
             h.apply(op);
             let r = h.w.mm.audit(&h.bases()).unwrap();
@@ -657,6 +894,11 @@ fn generated_sequences_reach_deep_states() {
                 });
             ext |= h.w.mm.frames().iter().any(|pi| pi.count_info().extra());
             l3 |= r.l3 > 0;
+            nested |=
+                h.w.mm
+                    .frames()
+                    .iter()
+                    .any(|pi| pi.type_info().partial() && pi.progress().partial_pte);
             l1 |= r.l1 > 0;
             // A domU frame mapped from a dom0 L1 (or the reverse).
             foreign |= h.w.mm.frames().iter().enumerate().any(|(i, pi)| {
@@ -682,12 +924,16 @@ fn generated_sequences_reach_deep_states() {
         with_foreign += usize::from(foreign);
         with_base += usize::from(!h.bases().is_empty());
         table_updates += h.table_updates;
+        nested_partial += usize::from(nested);
+        failed_resumes += h.failed_resumes;
         h.teardown();
     }
     eprintln!(
         "runs {runs}: L3 {with_l3}, L1 {with_l1}, base at end {with_base}, foreign {with_foreign}, table updates {table_updates}"
     );
     eprintln!("accounting: at max {at_max}, given back but alive {given_back}, extra {extra}");
+    eprintln!("partial: nested {nested_partial} runs, failed resumes {failed_resumes}");
+    assert!(nested_partial > runs / 20 && failed_resumes > 0);
     assert!(with_l3 > runs / 4 && with_l1 > runs / 2 && with_base > runs / 10);
     assert!(at_max > runs / 10 && given_back > runs / 20 && extra > runs / 10);
     assert!(with_foreign > runs / 20 && table_updates > 2 * runs);
