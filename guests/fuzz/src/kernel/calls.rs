@@ -501,11 +501,15 @@ impl<'w> Gen<'w> {
                     }
                     self.put(p.va + 60, 0x0a2e_2e2e);
                 }
-                let count = match (cmd, p.room) {
-                    (0, Some(_)) => self.rng.pick(&[0, 1, 4, 64]),
-                    _ => self.count_for(p, 1),
+                // A long write must fault at once: else it prints whatever
+                // is mapped there (megabytes of it).
+                let (count, va) = match (cmd, p.room) {
+                    (0, Some(_)) => (self.rng.pick(&[0, 1, 4, 64]), p.va),
+                    (0, None) if self.rng.one_in(2) => (self.rng.count(), self.fault_ptr()),
+                    (0, None) => (self.rng.below(65), p.va),
+                    _ => (self.count_for(p, 1), p.va),
                 };
-                a = [cmd, count, p.va, 0, 0];
+                a = [cmd, count, va, 0, 0];
             }
             nr::GRANT_TABLE_OP => a = self.grant_table_op(),
             nr::VM_ASSIST => {

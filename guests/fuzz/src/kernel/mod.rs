@@ -20,13 +20,19 @@
 //!   that no count makes Oxen read or write past it); Oxen's frames, other
 //!   domains' frames and frames beyond RAM; the hole, unmapped addresses and
 //!   the read-only page-table mappings as pointers.
+//!   A protected frame is never the target of a write by machine address
+//!   either (`mmu_update`, `update_descriptor`, copies): Oxen, as Xen,
+//!   stores into any frame of the caller's that can take a writable type.
+//!   The set is taken from the P2M at boot (the M2P is the calls' to change).
 //! - Calls that would end the kernel on purpose are not made: the `iret`
 //!   hypercall, `SCHEDOP_block` and `shutdown`, `VCPUOP_down`/`send_nmi` on
-//!   vcpu 0, debug-register enables, a vcpu_info or base pointer on a frame
-//!   it could own (but its own L3), polls without a past timeout, and in
-//!   dom0 mode `sysctl(debug_keys)`, APIC writes and `remote_shutdown` of
-//!   itself. `domctl` destroy and pause do reach 0 and DOMID_SELF: Oxen
-//!   must refuse them.
+//!   vcpu 0, debug-register enables, a vcpu_info on a frame it could own, a
+//!   base pointer other than its own L3, a live table of another level, an
+//!   image frame (mapped writable: it cannot validate) or a frame it cannot
+//!   own, polls without a past timeout, `remote_shutdown` through memory
+//!   that could read as {itself, poweroff}, and in dom0 mode
+//!   `sysctl(debug_keys)` and APIC writes. `domctl` destroy and pause do
+//!   reach 0 and DOMID_SELF: Oxen must refuse them.
 
 mod calls;
 
