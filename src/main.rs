@@ -139,7 +139,7 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
     cpu::enable_interrupts();
 
     arch::x86::guest::init_stack();
-    mm::enable_audit(opts.mm_audit);
+    mm::enable_audit(opts.mm_audit, opts.mm_audit_every.unwrap_or(1));
     let dom0_bytes = report::memory(&boot, &opts, image, heap);
     let tick_check = report::cpu(tsc_hz);
     let hypercalls = hypercall::init();

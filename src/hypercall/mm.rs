@@ -427,11 +427,12 @@ pub fn do_vm_assist(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     Ok(0).into()
 }
 
-/// With `mm_audit`, recounts every frame after an MMU hypercall; a mismatch
-/// is an Oxen bug and stops the machine. Every domain's base pointer and the
-/// references Oxen holds for it are counted.
+/// With `mm_audit`, recounts every frame after an MMU hypercall (every
+/// `mm_audit_every`-th one); a mismatch is an Oxen bug and stops the
+/// machine. Every domain's base pointer and the references Oxen holds for
+/// it are counted.
 pub fn audit_if_asked(table: &crate::domain::DomainTable) {
-    if !crate::mm::audit_enabled() {
+    if !crate::mm::audit_enabled() || !crate::mm::audit_due() {
         return;
     }
     static SCRATCH: spin::Mutex<alloc::vec::Vec<u32>> = spin::Mutex::new(alloc::vec::Vec::new());

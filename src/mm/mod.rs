@@ -17,10 +17,23 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 static AUDIT: AtomicBool = AtomicBool::new(false);
 static AUDITS: AtomicU32 = AtomicU32::new(0);
 static ACCOUNTING_ERRORS: AtomicU32 = AtomicU32::new(0);
+/// `mm_audit_every`: recount after every Nth MMU hypercall.
+static AUDIT_EVERY: AtomicU32 = AtomicU32::new(1);
+/// MMU hypercalls since boot (counted only with `mm_audit`).
+static AUDIT_CALLS: AtomicU32 = AtomicU32::new(0);
 
-/// Turns on the `mm_audit` recount after every MMU hypercall.
-pub fn enable_audit(on: bool) {
+/// Turns on the `mm_audit` recount after every `every`-th MMU hypercall
+/// (`every` >= 1; 0 counts as 1).
+pub fn enable_audit(on: bool, every: u32) {
     AUDIT.store(on, Ordering::Relaxed);
+    AUDIT_EVERY.store(every.max(1), Ordering::Relaxed);
+}
+
+/// With `mm_audit` on: counts an MMU hypercall and says whether this one
+/// is recounted (every `mm_audit_every`-th).
+pub fn audit_due() -> bool {
+    let n = AUDIT_CALLS.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+    n.is_multiple_of(AUDIT_EVERY.load(Ordering::Relaxed))
 }
 
 /// Whether `mm_audit` is on.

@@ -1,12 +1,16 @@
 //! Oxen's dom0 (`guests/dom0`) and its initrd, as `run`, `iso` and the
 //! scenarios boot them: the kernel as `target/oxen-dom0.elf`, and
 //! `guests/dom0/initrd/` packed (cpio newc, `initrd::pack_dir`) with the domU
-//! kernel its configs name as `target/oxen-dom0-initrd.cpio`.
+//! kernel its configs name and the hypercall fuzzer (`fuzz.cfg`) as
+//! `target/oxen-dom0-initrd.cpio`.
 
 use std::path::{Path, PathBuf};
 
 /// Where `/etc/xen/brun.cfg` (the tutorial's config) says the domU kernel is.
 pub const DOMU_KERNEL_PATH: &str = "boot/vmlinuz-2.6.18-4-xen-686";
+
+/// Where `/etc/xen/fuzz.cfg` says the fuzzer's kernel is (guests/fuzz).
+pub const FUZZ_KERNEL_PATH: &str = "boot/oxen-fuzz";
 
 /// The initrd's file name (the GRUB module line of DESIGN.md §1).
 pub const INITRD_NAME: &str = "oxen-dom0-initrd.cpio";
@@ -55,11 +59,13 @@ pub fn build_initrd() -> Result<PathBuf, String> {
     std::fs::create_dir_all(dest.parent().expect("a path in boot/")).map_err(|e| e.to_string())?;
     // Stripped: dom0 reads the domU kernel out of the initrd at every `xm create`.
     crate::image::copy_stripped(&kernel, &dest)?;
+    let fuzz = crate::build_guest("fuzz")?;
+    crate::image::copy_stripped(&fuzz, &stage.join(FUZZ_KERNEL_PATH))?;
     let archive = initrd::pack_dir(&stage).map_err(|e| format!("packing dom0's initrd: {e}"))?;
     let out = crate::target_dir().join(INITRD_NAME);
     std::fs::write(&out, archive).map_err(|e| format!("writing {}: {e}", out.display()))?;
     eprintln!(
-        "xtask: packed {} (/{DOMU_KERNEL_PATH} is guests/domu)",
+        "xtask: packed {} (/{DOMU_KERNEL_PATH} is guests/domu, /{FUZZ_KERNEL_PATH} guests/fuzz)",
         out.display()
     );
     Ok(out)

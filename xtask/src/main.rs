@@ -8,7 +8,9 @@
 //!   `N passed, M failed`; a scenario is a data file
 //!   `tests/scenarios/<name>.toml` (the format: `scenarios.rs`; its custom
 //!   checks: `checks.rs`);
-//! - `bench`  measures boot times and prints JSON (`bench.rs`).
+//! - `bench`  measures boot times and prints JSON (`bench.rs`);
+//! - `fuzz`   runs the hypercall fuzzer (guests/fuzz) for a seed and a number
+//!   of calls, as a domU or as dom0, with `mm_audit` on (`fuzz.rs`).
 //!
 //! Missing Debian packages and the nightly `rust-src` component are installed
 //! here when absent (as root), or the exact command is printed.
@@ -17,6 +19,7 @@ mod bench;
 mod checks;
 mod deps;
 mod dom0;
+mod fuzz;
 mod image;
 mod qemu;
 mod scenarios;
@@ -29,7 +32,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  build [--debug]                 build target/oxen.elf and the guests (oxen-dom0, test-dom0, domu)
+  build [--debug]                 build target/oxen.elf and the guests (oxen-dom0, test-dom0, domu, fuzz)
   iso [--cmdline STR] [--module 'PATH ARGS']...
                                   build target/oxen.iso (GRUB, multiboot2)
   run [--kernel] [--cmdline STR] [--module 'PATH ARGS']... [--mem MIB] [--gdb]
@@ -40,6 +43,10 @@ commands:
   test [--qemu-only] [--host-only] [FILTER]
                                   host tests, then QEMU scenarios
   bench                           boot-time measurements as JSON
+  fuzz [--calls N] [--seed S] [--mode domu|dom0] [--progress K] [--trace-from I]
+       [--skip A-B] [--verify] [--audit-every N] [--no-audit] [--mem MIB] [--stall-s S]
+                                  the hypercall fuzzer under mm_audit: calls/s, the
+                                  audit result, pass/fail (seed default: the clock)
   lint                            rustfmt check, clippy -D warnings (host crates and kernel)
   deps                            install what is missing (Debian packages, rust-src) and
                                   print the QEMU version
@@ -60,6 +67,7 @@ fn main() -> ExitCode {
         "run" => run_cmd(rest),
         "test" => scenarios::test_cmd(rest),
         "bench" => bench::bench_cmd(rest),
+        "fuzz" => fuzz::fuzz_cmd(rest),
         "lint" => lint(),
         "deps" => deps_cmd(),
         "help" | "--help" | "-h" => {
@@ -181,6 +189,8 @@ pub fn lint() -> Result<(), String> {
                 "oxen-dom0",
                 "--package",
                 "domu",
+                "--package",
+                "fuzz",
                 "--all-targets",
                 "--",
                 "-D",
@@ -200,6 +210,8 @@ pub fn lint() -> Result<(), String> {
                 "oxen-dom0",
                 "--package",
                 "domu",
+                "--package",
+                "fuzz",
             ];
             v.extend_from_slice(KERNEL_BUILD_FLAGS);
             v.extend_from_slice(&["--", "-D", "warnings"]);
@@ -255,6 +267,7 @@ fn build_cmd(args: &[String]) -> Result<(), String> {
     build_kernel(release)?;
     dom0::build()?;
     build_guest("domu")?;
+    build_guest("fuzz")?;
     build_guest("test-dom0").map(|_| ())
 }
 

@@ -425,6 +425,8 @@ pub fn fixtures() -> Result<PathBuf, String> {
     let dir = initrd.parent().expect("in the fixture dir").to_path_buf();
     let dom0 = crate::build_guest("test-dom0")?;
     std::fs::copy(&dom0, dir.join("test-dom0.elf")).map_err(|e| e.to_string())?;
+    let fuzz = crate::build_guest("fuzz")?;
+    std::fs::copy(&fuzz, dir.join("fuzz.elf")).map_err(|e| e.to_string())?;
     crate::dom0::fixtures(&dir)?;
     let garbage: Vec<u8> = (0..300 * 1024 + 123)
         .map(|i: usize| (i % 251) as u8)
@@ -521,12 +523,13 @@ fn judge(s: &Scenario, run: &Run) -> Vec<String> {
 /// crashed test binary counts as one failure.
 fn host_tests() -> (u32, u32) {
     let (mut passed, mut failed) = (0, 0);
-    // The default members, then dom0's and the domU's libraries
+    // The default members, then dom0's, the domU's and the fuzzer's libraries
     // (host-tested, but not default members: their binaries are PV kernels).
-    let runs: [&[&str]; 3] = [
+    let runs: [&[&str]; 4] = [
         &["test", "--quiet"],
         &["test", "--quiet", "--package", "oxen-dom0", "--lib"],
         &["test", "--quiet", "--package", "domu", "--lib"],
+        &["test", "--quiet", "--package", "fuzz", "--lib"],
     ];
     for args in runs {
         let output = Command::new("cargo")

@@ -721,6 +721,9 @@ pub struct Options<'a> {
     /// `mm_audit`: recount every frame's references after each MMU hypercall
     /// and stop on the first disagreement (a debugging aid; slow).
     pub mm_audit: bool,
+    /// `mm_audit_every=N` (N >= 1): with `mm_audit`, recount after every
+    /// Nth MMU hypercall only (long fuzz runs); `None` is every one.
+    pub mm_audit_every: Option<u32>,
     /// TEST-ONLY `selftest_fault=pf|de|fxrstor`.
     pub selftest_fault: Option<SelftestFault>,
     /// TEST-ONLY `debug_exit=<port>`: QEMU isa-debug-exit port to write when
@@ -750,6 +753,7 @@ impl Options<'_> {
         sched: None,
         dom0_max_vcpus: None,
         mm_audit: false,
+        mm_audit_every: None,
         selftest_fault: None,
         debug_exit: None,
         dom0_extra: None,
@@ -806,6 +810,9 @@ impl fmt::Display for Options<'_> {
         if self.mm_audit {
             f.write_str(" mm_audit")?;
         }
+        if let Some(n) = self.mm_audit_every {
+            write!(f, " mm_audit_every={n}")?;
+        }
         if let Some(fault) = self.selftest_fault {
             write!(f, " selftest_fault={fault}")?;
         }
@@ -831,12 +838,13 @@ enum Opt {
     Sched,
     Dom0MaxVcpus,
     MmAudit,
+    MmAuditEvery,
     SelftestFault,
     DebugExit,
 }
 
 impl Opt {
-    const ALL: [Opt; 12] = [
+    const ALL: [Opt; 13] = [
         Opt::Dom0Mem,
         Opt::Loglvl,
         Opt::GuestLoglvl,
@@ -847,6 +855,7 @@ impl Opt {
         Opt::Sched,
         Opt::Dom0MaxVcpus,
         Opt::MmAudit,
+        Opt::MmAuditEvery,
         Opt::SelftestFault,
         Opt::DebugExit,
     ];
@@ -863,6 +872,7 @@ impl Opt {
             Opt::Sched => "sched",
             Opt::Dom0MaxVcpus => "dom0_max_vcpus",
             Opt::MmAudit => "mm_audit",
+            Opt::MmAuditEvery => "mm_audit_every",
             Opt::SelftestFault => "selftest_fault",
             Opt::DebugExit => "debug_exit",
         }
@@ -1037,6 +1047,12 @@ fn apply<'a>(
                 SelftestFault::Fxrstor
             } else {
                 return Err("expected pf, de or fxrstor");
+            });
+        }
+        Opt::MmAuditEvery => {
+            opts.mm_audit_every = Some(match parse_u64(value) {
+                Ok(n @ 1..=0xFFFF_FFFF) => n as u32,
+                _ => return Err("expected a count 1..=4294967295"),
             });
         }
         Opt::DebugExit => {
@@ -1497,6 +1513,7 @@ mod tests {
             "dom0_max_vcpus",
             "selftest_fault",
             "debug_exit",
+            "mm_audit_every",
         ] {
             let bare = name.to_string();
             assert_eq!(one_warning(&bare), Warning::MissingValue { name });
@@ -1527,6 +1544,24 @@ mod tests {
     }
 
     // --- mm_audit --------------------------------------------------------
+
+    #[test]
+    fn mm_audit_every_takes_a_positive_count() {
+        assert_eq!(clean("").mm_audit_every, None);
+        assert_eq!(clean("mm_audit_every=1000").mm_audit_every, Some(1000));
+        assert_eq!(clean("mm-audit-every=0x10").mm_audit_every, Some(16));
+        for bad in ["0", "-1", "x", "4294967296"] {
+            let line = format!("mm_audit_every={bad}");
+            let (opts, warnings) = run(&line);
+            assert_eq!(opts.mm_audit_every, None, "{bad}");
+            assert_eq!(warnings.len(), 1, "{bad}");
+        }
+        assert!(
+            clean("mm_audit mm_audit_every=7")
+                .to_string()
+                .contains(" mm_audit mm_audit_every=7")
+        );
+    }
 
     #[test]
     fn mm_audit_is_a_boolean() {
@@ -2684,6 +2719,7 @@ mod tests {
             "dom0_max_vcpus=[0-9]{0,3}-?[0-9]{0,3}",
             "selftest_fault=(pf|de|gp)",
             "debug_exit=(0x)?[0-9a-f]{1,5}",
+            "mm_audit_every=[0-9]{0,11}",
             any::<String>(),
         ]
     }

@@ -185,15 +185,19 @@ impl<M: Machine> Mm<'_, M> {
             return Err(Errno::EINVAL);
         }
         let old = self.machine.read_pte(l3, index);
+        // PRESERVE_AD keeps only the accessed bit here: dirty is reserved in
+        // a PDPTE, and a non-present old entry may hold any bits, so merging
+        // it would slip a reserved bit past `check_l3_flags`.
+        let merged_from = old & !PAGE_DIRTY;
         if is_present(new) {
             check_l3_flags(new)?;
             if !has_changed(old, new, PAGE_PRESENT) {
-                self.store_entry(l3, index, old, new, preserve_ad);
+                self.store_entry(l3, index, merged_from, new, preserve_ad);
                 return Ok(());
             }
             self.get_page_from_l3e(new, owner, false, caller.iomem_access)?;
         }
-        self.store_entry(l3, index, old, new, preserve_ad);
+        self.store_entry(l3, index, merged_from, new, preserve_ad);
         self.put_page_from_l3e(old);
         Ok(())
     }

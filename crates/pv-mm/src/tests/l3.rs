@@ -250,3 +250,27 @@ fn l3_entries_may_carry_the_cpus_accessed_bit() {
         .unwrap();
     w.audit();
 }
+
+/// Found by the hypercall fuzzer (`cargo xtask fuzz --mode dom0 --seed 3
+/// --calls 12000`, call 11517): a non-present L3 entry may hold any bits,
+/// and `MMU_PT_UPDATE_PRESERVE_AD` merged its dirty bit into a present
+/// entry, a reserved bit in a PDPTE that `check_l3_flags` refuses (the
+/// audit failed: "forbidden flags").
+#[test]
+fn preserve_ad_does_not_carry_a_dirty_bit_into_an_l3_entry() {
+    let mut w = World::new();
+    let s = w.pinned_space(DOMU);
+    let l2b = w.fresh(DOMU);
+    w.mm.mod_l3_entry(
+        s.l3,
+        1,
+        PAGE_DIRTY | PAGE_ACCESSED | PAGE_RW,
+        &DOMU_CALLER,
+        false,
+    )
+    .unwrap();
+    w.mm.mod_l3_entry(s.l3, 1, pte(l2b, L3F), &DOMU_CALLER, true)
+        .unwrap();
+    assert_eq!(w.peek(s.l3, 1), pte(l2b, L3F) | PAGE_ACCESSED);
+    w.audit();
+}
