@@ -65,6 +65,10 @@ pub struct Vcpu {
     pub cr3: Mfn,
     /// Which of the vcpu's two low-L3 tables is live (`mm::low_l3`).
     pub low_l3: pv_mm::low_l3::LowL3,
+    /// An old base pointer whose put is still being taken down in steps
+    /// (Xen's `old_guest_table`): CR3 has left it; the vcpu's next
+    /// `mmu_update` or `mmuext_op` finishes it before anything else.
+    pub old_guest_table: Option<Mfn>,
     /// The LDT the guest asked for with `MMUEXT_SET_LDT` (linear address and
     /// entries; 0 entries = none), and its frames (each holding a `seg_desc`
     /// type reference).
@@ -156,6 +160,7 @@ impl Vcpu {
             next_periodic: DEFAULT_PERIOD_NS,
             cr3,
             low_l3: pv_mm::low_l3::LowL3::new(),
+            old_guest_table: None,
             ldt_base: 0,
             ldt_ents: 0,
             ldt_frames: heapless::Vec::new(),

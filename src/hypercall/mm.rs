@@ -112,9 +112,20 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
             Some(id) => resolve_domid(dom, id, live)?,
             None => dom.domid,
         };
+        let mut budget = pv_mm::Budget::new(VALIDATE_BUDGET);
+        if finish_old_guest_table(dom, &mut budget).is_err() {
+            record_done(pdone, base);
+            return Ok(Outcome::Continue(batch_continuation(
+                reqs,
+                core::mem::size_of::<MmuUpdate>() as u32,
+                0,
+                count,
+                pdone,
+                foreigndom,
+            )));
+        }
         let mut guard = MM.lock();
         let mm = guard.as_mut().expect("frame table initialised");
-        let mut budget = pv_mm::Budget::new(VALIDATE_BUDGET);
         let mut outcome = Ok(Outcome::Done(0));
         let mut i = 0;
         while i < count {
@@ -188,6 +199,17 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
         let base = done_so_far(pdone, resumed);
         let pg_owner = resolve_domid(dom, foreigndom_fd(foreigndom), live)?;
         let mut budget = pv_mm::Budget::new(VALIDATE_BUDGET);
+        if finish_old_guest_table(dom, &mut budget).is_err() {
+            record_done(pdone, base);
+            return Ok(Outcome::Continue(batch_continuation(
+                ops,
+                core::mem::size_of::<MmuextOp>() as u32,
+                0,
+                count,
+                pdone,
+                foreigndom,
+            )));
+        }
         let mut i = 0;
         while i < count {
             if i == BATCH_PREEMPT || super::preempt_since(started, i) {
@@ -224,6 +246,20 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
                 }
             }
             i += 1;
+            // A base pointer left behind is still being taken down: the op
+            // is done, and the continuation finishes that put first (Xen's
+            // old_guest_table), however many ops are left (maybe none).
+            if dom.vcpu.old_guest_table.is_some() {
+                record_done(pdone, base.wrapping_add(i));
+                return Ok(Outcome::Continue(batch_continuation(
+                    ops,
+                    core::mem::size_of::<MmuextOp>() as u32,
+                    i,
+                    count,
+                    pdone,
+                    foreigndom,
+                )));
+            }
         }
         record_done(pdone, base.wrapping_add(count));
         Ok(Outcome::Done(0))
@@ -313,23 +349,54 @@ pub fn switch_base_pointer(dom: &mut Domain, mfn: Mfn) -> Result<(), Errno> {
         .as_mut()
         .expect("frame table initialised")
         .new_baseptr(mfn, None, &caller, extended)?;
-    install_base_pointer(dom, mfn);
+    install_base_pointer(dom, mfn, None);
     Ok(())
 }
 
 /// Makes the L3 `mfn`, whose base-pointer reference is taken, the vcpu's
 /// base pointer, loads it, and only then drops the old one's reference:
 /// until the CR3 load the CPU runs on the old tables (the old L3's slot-3 L2
-/// maps Oxen itself), as Xen's write_ptbase before put_page_and_type.
-fn install_base_pointer(dom: &mut Domain, mfn: Mfn) {
+/// maps Oxen itself), as Xen's write_ptbase before put_page_and_type. With a
+/// `budget` (`MMUEXT_NEW_BASEPTR`) the old tables are taken down in steps:
+/// what the budget does not cover stays the vcpu's `old_guest_table`, which
+/// the caller's continuation finishes ([`finish_old_guest_table`]).
+fn install_base_pointer(dom: &mut Domain, mfn: Mfn, budget: Option<&mut pv_mm::Budget>) {
     let old = core::mem::replace(&mut dom.vcpu.cr3, mfn);
     dom.load_cr3();
-    if old.0 != 0 {
-        MM.lock()
-            .as_mut()
-            .expect("frame table initialised")
-            .put_page_and_type(old);
+    if old.0 == 0 {
+        return;
     }
+    let mut guard = MM.lock();
+    let mm = guard.as_mut().expect("frame table initialised");
+    match budget {
+        // Only one put is pending at a time (the continuation finishes it
+        // before the next op); should one be, this one is dropped at once.
+        Some(budget) if dom.vcpu.old_guest_table.is_none() => {
+            if mm.put_base_preemptible(old, budget) == Err(Errno::ERESTART) {
+                dom.vcpu.old_guest_table = Some(old);
+            }
+        }
+        _ => mm.put_page_and_type(old),
+    }
+}
+
+/// Goes on taking down the vcpu's `old_guest_table` under `budget`:
+/// `Err(ERESTART)` while some is left (the hypercall continues and comes
+/// back here first).
+fn finish_old_guest_table(dom: &mut Domain, budget: &mut pv_mm::Budget) -> Result<(), Errno> {
+    let Some(old) = dom.vcpu.old_guest_table else {
+        return Ok(());
+    };
+    let r = MM
+        .lock()
+        .as_mut()
+        .expect("frame table initialised")
+        .put_base_preemptible(old, budget);
+    if r == Err(Errno::ERESTART) {
+        return r;
+    }
+    dom.vcpu.old_guest_table = None;
+    Ok(())
 }
 
 /// [`switch_base_pointer`] for `MMUEXT_NEW_BASEPTR`: the validation of a
@@ -346,7 +413,7 @@ fn switch_base_pointer_preemptible(
         .as_mut()
         .expect("frame table initialised")
         .new_baseptr_preemptible(mfn, None, &caller, extended, budget)?;
-    install_base_pointer(dom, mfn);
+    install_base_pointer(dom, mfn, Some(budget));
     Ok(())
 }
 

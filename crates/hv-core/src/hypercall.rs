@@ -178,7 +178,9 @@ pub fn preempt_due(started_ns: u64, now_ns: u64, done: u32) -> bool {
 /// the `done` entries of `size` bytes served in this invocation, the
 /// remaining entries marked `MMU_UPDATE_PREEMPTED` (so the next invocation
 /// adds to what `pdone` holds), `pdone` and `foreigndom` unchanged. `count`
-/// is the invocation's entry count without the mark; `done < count`.
+/// is the invocation's entry count without the mark; `done <= count` (with
+/// every entry served, a continuation of none carries work the last one
+/// left behind, such as an old base pointer still being taken down).
 pub fn batch_continuation(
     array: u32,
     size: u32,
@@ -187,7 +189,7 @@ pub fn batch_continuation(
     pdone: u32,
     foreigndom: u32,
 ) -> [u32; 5] {
-    debug_assert!(done < count);
+    debug_assert!(done <= count);
     [
         array.wrapping_add(done.wrapping_mul(size)),
         (count - done) | MMU_UPDATE_PREEMPTED,
@@ -326,6 +328,13 @@ mod tests {
         assert!(preempt_due(5, 5 + PREEMPT_AFTER_NS, 1));
         // A clock read before the start (another CPU's TSC) is no time.
         assert!(!preempt_due(1 << 40, 0, 1000));
+    }
+
+    #[test]
+    fn a_batch_continuation_of_no_entries() {
+        let a = batch_continuation(0x8000, 12, 5, 5, 0x9000, 0x7ff0);
+        assert_eq!(a, [0x8000 + 60, MMU_UPDATE_PREEMPTED, 0x9000, 0x7ff0, 0]);
+        assert_eq!(batch_count(a[1]), (0, true));
     }
 
     #[test]

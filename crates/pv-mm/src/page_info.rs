@@ -190,11 +190,16 @@ pub struct Progress {
     /// Non-zero: the validation failed with this errno; the table is being
     /// taken down before the error is returned.
     pub error: u8,
+    /// This root is a vcpu's old base pointer being taken down
+    /// ([`Mm::put_base_preemptible`](crate::engine::Mm::put_base_preemptible),
+    /// Xen's `old_guest_table`): only that put resumes it.
+    pub put_pending: bool,
 }
 
 impl Progress {
     const PARTIAL_PTE: u32 = 1 << 16;
     const HELD: u32 = 1 << 17;
+    const PUT_PENDING: u32 = 1 << 26;
 
     /// The encoded word.
     pub const fn encode(self) -> u32 {
@@ -206,6 +211,11 @@ impl Progress {
             }
             | if self.held { Self::HELD } else { 0 }
             | (self.error as u32) << 18
+            | if self.put_pending {
+                Self::PUT_PENDING
+            } else {
+                0
+            }
     }
 
     /// The decoded word.
@@ -215,6 +225,7 @@ impl Progress {
             partial_pte: w & Self::PARTIAL_PTE != 0,
             held: w & Self::HELD != 0,
             error: (w >> 18) as u8,
+            put_pending: w & Self::PUT_PENDING != 0,
         }
     }
 }
@@ -365,9 +376,13 @@ mod tests {
             nr_validated: 512,
             partial_pte: true,
             held: true,
-            error: 22,
+            error: 255,
+            put_pending: true,
         };
-        assert_eq!(p.encode(), 512 | (1 << 16) | (1 << 17) | (22 << 18));
+        assert_eq!(
+            p.encode(),
+            512 | (1 << 16) | (1 << 17) | (255 << 18) | (1 << 26)
+        );
         assert_eq!(Progress::decode(p.encode()), p);
         assert_eq!(Progress::decode(0), Progress::default());
         assert_eq!(Progress::default().encode(), 0);

@@ -203,6 +203,7 @@ impl<M: Machine> Mm<'_, M> {
                 || t.page_type() != Some(ty)
                 || t.pae_xen_l2()
                 || pi.progress().held
+                || pi.progress().put_pending
             {
                 return Err(Errno::EINVAL);
             }
@@ -457,6 +458,10 @@ impl<M: Machine> Mm<'_, M> {
             return Err(Errno::EINVAL);
         }
         if t.partial() && !pi.progress().held {
+            if pi.progress().put_pending {
+                // A base pointer's put owns it (put_base_preemptible).
+                return Err(Errno::EINVAL);
+            }
             return self.devalidate_root(mfn, budget);
         }
         if !t.pinned() {
@@ -470,6 +475,34 @@ impl<M: Machine> Mm<'_, M> {
             return Ok(());
         }
         self.start_devalidation(mfn, t, false);
+        self.devalidate_root(mfn, budget)
+    }
+
+    /// Drops a vcpu's base-pointer reference on the L3 `mfn` (after CR3 left
+    /// it), taking the table down under `budget` when that was its last type
+    /// reference (Xen's `put_old_guest_table`): `-ERESTART` when the budget
+    /// ran out first, the table left a partial root marked `put_pending`,
+    /// which no pin, base pointer, entry or unpin may take over (`-EINVAL`);
+    /// calling again with the same `mfn` goes on. The hypervisor keeps `mfn`
+    /// as the vcpu's pending put until this returns `Ok`.
+    pub fn put_base_preemptible(&mut self, mfn: Mfn, budget: &mut Budget) -> Result<(), Errno> {
+        let pi = self.info(mfn)?;
+        let t = pi.type_info();
+        if t.partial() {
+            if !pi.progress().put_pending || pi.progress().held {
+                return Err(Errno::EINVAL);
+            }
+            return self.devalidate_root(mfn, budget);
+        }
+        let ty = t.page_type().unwrap_or(PageType::None);
+        if t.count() > 1 || ty != PageType::L3 || !t.validated() {
+            self.put_page_and_type(mfn);
+            return Ok(());
+        }
+        self.start_devalidation(mfn, t, false);
+        let mut p = pi.progress();
+        p.put_pending = true;
+        pi.set_progress(p);
         self.devalidate_root(mfn, budget)
     }
 

@@ -666,7 +666,12 @@ pub(crate) fn pin_unpin_batch(c: &mut Checks, mem: &Mem<'_>) {
     static DONE: AtomicU32 = AtomicU32::new(0);
     static DONE_AT_EVENT: AtomicU32 = AtomicU32::new(u32::MAX);
     fn note_done(_port: u32) {
-        let _ = DONE_AT_EVENT.compare_exchange(u32::MAX, DONE.load(SeqCst), SeqCst, SeqCst);
+        if DONE_AT_EVENT
+            .compare_exchange(u32::MAX, DONE.load(SeqCst), SeqCst, SeqCst)
+            .is_ok()
+        {
+            probe_at_event();
+        }
     }
     let (l3_mfn, l2_mfn) = (
         mem.mfn(mem.first_free_pfn + 1),
@@ -738,6 +743,26 @@ pub(crate) fn pin_unpin_batch(c: &mut Checks, mem: &Mem<'_>) {
     );
 }
 
+/// A frame [`one_op_with_event_pending`]'s event handler tries to map
+/// writable (at the scratch address beside it; 0: none), and what that gave
+/// (0 mapped, else the errno; -1 not tried).
+static PROBE_MFN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+static PROBE_VA: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+static PROBE_SEEN: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(-1);
+
+fn probe_at_event() {
+    use core::sync::atomic::Ordering::SeqCst;
+    let (mfn, va) = (PROBE_MFN.load(SeqCst), PROBE_VA.load(SeqCst));
+    if mfn == 0 {
+        return;
+    }
+    let r = update_va_mapping(va, pte(mfn, P | RW | A | D), UVMF_INVLPG);
+    if r.is_ok() {
+        let _ = update_va_mapping(va, 0, UVMF_INVLPG);
+    }
+    PROBE_SEEN.store(r.map_or_else(|e| e.0, |_| 0), SeqCst);
+}
+
 /// Runs hypercall `nr` (`mmuext_op` or `mmu_update`) on the one-entry list
 /// at `list` with an event pending, so that Oxen's first return to the guest
 /// (a continuation, or the end of the call) delivers it. Returns the call's
@@ -754,7 +779,12 @@ fn one_op_with_event_pending(
     static DONE: AtomicU32 = AtomicU32::new(0);
     static DONE_AT_EVENT: AtomicU32 = AtomicU32::new(u32::MAX);
     fn note_done(_port: u32) {
-        let _ = DONE_AT_EVENT.compare_exchange(u32::MAX, DONE.load(SeqCst), SeqCst, SeqCst);
+        if DONE_AT_EVENT
+            .compare_exchange(u32::MAX, DONE.load(SeqCst), SeqCst, SeqCst)
+            .is_ok()
+        {
+            probe_at_event();
+        }
     }
     DONE.store(0, SeqCst);
     DONE_AT_EVENT.store(u32::MAX, SeqCst);
@@ -873,6 +903,31 @@ pub(crate) fn pin_big_l3_preempted(c: &mut Checks, mem: &Mem<'_>) {
         "pin_big_l3_unpin_split",
         unpin == Ok((Ok(0), 1, 0)) && writable.is_ok(),
         format_args!("(result, pdone, pdone at the first return) {unpin:?}, then {writable:?}"),
+    );
+    // Running on that (unpinned) tree, then leaving it: the old base
+    // pointer's last type reference goes, and taking its ~8000 entries down
+    // is split too (Xen's old_guest_table). At the first return to the
+    // guest the NEW_BASEPTR is done (pdone 1) but the old L3 is still being
+    // taken down, so it cannot be mapped writable; at the end it can.
+    use core::sync::atomic::Ordering::SeqCst;
+    let on = with_event(MmuextOp::new(MMUEXT_NEW_BASEPTR, l3, 0));
+    let boot = (boot_l3_maddr(mem) >> 12) as u32;
+    PROBE_SEEN.store(-1, SeqCst);
+    PROBE_VA.store(l3_va, SeqCst);
+    PROBE_MFN.store(l3, SeqCst);
+    let off = with_event(MmuextOp::new(MMUEXT_NEW_BASEPTR, boot, 0));
+    PROBE_MFN.store(0, SeqCst);
+    let during = PROBE_SEEN.load(SeqCst);
+    let after = mem.map(l3_va, l3, true).and(mem.unmap(l3_va));
+    c.check(
+        "old_base_pointer_taken_down_in_steps",
+        on.is_ok_and(|(r, done, _)| r == Ok(0) && done == 1)
+            && off.is_ok_and(|(r, done, at)| r == Ok(0) && done == 1 && at == 1)
+            && during == Errno::EINVAL.0
+            && after.is_ok(),
+        format_args!(
+            "on {on:?} off {off:?} (result, pdone, pdone at the first return); writable map of the old L3 at the first return {during}, after {after:?}"
+        ),
     );
 }
 

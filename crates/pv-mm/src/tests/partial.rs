@@ -560,3 +560,87 @@ fn a_late_failure_is_taken_down_within_the_budget_too() {
     );
     assert!(w.snapshot() == before, "a failed pin left traces");
 }
+
+#[test]
+fn a_base_pointer_going_is_taken_down_in_steps_and_nothing_takes_it_over() {
+    let mut w = World::new();
+    let t = tree(&mut w, DOMU, 6);
+    let before = w.snapshot();
+    w.set_base(0, t.l3, &DOMU_CALLER).unwrap();
+    // CR3 leaves it: the hypervisor forgets the base and keeps a pending put.
+    w.bases.clear();
+    let mut b = Budget::new(600);
+    assert_eq!(
+        w.mm.put_base_preemptible(t.l3, &mut b),
+        Err(Errno::ERESTART)
+    );
+    w.audit();
+    assert!(partial(&w, t.l3));
+    // Nothing but that put may take the partial root over.
+    let mut b = Budget::new(600);
+    assert_fails!(
+        w,
+        w.mm.pin_preemptible(t.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF, &mut b),
+        Errno::EINVAL
+    );
+    assert_fails!(
+        w,
+        w.mm.unpin_preemptible(t.l3, &DOMU_CALLER, DOMID_SELF, &mut b),
+        Errno::EINVAL
+    );
+    assert_fails!(
+        w,
+        w.mm.new_baseptr_preemptible(t.l3, None, &DOMU_CALLER, false, &mut b),
+        Errno::EINVAL
+    );
+    assert_fails!(
+        w,
+        w.mm.pin(t.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF),
+        Errno::EINVAL
+    );
+    let (calls, r) = drive(&mut w, 600, |mm, b| mm.put_base_preemptible(t.l3, b));
+    assert_eq!(r, Ok(()));
+    assert!(calls >= 3, "only {calls} calls");
+    assert!(w.snapshot() == before, "the put left references");
+}
+
+#[test]
+fn a_base_pointer_with_other_references_just_drops_its_own() {
+    let mut w = World::new();
+    let t = tree(&mut w, DOMU, 6);
+    w.mm.pin(t.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF)
+        .unwrap();
+    let pinned = w.snapshot();
+    w.set_base(0, t.l3, &DOMU_CALLER).unwrap();
+    w.bases.clear();
+    let mut b = Budget::new(1);
+    assert_eq!(w.mm.put_base_preemptible(t.l3, &mut b), Ok(()));
+    w.audit();
+    assert!(w.snapshot() == pinned);
+}
+
+#[test]
+fn a_domain_destroyed_with_a_pending_base_put_frees_everything() {
+    let mut w = World::new();
+    let t = tree(&mut w, DOMU, 6);
+    w.set_base(0, t.l3, &DOMU_CALLER).unwrap();
+    w.bases.clear();
+    let mut b = Budget::new(600);
+    assert_eq!(
+        w.mm.put_base_preemptible(t.l3, &mut b),
+        Err(Errno::ERESTART)
+    );
+    let mut frames: Vec<Mfn> = t.l1.clone();
+    frames.extend([t.l3, t.l2[0], t.l2[1], t.data]);
+    for f in frames {
+        w.mm.relinquish(f, DOMU).unwrap();
+    }
+    w.audit();
+    for f in t.l1.iter().chain([&t.l3, &t.l2[0], &t.l2[1], &t.data]) {
+        assert_eq!(
+            w.mm.page_info(*f).unwrap().owner(),
+            DOMID_INVALID,
+            "{f} not freed"
+        );
+    }
+}
