@@ -112,70 +112,46 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
             Some(id) => resolve_domid(dom, id, live)?,
             None => dom.domid,
         };
+        // `i` requests served: the rest go on in a continuation.
+        let more = |i| {
+            let size = core::mem::size_of::<MmuUpdate>() as u32;
+            Ok(Outcome::Continue(batch_continuation(
+                reqs, size, i, count, pdone, foreigndom,
+            )))
+        };
         let mut budget = pv_mm::Budget::new(VALIDATE_BUDGET);
         if finish_old_guest_table(dom, &mut budget).is_err() {
             record_done(pdone, base);
-            return Ok(Outcome::Continue(batch_continuation(
-                reqs,
-                core::mem::size_of::<MmuUpdate>() as u32,
-                0,
-                count,
-                pdone,
-                foreigndom,
-            )));
+            return more(0);
         }
         let mut guard = MM.lock();
         let mm = guard.as_mut().expect("frame table initialised");
-        let mut outcome = Ok(Outcome::Done(0));
         let mut i = 0;
-        while i < count {
+        let outcome = loop {
+            if i == count {
+                break Ok(Outcome::Done(0));
+            }
             if i == BATCH_PREEMPT || super::preempt_since(started, i) {
-                outcome = Ok(Outcome::Continue(batch_continuation(
-                    reqs,
-                    core::mem::size_of::<MmuUpdate>() as u32,
-                    i,
-                    count,
-                    pdone,
-                    foreigndom,
-                )));
-                break;
+                break more(i);
             }
             let req: MmuUpdate = match read_guest(reqs.wrapping_add(i * 16)) {
                 Ok(r) => r,
-                Err(e) => {
-                    outcome = Err(e);
-                    break;
-                }
+                Err(e) => break Err(e),
             };
             let (ptr, val) = ({ req.ptr }, { req.val });
             match mm.mmu_update_one_preemptible(ptr, val, &caller, pt_owner, pg_owner, &mut budget)
             {
-                Ok(()) => {}
+                Ok(()) => i += 1,
                 // An L3 entry's fresh L2 ran out of budget: retried, not done.
-                Err(Errno::ERESTART) => {
-                    outcome = Ok(Outcome::Continue(batch_continuation(
-                        reqs,
-                        core::mem::size_of::<MmuUpdate>() as u32,
-                        i,
-                        count,
-                        pdone,
-                        foreigndom,
-                    )));
-                    break;
-                }
-                Err(e) => {
-                    outcome = Err(e);
-                    break;
-                }
+                Err(Errno::ERESTART) => break more(i),
+                Err(e) => break Err(e),
             }
-            i += 1;
-        }
+        };
         drop(guard);
         // An edited L3 or L2 must reach the CPU before the guest runs again
         // (PDPTEs are cached at CR3 load): the low copy is refreshed from the
         // L3 and CR3 reloaded, which also flushes stale translations of
-        // edited L1s.
-        // Every way out of the loop comes here, so no exit skips it.
+        // edited L1s. Every way out of the loop comes here.
         if i > 0 {
             dom.load_cr3();
         }
@@ -198,71 +174,45 @@ pub fn do_mmuext_op(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
     let result = (|| -> Result<Outcome, Errno> {
         let base = done_so_far(pdone, resumed);
         let pg_owner = resolve_domid(dom, foreigndom_fd(foreigndom), live)?;
+        // `i` ops served: the rest go on in a continuation.
+        let more = |i| {
+            let size = core::mem::size_of::<MmuextOp>() as u32;
+            Ok(Outcome::Continue(batch_continuation(
+                ops, size, i, count, pdone, foreigndom,
+            )))
+        };
         let mut budget = pv_mm::Budget::new(VALIDATE_BUDGET);
         if finish_old_guest_table(dom, &mut budget).is_err() {
             record_done(pdone, base);
-            return Ok(Outcome::Continue(batch_continuation(
-                ops,
-                core::mem::size_of::<MmuextOp>() as u32,
-                0,
-                count,
-                pdone,
-                foreigndom,
-            )));
+            return more(0);
         }
         let mut i = 0;
-        while i < count {
+        let outcome = loop {
+            if i == count {
+                break Ok(Outcome::Done(0));
+            }
             if i == BATCH_PREEMPT || super::preempt_since(started, i) {
-                record_done(pdone, base.wrapping_add(i));
-                return Ok(Outcome::Continue(batch_continuation(
-                    ops,
-                    core::mem::size_of::<MmuextOp>() as u32,
-                    i,
-                    count,
-                    pdone,
-                    foreigndom,
-                )));
+                break more(i);
             }
-            let op: MmuextOp = read_guest(ops.wrapping_add(i * 12)).inspect_err(|_| {
-                record_done(pdone, base.wrapping_add(i));
-            })?;
+            let op: MmuextOp = match read_guest(ops.wrapping_add(i * 12)) {
+                Ok(op) => op,
+                Err(e) => break Err(e),
+            };
             match mmuext_one(dom, &op, pg_owner, &mut budget) {
-                Ok(()) => {}
+                Ok(()) => i += 1,
                 // The op's validation ran out of budget: retried, not done.
-                Err(Errno::ERESTART) => {
-                    record_done(pdone, base.wrapping_add(i));
-                    return Ok(Outcome::Continue(batch_continuation(
-                        ops,
-                        core::mem::size_of::<MmuextOp>() as u32,
-                        i,
-                        count,
-                        pdone,
-                        foreigndom,
-                    )));
-                }
-                Err(e) => {
-                    record_done(pdone, base.wrapping_add(i));
-                    return Err(e);
-                }
+                Err(Errno::ERESTART) => break more(i),
+                Err(e) => break Err(e),
             }
-            i += 1;
             // A base pointer left behind is still being taken down: the op
             // is done, and the continuation finishes that put first (Xen's
             // old_guest_table), however many ops are left (maybe none).
             if dom.vcpu.old_guest_table.is_some() {
-                record_done(pdone, base.wrapping_add(i));
-                return Ok(Outcome::Continue(batch_continuation(
-                    ops,
-                    core::mem::size_of::<MmuextOp>() as u32,
-                    i,
-                    count,
-                    pdone,
-                    foreigndom,
-                )));
+                break more(i);
             }
-        }
-        record_done(pdone, base.wrapping_add(count));
-        Ok(Outcome::Done(0))
+        };
+        record_done(pdone, base.wrapping_add(i));
+        outcome
     })();
     audit_if_asked(ctx.table());
     match result {
