@@ -686,21 +686,8 @@ pub(crate) fn run_domu(c: &mut Checks, mem: &Mem<'_>) {
     let [l3, l2_0, l2_3, l1, code, data] = m;
     // Fill the frames through foreign mappings.
     let va = mem.scratch_va(51);
-    let fill = |mfn: u32, entries: &[(usize, u64)], bytes: &[u8]| -> bool {
-        let ok =
-            update_va_mapping_otherdomain(va, pte(mfn, P | RW | A | D), UVMF_INVLPG, id).is_ok();
-        if ok {
-            // SAFETY: the frame is mapped writable at `va`.
-            unsafe {
-                core::ptr::write_bytes(va as *mut u8, 0, PAGE as usize);
-                for &(i, e) in entries {
-                    (va as *mut u64).add(i).write_volatile(e);
-                }
-                core::ptr::copy_nonoverlapping(bytes.as_ptr(), va as *mut u8, bytes.len());
-            }
-        }
-        let _ = mem.unmap(va);
-        ok
+    let fill = |mfn: u32, entries: &[(usize, u64)], bytes: &[u8]| {
+        fill_foreign(mem, va, id, mfn, entries, bytes)
     };
     // SAFETY: the two symbols delimit the domU code in .rodata.
     let code_bytes = unsafe {
@@ -1000,21 +987,8 @@ pub(crate) fn high_l3_domu(c: &mut Checks, mem: &Mem<'_>) {
         format_args!("{r:?} {pop:?} {m:x?}"),
     );
     let va = mem.scratch_va(9);
-    let fill = |mfn: u32, entries: &[(usize, u64)], bytes: &[u8]| -> bool {
-        let ok =
-            update_va_mapping_otherdomain(va, pte(mfn, P | RW | A | D), UVMF_INVLPG, id).is_ok();
-        if ok {
-            // SAFETY: the frame is mapped writable at `va`.
-            unsafe {
-                core::ptr::write_bytes(va as *mut u8, 0, PAGE as usize);
-                for &(i, e) in entries {
-                    (va as *mut u64).add(i).write_volatile(e);
-                }
-                core::ptr::copy_nonoverlapping(bytes.as_ptr(), va as *mut u8, bytes.len());
-            }
-        }
-        let _ = mem.unmap(va);
-        ok
+    let fill = |mfn: u32, entries: &[(usize, u64)], bytes: &[u8]| {
+        fill_foreign(mem, va, id, mfn, entries, bytes)
     };
     // SAFETY: the two symbols delimit the domU code in .rodata.
     let code_bytes = unsafe {
@@ -1110,4 +1084,30 @@ pub(crate) fn high_l3_domu(c: &mut Checks, mem: &Mem<'_>) {
     );
     let mut dd = XenDomctl::new(XEN_DOMCTL_DESTROYDOMAIN, id, &0u32);
     c.ok("high_domu_destroyed", domctl(&mut dd));
+}
+
+/// Maps domain `id`'s frame `mfn` writable at `va` (a foreign mapping),
+/// zeroes it, writes `entries` (index, 64-bit value) and then `bytes` from
+/// offset 0, and unmaps it; whether the mapping was made.
+fn fill_foreign(
+    mem: &Mem<'_>,
+    va: u32,
+    id: u16,
+    mfn: u32,
+    entries: &[(usize, u64)],
+    bytes: &[u8],
+) -> bool {
+    let ok = update_va_mapping_otherdomain(va, pte(mfn, P | RW | A | D), UVMF_INVLPG, id).is_ok();
+    if ok {
+        // SAFETY: the frame is mapped writable at `va`.
+        unsafe {
+            core::ptr::write_bytes(va as *mut u8, 0, PAGE as usize);
+            for &(i, e) in entries {
+                (va as *mut u64).add(i).write_volatile(e);
+            }
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), va as *mut u8, bytes.len());
+        }
+    }
+    let _ = mem.unmap(va);
+    ok
 }
