@@ -8,7 +8,9 @@ unsafe extern "C" {
     fn pvrt_hypercall(nr: u32, a1: u32, a2: u32, a3: u32, a4: u32, a5: u32) -> i32;
 }
 
-/// Makes hypercall `nr` with five argument registers; returns EAX.
+/// Makes hypercall `nr` with five argument registers; returns EAX. Numbers
+/// the hypercall page has no stub for (128 and up) trap with `int $0x82`
+/// directly, as the stubs do.
 ///
 /// # Safety
 /// Pointer arguments must be valid for what the hypercall reads or writes.

@@ -70,10 +70,15 @@ pvrt_hypercall:
     movl    28(%esp), %edx
     movl    32(%esp), %esi
     movl    36(%esp), %edi
+    /* The page has stubs for 0..127; a number beyond traps as they do. */
+    cmpl    $128, %eax
+    jae     1f
     shll    $5, %eax
     addl    $hypercall_page, %eax
     call    *%eax
-    popl    %edi
+    jmp     2f
+1:  int     $0x82
+2:  popl    %edi
     popl    %esi
     popl    %ebx
     ret

@@ -193,47 +193,14 @@ fn main(si: &'static StartInfo) -> ! {
     halt()
 }
 
-core::arch::global_asm!(
-    r#"
-    .text
-    /* i32 fuzz_int82(u32 nr, u32 a1, u32 a2, u32 a3, u32 a4, u32 a5) */
-    .global fuzz_int82
-fuzz_int82:
-    pushl   %ebx
-    pushl   %esi
-    pushl   %edi
-    movl    16(%esp), %eax
-    movl    20(%esp), %ebx
-    movl    24(%esp), %ecx
-    movl    28(%esp), %edx
-    movl    32(%esp), %esi
-    movl    36(%esp), %edi
-    int     $0x82
-    popl    %edi
-    popl    %esi
-    popl    %ebx
-    ret
-    "#,
-    options(att_syntax)
-);
-
-unsafe extern "C" {
-    fn fuzz_int82(nr: u32, a1: u32, a2: u32, a3: u32, a4: u32, a5: u32) -> i32;
-}
-
-/// A hypercall through the hypercall page, or for a number the page has no
-/// stub for (128 and up), `int $0x82` directly, as the stubs do.
+/// A hypercall, any number (`pvrt::hypercall::raw` traps with `int $0x82`
+/// for those the hypercall page has no stub for).
 ///
 /// # Safety
 /// As for `pvrt::hypercall::raw`: pointer arguments are the caller's word.
 unsafe fn hypercall(nr: u32, a: [u32; 5]) -> i32 {
-    if nr < 128 {
-        // SAFETY: the caller vouches for the arguments.
-        unsafe { pvrt::hypercall::raw(nr, a) }
-    } else {
-        // SAFETY: as above; the trap returns with only EAX changed.
-        unsafe { fuzz_int82(nr, a[0], a[1], a[2], a[3], a[4]) }
-    }
+    // SAFETY: the caller vouches for the arguments.
+    unsafe { pvrt::hypercall::raw(nr, a) }
 }
 
 fn halt() -> ! {
