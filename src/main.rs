@@ -108,7 +108,15 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
         );
         max_mfn = mm::frames::MAX_MFN;
     }
-    let phys_bits = cpu::phys_addr_bits();
+    let phys_bits = match cpu::phys_addr_width() {
+        hv_core::sanitise::PhysAddrWidth::Known(bits) => bits,
+        hv_core::sanitise::PhysAddrWidth::Probe => {
+            let bits =
+                hv_core::sanitise::probed_phys_addr_bits(mm::mapcache::machine_address_bit_usable);
+            log::info!("PAE without PSE-36 or CPUID 0x80000008: probed {bits} address bits");
+            bits
+        }
+    };
     let reachable = hv_core::sanitise::mfn_limit(phys_bits);
     crate::printk!(
         "Physical address width: {phys_bits} bits (machine frames below {reachable:#x})\n"

@@ -106,6 +106,15 @@ pub fn map_frame(mfn: Mfn) -> Mapping {
     map_frames(mfn, 1)
 }
 
+/// Whether the CPU's page walk accepts a PTE for machine address
+/// `1 << bit` (a bit at or above the physical-address width is reserved and
+/// the access faults). Boot only: it reads the frame there, which need not
+/// be RAM, and discards the byte.
+pub fn machine_address_bit_usable(bit: u32) -> bool {
+    let m = map_frame(Mfn(1 << (bit - 12)));
+    crate::arch::x86::uaccess::hypervisor_byte_readable(m.va())
+}
+
 /// Fills a machine frame with zeroes.
 pub fn clear_frame(mfn: Mfn) {
     let m = map_frame(mfn);

@@ -33,6 +33,11 @@ pub const CUSTOM_CHECKS: &[(&str, CustomFn)] = &[
         "continuations_at_least",
         CustomFn::Counted(check_continuations),
     ),
+    // kernel-phys-width-probe: the probed width and the memory kept agree.
+    (
+        "phys_width_fits_memory",
+        CustomFn::Plain(check_phys_width_fits_memory),
+    ),
     (
         "dom0_mem_all_but_128m",
         CustomFn::Plain(check_dom0_all_but_128m),
@@ -400,6 +405,30 @@ fn check_dom0_all_but_128m(t: &str) -> Result<(), String> {
     }
 }
 
+/// kernel-phys-width-probe (a 4.5 GiB machine whose CPU has PAE but neither
+/// PSE-36 nor CPUID 0x80000008): Oxen probed the width, took it, and kept
+/// the memory above 4 GiB exactly when the width reaches it (QEMU 10's
+/// qemu32 walks 36 bits, QEMU 7.2's 32).
+fn check_phys_width_fits_memory(t: &str) -> Result<(), String> {
+    let probed = number_after(t, "CPUID 0x80000008: probed ").ok_or("no probe line")?;
+    let taken = number_after(t, "Physical address width: ").ok_or("no width line")?;
+    if probed != taken {
+        return Err(format!("probed {probed} bits but took {taken}"));
+    }
+    if !(32..=36).contains(&probed) {
+        return Err(format!("probed {probed} bits, not 32..=36"));
+    }
+    let free = number_after(t, "Free memory: ").ok_or("no 'Free memory:' line")?;
+    let ignored = t.contains("ignoring memory above 4096 MiB: the CPU addresses 32 bits");
+    match (probed, ignored, free >= 4096) {
+        (32, true, false) | (33..=36, false, true) => Ok(()),
+        _ => Err(format!(
+            "{probed} bits, memory above 4 GiB {}, {free} MiB free",
+            if ignored { "ignored" } else { "kept" }
+        )),
+    }
+}
+
 /// The boot report's frame-table census adds up to the frame count, and
 /// counts no more free frames than the allocator reported.
 fn check_frame_table_census(t: &str) -> Result<(), String> {
@@ -614,6 +643,33 @@ mod tests {
             "ok\nsomething (d3) late\n",
         ] {
             assert!(check_console_lines(bad).is_err(), "{bad:?} passed");
+        }
+    }
+
+    #[test]
+    fn phys_width_must_fit_the_memory_kept() {
+        use super::check_phys_width_fits_memory as check;
+        let probe = |bits: u32| {
+            format!(
+                "(XEN) PAE without PSE-36 or CPUID 0x80000008: probed {bits} address bits\n\
+                 (XEN) Physical address width: {bits} bits (machine frames below 0x1)\n"
+            )
+        };
+        let ignored = "(XEN) warning: ignoring memory above 4096 MiB: the CPU addresses 32 bits\n";
+        let low = "(XEN) Free memory: 2930 MiB (750000 pages)\n";
+        let high = "(XEN) Free memory: 4459 MiB (1141504 pages)\n";
+        assert_eq!(check(&(probe(32) + ignored + low)), Ok(()));
+        assert_eq!(check(&(probe(36) + high)), Ok(()));
+        for bad in [
+            probe(32) + low,
+            probe(32) + ignored + high,
+            probe(36) + ignored + low,
+            probe(36) + low,
+            probe(40) + high,
+            probe(36).replace("width: 36", "width: 32") + high,
+            high.to_string(),
+        ] {
+            assert!(check(&bad).is_err(), "{bad:?} passed");
         }
     }
 }

@@ -21,6 +21,10 @@ pub enum Boot {
 /// The I/O port of QEMU's isa-debug-exit device (`debug_exit=0xf4`).
 pub const DEBUG_EXIT_PORT: &str = "0xf4";
 
+/// The CPU every run gets unless a scenario names its own (`cpu`, passed as
+/// a second `-cpu`, which QEMU takes over the first).
+pub const CPU: &str = "qemu32,+pae";
+
 /// The QEMU binary: `qemu-system-i386` from PATH, or `$OXEN_QEMU` (e.g. a
 /// second QEMU release to check the scenarios against).
 pub fn binary() -> std::ffi::OsString {
@@ -30,7 +34,7 @@ pub fn binary() -> std::ffi::OsString {
 /// A QEMU command booting `boot` with `mem_mib` of RAM (TCG, no display).
 pub fn command(boot: &Boot, mem_mib: u32) -> Command {
     let mut cmd = Command::new(binary());
-    cmd.args(["-machine", "pc", "-cpu", "qemu32,+pae", "-m"])
+    cmd.args(["-machine", "pc", "-cpu", CPU, "-m"])
         .arg(mem_mib.to_string());
     cmd.args(["-no-reboot", "-device"]).arg(format!(
         "isa-debug-exit,iobase={DEBUG_EXIT_PORT},iosize=0x04"

@@ -28,6 +28,7 @@
 //! overflow_checks = false  # default false: true boots the kernel built with
 //!                          # overflow checks on (profile release-overflow;
 //!                          # built once, only when a scenario asks)
+//! cpu = "qemu32,+pae"      # default qemu::CPU: QEMU's -cpu model and flags
 //!
 //! [[step]]                 # typing on the serial console, in order
 //! wait_for = "oxen-dom0:/# "  # text to wait for, after the previous step's
@@ -128,6 +129,7 @@ struct File {
     timeout_s: u64,
     #[serde(default)]
     overflow_checks: bool,
+    cpu: Option<String>,
     #[serde(default)]
     step: Vec<StepFile>,
     #[serde(default)]
@@ -211,6 +213,8 @@ pub struct Scenario {
     pub timeout: Duration,
     /// Boot the kernel built with overflow checks on.
     pub overflow_checks: bool,
+    /// QEMU's `-cpu` argument, if not [`qemu::CPU`].
+    pub cpu: Option<String>,
     pub steps: Vec<Step>,
     pub checks: Vec<Check>,
 }
@@ -242,6 +246,13 @@ pub fn parse(name: &str, text: &str) -> Result<Scenario, String> {
     }
     if f.timeout_s == 0 {
         return Err("timeout_s: must be more than 0".into());
+    }
+    if let Some(cpu) = &f.cpu
+        && (cpu.is_empty() || cpu.contains(char::is_whitespace))
+    {
+        return Err(format!(
+            "cpu: '{cpu}' is not a QEMU CPU model (a name and ,+flag list)"
+        ));
     }
     if let Some(m) = f.modules.iter().find(|m| m.file.is_empty()) {
         return Err(format!("modules: a module with an empty file ({m:?})"));
@@ -280,6 +291,7 @@ pub fn parse(name: &str, text: &str) -> Result<Scenario, String> {
         exit: f.exit,
         timeout: Duration::from_secs(f.timeout_s),
         overflow_checks: f.overflow_checks,
+        cpu: f.cpu,
         steps,
         checks,
     })
@@ -639,7 +651,9 @@ pub fn test_cmd(args: &[String]) -> Result<(), String> {
                 .iter()
                 .map(|st| (st.wait_for.as_str(), st.after, st.text.as_str()))
                 .collect();
-            let run = qemu::run_captured_paced(&boot, s.mem_mib, s.timeout, None, &[], &steps)?;
+            let cpu_args: Vec<&str> = s.cpu.iter().flat_map(|c| ["-cpu", c.as_str()]).collect();
+            let run =
+                qemu::run_captured_paced(&boot, s.mem_mib, s.timeout, None, &cpu_args, &steps)?;
             let log = logs.join(format!("{name}.log"));
             let _ = std::fs::write(&log, &run.transcript);
             let failures = judge(&s, &run);
@@ -690,6 +704,7 @@ mod tests {
         exit = "fatal"
         timeout_s = 90
         overflow_checks = true
+        cpu = "qemu32,+pae,+pse36"
 
         [[step]]
         wait_for = "oxen-dom0:/# "
@@ -752,6 +767,7 @@ mod tests {
         assert_eq!(s.exit.code(), 3);
         assert_eq!(s.timeout, Duration::from_secs(90));
         assert!(s.overflow_checks);
+        assert_eq!(s.cpu.as_deref(), Some("qemu32,+pae,+pse36"));
         assert_eq!(
             s.steps,
             vec![
@@ -801,6 +817,7 @@ mod tests {
         assert!(s.modules.is_empty() && s.steps.is_empty());
         assert_eq!(s.timeout, Duration::from_secs(DEFAULT_TIMEOUT_S));
         assert!(!s.overflow_checks);
+        assert_eq!(s.cpu, None);
         assert_eq!(s.exit.code(), 1);
     }
 
@@ -943,6 +960,19 @@ mod tests {
         assert!(err(no_checks).contains("no [[check]]"));
         let e = err(&good_with("mem_mib = 256", "mem_mib = 0"));
         assert!(e.contains("mem_mib"), "{e}");
+    }
+
+    #[test]
+    fn bad_cpu_values_are_refused() {
+        for bad in ["\"\"", "\"qemu32, +pse36\"", "\"qemu32 -s\""] {
+            let e = err(&good_with(
+                "cpu = \"qemu32,+pae,+pse36\"",
+                &format!("cpu = {bad}"),
+            ));
+            assert!(e.contains("cpu: "), "{bad}: {e}");
+        }
+        let e = err(&good_with("cpu = \"qemu32,+pae,+pse36\"", "cpu = 36"));
+        assert!(e.contains("cpu"), "{e}");
     }
 
     #[test]

@@ -157,18 +157,50 @@ pub const fn singleshot_deadline(
     }
 }
 
-/// The CPU's physical-address width in bits: CPUID 0x80000008 EAX[7:0] when
-/// the CPU has that leaf (`max_extended_leaf` from CPUID 0x80000000 EAX),
-/// else 36 with PAE or PSE-36 and 32 without (Intel SDM, "MAXPHYADDR").
-pub const fn phys_addr_bits(max_extended_leaf: u32, leaf_80000008_eax: u32, pae: bool) -> u32 {
+/// What CPUID says of the CPU's physical-address width (MAXPHYADDR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhysAddrWidth {
+    /// CPUID fixes it: leaf 0x80000008 EAX[7:0], or 36 with PSE-36, or 32
+    /// without PAE.
+    Known(u32),
+    /// A PAE CPU without PSE-36 and without leaf 0x80000008: the SDM says 36
+    /// bits, but some CPU models enforce 32 (QEMU 7.2's `qemu32`, which sets
+    /// reserved bits 32..35 of a PTE then). Only a probe of the page walk
+    /// tells ([`probed_phys_addr_bits`]).
+    Probe,
+}
+
+/// The CPU's physical-address width from CPUID: leaf 0x80000008 EAX[7:0]
+/// when the CPU has that leaf (`max_extended_leaf` from CPUID 0x80000000
+/// EAX) and reports at least 32 bits; else 36 with PSE-36, 32 without PAE,
+/// and a probe for PAE alone (Intel SDM, "MAXPHYADDR").
+pub const fn phys_addr_bits(
+    max_extended_leaf: u32,
+    leaf_80000008_eax: u32,
+    pae: bool,
+    pse36: bool,
+) -> PhysAddrWidth {
     let reported = leaf_80000008_eax & 0xFF;
     if max_extended_leaf >= 0x8000_0008 && max_extended_leaf < 0x8001_0000 && reported >= 32 {
-        reported
+        PhysAddrWidth::Known(reported)
+    } else if pse36 {
+        PhysAddrWidth::Known(36)
     } else if pae {
-        36
+        PhysAddrWidth::Probe
     } else {
-        32
+        PhysAddrWidth::Known(32)
     }
+}
+
+/// The width a probe finds: the highest of bits 35..=32 that a PTE may set
+/// without the page walk faulting (`addressable(bit)` maps a frame at
+/// machine address `1 << bit` and reads it under a fault fixup), plus one;
+/// 32 when none may.
+pub fn probed_phys_addr_bits(mut addressable: impl FnMut(u32) -> bool) -> u32 {
+    (32..36)
+        .rev()
+        .find(|&bit| addressable(bit))
+        .map_or(32, |bit| bit + 1)
 }
 
 /// The first MFN a CPU with `bits` of physical address cannot reach (`bits`
@@ -324,17 +356,37 @@ mod tests {
 
     #[test]
     fn phys_addr_bits_from_cpuid() {
+        use PhysAddrWidth::{Known, Probe};
         // 0x80000008 present: its width.
-        assert_eq!(phys_addr_bits(0x8000_0008, 0x3028, true), 40);
-        assert_eq!(phys_addr_bits(0x8000_001F, 0x3024, false), 36);
-        assert_eq!(phys_addr_bits(0x8000_0008, 0x3020, true), 32);
-        // Absent (or a garbage leaf count): 36 with PAE, else 32.
-        assert_eq!(phys_addr_bits(0x8000_0004, 0x3028, true), 36);
-        assert_eq!(phys_addr_bits(0x8000_0004, 0, false), 32);
-        assert_eq!(phys_addr_bits(0, 0, true), 36);
-        assert_eq!(phys_addr_bits(0xFFFF_FFFF, 0x28, true), 36);
+        assert_eq!(phys_addr_bits(0x8000_0008, 0x3028, true, true), Known(40));
+        assert_eq!(phys_addr_bits(0x8000_001F, 0x3024, false, false), Known(36));
+        assert_eq!(phys_addr_bits(0x8000_0008, 0x3020, true, true), Known(32));
+        // Absent (or a garbage leaf count): 36 with PSE-36, 32 without PAE,
+        // a probe with PAE alone.
+        assert_eq!(phys_addr_bits(0x8000_0004, 0x3028, true, true), Known(36));
+        assert_eq!(phys_addr_bits(0x8000_0004, 0x3028, false, true), Known(36));
+        assert_eq!(phys_addr_bits(0x8000_0004, 0x3028, true, false), Probe);
+        assert_eq!(phys_addr_bits(0x8000_0004, 0, false, false), Known(32));
+        assert_eq!(phys_addr_bits(0, 0, true, false), Probe);
+        assert_eq!(phys_addr_bits(0xFFFF_FFFF, 0x28, true, true), Known(36));
         // A leaf that reports less than 32 bits is not believed.
-        assert_eq!(phys_addr_bits(0x8000_0008, 0, true), 36);
+        assert_eq!(phys_addr_bits(0x8000_0008, 0, true, true), Known(36));
+        assert_eq!(phys_addr_bits(0x8000_0008, 0x1F, true, false), Probe);
+    }
+
+    #[test]
+    fn probe_finds_the_highest_addressable_bit() {
+        for width in 32..=36 {
+            let mut asked = Vec::new();
+            let found = probed_phys_addr_bits(|bit| {
+                asked.push(bit);
+                bit < width
+            });
+            assert_eq!(found, width);
+            // From the top down, stopping at the first that works.
+            let expected: Vec<u32> = (width.max(33) - 1..36).rev().collect();
+            assert_eq!(asked, expected, "width {width}");
+        }
     }
 
     #[test]

@@ -41,9 +41,9 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
     (r.eax, r.ebx, r.ecx, r.edx)
 }
 
-/// The CPU's physical-address width in bits (CPUID 0x80000008 if it has the
-/// leaf, else 36 with PAE; `hv_core::sanitise::phys_addr_bits`).
-pub fn phys_addr_bits() -> u32 {
+/// What CPUID says of the CPU's physical-address width
+/// (`hv_core::sanitise::phys_addr_bits`).
+pub fn phys_addr_width() -> hv_core::sanitise::PhysAddrWidth {
     const CPUID1_EDX_PAE: u32 = 1 << 6;
     const CPUID1_EDX_PSE36: u32 = 1 << 17;
     let (_, _, _, edx) = cpuid(1, 0);
@@ -56,7 +56,8 @@ pub fn phys_addr_bits() -> u32 {
     hv_core::sanitise::phys_addr_bits(
         max_ext,
         leaf,
-        edx & (CPUID1_EDX_PAE | CPUID1_EDX_PSE36) != 0,
+        edx & CPUID1_EDX_PAE != 0,
+        edx & CPUID1_EDX_PSE36 != 0,
     )
 }
 

@@ -53,6 +53,17 @@ pub fn search_exception_table(eip: u32) -> Option<u32> {
         .map(|pair| pair[1])
 }
 
+/// Whether a byte of Oxen's own mapping at `va` can be read without a fault
+/// (the boot-time probe of the physical-address width reads a frame it
+/// mapped at a machine address the CPU may refuse).
+pub fn hypervisor_byte_readable(va: u32) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: the destination is a local byte; the source is one byte of a
+    // mapping the caller owns (nothing else aliases it), and a fault on it is
+    // fixed up by the exception table, as for a guest copy.
+    unsafe { oxen_copy_checked(&mut byte, va as *const u8, 1) == 0 }
+}
+
 /// Copies `dst.len()` bytes from guest virtual address `va`.
 pub fn copy_from_guest(dst: &mut [u8], va: u32) -> Result<(), Errno> {
     check_guest_range(va, dst.len())?;
