@@ -29,6 +29,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("grub-common", "/usr/bin/grub-mkrescue"),
     ("xorriso", "/usr/bin/xorriso"),
     ("mtools", "/usr/bin/mformat"),
+    ("e2fsprogs", "/usr/sbin/mkfs.ext2"),
     // objcopy strips the kernel and guest ELFs that go into the ISO.
     ("binutils", "/usr/bin/objcopy"),
     // GNU cpio: the initrd crate's interop tests read and write archives with it.

@@ -18,6 +18,7 @@
 mod bench;
 mod checks;
 mod deps;
+mod disk;
 mod dom0;
 mod fuzz;
 mod image;
@@ -35,8 +36,10 @@ commands:
   build [--debug]                 build target/oxen.elf and the guests (oxen-dom0, test-dom0, domu, fuzz)
   iso [--cmdline STR] [--module 'PATH ARGS']...
                                   build target/oxen.iso (GRUB, multiboot2)
-  run [--kernel] [--cmdline STR] [--module 'PATH ARGS']... [--mem MIB] [--gdb]
-                                  boot in QEMU, serial console on this terminal
+  run [--kernel] [--cmdline STR] [--module 'PATH ARGS']... [--mem MIB] [--disk-mib MIB] [--gdb]
+                                  boot in QEMU, serial console on this terminal; dom0's
+                                  disk target/oxen-disk.img (made on first use, --disk-mib
+                                  MiB sparse ext2, default 1024) as virtio-blk
                                   (--kernel: QEMU -kernel/multiboot1 instead of GRUB;
                                    --gdb: wait for gdb on :1234; without --module:
                                    oxen-dom0 and its initrd, the shell with xm)
@@ -277,6 +280,7 @@ struct BootOpts {
     modules: Vec<String>,
     kernel_path: bool,
     mem_mib: u32,
+    disk_mib: u32,
     gdb: bool,
 }
 
@@ -286,6 +290,7 @@ fn parse_boot_opts(args: &[String]) -> Result<BootOpts, String> {
         modules: Vec::new(),
         kernel_path: false,
         mem_mib: 512,
+        disk_mib: 1024,
         gdb: false,
     };
     let mut it = args.iter();
@@ -302,6 +307,11 @@ fn parse_boot_opts(args: &[String]) -> Result<BootOpts, String> {
                 o.mem_mib = value("--mem")?
                     .parse()
                     .map_err(|_| "--mem takes a number of MiB".to_string())?
+            }
+            "--disk-mib" => {
+                o.disk_mib = value("--disk-mib")?
+                    .parse()
+                    .map_err(|_| "--disk-mib takes a number of MiB".to_string())?
             }
             "--kernel" => o.kernel_path = true,
             "--gdb" => o.gdb = true,
@@ -354,7 +364,10 @@ fn run_cmd(args: &[String]) -> Result<(), String> {
         )?)
     };
     eprintln!("xtask: booting Oxen in QEMU (TCG). Quit with Ctrl-A X.");
+    let disk = target_dir().join("oxen-disk.img");
+    disk::ensure(&disk, o.disk_mib)?;
     let mut cmd = qemu::command(&boot, o.mem_mib);
+    cmd.args(disk::qemu_args(&disk));
     cmd.args(["-serial", "mon:stdio", "-display", "none"]);
     if o.gdb {
         cmd.args(["-s", "-S"]);

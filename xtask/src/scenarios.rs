@@ -29,6 +29,8 @@
 //!                          # overflow checks on (profile release-overflow;
 //!                          # built once, only when a scenario asks)
 //! cpu = "qemu32,+pae"      # default qemu::CPU: QEMU's -cpu model and flags
+//! disk_mib = 64            # default none: a fresh dom0 disk of this size
+//!                          # (ext2, xtask/src/disk.rs) as virtio-blk
 //!
 //! [[step]]                 # typing on the serial console, in order
 //! wait_for = "oxen-dom0:/# "  # text to wait for, after the previous step's
@@ -130,6 +132,7 @@ struct File {
     #[serde(default)]
     overflow_checks: bool,
     cpu: Option<String>,
+    disk_mib: Option<u32>,
     #[serde(default)]
     step: Vec<StepFile>,
     #[serde(default)]
@@ -215,6 +218,8 @@ pub struct Scenario {
     pub overflow_checks: bool,
     /// QEMU's `-cpu` argument, if not [`qemu::CPU`].
     pub cpu: Option<String>,
+    /// The size of a fresh dom0 disk to attach, if any.
+    pub disk_mib: Option<u32>,
     pub steps: Vec<Step>,
     pub checks: Vec<Check>,
 }
@@ -254,6 +259,9 @@ pub fn parse(name: &str, text: &str) -> Result<Scenario, String> {
             "cpu: '{cpu}' is not a QEMU CPU model (a name and ,+flag list)"
         ));
     }
+    if f.disk_mib.is_some_and(|m| !(8..=65536).contains(&m)) {
+        return Err("disk_mib: must be 8..=65536".into());
+    }
     if let Some(m) = f.modules.iter().find(|m| m.file.is_empty()) {
         return Err(format!("modules: a module with an empty file ({m:?})"));
     }
@@ -292,6 +300,7 @@ pub fn parse(name: &str, text: &str) -> Result<Scenario, String> {
         timeout: Duration::from_secs(f.timeout_s),
         overflow_checks: f.overflow_checks,
         cpu: f.cpu,
+        disk_mib: f.disk_mib,
         steps,
         checks,
     })
@@ -651,9 +660,24 @@ pub fn test_cmd(args: &[String]) -> Result<(), String> {
                 .iter()
                 .map(|st| (st.wait_for.as_str(), st.after, st.text.as_str()))
                 .collect();
-            let cpu_args: Vec<&str> = s.cpu.iter().flat_map(|c| ["-cpu", c.as_str()]).collect();
-            let run =
-                qemu::run_captured_paced(&boot, s.mem_mib, s.timeout, None, &cpu_args, &steps)?;
+            let mut extra: Vec<String> = s
+                .cpu
+                .iter()
+                .flat_map(|c| ["-cpu".to_string(), c.clone()])
+                .collect();
+            if let Some(mib) = s.disk_mib {
+                let img = crate::target_dir()
+                    .join("test-disks")
+                    .join(format!("{name}.img"));
+                if let Err(e) = crate::disk::create(&img, mib) {
+                    failed += 1;
+                    println!("scenario {name}: FAILED (cannot make its disk)\n    {e}");
+                    continue;
+                }
+                extra.extend(crate::disk::qemu_args(&img));
+            }
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            let run = qemu::run_captured_paced(&boot, s.mem_mib, s.timeout, None, &extra, &steps)?;
             let log = logs.join(format!("{name}.log"));
             let _ = std::fs::write(&log, &run.transcript);
             let failures = judge(&s, &run);
@@ -705,6 +729,7 @@ mod tests {
         timeout_s = 90
         overflow_checks = true
         cpu = "qemu32,+pae,+pse36"
+        disk_mib = 64
 
         [[step]]
         wait_for = "oxen-dom0:/# "
@@ -768,6 +793,7 @@ mod tests {
         assert_eq!(s.timeout, Duration::from_secs(90));
         assert!(s.overflow_checks);
         assert_eq!(s.cpu.as_deref(), Some("qemu32,+pae,+pse36"));
+        assert_eq!(s.disk_mib, Some(64));
         assert_eq!(
             s.steps,
             vec![
@@ -818,6 +844,7 @@ mod tests {
         assert_eq!(s.timeout, Duration::from_secs(DEFAULT_TIMEOUT_S));
         assert!(!s.overflow_checks);
         assert_eq!(s.cpu, None);
+        assert_eq!(s.disk_mib, None);
         assert_eq!(s.exit.code(), 1);
     }
 
@@ -973,6 +1000,15 @@ mod tests {
         }
         let e = err(&good_with("cpu = \"qemu32,+pae,+pse36\"", "cpu = 36"));
         assert!(e.contains("cpu"), "{e}");
+        for bad in [
+            "disk_mib = 0",
+            "disk_mib = 4",
+            "disk_mib = 100000",
+            "disk_mib = -1",
+        ] {
+            let e = err(&good_with("disk_mib = 64", bad));
+            assert!(e.contains("disk_mib"), "{bad}: {e}");
+        }
     }
 
     #[test]

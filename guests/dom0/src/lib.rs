@@ -13,6 +13,7 @@
 //! - [`sxp`]: S-expressions and a domain config as `xm create -n` prints it;
 //! - [`fs`]: how the initrd is shown (ls layouts, error texts);
 //! - [`clock`]: dates and uptimes from the PV clock;
+//! - [`pci`]: the PCI functions dom0 found, named as `lspci` shows them;
 //! - [`toolstack`]: the domains dom0 built and serves: xenstored on their
 //!   store rings, the console daemon, VIRQ_DOM_EXC and the `on_*` actions;
 //! - [`builder`]: building a domU (XEN-PV-ABI.md §15.7) with `pv-builder`;
@@ -34,6 +35,7 @@ pub mod clock;
 pub mod fs;
 pub mod hv;
 pub mod line;
+pub mod pci;
 pub mod rings;
 pub mod shell;
 pub mod sxp;

@@ -23,6 +23,7 @@ use xen_abi::sched::{SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT};
 
 use crate::fs::{LongRow, columns, error_text, long_listing};
 use crate::hv::{Hypervisor, VersionInfo, refused};
+use crate::pci::PciFunction;
 use crate::toolstack::Toolstack;
 use crate::xm;
 
@@ -108,6 +109,12 @@ pub const COMMANDS: &[Command] = &[
         run: uptime,
     },
     Command {
+        name: "lspci",
+        usage: "",
+        help: "list the PCI devices dom0 found",
+        run: lspci,
+    },
+    Command {
         name: "xm",
         usage: "SUBCOMMAND [ARGS]",
         help: "the Xen toolstack (see 'xm help')",
@@ -139,6 +146,7 @@ pub struct Shell<'a> {
     archive: Archive<'a>,
     cwd: NodeId,
     toolstack: Toolstack<'a>,
+    pci: Vec<PciFunction>,
 }
 
 impl<'a> Shell<'a> {
@@ -148,7 +156,13 @@ impl<'a> Shell<'a> {
             archive,
             cwd: NodeId::ROOT,
             toolstack: Toolstack::new(),
+            pci: Vec::new(),
         }
+    }
+
+    /// The PCI functions the kernel's scan found (for `lspci`).
+    pub fn set_pci(&mut self, functions: Vec<PciFunction>) {
+        self.pci = functions;
     }
 
     pub fn archive(&self) -> &Archive<'a> {
@@ -399,6 +413,12 @@ fn uptime(_: &mut Shell<'_>, env: &mut Env<'_>, args: &[String]) {
     let up = env.hv.system_time_ns() / 1_000_000_000;
     let now = env.hv.wallclock_base() + up;
     let _ = writeln!(env.out, "{}", crate::clock::uptime_line(now, up));
+}
+
+fn lspci(sh: &mut Shell<'_>, env: &mut Env<'_>, _: &[String]) {
+    for f in &sh.pci {
+        let _ = writeln!(env.out, "{}", f.lspci_line());
+    }
 }
 
 fn xm_cmd(sh: &mut Shell<'_>, env: &mut Env<'_>, args: &[String]) {
@@ -674,6 +694,38 @@ mod tests {
         let bytes = write_newc(&[NewEntry::dir("etc", 0o755)]).unwrap();
         let sh = Shell::new(Archive::parse(&bytes).unwrap());
         assert_eq!(sh.nodename(), "oxen-dom0");
+    }
+
+    #[test]
+    fn lspci_lists_what_the_scan_found() {
+        let bytes = image();
+        let mut sh = Shell::new(Archive::parse(&bytes).unwrap());
+        let mut xen = FakeXen::refusing(Errno::ENOSYS);
+        let mut out = String::new();
+        let mut run = |sh: &mut Shell<'_>, out: &mut String| {
+            out.clear();
+            sh.execute("lspci", &mut Env { hv: &mut xen, out });
+        };
+        run(&mut sh, &mut out);
+        assert_eq!(out, "", "no scan, no devices");
+        let f = |device, device_id, class, subclass| crate::pci::PciFunction {
+            bus: 0,
+            device,
+            function: 0,
+            vendor_id: if device_id == 0x1237 { 0x8086 } else { 0x1AF4 },
+            device_id,
+            class,
+            subclass,
+            prog_if: 0,
+            revision: 0,
+        };
+        sh.set_pci(vec![f(0, 0x1237, 6, 0), f(4, 0x1001, 1, 0)]);
+        run(&mut sh, &mut out);
+        assert_eq!(
+            out,
+            "00:00.0 Host bridge: Intel Corporation 440FX - 82441FX PMC [Natoma]\n\
+             00:04.0 SCSI storage controller: Red Hat, Inc. Virtio block device\n"
+        );
     }
 
     #[test]

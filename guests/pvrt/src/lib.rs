@@ -17,6 +17,7 @@
 pub mod console;
 pub mod events;
 pub mod hypercall;
+pub mod io;
 pub mod mm;
 pub mod time;
 pub mod traps;

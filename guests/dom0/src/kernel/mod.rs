@@ -20,6 +20,7 @@
 //! the daemons print while the prompt is up starts on a new line and is
 //! followed by the prompt and the line being typed.
 
+mod disk;
 mod heap;
 mod xen;
 
@@ -305,6 +306,44 @@ fn mount_initrd(si: &StartInfo) -> Archive<'static> {
     }
 }
 
+/// Reports dom0's disk: its size, and the filesystem its superblock names
+/// (read from the device: byte 1024, magic 0xEF53 at offset 56, the volume
+/// name at offset 120).
+fn report_disk(
+    disk: Option<(
+        oxen_dom0::pci::PciFunction,
+        virtio_drivers::device::blk::VirtIOBlk<
+            disk::OxenHal,
+            virtio_drivers::transport::pci::PciTransport,
+        >,
+    )>,
+) {
+    let Some((f, mut blk)) = disk else {
+        println!("dom0: no virtio block device");
+        return;
+    };
+    let sectors = blk.capacity();
+    let mut sb = [0u8; 1024];
+    let fs = match blk.read_blocks(2, &mut sb) {
+        Err(e) => alloc::format!("cannot read the superblock: {e}"),
+        Ok(()) if u16::from_le_bytes([sb[56], sb[57]]) == 0xEF53 => {
+            let name = &sb[120..136];
+            let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+            alloc::format!(
+                "ext2/3/4 filesystem, volume name '{}'",
+                String::from_utf8_lossy(&name[..end])
+            )
+        }
+        Ok(()) => "no ext2/3/4 filesystem".into(),
+    };
+    println!(
+        "dom0: vda: virtio-blk at {}, {sectors} sectors ({} MiB){}, {fs}",
+        f.slot(),
+        sectors / 2048,
+        if blk.readonly() { ", read-only" } else { "" }
+    );
+}
+
 fn main(si: &'static StartInfo) -> ! {
     heap::init();
     // The first page of the padding after the boot stack (§4.3).
@@ -341,6 +380,10 @@ fn main(si: &'static StartInfo) -> ! {
     println!("dom0: console input on VIRQ_CONSOLE (port {console_port})");
 
     let mut shell = Shell::new(archive);
+    // Device MMIO goes to the padding pages past the foreign-mapping slots.
+    let hw = disk::probe(si, scratch + PAGE * (1 + xen::NR_SLOTS as u32));
+    report_disk(hw.disk);
+    shell.set_pci(hw.functions);
     if let Ok(motd) = shell.archive().open("/etc/motd") {
         pvrt::console::write_bytes(motd);
     }
