@@ -26,6 +26,33 @@ use xen_abi::xenbus::XenbusState;
 
 use crate::request::VbdParams;
 
+/// The back-end directory of a vbd, relative to the back-end domain's home
+/// (`/local/domain/<be>/`): `backend/vbd/<fe>/<devid>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackendDir {
+    /// The front end's domid.
+    pub frontend: u16,
+    /// The virtual-device number.
+    pub devid: u32,
+}
+
+impl fmt::Display for BackendDir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "backend/vbd/{}/{}", self.frontend, self.devid)
+    }
+}
+
+/// Where `xenbus_dev_fatal` leaves its message for a vbd, relative to the
+/// back-end domain's home: `error/backend/vbd/<fe>/<devid>/error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorNode(pub BackendDir);
+
+impl fmt::Display for ErrorNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error/{}/error", self.0)
+    }
+}
+
 /// Backing store kind (`type` node).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TargetKind {

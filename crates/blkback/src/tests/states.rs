@@ -403,3 +403,13 @@ fn toolstack_nodes() {
         Err(TargetError::BadMode)
     );
 }
+
+#[test]
+fn paths() {
+    let d = BackendDir {
+        frontend: 1,
+        devid: 2049,
+    };
+    assert_eq!(d.to_string(), "backend/vbd/1/2049");
+    assert_eq!(ErrorNode(d).to_string(), "error/backend/vbd/1/2049/error");
+}
