@@ -36,6 +36,10 @@ pub const BLKIF_OP_TRIM: u8 = 5;
 pub const BLKIF_OP_DISCARD: u8 = BLKIF_OP_TRIM;
 /// (later) Indirect segments (`feature-max-indirect-segments`).
 pub const BLKIF_OP_INDIRECT: u8 = 6;
+/// (later) Indirect pages per `BLKIF_OP_INDIRECT` request.
+pub const BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST: usize = 8;
+/// `flag` of a discard request: render the discarded sectors unrecoverable.
+pub const BLKIF_DISCARD_SECURE: u8 = 1 << 0;
 
 /// Response status: success.
 pub const BLKIF_RSP_OKAY: i16 = 0;
@@ -153,6 +157,47 @@ assert_layout!(
     id = 4,
     sector_number = 12,
     nr_sectors = 20,
+);
+
+/// (later) `struct blkif_request_indirect` (64 bytes on i386: the trailing `pad`
+/// makes it 64-byte aligned there). Only for back ends advertising
+/// `feature-max-indirect-segments`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C, packed(4))]
+pub struct BlkifRequestIndirect {
+    /// `BLKIF_OP_INDIRECT`.
+    pub operation: u8,
+    /// `BLKIF_OP_READ` or `BLKIF_OP_WRITE`.
+    pub indirect_op: u8,
+    /// Number of segments, held in the indirect pages.
+    pub nr_segments: u16,
+    /// Opaque, echoed in the response.
+    pub id: u64,
+    /// Start sector.
+    pub sector_number: BlkifSector,
+    /// Virtual-device number.
+    pub handle: BlkifVdev,
+    /// Padding.
+    pub _pad0: u16,
+    /// Grants of the pages holding the `blkif_request_segment` array.
+    pub indirect_grefs: [GrantRef; BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST],
+    /// i386-only padding.
+    pub pad: u64,
+}
+assert_layout!(
+    BlkifRequestIndirect,
+    size = 64,
+    align = 4,
+    operation = 0,
+    indirect_op = 1,
+    nr_segments = 2,
+    id = 4,
+    sector_number = 12,
+    handle = 20,
+    indirect_grefs = 24,
+    pad = 56,
 );
 
 /// `struct blkif_response` (12 bytes on i386).

@@ -53,6 +53,7 @@ pub mod sysctl;
 pub mod traps;
 pub mod types;
 pub mod vcpu;
+pub mod vdev;
 pub mod version;
 pub mod xenbus;
 pub mod xenstore;
