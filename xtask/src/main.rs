@@ -39,7 +39,9 @@ commands:
   run [--kernel] [--cmdline STR] [--module 'PATH ARGS']... [--mem MIB] [--disk-mib MIB] [--gdb]
                                   boot in QEMU, serial console on this terminal; dom0's
                                   disk target/oxen-disk.img (made on first use, --disk-mib
-                                  MiB sparse ext2, default 1024) as virtio-blk
+                                  MiB sparse ext2, default 1024) as virtio-blk, and a
+                                  virtio NIC on a restricted user-mode network
+                                  (10.0.0.0/24, the host is 10.0.0.254)
                                   (--kernel: QEMU -kernel/multiboot1 instead of GRUB;
                                    --gdb: wait for gdb on :1234; without --module:
                                    oxen-dom0 and its initrd, the shell with xm)
@@ -368,6 +370,7 @@ fn run_cmd(args: &[String]) -> Result<(), String> {
     disk::ensure(&disk, o.disk_mib)?;
     let mut cmd = qemu::command(&boot, o.mem_mib);
     cmd.args(disk::qemu_args(&disk));
+    cmd.args(qemu::net_args());
     cmd.args(["-serial", "mon:stdio", "-display", "none"]);
     if o.gdb {
         cmd.args(["-s", "-S"]);

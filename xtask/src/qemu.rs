@@ -25,6 +25,18 @@ pub const DEBUG_EXIT_PORT: &str = "0xf4";
 /// a second `-cpu`, which QEMU takes over the first).
 pub const CPU: &str = "qemu32,+pae";
 
+/// QEMU arguments giving dom0 a virtio NIC on the lab's user-mode network
+/// (DESIGN.md §8): 10.0.0.0/24 with the host answering as 10.0.0.254, and
+/// `restrict=on`, so nothing leaves this machine.
+pub fn net_args() -> Vec<String> {
+    vec![
+        "-netdev".into(),
+        "user,id=net0,restrict=on,net=10.0.0.0/24,host=10.0.0.254".into(),
+        "-device".into(),
+        "virtio-net-pci,netdev=net0".into(),
+    ]
+}
+
 /// The QEMU binary: `qemu-system-i386` from PATH, or `$OXEN_QEMU` (e.g. a
 /// second QEMU release to check the scenarios against).
 pub fn binary() -> std::ffi::OsString {
@@ -36,6 +48,9 @@ pub fn command(boot: &Boot, mem_mib: u32) -> Command {
     let mut cmd = Command::new(binary());
     cmd.args(["-machine", "pc", "-cpu", CPU, "-m"])
         .arg(mem_mib.to_string());
+    // No NIC unless asked for (`net_args`): QEMU's default one would have
+    // an unrestricted user-mode network.
+    cmd.args(["-nic", "none"]);
     cmd.args(["-no-reboot", "-device"]).arg(format!(
         "isa-debug-exit,iobase={DEBUG_EXIT_PORT},iosize=0x04"
     ));

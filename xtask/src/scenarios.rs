@@ -31,6 +31,8 @@
 //! cpu = "qemu32,+pae"      # default qemu::CPU: QEMU's -cpu model and flags
 //! disk_mib = 64            # default none: a fresh dom0 disk of this size
 //!                          # (ext2, xtask/src/disk.rs) as virtio-blk
+//! net = false              # default false: true gives dom0 a virtio NIC on
+//!                          # the lab's restricted user-mode network
 //!
 //! [[step]]                 # typing on the serial console, in order
 //! wait_for = "oxen-dom0:/# "  # text to wait for, after the previous step's
@@ -134,6 +136,8 @@ struct File {
     cpu: Option<String>,
     disk_mib: Option<u32>,
     #[serde(default)]
+    net: bool,
+    #[serde(default)]
     step: Vec<StepFile>,
     #[serde(default)]
     check: Vec<CheckFile>,
@@ -220,6 +224,8 @@ pub struct Scenario {
     pub cpu: Option<String>,
     /// The size of a fresh dom0 disk to attach, if any.
     pub disk_mib: Option<u32>,
+    /// Give dom0 a NIC on the lab network (`qemu::net_args`).
+    pub net: bool,
     pub steps: Vec<Step>,
     pub checks: Vec<Check>,
 }
@@ -301,6 +307,7 @@ pub fn parse(name: &str, text: &str) -> Result<Scenario, String> {
         overflow_checks: f.overflow_checks,
         cpu: f.cpu,
         disk_mib: f.disk_mib,
+        net: f.net,
         steps,
         checks,
     })
@@ -676,6 +683,9 @@ pub fn test_cmd(args: &[String]) -> Result<(), String> {
                 }
                 extra.extend(crate::disk::qemu_args(&img));
             }
+            if s.net {
+                extra.extend(qemu::net_args());
+            }
             let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
             let run = qemu::run_captured_paced(&boot, s.mem_mib, s.timeout, None, &extra, &steps)?;
             let log = logs.join(format!("{name}.log"));
@@ -730,6 +740,7 @@ mod tests {
         overflow_checks = true
         cpu = "qemu32,+pae,+pse36"
         disk_mib = 64
+        net = true
 
         [[step]]
         wait_for = "oxen-dom0:/# "
@@ -794,6 +805,7 @@ mod tests {
         assert!(s.overflow_checks);
         assert_eq!(s.cpu.as_deref(), Some("qemu32,+pae,+pse36"));
         assert_eq!(s.disk_mib, Some(64));
+        assert!(s.net);
         assert_eq!(
             s.steps,
             vec![
@@ -845,6 +857,7 @@ mod tests {
         assert!(!s.overflow_checks);
         assert_eq!(s.cpu, None);
         assert_eq!(s.disk_mib, None);
+        assert!(!s.net);
         assert_eq!(s.exit.code(), 1);
     }
 

@@ -13,6 +13,8 @@
 //! - [`sxp`]: S-expressions and a domain config as `xm create -n` prints it;
 //! - [`fs`]: how the initrd is shown (ls layouts, error texts);
 //! - [`clock`]: dates and uptimes from the PV clock;
+//! - [`net`]: `/etc/network/interfaces`, `ifconfig`, `route -n` and `ping`
+//!   over the kernel's network stack;
 //! - [`pci`]: the PCI functions dom0 found, named as `lspci` shows them;
 //! - [`toolstack`]: the domains dom0 built and serves: xenstored on their
 //!   store rings, the console daemon, VIRQ_DOM_EXC and the `on_*` actions;
@@ -35,6 +37,7 @@ pub mod clock;
 pub mod fs;
 pub mod hv;
 pub mod line;
+pub mod net;
 pub mod pci;
 pub mod rings;
 pub mod shell;

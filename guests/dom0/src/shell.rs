@@ -13,6 +13,7 @@
 //! - `halt`/`poweroff`/`reboot` shut this domain (and so the machine) down
 //!   with `SCHEDOP_shutdown`; if the hypervisor refuses, the refusal is shown.
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -23,6 +24,7 @@ use xen_abi::sched::{SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT};
 
 use crate::fs::{LongRow, columns, error_text, long_listing};
 use crate::hv::{Hypervisor, VersionInfo, refused};
+use crate::net::{self, NetStack};
 use crate::pci::PciFunction;
 use crate::toolstack::Toolstack;
 use crate::xm;
@@ -109,6 +111,24 @@ pub const COMMANDS: &[Command] = &[
         run: uptime,
     },
     Command {
+        name: "ifconfig",
+        usage: "",
+        help: "show the network interfaces",
+        run: ifconfig,
+    },
+    Command {
+        name: "route",
+        usage: "[-n]",
+        help: "show the IP routing table",
+        run: route,
+    },
+    Command {
+        name: "ping",
+        usage: "[-c COUNT] HOST",
+        help: "send ICMP echo requests (4 unless -c)",
+        run: ping,
+    },
+    Command {
         name: "lspci",
         usage: "",
         help: "list the PCI devices dom0 found",
@@ -147,6 +167,7 @@ pub struct Shell<'a> {
     cwd: NodeId,
     toolstack: Toolstack<'a>,
     pci: Vec<PciFunction>,
+    net: Option<Box<dyn NetStack + 'a>>,
 }
 
 impl<'a> Shell<'a> {
@@ -157,7 +178,13 @@ impl<'a> Shell<'a> {
             cwd: NodeId::ROOT,
             toolstack: Toolstack::new(),
             pci: Vec::new(),
+            net: None,
         }
+    }
+
+    /// dom0's network stack (for `ifconfig`, `route`, `ping`).
+    pub fn set_net(&mut self, net: Box<dyn NetStack + 'a>) {
+        self.net = Some(net);
     }
 
     /// The PCI functions the kernel's scan found (for `lspci`).
@@ -413,6 +440,41 @@ fn uptime(_: &mut Shell<'_>, env: &mut Env<'_>, args: &[String]) {
     let up = env.hv.system_time_ns() / 1_000_000_000;
     let now = env.hv.wallclock_base() + up;
     let _ = writeln!(env.out, "{}", crate::clock::uptime_line(now, up));
+}
+
+fn ifconfig(sh: &mut Shell<'_>, env: &mut Env<'_>, _: &[String]) {
+    match &sh.net {
+        Some(net) => {
+            for i in net.interfaces() {
+                let _ = writeln!(env.out, "{}", net::ifconfig_block(&i));
+            }
+        }
+        None => {
+            let _ = writeln!(env.out, "ifconfig: no network device");
+        }
+    }
+}
+
+fn route(sh: &mut Shell<'_>, env: &mut Env<'_>, args: &[String]) {
+    if let Some(a) = args.iter().find(|a| *a != "-n") {
+        let _ = writeln!(env.out, "route: invalid option '{a}'\nUsage: route [-n]");
+        return;
+    }
+    let ifaces: Vec<_> = sh
+        .net
+        .as_ref()
+        .map(|n| n.interfaces().into_iter().map(|i| i.config).collect())
+        .unwrap_or_default();
+    let _ = write!(env.out, "{}", net::route_table(&ifaces));
+}
+
+fn ping(sh: &mut Shell<'_>, env: &mut Env<'_>, args: &[String]) {
+    match sh.net.as_deref_mut() {
+        Some(n) => net::ping(n, args, env.out),
+        None => {
+            let _ = writeln!(env.out, "ping: no network device");
+        }
+    }
 }
 
 fn lspci(sh: &mut Shell<'_>, env: &mut Env<'_>, _: &[String]) {

@@ -1,4 +1,5 @@
-//! dom0's hardware: the PCI scan and the virtio block device (DESIGN.md §8).
+//! dom0's hardware: the PCI scan and the virtio block and network devices
+//! (DESIGN.md §8).
 //!
 //! - Configuration space through ports 0xCF8/0xCFC ([`PortCam`]), which
 //!   dom0 may use once its virtual IOPL is 1 (Oxen emulates IN/OUT).
@@ -226,9 +227,15 @@ pub struct Hardware {
     pub functions: Vec<PciFunction>,
     /// The first virtio block device, with its slot.
     pub disk: Option<(PciFunction, VirtIOBlk<OxenHal, PciTransport>)>,
+    /// The first virtio network device, with its slot.
+    pub nic: Option<(PciFunction, NetRaw)>,
 }
 
-/// Raises the IOPL, scans bus 0 and starts the first virtio block device.
+/// The virtio NIC driver dom0 runs (16 descriptors a queue).
+pub type NetRaw = virtio_drivers::device::net::VirtIONetRaw<OxenHal, PciTransport, 16>;
+
+/// Raises the IOPL, scans bus 0 and starts the first virtio block device
+/// and the first virtio network device.
 /// `mmio_va` is the first of [`MMIO_PAGES`] pages whose L1 entries exist.
 pub fn probe(si: &StartInfo, mmio_va: u32) -> Hardware {
     P2M_BASE.store(si.mfn_list, Ordering::Relaxed);
@@ -238,6 +245,7 @@ pub fn probe(si: &StartInfo, mmio_va: u32) -> Hardware {
     let mut hw = Hardware {
         functions: Vec::new(),
         disk: None,
+        nic: None,
     };
     if let Err(e) = pvrt::io::set_iopl(1) {
         pvrt::println!("dom0: no I/O privilege ({e}): no PCI devices");
@@ -258,21 +266,36 @@ pub fn probe(si: &StartInfo, mmio_va: u32) -> Hardware {
             revision: info.revision,
         };
         hw.functions.push(f);
-        if hw.disk.is_some()
-            || virtio_drivers::transport::pci::virtio_device_type(&info) != Some(DeviceType::Block)
-        {
+        let kind = virtio_drivers::transport::pci::virtio_device_type(&info);
+        let wanted = match kind {
+            Some(DeviceType::Block) => hw.disk.is_none(),
+            Some(DeviceType::Network) => hw.nic.is_none(),
+            _ => false,
+        };
+        if !wanted {
             continue;
         }
         root.set_command(
             df,
             Command::IO_SPACE | Command::MEMORY_SPACE | Command::BUS_MASTER,
         );
-        let started = PciTransport::new::<OxenHal, _>(&mut root, df)
-            .map_err(|e| alloc::format!("{e}"))
-            .and_then(|t| VirtIOBlk::<OxenHal, _>::new(t).map_err(|e| alloc::format!("{e}")));
-        match started {
-            Ok(blk) => hw.disk = Some((f, blk)),
-            Err(e) => pvrt::println!("dom0: virtio-blk at {}: {e}", f.slot()),
+        let transport = match PciTransport::new::<OxenHal, _>(&mut root, df) {
+            Ok(t) => t,
+            Err(e) => {
+                pvrt::println!("dom0: virtio at {}: {e}", f.slot());
+                continue;
+            }
+        };
+        if kind == Some(DeviceType::Block) {
+            match VirtIOBlk::<OxenHal, _>::new(transport) {
+                Ok(blk) => hw.disk = Some((f, blk)),
+                Err(e) => pvrt::println!("dom0: virtio-blk at {}: {e}", f.slot()),
+            }
+        } else {
+            match NetRaw::new(transport) {
+                Ok(nic) => hw.nic = Some((f, nic)),
+                Err(e) => pvrt::println!("dom0: virtio-net at {}: {e}", f.slot()),
+            }
         }
     }
     hw

@@ -22,6 +22,7 @@
 
 mod disk;
 mod heap;
+mod net;
 mod xen;
 
 use alloc::string::String;
@@ -344,6 +345,56 @@ fn report_disk(
     );
 }
 
+/// eth0 on the virtio NIC, configured from the initrd's
+/// `/etc/network/interfaces`.
+fn bring_up_network(
+    shell: &Shell<'_>,
+    nic: Option<(oxen_dom0::pci::PciFunction, disk::NetRaw)>,
+    shared_va: u32,
+) -> Option<net::Net> {
+    const FILE: &str = "/etc/network/interfaces";
+    let (f, raw) = nic?;
+    let text = match shell.archive().open(FILE) {
+        Ok(b) => String::from_utf8_lossy(b).into_owned(),
+        Err(_) => {
+            println!("dom0: eth0: no {FILE}; the interface stays down");
+            return None;
+        }
+    };
+    let config = match oxen_dom0::net::parse_interfaces(FILE, &text) {
+        Ok(c) => c.into_iter().find(|i| i.name == "eth0"),
+        Err(e) => {
+            println!("dom0: {e}; eth0 stays down");
+            return None;
+        }
+    };
+    let Some(config) = config else {
+        println!("dom0: eth0: not configured in {FILE}; the interface stays down");
+        return None;
+    };
+    let m = raw.mac_address();
+    let addr = oxen_dom0::net::ip_text(config.address);
+    match net::Net::new(raw, config, shared_va) {
+        Ok(n) => {
+            println!(
+                "dom0: eth0: virtio-net at {}, HWaddr {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, inet {addr}",
+                f.slot(),
+                m[0],
+                m[1],
+                m[2],
+                m[3],
+                m[4],
+                m[5]
+            );
+            Some(n)
+        }
+        Err(e) => {
+            println!("dom0: eth0: {e}");
+            None
+        }
+    }
+}
+
 fn main(si: &'static StartInfo) -> ! {
     heap::init();
     // The first page of the padding after the boot stack (§4.3).
@@ -384,6 +435,9 @@ fn main(si: &'static StartInfo) -> ! {
     let hw = disk::probe(si, scratch + PAGE * (1 + xen::NR_SLOTS as u32));
     report_disk(hw.disk);
     shell.set_pci(hw.functions);
+    if let Some(net) = bring_up_network(&shell, hw.nic, shared_va) {
+        shell.set_net(alloc::boxed::Box::new(net));
+    }
     if let Ok(motd) = shell.archive().open("/etc/motd") {
         pvrt::console::write_bytes(motd);
     }
