@@ -322,7 +322,7 @@ fn install_base_pointer(dom: &mut Domain, mfn: Mfn, budget: Option<&mut pv_mm::B
         // Only one put is pending at a time (the continuation finishes it
         // before the next op); should one be, this one is dropped at once.
         Some(budget) if dom.vcpu.old_guest_table.is_none() => {
-            if mm.put_base_preemptible(old, budget) == Err(Errno::ERESTART) {
+            if mm.put_old_table_preemptible(old, budget) == Err(Errno::ERESTART) {
                 dom.vcpu.old_guest_table = Some(old);
             }
         }
@@ -341,7 +341,7 @@ fn finish_old_guest_table(dom: &mut Domain, budget: &mut pv_mm::Budget) -> Resul
         .lock()
         .as_mut()
         .expect("frame table initialised")
-        .put_base_preemptible(old, budget);
+        .put_old_table_preemptible(old, budget);
     if r == Err(Errno::ERESTART) {
         return r;
     }

@@ -191,7 +191,7 @@ pub struct Progress {
     /// taken down before the error is returned.
     pub error: u8,
     /// This root is a vcpu's old base pointer being taken down
-    /// ([`Mm::put_base_preemptible`](crate::engine::Mm::put_base_preemptible),
+    /// ([`Mm::put_old_table_preemptible`](crate::engine::Mm::put_old_table_preemptible),
     /// Xen's `old_guest_table`): only that put resumes it.
     pub put_pending: bool,
 }

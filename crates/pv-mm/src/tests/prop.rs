@@ -192,11 +192,16 @@ enum Op {
         budget: u32,
     },
     /// One step of a preemptible `mmu_update` of an L3 entry (of an L3
-    /// picked among the validated ones) naming an L2.
+    /// picked among the validated ones) naming an L2 (`index` 3: clearing
+    /// slot 0), which may leave the old L2's put pending.
     L3EntryPreemptible {
         pick: u8,
         index: u8,
         target: u8,
+        budget: u32,
+    },
+    /// One step of the oldest pending put of an old L2.
+    FinishPut {
         budget: u32,
     },
     /// One step of a preemptible unpin.
@@ -267,6 +272,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(pick, index, target, budget)| Op::L3EntryPreemptible { pick, index, target, budget }),
         2 => (f(), any::<[u8; 5]>(), budget())
             .prop_map(|(dom, frames, budget)| Op::BuildPreemptible { dom, frames, budget }),
+        3 => budget().prop_map(|budget| Op::FinishPut { budget }),
     ]
 }
 
@@ -278,6 +284,8 @@ struct Harness {
     table_updates: usize,
     /// Preemptible validations that failed in a later step.
     failed_resumes: usize,
+    /// Old L2s whose put (`put_pending`) a vcpu still has to finish.
+    pending: Vec<Mfn>,
 }
 
 impl Harness {
@@ -399,6 +407,11 @@ impl Harness {
                 let _ = self.run(|mm| mm.release(frame(f), dom(d)));
             }
             Op::Relinquish { frame: f, dom: d } => {
+                // Oxen takes a frame back singly only where no vcpu's
+                // pending put holds it (a domain's teardown takes those too).
+                if self.pending.contains(&frame(f)) {
+                    return;
+                }
                 let _ = self.run(|mm| mm.relinquish(frame(f), dom(d)));
             }
             Op::MmuUpdate {
@@ -560,20 +573,39 @@ impl Harness {
                 let l3 = l3s[usize::from(pick) % l3s.len()];
                 let c = caller_of(self.w.mm.page_info(l3).unwrap().owner());
                 let l2 = frame(target);
+                let mut pending = None;
                 let _ = self.step(
                     l2,
                     |mm| {
-                        mm.mmu_update_one_preemptible(
-                            ptr(l3, usize::from(index)),
-                            pte(l2, L3F),
+                        let val = if index == 3 { 0 } else { pte(l2, L3F) };
+                        pending = mm.mmu_update_one_preemptible(
+                            ptr(l3, usize::from(index % 3)),
+                            val,
                             &c,
                             DOMID_SELF,
                             DOMID_SELF,
                             &mut Budget::new(budget),
-                        )
+                        )?;
+                        Ok(())
                     },
                     |_| {},
                 );
+                // The old L2's put is the vcpu's to finish (old_guest_table).
+                self.pending.extend(pending);
+            }
+            Op::FinishPut { budget } => {
+                let Some(&mfn) = self.pending.first() else {
+                    return;
+                };
+                let r = self.step(
+                    mfn,
+                    |mm| mm.put_old_table_preemptible(mfn, &mut Budget::new(budget)),
+                    |_| {},
+                );
+                assert!(matches!(r, Ok(()) | Err(Errno::ERESTART)), "{r:?}");
+                if r.is_ok() {
+                    self.pending.remove(0);
+                }
             }
             Op::UnpinPreemptible {
                 frame: f,
@@ -623,6 +655,10 @@ impl Harness {
             }
             Op::DestroyDomain { dom: d } => {
                 let d = dom(d);
+                // Its vcpus' pending puts go with it (relinquish takes the
+                // partial roots down).
+                let frames = self.w.mm.frames();
+                self.pending.retain(|m| frames[m.0 as usize].owner() != d);
                 for v in 0..4 {
                     if vcpu_dom(v) == d {
                         self.drop_base(v);
@@ -786,7 +822,7 @@ proptest! {
 
     #[test]
     fn random_operations_keep_the_books_straight(ops in proptest::collection::vec(op(), 1..96)) {
-        let mut h = Harness { w: World::new(), vcpus: [None; 4], table_updates: 0, failed_resumes: 0 };
+        let mut h = Harness { w: World::new(), vcpus: [None; 4], table_updates: 0, failed_resumes: 0, pending: Vec::new() };
         for op in ops {
             h.apply(op);
         }
@@ -798,7 +834,7 @@ proptest! {
         builds in proptest::collection::vec((any::<u8>(), any::<[u8; 5]>(), proptest::option::of(0u8..2)), 1..12),
         unpin_first in any::<bool>(),
     ) {
-        let mut h = Harness { w: World::new(), vcpus: [None; 4], table_updates: 0, failed_resumes: 0 };
+        let mut h = Harness { w: World::new(), vcpus: [None; 4], table_updates: 0, failed_resumes: 0, pending: Vec::new() };
         for (d, frames, base) in builds {
             h.build(dom(d), frames, base);
         }
@@ -824,6 +860,7 @@ fn the_generators_reach_deep_states() {
         vcpus: [None; 4],
         table_updates: 0,
         failed_resumes: 0,
+        pending: Vec::new(),
     };
     h.build(DOM0, [0, 1, 2, 3, 4], Some(0));
     h.build(DOMU, [0, 1, 2, 3, 4], Some(1));
@@ -878,6 +915,7 @@ fn generated_sequences_reach_deep_states() {
             vcpus: [None; 4],
             table_updates: 0,
             failed_resumes: 0,
+            pending: Vec::new(),
         };
         let (mut l3, mut l1, mut foreign) = (false, false, false);
         let (mut max, mut back, mut ext) = (false, false, false);
