@@ -32,7 +32,9 @@
 //!   (the error is kept in the progress word, `-ERESTART` meanwhile, the
 //!   error returned by the call that finishes it);
 //! * a domain's teardown ([`Mm::relinquish`]) of a root aborts it, and with
-//!   it the held L2 under it: everything is released.
+//!   it the held L2 under it: everything is released; the preemptible
+//!   teardown ([`Mm::relinquish_domain_preemptible`]) takes it down in
+//!   steps instead, as an unpin does.
 //!
 //! The same partial state serves the other way: [`Mm::unpin_preemptible`]
 //! takes down a table whose last type reference was the pin from its top
