@@ -4,7 +4,9 @@
 //! for the guest.
 //!
 //! - `clts`, `mov` to/from CR0 (only TS may change), CR2, CR3 (a new base
-//!   pointer, in Xen's rotated encoding), CR4 (writes ignored);
+//!   pointer, in Xen's rotated encoding; preemptible: a long one leaves EIP
+//!   on the instruction, which the guest executes again to go on), CR4
+//!   (writes ignored);
 //! - `rdmsr` of the TSC; `wrmsr` is ignored (Xen logs and drops such writes);
 //!   any other `rdmsr` faults;
 //! - `wbinvd` (performed only with I/O privilege), `hlt` (blocks, as
@@ -120,8 +122,15 @@ pub fn emulate_privileged(frame: &mut TrapFrame, dom: &mut Domain) -> Result<(),
                 2 => super::shared::set_cr2(dom.shared_va, v),
                 3 => {
                     let mfn = hv_core::addr::Mfn(u64::from(xen_cr3_to_pfn(v)));
-                    crate::hypercall::switch_base_pointer(dom, mfn)
-                        .map_err(|_| DecodeError::Unsupported)?;
+                    match crate::hypercall::write_cr3(dom, mfn) {
+                        Ok(()) => {}
+                        // Preempted (a big L3 to validate or an old one to
+                        // take down): EIP stays, so the guest runs, takes
+                        // its events and executes it again, which goes on
+                        // (Xen's X86EMUL_RETRY).
+                        Err(xen_abi::errno::Errno::ERESTART) => return Ok(()),
+                        Err(_) => return Err(DecodeError::Unsupported),
+                    }
                 }
                 _ => {}
             }

@@ -171,6 +171,8 @@ pub fn guest_trap(frame: &mut TrapFrame, cr2: u32) {
         && frame.error_code == 0
         && super::emulate::emulate_privileged(frame, dom).is_ok()
     {
+        // A CR3 write changes references.
+        crate::hypercall::audit_if_asked(&table);
         return;
     }
     if vector == VECTOR_UD && super::emulate::emulate_cpuid(frame, dom) {

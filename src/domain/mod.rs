@@ -120,6 +120,9 @@ pub struct Domain {
     pub pause_count: u32,
     /// Being destroyed: no longer scheduled, its resources going back.
     pub dying: bool,
+    /// How far `destroydomain` got taking its frames back (it is split
+    /// into continuations: Xen's preemptible `domain_relinquish_resources`).
+    pub teardown: pv_mm::Teardown,
     /// The toolstack's UUID for the domain (`createdomain`, `setdomainhandle`).
     pub handle: [u8; 16],
     pub ssidref: u32,
@@ -217,6 +220,7 @@ impl Domain {
             shutdown_reason: None,
             pause_count: 0,
             dying: false,
+            teardown: pv_mm::Teardown::default(),
             handle: [0; 16],
             ssidref: 0,
             time_offset: 0,

@@ -5,7 +5,9 @@
 //! domctl: createdomain (a PV domain, paused, with its shared_info frame and
 //! no memory yet), max_mem, max_vcpus (one vcpu), getdomaininfo,
 //! pausedomain/unpausedomain, destroydomain (every frame, port and pin goes
-//! back; the domain stays "dying" while other domains still hold references
+//! back, in steps: a long teardown continues the domctl, Xen's preemptible
+//! `domain_relinquish_resources`, the domain dying between the steps; it
+//! stays "dying" after the call while other domains still hold references
 //! to its frames, which stay counted in its tot_pages; once the last is free
 //! its page account must be zero, or Oxen reports an accounting error), setdomainhandle, settimeoffset, hypercall_init,
 //! setvcpucontext/getvcpucontext (vcpu 0; flat selectors; a context with
@@ -132,16 +134,25 @@ fn createdomain(table: &mut DomainTable, d: &mut XenDomctl) -> Result<i32, Errno
     Ok(0)
 }
 
-/// Everything `dom` holds goes back: its vcpu's base pointer and descriptor
-/// frames, the shared_info reference, its ports, then each frame it owns
-/// (pins and allocation references; page tables devalidate on the way and
-/// free what they referenced). Returns the frames still held by others.
-fn relinquish(dom: &mut Domain) -> u64 {
+/// Everything `dom` holds goes back, in steps under `budget` (Xen's
+/// preemptible `domain_relinquish_resources`): a pending put of an old
+/// table and its vcpu's base pointer (each taken down in steps), its
+/// descriptor frames, the shared_info reference, then each frame it owns
+/// (pins and allocation references; page tables devalidate on the way, in
+/// steps, and free what they referenced). `-ERESTART` while some is left:
+/// calling again goes on (the base pointer being taken down is the vcpu's
+/// `old_guest_table` meanwhile, the scan's progress `dom.teardown`).
+/// Returns the frames still held by others.
+fn relinquish(dom: &mut Domain, budget: &mut pv_mm::Budget) -> Result<u64, Errno> {
+    super::finish_old_guest_table(dom, budget)?;
     let mut guard = MM.lock();
     let mm = guard.as_mut().expect("frame table initialised");
     if dom.vcpu.cr3.0 != 0 {
-        mm.put_page_and_type(dom.vcpu.cr3);
-        dom.vcpu.cr3 = Mfn(0);
+        let old = core::mem::replace(&mut dom.vcpu.cr3, Mfn(0));
+        if mm.put_old_table_preemptible(old, budget) == Err(Errno::ERESTART) {
+            dom.vcpu.old_guest_table = Some(old);
+            return Err(Errno::ERESTART);
+        }
     }
     for &f in dom.vcpu.gdt_frames.iter().chain(dom.vcpu.ldt_frames.iter()) {
         mm.put_page_and_type(f);
@@ -163,25 +174,13 @@ fn relinquish(dom: &mut Domain) -> u64 {
         }
         dom.grants.frames.clear();
     }
-    let mut left = 0;
-    for pass in 0..2 {
-        left = 0;
-        for mfn in (0..crate::mm::frame_table::nr_frames()).map(Mfn) {
-            let owned = mm.page_info(mfn).is_some_and(|pi| pi.owner() == dom.domid);
-            if !owned {
-                continue;
-            }
-            match mm.relinquish(mfn, dom.domid) {
-                Ok(true) => {
-                    if pass == 0 {
-                        crate::mm::m2p::set(mfn, crate::mm::m2p::INVALID_M2P_ENTRY);
-                    }
-                }
-                _ => left += 1,
-            }
-        }
-    }
-    left
+    mm.relinquish_domain_preemptible(
+        dom.domid,
+        crate::mm::frame_table::nr_frames(),
+        &mut dom.teardown,
+        budget,
+        |mfn| crate::mm::m2p::set(mfn, crate::mm::m2p::INVALID_M2P_ENTRY),
+    )
 }
 
 /// The domain's last frame is free: its page account must have come back
@@ -232,7 +231,10 @@ fn destroydomain(table: &mut DomainTable, caller: DomId, domid: DomId) -> Result
         super::gnttab::release_domain_mappings(table, domid);
     }
     let dom = table.get_mut(domid).ok_or(Errno::ESRCH)?;
-    let left = relinquish(dom);
+    // `-ERESTART`: the domctl continues (dom0 sees one call), the domain
+    // dying meanwhile.
+    let mut budget = pv_mm::Budget::new(super::mm::VALIDATE_BUDGET);
+    let left = relinquish(dom, &mut budget)?;
     if left != 0 {
         // Another domain still maps some of its frames: it stays a zombie
         // until they go, as in Xen. Calling again retries.
@@ -489,7 +491,16 @@ fn domctl(ctx: &mut Ctx, arg: u32) -> Result<i32, Errno> {
 }
 
 pub fn do_domctl(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
-    domctl(ctx, args[0]).into()
+    let r = domctl(ctx, args[0]);
+    // Each step of a teardown (and any domctl that took references) is
+    // recounted with `mm_audit`.
+    super::audit_if_asked(ctx.table());
+    match r {
+        // A long destroydomain goes on in a continuation with the same
+        // argument (Xen's hypercall_create_continuation(domctl, "h")).
+        Err(Errno::ERESTART) => Outcome::Continue(args),
+        r => r.into(),
+    }
 }
 
 fn sysctl(ctx: &mut Ctx, arg: u32) -> Result<i32, Errno> {

@@ -14,10 +14,16 @@
 //! counted done, the tables left partial; the continuation resumes them.
 //! So is an `mmu_update` of an L3 entry naming a fresh L2 (up to 512 fresh
 //! L1s): the L2 is validated in steps and the entry stored once it is
-//! complete. Still not split: the last reference of a base pointer going
-//! (switching away from a big address space nobody pinned), and an entry
-//! update dropping the last reference of a big subtree (Xen splits those
-//! too).
+//! complete.
+//!
+//! The last reference of an old table going is split too (Xen's
+//! `old_guest_table`): the old base pointer of a `NEW_BASEPTR` or an
+//! emulated `mov %reg,%cr3`, and the old L2 of an `mmu_update` of one of
+//! the caller's L3 entries. What the budget does not cover stays the vcpu's
+//! `old_guest_table`; the op counts done, the hypercall continues (for CR3:
+//! the instruction is executed again, Xen's `X86EMUL_RETRY`), and the next
+//! `mmu_update`, `mmuext_op` or CR3 write of the vcpu finishes the put
+//! before anything else.
 
 use hv_core::addr::Mfn;
 use hv_core::hypercall::{Outcome, batch_continuation, batch_count};
@@ -141,7 +147,15 @@ pub fn do_mmu_update(ctx: &mut Ctx, args: [u32; 5]) -> Outcome {
             let (ptr, val) = ({ req.ptr }, { req.val });
             match mm.mmu_update_one_preemptible(ptr, val, &caller, pt_owner, pg_owner, &mut budget)
             {
-                Ok(()) => i += 1,
+                Ok(None) => i += 1,
+                // Done, but the old L2 the entry held is still being taken
+                // down: the continuation finishes that put first (Xen's
+                // old_guest_table), however many requests are left.
+                Ok(Some(old_l2)) => {
+                    i += 1;
+                    dom.vcpu.old_guest_table = Some(old_l2);
+                    break more(i);
+                }
                 // An L3 entry's fresh L2 ran out of budget: retried, not done.
                 Err(Errno::ERESTART) => break more(i),
                 Err(e) => break Err(e),
@@ -287,30 +301,37 @@ fn mmuext_one(
     }
 }
 
-/// Makes the L3 `mfn` the vcpu's base pointer (`MMUEXT_NEW_BASEPTR`, an
-/// emulated `mov %reg,%cr3`) and loads it.
-///
-/// The L3 may lie anywhere the engine accepts (above 4 GiB with
-/// `pae_extended_cr3`): CR3 holds its low copy (`mm::low_l3`).
-pub fn switch_base_pointer(dom: &mut Domain, mfn: Mfn) -> Result<(), Errno> {
-    let caller = dom.caller();
-    let extended = dom.has_assist(VMASST_TYPE_PAE_EXTENDED_CR3);
-    MM.lock()
-        .as_mut()
-        .expect("frame table initialised")
-        .new_baseptr(mfn, None, &caller, extended)?;
-    install_base_pointer(dom, mfn, None);
+/// An emulated `mov %reg,%cr3` of the L3 `mfn` (Xen's `new_guest_cr3`):
+/// as `MMUEXT_NEW_BASEPTR`, split under [`VALIDATE_BUDGET`]. A pending put
+/// of an old table is finished first; then a fresh L3 is validated in steps
+/// and, once it is the base pointer, the old one's put runs in steps too.
+/// `-ERESTART` while any of that is left: the caller executes the
+/// instruction again (Xen's `X86EMUL_RETRY`: the guest runs, takes its
+/// events, and comes back here), which goes on where this stopped; a write
+/// of the CR3 the vcpu already has just reloads it (so a retry after the
+/// switch only finishes the put).
+pub fn write_cr3(dom: &mut Domain, mfn: Mfn) -> Result<(), Errno> {
+    let mut budget = pv_mm::Budget::new(VALIDATE_BUDGET);
+    finish_old_guest_table(dom, &mut budget)?;
+    if mfn == dom.vcpu.cr3 {
+        dom.load_cr3();
+        return Ok(());
+    }
+    switch_base_pointer_preemptible(dom, mfn, &mut budget)?;
+    if dom.vcpu.old_guest_table.is_some() {
+        return Err(Errno::ERESTART);
+    }
     Ok(())
 }
 
 /// Makes the L3 `mfn`, whose base-pointer reference is taken, the vcpu's
 /// base pointer, loads it, and only then drops the old one's reference:
 /// until the CR3 load the CPU runs on the old tables (the old L3's slot-3 L2
-/// maps Oxen itself), as Xen's write_ptbase before put_page_and_type. With a
-/// `budget` (`MMUEXT_NEW_BASEPTR`) the old tables are taken down in steps:
-/// what the budget does not cover stays the vcpu's `old_guest_table`, which
-/// the caller's continuation finishes ([`finish_old_guest_table`]).
-fn install_base_pointer(dom: &mut Domain, mfn: Mfn, budget: Option<&mut pv_mm::Budget>) {
+/// maps Oxen itself), as Xen's write_ptbase before put_page_and_type. The
+/// old tables are taken down in steps under `budget`: what it does not
+/// cover stays the vcpu's `old_guest_table`, which the caller's
+/// continuation finishes ([`finish_old_guest_table`]).
+fn install_base_pointer(dom: &mut Domain, mfn: Mfn, budget: &mut pv_mm::Budget) {
     let old = core::mem::replace(&mut dom.vcpu.cr3, mfn);
     dom.load_cr3();
     if old.0 == 0 {
@@ -318,22 +339,19 @@ fn install_base_pointer(dom: &mut Domain, mfn: Mfn, budget: Option<&mut pv_mm::B
     }
     let mut guard = MM.lock();
     let mm = guard.as_mut().expect("frame table initialised");
-    match budget {
-        // Only one put is pending at a time (the continuation finishes it
-        // before the next op); should one be, this one is dropped at once.
-        Some(budget) if dom.vcpu.old_guest_table.is_none() => {
-            if mm.put_base_preemptible(old, budget) == Err(Errno::ERESTART) {
-                dom.vcpu.old_guest_table = Some(old);
-            }
-        }
-        _ => mm.put_page_and_type(old),
+    // Only one put is pending at a time (every caller finishes it before
+    // the next op); should one be, this one is dropped at once.
+    if dom.vcpu.old_guest_table.is_some() {
+        mm.put_page_and_type(old);
+    } else if mm.put_old_table_preemptible(old, budget) == Err(Errno::ERESTART) {
+        dom.vcpu.old_guest_table = Some(old);
     }
 }
 
 /// Goes on taking down the vcpu's `old_guest_table` under `budget`:
 /// `Err(ERESTART)` while some is left (the hypercall continues and comes
 /// back here first).
-fn finish_old_guest_table(dom: &mut Domain, budget: &mut pv_mm::Budget) -> Result<(), Errno> {
+pub fn finish_old_guest_table(dom: &mut Domain, budget: &mut pv_mm::Budget) -> Result<(), Errno> {
     let Some(old) = dom.vcpu.old_guest_table else {
         return Ok(());
     };
@@ -341,7 +359,7 @@ fn finish_old_guest_table(dom: &mut Domain, budget: &mut pv_mm::Budget) -> Resul
         .lock()
         .as_mut()
         .expect("frame table initialised")
-        .put_base_preemptible(old, budget);
+        .put_old_table_preemptible(old, budget);
     if r == Err(Errno::ERESTART) {
         return r;
     }
@@ -349,9 +367,14 @@ fn finish_old_guest_table(dom: &mut Domain, budget: &mut pv_mm::Budget) -> Resul
     Ok(())
 }
 
-/// [`switch_base_pointer`] for `MMUEXT_NEW_BASEPTR`: the validation of a
-/// fresh L3 is split under `budget` (`-ERESTART`: continue, the vcpu keeps
-/// its base pointer meanwhile).
+/// Makes the L3 `mfn` the vcpu's base pointer (`MMUEXT_NEW_BASEPTR`, an
+/// emulated `mov %reg,%cr3`) and loads it: the validation of a fresh L3 is
+/// split under `budget` (`-ERESTART`: continue, the vcpu keeps its base
+/// pointer meanwhile), and so is the old one's put (see
+/// [`install_base_pointer`]).
+///
+/// The L3 may lie anywhere the engine accepts (above 4 GiB with
+/// `pae_extended_cr3`): CR3 holds its low copy (`mm::low_l3`).
 fn switch_base_pointer_preemptible(
     dom: &mut Domain,
     mfn: Mfn,
@@ -363,7 +386,7 @@ fn switch_base_pointer_preemptible(
         .as_mut()
         .expect("frame table initialised")
         .new_baseptr_preemptible(mfn, None, &caller, extended, budget)?;
-    install_base_pointer(dom, mfn, Some(budget));
+    install_base_pointer(dom, mfn, budget);
     Ok(())
 }
 

@@ -13,7 +13,7 @@ pub mod gnttab;
 pub mod memory;
 mod mm;
 
-pub use mm::{audit_if_asked, switch_base_pointer};
+pub use mm::{audit_if_asked, finish_old_guest_table, write_cr3};
 pub use sched::block_domain;
 mod physdev;
 mod sched;

@@ -445,7 +445,7 @@ impl<M: Machine> Mm<'_, M> {
             }
             if p.nr_validated > entries
                 || (p.partial_pte && (ty != PageType::L3 || p.nr_validated >= entries))
-                || (p.put_pending && (ty != PageType::L3 || p.held))
+                || (p.put_pending && p.held)
                 || progress & !crate::page_info::Progress::decode(progress).encode() != 0
             {
                 return bad_partial("progress out of range");

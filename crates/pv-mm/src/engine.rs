@@ -73,13 +73,17 @@
 //!     if `partial_pte`, entry `nr_validated` points at a partial L2 that is
 //!     `held` by it; no other entry holds anything. The partial table holds
 //!     one total and the one type reference on itself (its requester's: a
-//!     pending pin or base pointer for a root, its parent's partial entry
+//!     pending pin, base pointer or L3 entry, or a vcpu's pending put of an
+//!     old table (`put_pending`), for a root; its parent's partial entry
 //!     for a held one). Nothing else takes a type reference on a partial
 //!     table: every request fails with `-EINVAL` (as for a table being
 //!     validated), except the preemptible pin (or base pointer, or for an L2
 //!     the L3 entry update) of its owner for the same type on a root, which
 //!     resumes its validation, and the
-//!     preemptible unpin of its owner, which resumes taking it down.
+//!     preemptible unpin of its owner, which resumes taking it down (a
+//!     `put_pending` root only by its put,
+//!     [`Mm::put_old_table_preemptible`]); a domain's preemptible teardown
+//!     ([`Mm::relinquish_domain_preemptible`]) takes any of its roots down.
 //!     Completed validation turns it into a validated table whose references
 //!     are the requester's; completed devalidation drops its own references
 //!     too; failure, in whichever call, restores 8 for the whole request; relinquishing a root aborts it

@@ -71,6 +71,6 @@ pub use engine::Mm;
 pub use entry::GrantPte;
 pub use machine::Machine;
 pub use page_info::{CountInfo, PageInfo, Progress, TypeInfo};
-pub use partial::Budget;
+pub use partial::{Budget, TEARDOWN_SCAN_STRIDE, Teardown};
 pub use types::{Caller, MmConfig, PageType, PtLevel};
 pub use validate::{ENTRIES, L3_GUEST_ENTRIES};

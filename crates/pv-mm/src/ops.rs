@@ -56,13 +56,17 @@ impl<M: Machine> Mm<'_, M> {
         pg_owner: DomId,
     ) -> Result<(), Errno> {
         self.mmu_update_with(req_ptr, req_val, caller, pt_owner, pg_owner, None)
+            .map(|_| ())
     }
 
     /// [`mmu_update_one`](Self::mmu_update_one), with an L3 entry naming a
     /// fresh L2 validated under `budget`
     /// ([`mod_l3_entry_preemptible`](Self::mod_l3_entry_preemptible)):
     /// `-ERESTART` when it ran out first, nothing stored; call again with the
-    /// same request to go on.
+    /// same request to go on. `Ok(Some(l2))`: done, but the old L2 the entry
+    /// held is still being taken down, a put the caller must finish with
+    /// [`put_old_table_preemptible`](Self::put_old_table_preemptible) (see
+    /// [`mod_l3_entry_preemptible`](Self::mod_l3_entry_preemptible)).
     pub fn mmu_update_one_preemptible(
         &mut self,
         req_ptr: u64,
@@ -71,7 +75,7 @@ impl<M: Machine> Mm<'_, M> {
         pt_owner: DomId,
         pg_owner: DomId,
         budget: &mut Budget,
-    ) -> Result<(), Errno> {
+    ) -> Result<Option<Mfn>, Errno> {
         self.mmu_update_with(req_ptr, req_val, caller, pt_owner, pg_owner, Some(budget))
     }
 
@@ -83,7 +87,7 @@ impl<M: Machine> Mm<'_, M> {
         pt_owner: DomId,
         pg_owner: DomId,
         budget: Option<&mut Budget>,
-    ) -> Result<(), Errno> {
+    ) -> Result<Option<Mfn>, Errno> {
         match req_ptr & MMU_CMD_MASK {
             cmd @ (MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD) => {
                 let pt_owner = check_pt_owner(caller, pt_owner)?;
@@ -102,17 +106,14 @@ impl<M: Machine> Mm<'_, M> {
                 if t.count() > 0 && t.validated() {
                     match t.page_type() {
                         Some(PageType::L1) => {
-                            return self.mod_l1_entry(
-                                mfn,
-                                index,
-                                req_val,
-                                caller,
-                                pg_owner,
-                                preserve_ad,
-                            );
+                            return self
+                                .mod_l1_entry(mfn, index, req_val, caller, pg_owner, preserve_ad)
+                                .map(|()| None);
                         }
                         Some(PageType::L2) => {
-                            return self.mod_l2_entry(mfn, index, req_val, caller, preserve_ad);
+                            return self
+                                .mod_l2_entry(mfn, index, req_val, caller, preserve_ad)
+                                .map(|()| None);
                         }
                         Some(PageType::L3) => {
                             return match budget {
@@ -124,7 +125,9 @@ impl<M: Machine> Mm<'_, M> {
                                     preserve_ad,
                                     b,
                                 ),
-                                None => self.mod_l3_entry(mfn, index, req_val, caller, preserve_ad),
+                                None => self
+                                    .mod_l3_entry(mfn, index, req_val, caller, preserve_ad)
+                                    .map(|()| None),
                             };
                         }
                         _ => {}
@@ -133,7 +136,7 @@ impl<M: Machine> Mm<'_, M> {
                 self.get_page_and_type(mfn, pt_owner, PageType::Writable)?;
                 self.machine.write_pte(mfn, index, req_val);
                 self.put_page_and_type(mfn);
-                Ok(())
+                Ok(None)
             }
             MMU_MACHPHYS_UPDATE => {
                 let pg_owner = check_pg_owner(caller, pg_owner)?;
@@ -143,7 +146,7 @@ impl<M: Machine> Mm<'_, M> {
                 self.get_page(mfn, pg_owner)?;
                 self.machine.set_m2p(mfn, req_val as u32);
                 self.put_page(mfn);
-                Ok(())
+                Ok(None)
             }
             _ => Err(Errno::ENOSYS),
         }

@@ -190,8 +190,9 @@ pub struct Progress {
     /// Non-zero: the validation failed with this errno; the table is being
     /// taken down before the error is returned.
     pub error: u8,
-    /// This root is a vcpu's old base pointer being taken down
-    /// ([`Mm::put_base_preemptible`](crate::engine::Mm::put_base_preemptible),
+    /// This root is a vcpu's old table (a base pointer's L3, or an L3
+    /// entry's L2) being taken down
+    /// ([`Mm::put_old_table_preemptible`](crate::engine::Mm::put_old_table_preemptible),
     /// Xen's `old_guest_table`): only that put resumes it.
     pub put_pending: bool,
 }

@@ -32,7 +32,9 @@
 //!   (the error is kept in the progress word, `-ERESTART` meanwhile, the
 //!   error returned by the call that finishes it);
 //! * a domain's teardown ([`Mm::relinquish`]) of a root aborts it, and with
-//!   it the held L2 under it: everything is released.
+//!   it the held L2 under it: everything is released; the preemptible
+//!   teardown ([`Mm::relinquish_domain_preemptible`]) takes it down in
+//!   steps instead, as an unpin does.
 //!
 //! The same partial state serves the other way: [`Mm::unpin_preemptible`]
 //! takes down a table whose last type reference was the pin from its top
@@ -45,12 +47,15 @@
 //! ([`Mm::mmu_update_one_preemptible`]) validates it as a partial root of its
 //! own in the same way, and stores the entry once it is complete.
 //!
-//! Not preemptible: the last reference of a base pointer going (a switch
-//! away from a big address space), and an entry update dropping the last
-//! reference of a big subtree (the old L2 of an L3 entry).
+//! And the last type reference of an old table going is split the same way
+//! (Xen's `old_guest_table`, [`Mm::put_old_table_preemptible`]): a vcpu's old
+//! base pointer (an L3) once CR3 has left it, and the old L2 of an L3 entry
+//! an update replaced. The table becomes a partial root marked `put_pending`
+//! that only that put resumes; the hypervisor keeps it as the vcpu's pending
+//! put until the put is complete.
 
 use hv_core::addr::Mfn;
-use xen_abi::domid::{DOMID_XEN, DomId};
+use xen_abi::domid::{DOMID_FIRST_RESERVED, DOMID_XEN, DomId};
 use xen_abi::errno::Errno;
 use xen_abi::layout::{FIRST_XEN_L2_SLOT, XEN_L3_SLOT};
 
@@ -61,7 +66,7 @@ use crate::ops::EXTENDED_CR3_MFN;
 use crate::page_info::{
     PGT_PAE_XEN_L2, PGT_PARTIAL, PGT_PINNED, PGT_VALIDATED, PageInfo, Progress, TypeInfo,
 };
-use crate::pte::{PAGE_PRESENT, check_l3_flags, has_changed, is_present, pte_mfn};
+use crate::pte::{PAGE_DIRTY, PAGE_PRESENT, check_l3_flags, has_changed, is_present, pte_mfn};
 use crate::types::{Caller, PageType, PtLevel};
 use crate::validate::{ENTRIES, L3_GUEST_ENTRIES, l2_guest_entries};
 
@@ -150,8 +155,16 @@ impl<M: Machine> Mm<'_, M> {
     /// [`mod_l3_entry`](Self::mod_l3_entry), with a fresh L2 that `new`
     /// names validated under `budget`: `-ERESTART` when the budget ran out
     /// first, the L2 left a partial root and nothing stored (the old entry
-    /// stays); calling again with the same arguments goes on. The old L2's
-    /// references are dropped as in `mod_l3_entry` (not split).
+    /// stays); calling again with the same arguments goes on.
+    ///
+    /// Once the entry is stored, the old L2's reference is dropped under what
+    /// is left of `budget` ([`put_old_table_preemptible`](Self::put_old_table_preemptible)):
+    /// `Ok(Some(l2))` when that did not finish, the entry stored and the old
+    /// L2 left a partial root marked `put_pending`, whose put the caller now
+    /// owns and must finish (Xen's `old_guest_table`). Only an update of the
+    /// caller's own L3 leaves a put pending: a privileged caller's update of
+    /// another domain's L3 drops the old L2 at once, so that no domain's
+    /// pending put ever holds another domain's frames.
     pub fn mod_l3_entry_preemptible(
         &mut self,
         l3: Mfn,
@@ -160,17 +173,20 @@ impl<M: Machine> Mm<'_, M> {
         caller: &Caller,
         preserve_ad: bool,
         budget: &mut Budget,
-    ) -> Result<(), Errno> {
+    ) -> Result<Option<Mfn>, Errno> {
         let (_, owner) = self.table_for_update(l3, index, PageType::L3, caller)?;
         if index >= XEN_L3_SLOT {
             return Err(Errno::EINVAL);
         }
         let old = self.machine.read_pte(l3, index);
+        // As mod_l3_entry: PRESERVE_AD keeps only the accessed bit (dirty is
+        // reserved in a PDPTE).
+        let merged_from = old & !PAGE_DIRTY;
         if is_present(new) {
             check_l3_flags(new)?;
             if !has_changed(old, new, PAGE_PRESENT) {
-                self.store_entry(l3, index, old, new, preserve_ad);
-                return Ok(());
+                self.store_entry(l3, index, merged_from, new, preserve_ad);
+                return Ok(None);
             }
             self.get_root_preemptible(
                 pte_mfn(new),
@@ -180,9 +196,23 @@ impl<M: Machine> Mm<'_, M> {
                 budget,
             )?;
         }
-        self.store_entry(l3, index, old, new, preserve_ad);
-        self.put_page_from_l3e(old);
-        Ok(())
+        self.store_entry(l3, index, merged_from, new, preserve_ad);
+        if !is_present(old) {
+            return Ok(None);
+        }
+        let old_l2 = pte_mfn(old);
+        if owner != caller.domid {
+            self.put_page_from_l3e(old);
+            return Ok(None);
+        }
+        match self.put_old_table_preemptible(old_l2, budget) {
+            Ok(()) => Ok(None),
+            Err(Errno::ERESTART) => Ok(Some(old_l2)),
+            Err(e) => {
+                debug_assert!(false, "the put of the old L2 {old_l2} failed: {e:?}");
+                Ok(None)
+            }
+        }
     }
 
     /// A total and a type reference of `ty` on `mfn` for a pin, a base
@@ -459,7 +489,7 @@ impl<M: Machine> Mm<'_, M> {
         }
         if t.partial() && !pi.progress().held {
             if pi.progress().put_pending {
-                // A base pointer's put owns it (put_base_preemptible).
+                // An old table's put owns it (put_old_table_preemptible).
                 return Err(Errno::EINVAL);
             }
             return self.devalidate_root(mfn, budget);
@@ -478,14 +508,20 @@ impl<M: Machine> Mm<'_, M> {
         self.devalidate_root(mfn, budget)
     }
 
-    /// Drops a vcpu's base-pointer reference on the L3 `mfn` (after CR3 left
-    /// it), taking the table down under `budget` when that was its last type
-    /// reference (Xen's `put_old_guest_table`): `-ERESTART` when the budget
-    /// ran out first, the table left a partial root marked `put_pending`,
-    /// which no pin, base pointer, entry or unpin may take over (`-EINVAL`);
-    /// calling again with the same `mfn` goes on. The hypervisor keeps `mfn`
-    /// as the vcpu's pending put until this returns `Ok`.
-    pub fn put_base_preemptible(&mut self, mfn: Mfn, budget: &mut Budget) -> Result<(), Errno> {
+    /// Drops a total and type reference on the table `mfn` that an old base
+    /// pointer (an L3, after CR3 left it) or an old L3 entry (an L2, after an
+    /// update replaced it) held, taking the table down under `budget` when
+    /// that was its last type reference (Xen's `put_old_guest_table`):
+    /// `-ERESTART` when the budget ran out first, the table left a partial
+    /// root marked `put_pending`, which no pin, base pointer, entry or unpin
+    /// may take over (`-EINVAL`); calling again with the same `mfn` goes on.
+    /// The hypervisor keeps `mfn` as the vcpu's pending put until this
+    /// returns `Ok`. Any other reference is simply dropped.
+    pub fn put_old_table_preemptible(
+        &mut self,
+        mfn: Mfn,
+        budget: &mut Budget,
+    ) -> Result<(), Errno> {
         let pi = self.info(mfn)?;
         let t = pi.type_info();
         if t.partial() {
@@ -495,7 +531,7 @@ impl<M: Machine> Mm<'_, M> {
             return self.devalidate_root(mfn, budget);
         }
         let ty = t.page_type().unwrap_or(PageType::None);
-        if t.count() > 1 || ty != PageType::L3 || !t.validated() {
+        if t.count() > 1 || !matches!(ty, PageType::L2 | PageType::L3) || !t.validated() {
             self.put_page_and_type(mfn);
             return Ok(());
         }
@@ -642,5 +678,130 @@ impl<M: Machine> Mm<'_, M> {
         pi.set_type_info(TypeInfo::new(ty, 0));
         pi.set_progress(Progress::default());
         self.put_page(mfn);
+    }
+}
+
+/// Frames of other owners the teardown scan passes over per budget unit.
+pub const TEARDOWN_SCAN_STRIDE: u32 = 64;
+
+/// Where a preemptible teardown of a domain's frames stands
+/// ([`Mm::relinquish_domain_preemptible`], Xen's `domain_relinquish_resources`
+/// progress): the pass over the frame table, the next frame, and (in the
+/// second pass) the frames found still held so far. The zero value starts
+/// a teardown.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct Teardown {
+    pass: u8,
+    next: u64,
+    left: u64,
+}
+
+impl Teardown {
+    /// Whether some of the teardown is done (it was preempted at least once,
+    /// or it finished and found frames still held by others).
+    pub const fn started(&self) -> bool {
+        self.pass != 0 || self.next != 0
+    }
+}
+
+impl<M: Machine> Mm<'_, M> {
+    /// Domain teardown of every frame `owner` owns among `0..nr_frames`, as
+    /// [`relinquish`](Self::relinquish) of each in two passes over the frame
+    /// table, split under `budget` (Xen's preemptible
+    /// `domain_relinquish_resources`): the pins go, taking their tables down
+    /// in steps (a pinned L2 or L3 whose last type reference it was is left
+    /// a partial root when the budget runs out), partial roots are taken
+    /// down in steps too (whatever started them: a pending pin, unpin, base
+    /// pointer, L3 entry or put), then the allocation references go.
+    ///
+    /// `-ERESTART` when the budget ran out first, `progress` saved: call
+    /// again with it to go on. `Ok(left)` when done: `left` frames are still
+    /// `owner`'s, held by others (the caller may start a new teardown later
+    /// with a zero `progress`). `freed` hears of each frame a relinquish
+    /// freed (not of frames freed on the way by a table going). Each frame
+    /// of `owner` costs 1, each [`TEARDOWN_SCAN_STRIDE`] others 1, and a
+    /// table going its entries as for an unpin.
+    pub fn relinquish_domain_preemptible(
+        &mut self,
+        owner: DomId,
+        nr_frames: u64,
+        progress: &mut Teardown,
+        budget: &mut Budget,
+        mut freed: impl FnMut(Mfn),
+    ) -> Result<u64, Errno> {
+        if owner == DOMID_XEN || owner >= DOMID_FIRST_RESERVED {
+            return Err(Errno::EINVAL);
+        }
+        let nr_frames = nr_frames.min(self.frames.len() as u64);
+        let mut done_any = false;
+        let mut skipped = 0u32;
+        while progress.pass < 2 {
+            while progress.next < nr_frames {
+                if done_any && budget.exhausted() {
+                    return Err(Errno::ERESTART);
+                }
+                let mfn = Mfn(progress.next);
+                if self.page_info(mfn).is_some_and(|pi| pi.owner() == owner) {
+                    done_any = true;
+                    budget.spend(1);
+                    if self.relinquish_step(mfn, owner, budget)? {
+                        freed(mfn);
+                    } else if progress.pass == 1 {
+                        progress.left += 1;
+                    }
+                } else {
+                    skipped += 1;
+                    if skipped == TEARDOWN_SCAN_STRIDE {
+                        skipped = 0;
+                        done_any = true;
+                        budget.spend(1);
+                    }
+                }
+                progress.next += 1;
+            }
+            progress.pass += 1;
+            progress.next = 0;
+        }
+        let left = progress.left;
+        *progress = Teardown::default();
+        Ok(left)
+    }
+
+    /// [`relinquish`](Self::relinquish) of one frame with its tables taken
+    /// down under `budget`: `-ERESTART` with the frame left a partial root
+    /// (its pin or partial state gone, nothing else), to be called again.
+    fn relinquish_step(
+        &mut self,
+        mfn: Mfn,
+        owner: DomId,
+        budget: &mut Budget,
+    ) -> Result<bool, Errno> {
+        let pi = self.info(mfn)?;
+        if pi.owner() != owner {
+            return Err(Errno::EINVAL);
+        }
+        let t = pi.type_info();
+        if t.partial() && !pi.progress().held {
+            self.devalidate_root(mfn, budget)?;
+        } else if t.pinned() {
+            let t = t.with_flag(PGT_PINNED, false);
+            let ty = t.page_type().unwrap_or(PageType::None);
+            if t.count() == 1 && t.validated() && matches!(ty, PageType::L2 | PageType::L3) {
+                self.start_devalidation(mfn, t, false);
+                self.devalidate_root(mfn, budget)?;
+            } else {
+                if t.count() == 1 && ty == PageType::L1 {
+                    budget.spend(ENTRIES as u32);
+                }
+                pi.set_type_info(t);
+                self.put_page_and_type(mfn);
+            }
+        }
+        if pi.is_free() {
+            // The pin or partial state held its last reference.
+            return Ok(true);
+        }
+        // What is left is plain relinquish: the allocation reference.
+        self.relinquish(mfn, owner)
     }
 }

@@ -1111,3 +1111,77 @@ fn fill_foreign(
     let _ = mem.unmap(va);
     ok
 }
+
+/// `destroydomain` of a domU with a pinned tree of ~5000 entries (an L3,
+/// its slot-0 L2 over eight L1s) is split (Xen's preemptible
+/// `domain_relinquish_resources`): with an event pending, the first return
+/// to dom0 comes before the call completes, the domain there and dying
+/// (`getdomaininfo`); dom0 sees one call that succeeds, and then the domain
+/// is gone and all its memory back.
+pub(crate) fn destroy_in_steps(c: &mut Checks, mem: &Mem<'_>) {
+    use core::sync::atomic::Ordering::SeqCst;
+    use xen_abi::domctl::*;
+    use xen_abi::memory::XENMEM_POPULATE_PHYSMAP;
+    const L1S: usize = 8;
+    let free_before = free_pages();
+    let mut d = XenDomctl::new(
+        XEN_DOMCTL_CREATEDOMAIN,
+        0,
+        &XenDomctlCreatedomain::default(),
+    );
+    let r = domctl(&mut d);
+    let id = d.domain;
+    let mut mm = XenDomctl::new(XEN_DOMCTL_MAX_MEM, id, &XenDomctlMaxMem { max_memkb: 64 });
+    let max = domctl(&mut mm);
+    let mut m = [0u32; 3 + L1S];
+    let pop = reserve_for(id, XENMEM_POPULATE_PHYSMAP, &mut m);
+    let (l3, l2_0, l2_3, l1s) = (m[0], m[1], m[2], &m[3..]);
+    let va = mem.scratch_va(9);
+    let l2_entries: [(usize, u64); L1S] = core::array::from_fn(|i| (i, pte(l1s[i], P | RW | A)));
+    let compat = P | RW | US | A | D;
+    let filled = l1s
+        .iter()
+        .all(|&l1| fill_foreign(mem, va, id, l1, &[], &[]))
+        && fill_foreign(mem, va, id, l2_0, &l2_entries, &[])
+        && fill_foreign(mem, va, id, l2_3, &[], &[])
+        && fill_foreign(
+            mem,
+            va,
+            id,
+            l3,
+            &[(0, pte(l2_0, compat)), (3, pte(l2_3, compat))],
+            &[],
+        );
+    let pin = [MmuextOp::new(MMUEXT_PIN_L3_TABLE, l3, 0)];
+    let pinned = pvrt::mm::mmuext_op(&pin, u32::from(id)).0;
+    c.check(
+        "destroy_in_steps_domu_built",
+        r.is_ok() && max.is_ok() && pop == Ok(m.len() as u32) && filled && pinned.is_ok(),
+        format_args!("{r:?} {max:?} {pop:?} {filled} {pinned:?}"),
+    );
+    crate::mm::PROBE_DOMFLAGS.store(u32::MAX, SeqCst);
+    crate::mm::PROBE_DOMID.store(u32::from(id), SeqCst);
+    let mut dd = XenDomctl::new(XEN_DOMCTL_DESTROYDOMAIN, id, &0u32);
+    let destroyed = crate::mm::with_event_pending(mem, || domctl(&mut dd));
+    crate::mm::PROBE_DOMID.store(u32::MAX, SeqCst);
+    let flags = crate::mm::PROBE_DOMFLAGS.load(SeqCst);
+    let mut gi = XenDomctl::new(
+        XEN_DOMCTL_GETDOMAININFO,
+        id,
+        &XenDomctlGetdomaininfo::default(),
+    );
+    let gone = domctl(&mut gi).map_or(true, |_| gi.domain != id);
+    c.check(
+        "destroydomain_in_steps",
+        destroyed.is_ok_and(|(r, at)| r.is_ok() && at != u32::MAX)
+            && flags != u32::MAX
+            && flags & XEN_DOMINF_DYING != 0
+            && gone,
+        format_args!("{destroyed:?}, flags at the first return {flags:#x}, gone after {gone}"),
+    );
+    c.check(
+        "destroydomain_in_steps_memory_back",
+        free_pages() == free_before,
+        format_args!("free before {free_before}, after {}", free_pages()),
+    );
+}

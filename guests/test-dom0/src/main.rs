@@ -136,6 +136,7 @@ fn main(si: &'static StartInfo) -> ! {
     mm::long_batch(&mut c, &mem);
     mm::pin_unpin_batch(&mut c, &mem);
     mm::pin_big_l3_preempted(&mut c, &mem);
+    domains::destroy_in_steps(&mut c, &mem);
     mm::l3_above_4gib(&mut c, &mem);
 
     println!("test-dom0: {} passed, {} failed", c.passed, c.failed);

@@ -743,15 +743,42 @@ pub(crate) fn pin_unpin_batch(c: &mut Checks, mem: &Mem<'_>) {
     );
 }
 
-/// A frame [`one_op_with_event_pending`]'s event handler tries to map
-/// writable (at the scratch address beside it; 0: none), and what that gave
-/// (0 mapped, else the errno; -1 not tried).
+/// A frame [`with_event_pending`]'s event handler tries to map writable (at
+/// the scratch address beside it; 0: none), and what that gave (0 mapped,
+/// else the errno; -1 not tried).
 static PROBE_MFN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 static PROBE_VA: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 static PROBE_SEEN: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(-1);
+/// A domain whose `getdomaininfo` flags the event handler notes
+/// (`u32::MAX`: none), and the flags it saw (`u32::MAX`: no such domain).
+pub(crate) static PROBE_DOMID: core::sync::atomic::AtomicU32 =
+    core::sync::atomic::AtomicU32::new(u32::MAX);
+pub(crate) static PROBE_DOMFLAGS: core::sync::atomic::AtomicU32 =
+    core::sync::atomic::AtomicU32::new(u32::MAX);
+/// The CR3 (Xen's encoding) the event handler read.
+static CR3_AT_EVENT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
 fn probe_at_event() {
     use core::sync::atomic::Ordering::SeqCst;
+    let cr3: u32;
+    // SAFETY: emulated by Oxen (mov %cr3,%reg).
+    unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3) };
+    CR3_AT_EVENT.store(cr3, SeqCst);
+    let domid = PROBE_DOMID.load(SeqCst);
+    if domid != u32::MAX {
+        use xen_abi::domctl::{XEN_DOMCTL_GETDOMAININFO, XenDomctl, XenDomctlGetdomaininfo};
+        let mut d = XenDomctl::new(
+            XEN_DOMCTL_GETDOMAININFO,
+            domid as u16,
+            &XenDomctlGetdomaininfo::default(),
+        );
+        let info = crate::domains::domctl(&mut d).map(|_| d.payload::<XenDomctlGetdomaininfo>());
+        let flags = match info {
+            Ok(i) if u32::from(i.domain) == domid => i.flags,
+            _ => u32::MAX,
+        };
+        PROBE_DOMFLAGS.store(flags, SeqCst);
+    }
     let (mfn, va) = (PROBE_MFN.load(SeqCst), PROBE_VA.load(SeqCst));
     if mfn == 0 {
         return;
@@ -763,21 +790,23 @@ fn probe_at_event() {
     PROBE_SEEN.store(r.map_or_else(|e| e.0, |_| 0), SeqCst);
 }
 
-/// Runs hypercall `nr` (`mmuext_op` or `mmu_update`) on the one-entry list
-/// at `list` with an event pending, so that Oxen's first return to the guest
-/// (a continuation, or the end of the call) delivers it. Returns the call's
-/// result, `pdone` at the end and `pdone` when the event came; `Err` if the
-/// event could not be set up.
-fn one_op_with_event_pending(
+/// What the last [`with_event_pending`] ended with: a hypercall's `pdone`
+/// (written by Oxen there) at the end and when the event came.
+static DONE: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+static DONE_AT_EVENT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(u32::MAX);
+
+/// Runs `f` with an event pending, so that Oxen's first return to the guest
+/// (a continuation, a retried instruction, or the end of the call) delivers
+/// it; its handler notes [`DONE`] and runs the probes. Returns what `f`
+/// returned and [`DONE`] when the event came (`u32::MAX`: it never came);
+/// `Err` if the event could not be set up.
+pub(crate) fn with_event_pending<R>(
     mem: &Mem<'_>,
-    nr: u32,
-    list: u32,
-) -> Result<(Result<u32, Errno>, u32, u32), Errno> {
-    use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
+    f: impl FnOnce() -> R,
+) -> Result<(R, u32), Errno> {
+    use core::sync::atomic::Ordering::SeqCst;
     use xen_abi::evtchn::{EVTCHNOP_BIND_IPI, EVTCHNOP_CLOSE, EVTCHNOP_SEND};
     use xen_abi::evtchn::{EvtchnBindIpi, EvtchnClose, EvtchnSend};
-    static DONE: AtomicU32 = AtomicU32::new(0);
-    static DONE_AT_EVENT: AtomicU32 = AtomicU32::new(u32::MAX);
     fn note_done(_port: u32) {
         if DONE_AT_EVENT
             .compare_exchange(u32::MAX, DONE.load(SeqCst), SeqCst, SeqCst)
@@ -798,17 +827,49 @@ fn one_op_with_event_pending(
     let sent = crate::events::evtchn(EVTCHNOP_SEND, &mut EvtchnSend { port: ipi.port });
     // Unmasked without a hypercall: the event waits for Oxen's next return.
     upcall_mask.store(0, SeqCst);
-    // SAFETY: the caller's list and DONE outlive the call; Oxen reads the
-    // one and writes the other.
-    let r = pvrt::hypercall::result(unsafe {
-        pvrt::hypercall::raw(nr, [list, 1, DONE.as_ptr() as u32, self_dom(), 0])
-    });
+    let r = f();
     pvrt::events::on(ipi.port, crate::events::count_event);
     let _ = crate::events::evtchn(EVTCHNOP_CLOSE, &mut EvtchnClose { port: ipi.port });
     upcall_mask.store(1, SeqCst);
     mem.unmap(si_va)?;
     sent?;
-    Ok((r, DONE.load(SeqCst), DONE_AT_EVENT.load(SeqCst)))
+    Ok((r, DONE_AT_EVENT.load(SeqCst)))
+}
+
+/// Runs hypercall `nr` (`mmuext_op` or `mmu_update`) on the one-entry list
+/// at `list` [`with_event_pending`]. Returns the call's result, `pdone` at
+/// the end and `pdone` when the event came; `Err` if the event could not be
+/// set up.
+fn one_op_with_event_pending(
+    mem: &Mem<'_>,
+    nr: u32,
+    list: u32,
+) -> Result<(Result<u32, Errno>, u32, u32), Errno> {
+    use core::sync::atomic::Ordering::SeqCst;
+    let (r, at_event) = with_event_pending(mem, || {
+        // SAFETY: the caller's list and DONE outlive the call; Oxen reads
+        // the one and writes the other.
+        pvrt::hypercall::result(unsafe {
+            pvrt::hypercall::raw(nr, [list, 1, DONE.as_ptr() as u32, self_dom(), 0])
+        })
+    })?;
+    Ok((r, DONE.load(SeqCst), at_event))
+}
+
+/// An emulated `mov %reg,%cr3` of the L3 `mfn` [`with_event_pending`];
+/// returns the CR3 (Xen's encoding) the event handler saw, and that after.
+fn write_cr3_with_event_pending(mem: &Mem<'_>, mfn: u32) -> Result<(u32, u32), Errno> {
+    use core::sync::atomic::Ordering::SeqCst;
+    CR3_AT_EVENT.store(0, SeqCst);
+    with_event_pending(mem, || {
+        // SAFETY: emulated by Oxen: a new base pointer mapping this kernel
+        // as the current one does (slot 3 a copy of the bootstrap L2).
+        unsafe { core::arch::asm!("mov cr3, {}", in(reg) xen_abi::mm::xen_pfn_to_cr3(mfn)) };
+    })?;
+    let cr3: u32;
+    // SAFETY: emulated by Oxen.
+    unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3) };
+    Ok((CR3_AT_EVENT.load(SeqCst), cr3))
 }
 
 /// A `MMUEXT_PIN_L3_TABLE` of a fresh tree (four fresh L2s, eight fresh L1s
@@ -897,6 +958,29 @@ pub(crate) fn pin_big_l3_preempted(c: &mut Checks, mem: &Mem<'_>) {
         fresh.is_ok() && entry == Ok((Ok(0), 1, 0)) && released.is_ok() && in_use == Err(Errno::EINVAL),
         format_args!("{fresh:?} (result, pdone, pdone at the first return) {entry:?}, old L2 {released:?}, new L2 {in_use:?}"),
     );
+    // Putting the old L2 back: the new one loses its last reference, and
+    // taking it down (eight L1s and their ~4600 entries) is split too
+    // (Xen's old_guest_table): at the first return the update is done
+    // (pdone 1) but the new L2 is still being taken down, so it cannot be
+    // mapped writable; at the end it and its L1s can.
+    use core::sync::atomic::Ordering::SeqCst;
+    let back = [normal((u64::from(l3) << 12) + 8, pte(l2s[1], P))];
+    PROBE_SEEN.store(-1, SeqCst);
+    PROBE_VA.store(l2_va, SeqCst);
+    PROBE_MFN.store(new_l2, SeqCst);
+    let put = one_op_with_event_pending(mem, xen_abi::hypercall::MMU_UPDATE, back.as_ptr() as u32);
+    PROBE_MFN.store(0, SeqCst);
+    let during = PROBE_SEEN.load(SeqCst);
+    let after = mem
+        .map(l2_va, new_l2, true)
+        .and(mem.unmap(l2_va))
+        .and(mem.map(l2_va, new_l1(L1S - 1), true))
+        .and(mem.unmap(l2_va));
+    c.check(
+        "l3_entry_old_l2_taken_down_in_steps",
+        put == Ok((Ok(0), 1, 1)) && during == Errno::EINVAL.0 && after.is_ok(),
+        format_args!("(result, pdone, pdone at the first return) {put:?}; writable map of the old L2 at the first return {during}, after {after:?}"),
+    );
     let unpin = with_event(MmuextOp::new(MMUEXT_UNPIN_TABLE, l3, 0));
     let writable = mem.map(l2_va, l2s[0], true).and(mem.unmap(l2_va));
     c.check(
@@ -905,11 +989,10 @@ pub(crate) fn pin_big_l3_preempted(c: &mut Checks, mem: &Mem<'_>) {
         format_args!("(result, pdone, pdone at the first return) {unpin:?}, then {writable:?}"),
     );
     // Running on that (unpinned) tree, then leaving it: the old base
-    // pointer's last type reference goes, and taking its ~8000 entries down
+    // pointer's last type reference goes, and taking its ~6000 entries down
     // is split too (Xen's old_guest_table). At the first return to the
     // guest the NEW_BASEPTR is done (pdone 1) but the old L3 is still being
     // taken down, so it cannot be mapped writable; at the end it can.
-    use core::sync::atomic::Ordering::SeqCst;
     let on = with_event(MmuextOp::new(MMUEXT_NEW_BASEPTR, l3, 0));
     let boot = (boot_l3_maddr(mem) >> 12) as u32;
     PROBE_SEEN.store(-1, SeqCst);
@@ -927,6 +1010,36 @@ pub(crate) fn pin_big_l3_preempted(c: &mut Checks, mem: &Mem<'_>) {
             && after.is_ok(),
         format_args!(
             "on {on:?} off {off:?} (result, pdone, pdone at the first return); writable map of the old L3 at the first return {during}, after {after:?}"
+        ),
+    );
+    // The same by an emulated `mov %reg,%cr3` (Xen's new_guest_cr3): the
+    // fresh tree is validated in steps, the instruction executed again
+    // until it completes (at the first return CR3 is still the old one);
+    // leaving it, its put is split, and the instruction retried until that
+    // is done (at the first return CR3 is the new one and the old L3 still
+    // cannot be mapped writable).
+    let boot_cr3 = xen_abi::mm::xen_pfn_to_cr3(boot);
+    let cr3_on = write_cr3_with_event_pending(mem, l3);
+    PROBE_SEEN.store(-1, SeqCst);
+    PROBE_VA.store(l3_va, SeqCst);
+    PROBE_MFN.store(l3, SeqCst);
+    let cr3_off = write_cr3_with_event_pending(mem, boot);
+    PROBE_MFN.store(0, SeqCst);
+    let during = PROBE_SEEN.load(SeqCst);
+    let after = mem.map(l3_va, l3, true).and(mem.unmap(l3_va));
+    let l3_cr3 = xen_abi::mm::xen_pfn_to_cr3(l3);
+    c.check(
+        "emulated_cr3_validates_in_steps",
+        cr3_on == Ok((boot_cr3, l3_cr3)),
+        format_args!(
+            "(CR3 at the first return, after) {cr3_on:x?}, boot {boot_cr3:#x}, new {l3_cr3:#x}"
+        ),
+    );
+    c.check(
+        "emulated_cr3_old_base_taken_down_in_steps",
+        cr3_off == Ok((boot_cr3, boot_cr3)) && during == Errno::EINVAL.0 && after.is_ok(),
+        format_args!(
+            "(CR3 at the first return, after) {cr3_off:x?}; writable map of the old L3 at the first return {during}, after {after:?}"
         ),
     );
 }

@@ -496,7 +496,7 @@ fn an_l3_entry_naming_a_fresh_subtree_is_validated_in_steps() {
             Errno::EINVAL
         );
     };
-    assert_eq!(r, Ok(()));
+    assert_eq!(r, Ok(None));
     assert!(calls >= 4, "{calls} calls");
     assert_eq!(w.peek(t.l3, 1), req.1);
     assert_eq!(w.state(l2), (2, 1, Some(PageType::L2), false, true));
@@ -528,6 +528,7 @@ fn an_l3_entry_whose_subtree_fails_late_changes_nothing() {
             DOMID_SELF,
             b,
         )
+        .map(|pending| assert_eq!(pending, None))
     });
     assert_eq!(r, Err(Errno::EINVAL));
     assert!(calls >= 4, "failed after {calls} calls");
@@ -571,7 +572,7 @@ fn a_base_pointer_going_is_taken_down_in_steps_and_nothing_takes_it_over() {
     w.bases.clear();
     let mut b = Budget::new(600);
     assert_eq!(
-        w.mm.put_base_preemptible(t.l3, &mut b),
+        w.mm.put_old_table_preemptible(t.l3, &mut b),
         Err(Errno::ERESTART)
     );
     w.audit();
@@ -598,7 +599,7 @@ fn a_base_pointer_going_is_taken_down_in_steps_and_nothing_takes_it_over() {
         w.mm.pin(t.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF),
         Errno::EINVAL
     );
-    let (calls, r) = drive(&mut w, 600, |mm, b| mm.put_base_preemptible(t.l3, b));
+    let (calls, r) = drive(&mut w, 600, |mm, b| mm.put_old_table_preemptible(t.l3, b));
     assert_eq!(r, Ok(()));
     assert!(calls >= 3, "only {calls} calls");
     assert!(w.snapshot() == before, "the put left references");
@@ -614,7 +615,7 @@ fn a_base_pointer_with_other_references_just_drops_its_own() {
     w.set_base(0, t.l3, &DOMU_CALLER).unwrap();
     w.bases.clear();
     let mut b = Budget::new(1);
-    assert_eq!(w.mm.put_base_preemptible(t.l3, &mut b), Ok(()));
+    assert_eq!(w.mm.put_old_table_preemptible(t.l3, &mut b), Ok(()));
     w.audit();
     assert!(w.snapshot() == pinned);
 }
@@ -627,7 +628,7 @@ fn a_domain_destroyed_with_a_pending_base_put_frees_everything() {
     w.bases.clear();
     let mut b = Budget::new(600);
     assert_eq!(
-        w.mm.put_base_preemptible(t.l3, &mut b),
+        w.mm.put_old_table_preemptible(t.l3, &mut b),
         Err(Errno::ERESTART)
     );
     let mut frames: Vec<Mfn> = t.l1.clone();
@@ -643,4 +644,323 @@ fn a_domain_destroyed_with_a_pending_base_put_frees_everything() {
             "{f} not freed"
         );
     }
+}
+
+/// An L3 of `dom` (slot 3 on an empty L2) pinned, with slot 1 naming an L2
+/// over `l1s` L1s (validated at once), as a world where that entry's update
+/// will drop a big subtree.
+fn pinned_with_subtree(w: &mut World, l1s: usize) -> (Tree, Mfn, Vec<Mfn>) {
+    let t = tree(w, DOMU, 1);
+    w.mm.pin(t.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF)
+        .unwrap();
+    let (l2, l1) = subtree(w, DOMU, l1s, t.data);
+    w.mm.mmu_update_one(
+        ptr(t.l3, 1),
+        pte(l2, L3F),
+        &DOMU_CALLER,
+        DOMID_SELF,
+        DOMID_SELF,
+    )
+    .unwrap();
+    (t, l2, l1)
+}
+
+#[test]
+fn an_l3_entry_dropping_a_big_subtree_takes_it_down_in_steps() {
+    let mut w = World::new();
+    let (t, l2, l1) = pinned_with_subtree(&mut w, 8);
+    // The same update, not split, in a world built the same way.
+    let mut reference = World::new();
+    let (rt, _, _) = pinned_with_subtree(&mut reference, 8);
+    reference
+        .mm
+        .mmu_update_one(ptr(rt.l3, 1), 0, &DOMU_CALLER, DOMID_SELF, DOMID_SELF)
+        .unwrap();
+
+    let mut b = Budget::new(600);
+    let r = w.mm.mmu_update_one_preemptible(
+        ptr(t.l3, 1),
+        0,
+        &DOMU_CALLER,
+        DOMID_SELF,
+        DOMID_SELF,
+        &mut b,
+    );
+    // Done (the entry is stored), the old L2's put pending.
+    assert_eq!(r, Ok(Some(l2)));
+    assert_eq!(w.peek(t.l3, 1), 0);
+    assert!(partial(&w, l2));
+    assert!(w.mm.page_info(l2).unwrap().progress().put_pending);
+    assert_eq!(w.audit().partial, 1);
+    // Nothing but that put may take it over: an L3 entry naming it (either
+    // way), a pin, an unpin, a writable mapping.
+    let mut b = Budget::new(600);
+    assert_fails!(
+        w,
+        w.mm.mmu_update_one_preemptible(
+            ptr(t.l3, 2),
+            pte(l2, L3F),
+            &DOMU_CALLER,
+            DOMID_SELF,
+            DOMID_SELF,
+            &mut b
+        ),
+        Errno::EINVAL
+    );
+    assert_fails!(
+        w,
+        w.mm.mmu_update_one(
+            ptr(t.l3, 2),
+            pte(l2, L3F),
+            &DOMU_CALLER,
+            DOMID_SELF,
+            DOMID_SELF
+        ),
+        Errno::EINVAL
+    );
+    assert_fails!(
+        w,
+        w.mm.pin_preemptible(l2, PtLevel::L2, &DOMU_CALLER, DOMID_SELF, &mut b),
+        Errno::EINVAL
+    );
+    assert_fails!(
+        w,
+        w.mm.unpin_preemptible(l2, &DOMU_CALLER, DOMID_SELF, &mut b),
+        Errno::EINVAL
+    );
+    assert_fails!(
+        w,
+        w.mm.mod_l1_entry(t.l1[0], 5, pte(l2, RW), &DOMU_CALLER, DOMID_SELF, false),
+        Errno::EINVAL
+    );
+    let mut reads = Vec::new();
+    let (calls, r) = drive(&mut w, 600, |mm, b| {
+        let before = mm.machine.reads.get();
+        let r = mm.put_old_table_preemptible(l2, b);
+        reads.push(mm.machine.reads.get() - before);
+        r
+    });
+    assert_eq!(r, Ok(()));
+    // 8 L1s of 513 and 504 empty entries: about 4600, in steps of 600 plus
+    // at most one L1, after the update's own step.
+    assert!(calls >= 3, "only {calls} calls");
+    assert!(
+        reads.iter().all(|&n| n <= 600 + 2 * 512),
+        "a call read {:?} entries",
+        reads.iter().max()
+    );
+    assert!(!partial(&w, l2));
+    assert!(l1.iter().all(|&m| w.type_count(m) == 0));
+    assert!(
+        w.snapshot() == reference.snapshot(),
+        "the split put did not end where the plain update does"
+    );
+}
+
+#[test]
+fn an_l3_entry_dropping_a_small_subtree_or_a_shared_l2_puts_it_at_once() {
+    let mut w = World::new();
+    let (t, l2, _) = pinned_with_subtree(&mut w, 1);
+    let mut b = Budget::new(2048);
+    assert_eq!(
+        w.mm.mmu_update_one_preemptible(
+            ptr(t.l3, 1),
+            0,
+            &DOMU_CALLER,
+            DOMID_SELF,
+            DOMID_SELF,
+            &mut b
+        ),
+        Ok(None)
+    );
+    assert_eq!(w.type_count(l2), 0);
+    w.audit();
+    // An L2 that another entry still names only loses that reference.
+    let (big, _) = subtree(&mut w, DOMU, 8, t.data);
+    for slot in [1, 2] {
+        w.mm.mmu_update_one(
+            ptr(t.l3, slot),
+            pte(big, L3F),
+            &DOMU_CALLER,
+            DOMID_SELF,
+            DOMID_SELF,
+        )
+        .unwrap();
+    }
+    let mut b = Budget::new(1);
+    assert_eq!(
+        w.mm.mmu_update_one_preemptible(
+            ptr(t.l3, 1),
+            0,
+            &DOMU_CALLER,
+            DOMID_SELF,
+            DOMID_SELF,
+            &mut b
+        ),
+        Ok(None)
+    );
+    assert_eq!(w.state(big), (2, 1, Some(PageType::L2), false, true));
+    w.audit();
+}
+
+#[test]
+fn a_privileged_update_of_another_domains_l3_leaves_no_put_pending() {
+    let mut w = World::new();
+    let (t, l2, l1) = pinned_with_subtree(&mut w, 8);
+    let mut b = Budget::new(600);
+    assert_eq!(
+        w.mm.mmu_update_one_preemptible(ptr(t.l3, 1), 0, &DOM0_CALLER, DOMU, DOMID_SELF, &mut b),
+        Ok(None)
+    );
+    assert!(!partial(&w, l2));
+    assert!(l1.iter().all(|&m| w.type_count(m) == 0));
+    w.audit();
+}
+
+#[test]
+fn a_preserve_ad_l3_update_in_steps_keeps_no_dirty_bit() {
+    let mut w = World::new();
+    let t = tree(&mut w, DOMU, 1);
+    // A non-present slot 1 holding the dirty bit (any bits are allowed there).
+    w.poke(t.l3, 1, crate::pte::PAGE_DIRTY | crate::pte::PAGE_ACCESSED);
+    w.mm.pin(t.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF)
+        .unwrap();
+    let (l2, _) = subtree(&mut w, DOMU, 1, t.data);
+    let mut b = Budget::new(2048);
+    let r = w.mm.mmu_update_one_preemptible(
+        ptr(t.l3, 1) | crate::ops::MMU_PT_UPDATE_PRESERVE_AD,
+        pte(l2, L3F),
+        &DOMU_CALLER,
+        DOMID_SELF,
+        DOMID_SELF,
+        &mut b,
+    );
+    assert_eq!(r, Ok(None));
+    assert_eq!(
+        w.peek(t.l3, 1),
+        pte(l2, L3F) | crate::pte::PAGE_ACCESSED,
+        "a reserved PDPTE bit slipped in"
+    );
+    w.audit();
+}
+
+/// A domU with a pinned big tree, a tree left partial by a preempted pin,
+/// another partial root held by a preempted unpin, a pinned L1, plain
+/// frames, and one frame that dom0 maps (so it outlives the teardown).
+fn teardown_world() -> (World, Mfn, Vec<Mfn>, Mfn) {
+    let mut w = World::new();
+    let a = tree(&mut w, DOMU, 6);
+    w.mm.pin(a.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF)
+        .unwrap();
+    let b = tree(&mut w, DOMU, 4);
+    let mut bud = Budget::new(300);
+    assert_eq!(
+        w.mm.pin_preemptible(b.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF, &mut bud),
+        Err(Errno::ERESTART)
+    );
+    let c = tree(&mut w, DOMU, 4);
+    w.mm.pin(c.l3, PtLevel::L3, &DOMU_CALLER, DOMID_SELF)
+        .unwrap();
+    let mut bud = Budget::new(300);
+    assert_eq!(
+        w.mm.unpin_preemptible(c.l3, &DOMU_CALLER, DOMID_SELF, &mut bud),
+        Err(Errno::ERESTART)
+    );
+    let l1 = w.table(DOMU, &[(0, pte(a.data, RO))]);
+    w.mm.pin(l1, PtLevel::L1, &DOMU_CALLER, DOMID_SELF).unwrap();
+    let d0 = w.pinned_space(DOM0);
+    w.mm.mod_l1_entry(d0.l1_0, 7, pte(a.data, RW), &DOM0_CALLER, DOMU, false)
+        .unwrap();
+    w.audit();
+    let mut all = vec![a.l3, b.l3, c.l3, l1];
+    all.extend(a.l1.iter().chain(&b.l1).chain(&c.l1));
+    (w, a.data, all, d0.l1_0)
+}
+
+#[test]
+fn a_domain_teardown_is_split_and_ends_as_the_plain_one() {
+    let (mut reference, data, _, _) = teardown_world();
+    let mut left = 0;
+    for pass in 0..2 {
+        for m in 0..NR_FRAMES {
+            if reference.mm.owner(Mfn(m)) == Some(DOMU)
+                && reference.mm.relinquish(Mfn(m), DOMU) != Ok(true)
+                && pass == 1
+            {
+                left += 1;
+            }
+        }
+    }
+    reference.audit();
+    assert_eq!(left, 1);
+
+    let (mut w, _, tables, d0_l1) = teardown_world();
+    let mut progress = crate::Teardown::default();
+    let mut calls = 0;
+    let mut reads = Vec::new();
+    let mut freed = Vec::new();
+    let r = loop {
+        calls += 1;
+        let mut b = Budget::new(300);
+        let before = w.mm.machine.reads.get();
+        let r =
+            w.mm.relinquish_domain_preemptible(DOMU, NR_FRAMES, &mut progress, &mut b, |m| {
+                freed.push(m)
+            });
+        reads.push(w.mm.machine.reads.get() - before);
+        w.audit();
+        if r != Err(Errno::ERESTART) {
+            break r;
+        }
+        assert!(progress.started());
+        // Every partial table between the calls is the teardown's own root
+        // (or held by one): none is left half-owned by a pin.
+        for m in 0..NR_FRAMES {
+            let pi = w.mm.page_info(Mfn(m)).unwrap();
+            assert!(!(pi.type_info().partial() && pi.type_info().pinned()));
+        }
+    };
+    assert_eq!(r, Ok(1));
+    assert!(calls >= 10, "only {calls} calls");
+    assert!(
+        reads.iter().all(|&n| n <= 300 + 2 * 512),
+        "a call read {:?} entries",
+        reads.iter().max()
+    );
+    assert!(!progress.started(), "a finished teardown starts afresh");
+    assert!(
+        w.snapshot() == reference.snapshot(),
+        "the split teardown did not end where the plain one does"
+    );
+    assert_eq!(w.mm.owner(data), Some(DOMU));
+    assert!(tables.iter().all(|&m| w.mm.is_free(m)));
+    assert!(!freed.contains(&data) && freed.iter().all(|&m| w.mm.is_free(m)));
+    // Once dom0 lets go, a new teardown finds nothing left.
+    w.mm.mod_l1_entry(d0_l1, 7, 0, &DOM0_CALLER, DOM0, false)
+        .unwrap();
+    assert!(w.mm.is_free(data));
+    let mut b = Budget::new(1 << 20);
+    let r =
+        w.mm.relinquish_domain_preemptible(DOMU, NR_FRAMES, &mut progress, &mut b, |_| {});
+    assert_eq!(r, Ok(0));
+    w.audit();
+}
+
+#[test]
+fn a_domain_teardown_refuses_oxen_and_reserved_owners() {
+    let mut w = World::new();
+    let before = w.snapshot();
+    for owner in [
+        xen_abi::domid::DOMID_XEN,
+        xen_abi::domid::DOMID_IO,
+        DOMID_INVALID,
+    ] {
+        let mut p = crate::Teardown::default();
+        let mut b = Budget::new(1 << 20);
+        assert_eq!(
+            w.mm.relinquish_domain_preemptible(owner, NR_FRAMES, &mut p, &mut b, |_| {}),
+            Err(Errno::EINVAL)
+        );
+    }
+    assert!(w.snapshot() == before);
 }

@@ -183,6 +183,12 @@ enum Op {
     DestroyDomain {
         dom: u8,
     },
+    /// A domain's teardown in steps of `budget` (each step audited), its
+    /// vcpus' pending puts finished first as the hypervisor does.
+    DestroyDomainPreemptible {
+        dom: u8,
+        budget: u32,
+    },
     /// One step of a preemptible pin (engine invariant 12).
     PinPreemptible {
         frame: u8,
@@ -192,7 +198,8 @@ enum Op {
         budget: u32,
     },
     /// One step of a preemptible `mmu_update` of an L3 entry (of an L3
-    /// picked among the validated ones) naming an L2.
+    /// picked among the validated ones) naming an L2 (`index` 3: clearing
+    /// slot 0), which may leave the old L2's put pending.
     L3EntryPreemptible {
         pick: u8,
         index: u8,
@@ -256,7 +263,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (f(), f(), f()).prop_map(|(dst, src, caller)| Op::CopyPage { dst, src, caller }),
         3 => (f(), any::<[u8; 5]>(), proptest::option::of(0u8..2))
             .prop_map(|(dom, frames, base)| Op::Build { dom, frames, base }),
-        1 => f().prop_map(|dom| Op::DestroyDomain { dom }),
+        1 => prop_oneof![
+            f().prop_map(|dom| Op::DestroyDomain { dom }),
+            (f(), budget()).prop_map(|(dom, budget)| Op::DestroyDomainPreemptible { dom, budget }),
+        ],
         3 => (f(), 1u8..3, f(), who(), budget())
             .prop_map(|(frame, level, caller, pg, budget)| Op::PinPreemptible { frame, level, caller, pg, budget }),
         2 => (0u8..4, f(), budget()).prop_map(|(vcpu, frame, budget)| Op::BaseptrPreemptible { vcpu, frame, budget }),
@@ -278,6 +288,8 @@ struct Harness {
     table_updates: usize,
     /// Preemptible validations that failed in a later step.
     failed_resumes: usize,
+    /// Old L2s whose put (`put_pending`) a vcpu still has to finish.
+    pending: Vec<Mfn>,
 }
 
 impl Harness {
@@ -399,6 +411,11 @@ impl Harness {
                 let _ = self.run(|mm| mm.release(frame(f), dom(d)));
             }
             Op::Relinquish { frame: f, dom: d } => {
+                // Oxen takes a frame back singly only where no vcpu's
+                // pending put holds it (a domain's teardown takes those too).
+                if self.pending.contains(&frame(f)) {
+                    return;
+                }
                 let _ = self.run(|mm| mm.relinquish(frame(f), dom(d)));
             }
             Op::MmuUpdate {
@@ -547,6 +564,9 @@ impl Harness {
                 target,
                 budget,
             } => {
+                if self.finish_put(budget) {
+                    return;
+                }
                 let l3s: Vec<Mfn> = (0..NR_FRAMES)
                     .map(Mfn)
                     .filter(|&m| {
@@ -560,20 +580,25 @@ impl Harness {
                 let l3 = l3s[usize::from(pick) % l3s.len()];
                 let c = caller_of(self.w.mm.page_info(l3).unwrap().owner());
                 let l2 = frame(target);
+                let mut pending = None;
                 let _ = self.step(
                     l2,
                     |mm| {
-                        mm.mmu_update_one_preemptible(
-                            ptr(l3, usize::from(index)),
-                            pte(l2, L3F),
+                        let val = if index == 3 { 0 } else { pte(l2, L3F) };
+                        pending = mm.mmu_update_one_preemptible(
+                            ptr(l3, usize::from(index % 3)),
+                            val,
                             &c,
                             DOMID_SELF,
                             DOMID_SELF,
                             &mut Budget::new(budget),
-                        )
+                        )?;
+                        Ok(())
                     },
                     |_| {},
                 );
+                // The old L2's put is the vcpu's to finish (old_guest_table).
+                self.pending.extend(pending);
             }
             Op::UnpinPreemptible {
                 frame: f,
@@ -621,8 +646,15 @@ impl Harness {
                     |_| {},
                 );
             }
+            Op::DestroyDomainPreemptible { dom: d, budget } => {
+                self.destroy_preemptible(dom(d), budget);
+            }
             Op::DestroyDomain { dom: d } => {
                 let d = dom(d);
+                // Its vcpus' pending puts go with it (relinquish takes the
+                // partial roots down).
+                let frames = self.w.mm.frames();
+                self.pending.retain(|m| frames[m.0 as usize].owner() != d);
                 for v in 0..4 {
                     if vcpu_dom(v) == d {
                         self.drop_base(v);
@@ -635,6 +667,65 @@ impl Harness {
                 }
             }
         }
+    }
+
+    /// One step of the oldest pending put of an old L2 (as the hypervisor
+    /// does first at the next `mmu_update`); whether one was pending.
+    fn finish_put(&mut self, budget: u32) -> bool {
+        let Some(&mfn) = self.pending.first() else {
+            return false;
+        };
+        let r = self.step(
+            mfn,
+            |mm| mm.put_old_table_preemptible(mfn, &mut Budget::new(budget)),
+            |_| {},
+        );
+        assert!(matches!(r, Ok(()) | Err(Errno::ERESTART)), "{r:?}");
+        if r.is_ok() {
+            self.pending.remove(0);
+        }
+        true
+    }
+
+    fn destroy_preemptible(&mut self, d: DomId, budget: u32) {
+        for v in 0..4 {
+            if vcpu_dom(v) == d {
+                self.drop_base(v);
+            }
+        }
+        let frames = self.w.mm.frames();
+        let (mine, others): (Vec<Mfn>, Vec<Mfn>) = self
+            .pending
+            .iter()
+            .partition(|m| frames[m.0 as usize].owner() == d);
+        self.pending = others;
+        for mfn in mine {
+            let r = self.run(|mm| mm.put_old_table_preemptible(mfn, &mut Budget::new(1 << 20)));
+            assert_eq!(r, Ok(()));
+        }
+        let mut progress = crate::Teardown::default();
+        for _ in 0..100_000 {
+            let r = self.w.mm.relinquish_domain_preemptible(
+                d,
+                NR_FRAMES,
+                &mut progress,
+                &mut Budget::new(budget),
+                |_| {},
+            );
+            self.audit();
+            match r {
+                Err(Errno::ERESTART) => continue,
+                Ok(left) => {
+                    let owned = (0..NR_FRAMES)
+                        .filter(|&m| self.w.mm.owner(Mfn(m)) == Some(d))
+                        .count() as u64;
+                    assert_eq!(left, owned, "teardown of d{d} miscounted what is left");
+                    return;
+                }
+                Err(e) => panic!("teardown of d{d}: {e:?}"),
+            }
+        }
+        panic!("teardown of d{d} made no progress");
     }
 
     fn table_update(
@@ -786,7 +877,7 @@ proptest! {
 
     #[test]
     fn random_operations_keep_the_books_straight(ops in proptest::collection::vec(op(), 1..96)) {
-        let mut h = Harness { w: World::new(), vcpus: [None; 4], table_updates: 0, failed_resumes: 0 };
+        let mut h = Harness { w: World::new(), vcpus: [None; 4], table_updates: 0, failed_resumes: 0, pending: Vec::new() };
         for op in ops {
             h.apply(op);
         }
@@ -798,7 +889,7 @@ proptest! {
         builds in proptest::collection::vec((any::<u8>(), any::<[u8; 5]>(), proptest::option::of(0u8..2)), 1..12),
         unpin_first in any::<bool>(),
     ) {
-        let mut h = Harness { w: World::new(), vcpus: [None; 4], table_updates: 0, failed_resumes: 0 };
+        let mut h = Harness { w: World::new(), vcpus: [None; 4], table_updates: 0, failed_resumes: 0, pending: Vec::new() };
         for (d, frames, base) in builds {
             h.build(dom(d), frames, base);
         }
@@ -824,6 +915,7 @@ fn the_generators_reach_deep_states() {
         vcpus: [None; 4],
         table_updates: 0,
         failed_resumes: 0,
+        pending: Vec::new(),
     };
     h.build(DOM0, [0, 1, 2, 3, 4], Some(0));
     h.build(DOMU, [0, 1, 2, 3, 4], Some(1));
@@ -870,6 +962,8 @@ fn generated_sequences_reach_deep_states() {
     let (mut at_max, mut given_back, mut extra) = (0, 0, 0);
     // Runs with a partial L3 holding a partial L2, and failed resumes.
     let (mut nested_partial, mut failed_resumes) = (0, 0);
+    // Runs where an L3 entry update left its old L2's put pending.
+    let mut pending_l2 = 0;
     let runs = 200;
     for _ in 0..runs {
         let ops = strategy.new_tree(&mut runner).unwrap().current();
@@ -878,10 +972,11 @@ fn generated_sequences_reach_deep_states() {
             vcpus: [None; 4],
             table_updates: 0,
             failed_resumes: 0,
+            pending: Vec::new(),
         };
         let (mut l3, mut l1, mut foreign) = (false, false, false);
         let (mut max, mut back, mut ext) = (false, false, false);
-        let mut nested = false;
+        let (mut nested, mut l2_put) = (false, false);
         for op in ops {
             h.apply(op);
             let r = h.w.mm.audit(&h.bases()).unwrap();
@@ -899,6 +994,11 @@ fn generated_sequences_reach_deep_states() {
                     .frames()
                     .iter()
                     .any(|pi| pi.type_info().partial() && pi.progress().partial_pte);
+            l2_put |=
+                h.w.mm
+                    .frames()
+                    .iter()
+                    .any(|pi| pi.progress().put_pending && pi.page_type() == Some(PageType::L2));
             l1 |= r.l1 > 0;
             // A domU frame mapped from a dom0 L1 (or the reverse).
             foreign |= h.w.mm.frames().iter().enumerate().any(|(i, pi)| {
@@ -925,6 +1025,7 @@ fn generated_sequences_reach_deep_states() {
         with_base += usize::from(!h.bases().is_empty());
         table_updates += h.table_updates;
         nested_partial += usize::from(nested);
+        pending_l2 += usize::from(l2_put);
         failed_resumes += h.failed_resumes;
         h.teardown();
     }
@@ -932,8 +1033,10 @@ fn generated_sequences_reach_deep_states() {
         "runs {runs}: L3 {with_l3}, L1 {with_l1}, base at end {with_base}, foreign {with_foreign}, table updates {table_updates}"
     );
     eprintln!("accounting: at max {at_max}, given back but alive {given_back}, extra {extra}");
-    eprintln!("partial: nested {nested_partial} runs, failed resumes {failed_resumes}");
-    assert!(nested_partial > runs / 20 && failed_resumes > 0);
+    eprintln!(
+        "partial: nested {nested_partial} runs, failed resumes {failed_resumes}, old L2 put pending {pending_l2} runs"
+    );
+    assert!(nested_partial > runs / 20 && failed_resumes > 0 && pending_l2 > 0);
     assert!(with_l3 > runs / 4 && with_l1 > runs / 2 && with_base > runs / 10);
     assert!(at_max > runs / 10 && given_back > runs / 20 && extra > runs / 10);
     assert!(with_foreign > runs / 20 && table_updates > 2 * runs);
