@@ -39,13 +39,17 @@ pub fn lines() -> MutexGuard<'static, IrqLines> {
     l
 }
 
-/// Applies `action` at the PIC and refreshes the handler's view of `lines`.
+/// Applies `action` at the PIC and refreshes the handler's view of `lines`:
+/// a line is masked before the handler forgets it and known to the handler
+/// before it is unmasked, so an interrupt between the two always finds a
+/// masked line or a handler that masks it.
 pub fn apply(lines: &IrqLines, action: LineAction) {
+    if let LineAction::Mask(l) = action {
+        pic::mask(l);
+    }
     GUEST_LINES.store(lines.bound(), Ordering::SeqCst);
-    match action {
-        LineAction::None => {}
-        LineAction::Unmask(l) => pic::unmask_guest(l),
-        LineAction::Mask(l) => pic::mask(l),
+    if let LineAction::Unmask(l) = action {
+        pic::unmask_guest(l);
     }
 }
 
