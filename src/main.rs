@@ -72,6 +72,7 @@ pub extern "C" fn oxen_start(magic: u32, info: u32) -> ! {
     idt::init();
     pic::init();
     console::early_init();
+    domain::pirq::init();
     paging::drop_identity_map();
     mm::mapcache::init();
 

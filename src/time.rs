@@ -252,6 +252,8 @@ pub fn handle_irq(irq: u8) {
         TICKS.fetch_add(1, Ordering::Relaxed);
     } else if irq == crate::console::COM1_IRQ {
         crate::console::handle_rx_irq();
+    } else if crate::domain::pirq::handle_irq(irq) {
+        // A guest's line: masked, delivered on the way back to a guest.
     } else {
         log::debug!("spurious IRQ {irq}");
     }

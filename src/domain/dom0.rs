@@ -315,6 +315,7 @@ pub fn build(kernel: &Module, initrd: Option<&Module>, nr_pages: u64) -> Result<
     let domain = Domain {
         privileged: true,
         iomem_access: true,
+        pirqs: hv_core::pirq::DomainPirqs::new(true),
         vm_assist: if extended_cr3 {
             1 << VMASST_TYPE_PAE_EXTENDED_CR3
         } else {

@@ -145,6 +145,8 @@ impl EventWords for SharedWords {
 /// for the call). Dying domains are gone for event channels.
 pub struct OtherDomains<'t> {
     pub table: &'t mut super::DomainTable,
+    /// The caller's pirq state (for `EVTCHNOP_bind_pirq`).
+    pub pirqs: hv_core::pirq::DomainPirqs,
 }
 
 impl EvtchnEnv<{ xen_abi::shared_info::NR_EVENT_CHANNELS }> for OtherDomains<'_> {
@@ -168,6 +170,20 @@ impl EvtchnEnv<{ xen_abi::shared_info::NR_EVENT_CHANNELS }> for OtherDomains<'_>
         // The scheduler looks at every vcpu on the way back: a blocked or
         // polling one wakes there.
         super::sched::kick();
+    }
+
+    fn bind_pirq(
+        &mut self,
+        dom: DomId,
+        pirq: u32,
+        port: Port,
+        will_share: bool,
+    ) -> Result<(), Errno> {
+        super::pirq::bind(&self.pirqs, dom, pirq, port, will_share)
+    }
+
+    fn unbind_pirq(&mut self, dom: DomId, pirq: u32) {
+        super::pirq::unbind(dom, pirq);
     }
 }
 

@@ -23,6 +23,7 @@ pub mod emulate;
 pub mod events;
 pub mod fault;
 pub mod gnttab;
+pub mod pirq;
 pub mod sched;
 pub mod shared;
 
@@ -108,6 +109,8 @@ pub struct Domain {
     pub shared_va: u32,
     /// Event channels.
     pub ports: alloc::boxed::Box<hv_core::evtchn::DomainPorts>,
+    /// Its pirq mappings and the pirqs it may bind (`hv_core::pirq`).
+    pub pirqs: hv_core::pirq::DomainPirqs,
     /// Grant table (as a granter) and grant mappings (as a grantee).
     pub grants: gnttab::DomainGrants,
     /// Bitmap of enabled `VMASST_TYPE_*` assists.
@@ -214,6 +217,7 @@ impl Domain {
             shared_info,
             shared_va,
             ports: alloc::boxed::Box::new(hv_core::evtchn::DomainPorts::new(domid, 1)),
+            pirqs: hv_core::pirq::DomainPirqs::new(false),
             grants: gnttab::DomainGrants::new(domid),
             vm_assist: 0,
             vcpu: Vcpu::new(Mfn(0)),

@@ -171,6 +171,9 @@ pub fn schedule(table: &mut DomainTable, frame: &mut TrapFrame) {
     let mut tend_all =
         table.tended_tick != crate::time::ticks() || KICKED.swap(false, Ordering::Relaxed);
     loop {
+        if super::pirq::deliver(table) {
+            tend_all = true;
+        }
         crate::console::keys::run_pending(table);
         deliver_dom_exc(table);
         let current = table.current_id();

@@ -218,10 +218,13 @@ fn destroydomain(table: &mut DomainTable, caller: DomId, domid: DomId) -> Result
         // unbound (for this domain), as in Xen.
         let mut words = crate::domain::events::SharedWords::new(dom.shared_va);
         let mut peers = alloc::vec::Vec::new();
-        dom.ports.reset(&mut words, |r| {
-            if let hv_core::evtchn::Released::Peer { dom, port, closed } = r {
+        dom.ports.reset(&mut words, |r| match r {
+            hv_core::evtchn::Released::Peer { dom, port, closed } => {
                 peers.push((dom, port, closed));
             }
+            // Its interrupt lines go back to masked unless shared.
+            hv_core::evtchn::Released::Pirq { pirq } => crate::domain::pirq::unbind(domid, pirq),
+            hv_core::evtchn::Released::Nothing => {}
         });
         for (peer, port, closed) in peers {
             if let Some(p) = table.get_mut(peer) {
@@ -430,6 +433,15 @@ fn domctl(ctx: &mut Ctx, arg: u32) -> Result<i32, Errno> {
         XEN_DOMCTL_SETDOMAINHANDLE => {
             let h: XenDomctlSetdomainhandle = d.payload();
             target(table, d.domain)?.handle = h.handle;
+            Ok(0)
+        }
+        XEN_DOMCTL_IRQ_PERMISSION => {
+            // The right to bind a pirq (`-EINVAL` beyond the 16 lines); a
+            // binding already made stays, as in Xen.
+            let p: XenDomctlIrqPermission = d.payload();
+            target(table, d.domain)?
+                .pirqs
+                .set_permitted(p.pirq, p.allow_access != 0)?;
             Ok(0)
         }
         XEN_DOMCTL_SETTIMEOFFSET => {

@@ -15,11 +15,12 @@ fn run(ctx: &mut Ctx, mut call: EvtchnCall, arg: u32) -> Result<i32, Errno> {
     let table = ctx.table();
     let mut dom = table.lend_current().expect("a hypercall has a caller");
     let mut words = SharedWords::new(dom.shared_va);
+    let pirqs = dom.pirqs;
     let r = dispatch(
         dom.privileged,
         &mut dom.ports,
         &mut words,
-        &mut OtherDomains { table },
+        &mut OtherDomains { table, pirqs },
         &mut call,
     );
     table.put_back(dom);

@@ -92,7 +92,7 @@ impl Ctx {
     }
 }
 
-static DECLS: [Hypercall<Ctx>; 28] = [
+static DECLS: [Hypercall<Ctx>; 29] = [
     Hypercall {
         nr: nr::GRANT_TABLE_OP,
         // Its GNTTABOP_dump_table is privileged (-EPERM in the handler).
@@ -128,6 +128,11 @@ static DECLS: [Hypercall<Ctx>; 28] = [
         nr: nr::PHYSDEV_OP,
         access: Access::Any,
         handler: physdev::do_physdev_op,
+    },
+    Hypercall {
+        nr: nr::PHYSDEV_OP_COMPAT,
+        access: Access::Any,
+        handler: physdev::do_physdev_op_compat,
     },
     Hypercall {
         nr: nr::MEMORY_OP,

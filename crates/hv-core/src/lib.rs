@@ -17,6 +17,7 @@ pub mod gnttab;
 pub mod guest_access;
 pub mod hypercall;
 pub mod mapcache;
+pub mod pirq;
 pub mod privop;
 pub mod ptwr;
 pub mod ratelimit;

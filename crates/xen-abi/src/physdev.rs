@@ -107,6 +107,109 @@ assert_layout!(
     flags = 4
 );
 
+/// `physdev_map_pirq.type`: an MSI vector.
+pub const MAP_PIRQ_TYPE_MSI: i32 = 0;
+/// `physdev_map_pirq.type`: a GSI (an IO-APIC or 8259 line).
+pub const MAP_PIRQ_TYPE_GSI: i32 = 1;
+/// `physdev_map_pirq.type`: unknown.
+pub const MAP_PIRQ_TYPE_UNKNOWN: i32 = 2;
+/// `physdev_map_pirq.type`: an MSI with a PCI segment in `bus`'s high half.
+pub const MAP_PIRQ_TYPE_MSI_SEG: i32 = 3;
+/// `physdev_map_pirq.type`: several MSI vectors.
+pub const MAP_PIRQ_TYPE_MULTI_MSI: i32 = 4;
+
+/// `struct physdev_map_pirq` (36 bytes for a 32-bit guest: `table_base` is a
+/// `uint64_t` at offset 28, 4-aligned in the i386 ABI, so it is two words here).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct PhysdevMapPirq {
+    /// IN: `DOMID_SELF` or a domain id.
+    pub domid: u16,
+    /// Padding.
+    pub _pad: u16,
+    /// IN: `MAP_PIRQ_TYPE_*`.
+    pub ty: i32,
+    /// IN: the GSI for `MAP_PIRQ_TYPE_GSI`.
+    pub index: i32,
+    /// IN (a wanted pirq, or negative for "any") and OUT (the pirq).
+    pub pirq: i32,
+    /// IN (MSI): PCI bus, segment in the high 16 bits for `MSI_SEG`.
+    pub bus: i32,
+    /// IN (MSI): PCI device/function.
+    pub devfn: i32,
+    /// IN (MSI): MSI-X entry.
+    pub entry_nr: i32,
+    /// IN (MSI-X): table base address, low and high words.
+    pub table_base: [u32; 2],
+}
+assert_layout!(
+    PhysdevMapPirq,
+    size = 36,
+    align = 4,
+    domid = 0,
+    ty = 4,
+    index = 8,
+    pirq = 12,
+    bus = 16,
+    devfn = 20,
+    entry_nr = 24,
+    table_base = 28
+);
+
+/// `struct physdev_unmap_pirq` (8 bytes).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct PhysdevUnmapPirq {
+    /// IN: `DOMID_SELF` or a domain id.
+    pub domid: u16,
+    /// Padding.
+    pub _pad: u16,
+    /// IN: the pirq.
+    pub pirq: i32,
+}
+assert_layout!(PhysdevUnmapPirq, size = 8, align = 4, domid = 0, pirq = 4);
+
+/// `struct physdev_setup_gsi` (8 bytes).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct PhysdevSetupGsi {
+    /// IN: the GSI.
+    pub gsi: i32,
+    /// IN: 0 edge, 1 level.
+    pub triggering: u8,
+    /// IN: 0 active high, 1 active low.
+    pub polarity: u8,
+    /// Padding.
+    pub _pad: u16,
+}
+assert_layout!(
+    PhysdevSetupGsi,
+    size = 8,
+    align = 4,
+    gsi = 0,
+    triggering = 4,
+    polarity = 5
+);
+
+/// `struct physdev_get_free_pirq` (8 bytes).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct PhysdevGetFreePirq {
+    /// IN: `MAP_PIRQ_TYPE_*`.
+    pub ty: i32,
+    /// OUT: the pirq.
+    pub pirq: u32,
+}
+assert_layout!(PhysdevGetFreePirq, size = 8, align = 4, ty = 0, pirq = 4);
+
 /// Size of the union in `struct physdev_op`.
 pub const PHYSDEV_OP_UNION_SIZE: usize = 12;
 

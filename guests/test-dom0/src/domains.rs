@@ -549,8 +549,8 @@ pub(crate) fn domains(c: &mut Checks, mem: &Mem<'_>) {
 // A tiny second domain, run by `run_domu`: at 0x1000 in its own address
 // space, it puts 2.0 on the FPU stack, yields 50 times (dom0 runs between,
 // with 3.0 on its own FPU stack), checks the value, says so on the console,
-// tries what a domU may not (results in its data page at 0x2000), floods
-// the console with 64512 lines and powers off.
+// tries what a domU may not, pirqs among them (results in its data page at
+// 0x2000), floods the console with 64512 lines and powers off.
 core::arch::global_asm!(
     r#"
     .section .rodata
@@ -611,6 +611,24 @@ td_domu_code_start:
     movl    $1, %edx
     int     $0x82
     movl    %eax, 0x202c
+    /* EVTCHNOP_bind_pirq of pirq 10: not for a domU */
+    movl    $10, 0x2240         /* pirq */
+    movl    $0, 0x2244          /* flags */
+    movl    $32, %eax           /* event_channel_op */
+    movl    $2, %ebx            /* EVTCHNOP_bind_pirq */
+    movl    $0x2240, %ecx
+    int     $0x82
+    movl    %eax, 0x2038
+    /* PHYSDEVOP_map_pirq of GSI 10 into itself: not for a domU either */
+    movl    $0x7ff0, 0x2250     /* domid DOMID_SELF */
+    movl    $1, 0x2254          /* MAP_PIRQ_TYPE_GSI */
+    movl    $10, 0x2258         /* index */
+    movl    $-1, 0x225c         /* pirq: any */
+    movl    $33, %eax           /* physdev_op */
+    movl    $13, %ebx           /* PHYSDEVOP_map_pirq */
+    movl    $0x2250, %ecx
+    int     $0x82
+    movl    %eax, 0x203c
     /* A console flood: 3 KiB of newlines (the first ends the message
        above), written 20 times, then once with a count of 2^31 - 1 that
        runs into the unmapped page at 0x3000 */

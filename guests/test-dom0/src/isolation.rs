@@ -93,6 +93,23 @@ pub(crate) fn domu_refusals(c: &mut Checks, mem: &Mem<'_>, id: DomId, data: u32,
         gmap == i32::from(xen_abi::grant::GNTST_GENERAL_ERROR),
         format_args!("status {gmap}"),
     );
+    // SAFETY: as above.
+    let (pirq_bound, pirq_mapped) = unsafe {
+        (
+            ((va + 0x38) as *const i32).read_volatile(),
+            ((va + 0x3c) as *const i32).read_volatile(),
+        )
+    };
+    c.check(
+        "domu_bind_pirq_refused",
+        pirq_bound == -Errno::EPERM.0,
+        format_args!("{pirq_bound}"),
+    );
+    c.check(
+        "domu_map_pirq_refused",
+        pirq_mapped == -Errno::EPERM.0,
+        format_args!("{pirq_mapped}"),
+    );
     let _ = mem.unmap(va);
     c.check("domu_send_ok", sent == 0, format_args!("{sent}"));
     c.check(

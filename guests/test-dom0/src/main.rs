@@ -32,6 +32,7 @@ mod helpers;
 mod idle;
 mod isolation;
 mod mm;
+mod pirq;
 mod time;
 mod traps;
 
@@ -123,6 +124,7 @@ fn main(si: &'static StartInfo) -> ! {
     traps::traps(&mut c, &mem);
     descriptors::descriptors(&mut c, &mem);
     events::events(&mut c, &mem);
+    pirq::pirqs(&mut c, &mem);
     idle::idle_is_nobodys_time(&mut c, &mem);
     mm::mappings(&mut c, &mem);
     mm::more_mmu_ops(&mut c, &mem);

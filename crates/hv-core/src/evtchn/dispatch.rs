@@ -348,11 +348,17 @@ pub trait EvtchnEnv<const N: usize> {
     /// that port (`SCHEDOP_poll`). Called after `with_domain` has returned.
     fn notify(&mut self, dom: DomId, raised: Raised);
 
-    /// Binds physical IRQ `pirq` to the calling domain (after the table took a
-    /// port): range and permission checks (`-EINVAL`, `-EPERM`) and the physical
-    /// routing. By default nobody may.
-    fn bind_pirq(&mut self, pirq: u32, will_share: bool) -> Result<(), Errno> {
-        let _ = (pirq, will_share);
+    /// Binds physical IRQ `pirq` to the calling domain `dom` on `port` (after
+    /// the table took the port): range and permission checks (`-EINVAL`,
+    /// `-EPERM`, `-EBUSY`) and the physical routing. By default nobody may.
+    fn bind_pirq(
+        &mut self,
+        dom: DomId,
+        pirq: u32,
+        port: Port,
+        will_share: bool,
+    ) -> Result<(), Errno> {
+        let _ = (dom, pirq, port, will_share);
         Err(Errno::EPERM)
     }
 
@@ -475,7 +481,8 @@ pub fn dispatch<const N: usize, E: EvtchnEnv<N>>(
         }
         Request::BindPirq { pirq, flags } => {
             let port = local.bind_pirq(pirq)?;
-            if let Err(e) = env.bind_pirq(pirq, flags & BIND_PIRQ__WILL_SHARE != 0) {
+            let will_share = flags & BIND_PIRQ__WILL_SHARE != 0;
+            if let Err(e) = env.bind_pirq(local.dom(), pirq, port, will_share) {
                 local.unbind_pirq_port(port);
                 return Err(e);
             }
@@ -572,9 +579,16 @@ mod tests {
             self.notified.push((dom, raised));
         }
 
-        fn bind_pirq(&mut self, pirq: u32, will_share: bool) -> Result<(), Errno> {
+        fn bind_pirq(
+            &mut self,
+            dom: DomId,
+            pirq: u32,
+            port: Port,
+            will_share: bool,
+        ) -> Result<(), Errno> {
             if self.pirqs_ok {
-                self.pirqs.push((1, pirq, will_share));
+                assert_eq!(port, 1, "the port the table took");
+                self.pirqs.push((dom, pirq, will_share));
                 Ok(())
             } else {
                 Err(Errno::EPERM)
