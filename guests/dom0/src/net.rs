@@ -186,6 +186,8 @@ pub struct IfaceInfo {
     pub tx_packets: u64,
     pub tx_bytes: u64,
     pub rx_dropped: u64,
+    /// The NIC's interrupt line, if it has one.
+    pub irq: Option<u8>,
 }
 
 /// A ping that came back.
@@ -214,6 +216,8 @@ pub trait NetStack {
     fn now_ms(&self) -> u64;
     /// Waits `ms` milliseconds (serving the network meanwhile).
     fn sleep_ms(&mut self, ms: u32);
+    /// The NIC signalled: take what arrived and answer what needs it.
+    fn interrupt(&mut self);
 }
 
 /// `1.5 KiB`-style sizes as net-tools shows bytes: `(294.0 B)`, `(1.4 KiB)`.
@@ -269,6 +273,9 @@ pub fn ifconfig_block(i: &IfaceInfo) -> String {
         i.tx_bytes,
         human(i.tx_bytes)
     );
+    if let Some(irq) = i.irq {
+        let _ = writeln!(s, "          Interrupt:{irq} ");
+    }
     s
 }
 
@@ -534,6 +541,7 @@ mod tests {
             tx_packets: 4,
             tx_bytes: 294,
             rx_dropped: 0,
+            irq: Some(11),
         }
     }
 
@@ -547,7 +555,8 @@ mod tests {
              \x20         RX packets:3 errors:0 dropped:0 overruns:0 frame:0\n\
              \x20         TX packets:4 errors:0 dropped:0 overruns:0 carrier:0\n\
              \x20         collisions:0 txqueuelen:1000\n\
-             \x20         RX bytes:1500 (1.5 KiB)  TX bytes:294 (294.0 B)\n"
+             \x20         RX bytes:1500 (1.5 KiB)  TX bytes:294 (294.0 B)\n\
+             \x20         Interrupt:11 \n"
         );
         assert_eq!(
             route_table(&[info().config]),
@@ -596,6 +605,7 @@ mod tests {
         fn sleep_ms(&mut self, ms: u32) {
             self.now_ms += u64::from(ms);
         }
+        fn interrupt(&mut self) {}
     }
 
     fn run(answer: fn(u16) -> bool, args: &[&str]) -> (String, Vec<(Ipv4, u16, usize)>) {

@@ -182,6 +182,11 @@ impl<'a> Shell<'a> {
         }
     }
 
+    /// dom0's network stack, if it has one (the kernel serves its NIC).
+    pub fn net_mut(&mut self) -> Option<&mut (dyn NetStack + 'a)> {
+        self.net.as_deref_mut()
+    }
+
     /// dom0's network stack (for `ifconfig`, `route`, `ping`).
     pub fn set_net(&mut self, net: Box<dyn NetStack + 'a>) {
         self.net = Some(net);

@@ -227,8 +227,9 @@ pub struct Hardware {
     pub functions: Vec<PciFunction>,
     /// The first virtio block device, with its slot.
     pub disk: Option<(PciFunction, VirtIOBlk<OxenHal, PciTransport>)>,
-    /// The first virtio network device, with its slot.
-    pub nic: Option<(PciFunction, NetRaw)>,
+    /// The first virtio network device, with its slot and its PCI
+    /// interrupt line (config offset 0x3C, as the firmware routed it).
+    pub nic: Option<(PciFunction, NetRaw, u8)>,
 }
 
 /// The virtio NIC driver dom0 runs (16 descriptors a queue).
@@ -293,7 +294,10 @@ pub fn probe(si: &StartInfo, mmio_va: u32) -> Hardware {
             }
         } else {
             match NetRaw::new(transport) {
-                Ok(nic) => hw.nic = Some((f, nic)),
+                Ok(nic) => {
+                    let line = PortCam.read_word(df, 0x3C) as u8;
+                    hw.nic = Some((f, nic, line));
+                }
                 Err(e) => pvrt::println!("dom0: virtio-net at {}: {e}", f.slot()),
             }
         }

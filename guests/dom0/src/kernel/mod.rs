@@ -35,7 +35,7 @@ use oxen_dom0::line::{Event, LineEditor};
 use oxen_dom0::shell::{Env, Shell, banner};
 use pvrt::{StartInfo, println};
 use xen_abi::console::CONSOLEIO_READ;
-use xen_abi::evtchn::VIRQ_CONSOLE;
+use xen_abi::evtchn::{VIRQ_CONSOLE, VIRQ_TIMER};
 use xen_abi::hypercall::{CONSOLE_IO, VCPU_OP};
 use xen_abi::shared_info::NR_EVENT_CHANNELS;
 use xen_abi::start_info::SIF_MOD_START_PFN;
@@ -78,6 +78,10 @@ fn take_fired() -> Vec<u32> {
 enum Source {
     /// VIRQ_CONSOLE: bytes typed on the hypervisor console.
     ConsoleInput,
+    /// VIRQ_TIMER: a deadline of `set_timer_op` (a wait's timeout).
+    Timer,
+    /// The NIC's pirq.
+    Nic,
 }
 
 /// Console output, flushed at each newline (so that what a command printed
@@ -224,6 +228,12 @@ impl Dom0 {
             .map(|(_, s)| *s);
         match source {
             Some(Source::ConsoleInput) => self.console_input(),
+            Some(Source::Timer) => {}
+            Some(Source::Nic) => {
+                if let Some(net) = self.shell.net_mut() {
+                    net.interrupt();
+                }
+            }
             None => self.toolstack_event(port),
         }
     }
@@ -349,11 +359,11 @@ fn report_disk(
 /// `/etc/network/interfaces`.
 fn bring_up_network(
     shell: &Shell<'_>,
-    nic: Option<(oxen_dom0::pci::PciFunction, disk::NetRaw)>,
+    nic: Option<(oxen_dom0::pci::PciFunction, disk::NetRaw, u8)>,
     shared_va: u32,
-) -> Option<net::Net> {
+) -> Option<(net::Net, Option<u32>)> {
     const FILE: &str = "/etc/network/interfaces";
-    let (f, raw) = nic?;
+    let (f, raw, line) = nic?;
     let text = match shell.archive().open(FILE) {
         Ok(b) => String::from_utf8_lossy(b).into_owned(),
         Err(_) => {
@@ -374,10 +384,23 @@ fn bring_up_network(
     };
     let m = raw.mac_address();
     let addr = oxen_dom0::net::ip_text(config.address);
-    match net::Net::new(raw, config, shared_va) {
+    // pirq N is legacy line N; its port wakes dom0 when the NIC signals.
+    let (pirq, port, how) = match pvrt::io::bind_pirq(u32::from(line)) {
+        Ok(port) => (
+            Some(u32::from(line)),
+            Some(port),
+            alloc::format!("pirq {line}, port {port}"),
+        ),
+        Err(e) => (
+            None,
+            None,
+            alloc::format!("line {line} not bound ({e}): polled"),
+        ),
+    };
+    match net::Net::new(raw, config, shared_va, line, pirq) {
         Ok(n) => {
             println!(
-                "dom0: eth0: virtio-net at {}, HWaddr {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, inet {addr}",
+                "dom0: eth0: virtio-net at {}, HWaddr {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, inet {addr}, {how}",
                 f.slot(),
                 m[0],
                 m[1],
@@ -386,7 +409,7 @@ fn bring_up_network(
                 m[4],
                 m[5]
             );
-            Some(n)
+            Some((n, port))
         }
         Err(e) => {
             println!("dom0: eth0: {e}");
@@ -435,9 +458,13 @@ fn main(si: &'static StartInfo) -> ! {
     let hw = disk::probe(si, scratch + PAGE * (1 + xen::NR_SLOTS as u32));
     report_disk(hw.disk);
     shell.set_pci(hw.functions);
-    if let Some(net) = bring_up_network(&shell, hw.nic, shared_va) {
-        shell.set_net(alloc::boxed::Box::new(net));
-    }
+    let nic_port = match bring_up_network(&shell, hw.nic, shared_va) {
+        Some((net, port)) => {
+            shell.set_net(alloc::boxed::Box::new(net));
+            port
+        }
+        None => None,
+    };
     if let Ok(motd) = shell.archive().open("/etc/motd") {
         pvrt::console::write_bytes(motd);
     }
@@ -454,6 +481,16 @@ fn main(si: &'static StartInfo) -> ! {
         sources: Vec::new(),
     };
     dom0.bind(console_port, Source::ConsoleInput);
+    // Waits with a timeout (ping) sleep until their set_timer_op deadline.
+    match pvrt::events::bind_virq(VIRQ_TIMER) {
+        Ok(p) => dom0.bind(p, Source::Timer),
+        Err(e) => println!("dom0: cannot bind VIRQ_TIMER: {e}"),
+    }
+    if let Some(p) = nic_port {
+        dom0.bind(p, Source::Nic);
+        // What arrived before the port was bound.
+        dom0.dispatch(p);
+    }
     dom0.prompt();
     // Anything typed before the port was bound.
     dom0.console_input();

@@ -1,9 +1,13 @@
 //! dom0's network stack: smoltcp on the virtio NIC (DESIGN.md §8), as the
 //! shell's [`NetStack`].
 //!
-//! The NIC is polled (its interrupt comes with pirq event channels): the
-//! stack runs while a command uses it (`ping`), yielding the CPU between
-//! polls. Receive buffers are 2 KiB and 2 KiB-aligned, so none crosses a
+//! The NIC's PCI interrupt line comes to dom0 as a pirq event channel
+//! (`EVTCHNOP_bind_pirq`): a command waiting for the network (`ping`)
+//! sleeps in `SCHEDOP_block` until the NIC's event or its deadline, and the
+//! event loop serves the NIC on its event between commands (answering ARP
+//! and echo requests); each service acknowledges the device, then sends
+//! `PHYSDEVOP_eoi`. Without a pirq (binding refused) the stack is polled,
+//! yielding the CPU between polls. Receive buffers are 2 KiB and 2 KiB-aligned, so none crosses a
 //! page and the device writes them in place; what is sent goes through the
 //! HAL's `share` (a bounce page when the frame crosses a page boundary).
 //!
@@ -152,6 +156,10 @@ pub struct Net {
     icmp: SocketHandle,
     config: IfaceConfig,
     shared_va: u32,
+    /// The NIC's pirq, when its interrupt is bound.
+    pirq: Option<u32>,
+    /// The NIC's PCI interrupt line.
+    line: u8,
 }
 
 impl Net {
@@ -160,6 +168,8 @@ impl Net {
         raw: VirtIONetRaw<OxenHal, PciTransport, QUEUE>,
         config: IfaceConfig,
         shared_va: u32,
+        line: u8,
+        pirq: Option<u32>,
     ) -> Result<Self, String> {
         let mac = raw.mac_address();
         let mut nic = Nic::new(raw);
@@ -202,6 +212,8 @@ impl Net {
             icmp,
             config,
             shared_va,
+            pirq,
+            line,
         })
     }
 
@@ -209,11 +221,61 @@ impl Net {
         pvrt::time::now(self.shared_va) / 1000
     }
 
-    /// Runs the stack once, then lets other domains run.
+    /// Runs the stack once: takes what arrived, sends what is due.
     fn poll(&mut self) {
         let now = Instant::from_micros(self.now_us() as i64);
         self.iface.poll(now, &mut self.nic, &mut self.sockets);
-        let _ = pvrt::time::yield_now();
+    }
+
+    /// Waits until `done` returns `Some` or `deadline_us` passes (`None`),
+    /// running the stack: asleep between NIC events and the stack's own
+    /// timers when the interrupt is bound, else polling.
+    fn wait<T>(
+        &mut self,
+        deadline_us: u64,
+        mut done: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Option<T> {
+        if self.pirq.is_none() {
+            loop {
+                self.poll();
+                if let Some(v) = done(self) {
+                    return Some(v);
+                }
+                if self.now_us() >= deadline_us {
+                    return None;
+                }
+                let _ = pvrt::time::yield_now();
+            }
+        }
+        pvrt::xenbus::wait_until(|| {
+            self.interrupt();
+            if let Some(v) = done(self) {
+                return Some(Some(v));
+            }
+            let now = self.now_us();
+            if now >= deadline_us {
+                return Some(None);
+            }
+            // Wake for the stack's next timer (ARP retry...) or the deadline.
+            let delay = self
+                .iface
+                .poll_delay(Instant::from_micros(now as i64), &self.sockets)
+                .map_or(u64::MAX, |d| d.total_micros());
+            let wake_us = deadline_us.min(now.saturating_add(delay).max(now + 1));
+            let _ = pvrt::time::set_timer(wake_us * 1000);
+            None
+        })
+    }
+
+    /// Serves the NIC after its interrupt (or to look for work): acknowledges
+    /// the device (lowering its line), runs the stack, and ends the
+    /// interrupt at Oxen.
+    pub fn interrupt(&mut self) {
+        let _ = self.nic.raw.ack_interrupt();
+        self.poll();
+        if let Some(pirq) = self.pirq {
+            let _ = pvrt::io::eoi(pirq);
+        }
     }
 
     /// The echo reply to `seq` in `packet` (an IPv4 packet), with its TTL.
@@ -245,6 +307,7 @@ impl NetStack for Net {
             tx_packets: self.nic.tx_packets,
             tx_bytes: self.nic.tx_bytes,
             rx_dropped: self.nic.rx_dropped,
+            irq: Some(self.line),
         }]
     }
 
@@ -281,20 +344,24 @@ impl NetStack for Net {
             .send_slice(&packet)
             .map_err(|e| e.to_string())?;
         let deadline = sent_us + u64::from(timeout_ms) * 1000;
-        while self.now_us() < deadline {
-            self.poll();
-            let sock = self.sockets.get_mut::<raw::Socket>(self.icmp);
+        let reply = self.wait(deadline, |net| {
+            let sock = net.sockets.get_mut::<raw::Socket>(net.icmp);
             while let Ok(p) = sock.recv() {
-                if let Some((bytes, ttl)) = Self::echo_reply(p, dst, seq) {
-                    return Ok(Some(EchoReply {
-                        bytes,
-                        ttl,
-                        rtt_us: self.now_us().saturating_sub(sent_us),
-                    }));
+                if let Some(r) = Self::echo_reply(p, dst, seq) {
+                    return Some(r);
                 }
             }
-        }
-        Ok(None)
+            None
+        });
+        Ok(reply.map(|(bytes, ttl)| EchoReply {
+            bytes,
+            ttl,
+            rtt_us: self.now_us().saturating_sub(sent_us),
+        }))
+    }
+
+    fn interrupt(&mut self) {
+        Net::interrupt(self);
     }
 
     fn now_ms(&self) -> u64 {
@@ -303,8 +370,6 @@ impl NetStack for Net {
 
     fn sleep_ms(&mut self, ms: u32) {
         let until = self.now_us() + u64::from(ms) * 1000;
-        while self.now_us() < until {
-            self.poll();
-        }
+        let _ = self.wait(until, |_| None::<()>);
     }
 }
