@@ -1033,7 +1033,7 @@ impl<D: BlockDevice> Fs<D> {
                     // Whole blocks: extend over physically contiguous ones.
                     let mut run = 1u64;
                     while done + ((run + 1) * bs) as usize <= n
-                        && self.bmap(&inode, lblk + run)? == Some(p + run as u32)
+                        && self.bmap(&inode, lblk + run)? == p.checked_add(run as u32)
                     {
                         run += 1;
                     }

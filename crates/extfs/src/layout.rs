@@ -268,7 +268,8 @@ impl Geometry {
         if first_data_block + 1 + gdt_blocks + reserved_gdt_blocks >= blocks_count {
             return Err(Error::Corrupt("group descriptors past the end"));
         }
-        let itable_blocks = (ipg * inode_size).div_ceil(block_size);
+        let itable_blocks =
+            (u64::from(ipg) * u64::from(inode_size)).div_ceil(u64::from(block_size)) as u32;
         Ok(Self {
             block_size,
             blocks_count,

@@ -435,57 +435,13 @@ fn workload(fs: &mut Fs<CutDevice>) {
     let _ = fs.sync();
 }
 
-#[test]
-fn power_cut_at_every_write_recovers_clean() {
-    if !have_e2fsprogs("power_cut_at_every_write_recovers_clean") {
-        return;
-    }
-    let base = {
-        let mut fs = mount_rw(mkfs_ext2(1024, 8192, None));
-        let ino = fs.create("/old", 0o644).unwrap();
-        fs.write_at(ino, 0, &pattern(200 * 1024, 8)).unwrap();
-        fs.mkdir("/olddir").unwrap();
-        fs.mkdir("/olddir/sub").unwrap();
-        let ino = fs.create("/grow", 0o644).unwrap();
-        fs.write_at(ino, 0, &pattern(500 * 1024, 9)).unwrap();
-        fs.unmount().unwrap().data
-    };
-    // Count the writes of an uninterrupted run.
-    let dev = CutDevice {
-        inner: MemDevice::from_bytes(base.clone()),
-        budget: usize::MAX,
-        writes: 0,
-    };
-    let (fs, _) = Fs::mount(
-        dev,
-        MountOptions {
-            now: now(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let start = fs.into_device().writes;
-    let dev = CutDevice {
-        inner: MemDevice::from_bytes(base.clone()),
-        budget: usize::MAX,
-        writes: 0,
-    };
-    let (mut fs, _) = Fs::mount(
-        dev,
-        MountOptions {
-            now: now(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    workload(&mut fs);
-    let total = fs.into_device().writes;
-    assert!(total > start + 20, "workload too small: {total}");
-    let mut repaired = 0;
-    for cut in start..=total {
+/// Cuts the power after every write of `workload` run on `base`: each image must mount
+/// (the check repairing what the cut left) and then be clean for `e2fsck -fn`.
+fn cut_everywhere(base: &[u8], workload: fn(&mut Fs<CutDevice>)) -> u32 {
+    let run = |budget: usize| {
         let dev = CutDevice {
-            inner: MemDevice::from_bytes(base.clone()),
-            budget: cut,
+            inner: MemDevice::from_bytes(base.to_vec()),
+            budget,
             writes: 0,
         };
         let (mut fs, _) = Fs::mount(
@@ -497,7 +453,23 @@ fn power_cut_at_every_write_recovers_clean() {
         )
         .unwrap();
         workload(&mut fs);
-        let img = fs.into_device().inner.data;
+        fs.into_device()
+    };
+    let dev = CutDevice {
+        inner: MemDevice::from_bytes(base.to_vec()),
+        budget: usize::MAX,
+        writes: 0,
+    };
+    let start = Fs::mount(dev, MountOptions::default())
+        .unwrap()
+        .0
+        .into_device()
+        .writes;
+    let total = run(usize::MAX).writes;
+    assert!(total > start + 20, "workload too small: {total}");
+    let mut repaired = 0;
+    for cut in start..=total {
+        let img = run(cut).inner.data;
         let (fs, rep) = Fs::mount(
             MemDevice::from_bytes(img),
             MountOptions {
@@ -506,12 +478,91 @@ fn power_cut_at_every_write_recovers_clean() {
             },
         )
         .unwrap_or_else(|e| panic!("cut after write {cut}: remount failed: {e}"));
-        let check = rep.check.expect("unclean");
-        if !check.is_clean() {
+        if !rep.check.expect("unclean").is_clean() {
             repaired += 1;
         }
         let img = fs.unmount().unwrap().data;
         assert_fsck_clean(&img, &format!("a power cut after write {cut} of {total}"));
     }
-    assert!(repaired > 0, "no cut left anything to repair");
+    repaired
+}
+
+#[test]
+fn power_cut_at_every_write_recovers_clean() {
+    if !have_e2fsprogs("power_cut_at_every_write_recovers_clean") {
+        return;
+    }
+    for args in [
+        vec!["-t", "ext2", "-b", "1024"],
+        vec!["-t", "ext4", "-b", "4096", "-O", EXT4_LITE],
+    ] {
+        let mut fs = mount_rw(mkfs(&args, 8192, None));
+        let ino = fs.create("/old", 0o644).unwrap();
+        fs.write_at(ino, 0, &pattern(200 * 1024, 8)).unwrap();
+        fs.mkdir("/olddir").unwrap();
+        fs.mkdir("/olddir/sub").unwrap();
+        let ino = fs.create("/grow", 0o644).unwrap();
+        fs.write_at(ino, 0, &pattern(500 * 1024, 9)).unwrap();
+        let base = fs.unmount().unwrap().data;
+        assert!(
+            cut_everywhere(&base, workload) > 0,
+            "{args:?}: no cut left anything to repair"
+        );
+    }
+}
+
+fn long_name(i: usize) -> String {
+    format!("/d/{i:04}-{}", "n".repeat(56))
+}
+
+/// A directory growing past its twelve direct blocks, and shrinking.
+fn dir_workload(fs: &mut Fs<CutDevice>) {
+    for i in 160..200 {
+        let _ = fs.create(&long_name(i), 0o644);
+    }
+    for i in (0..30).step_by(3) {
+        let _ = fs.unlink(&long_name(i));
+    }
+    let _ = fs.sync();
+}
+
+#[test]
+fn power_cut_while_a_directory_grows() {
+    if !have_e2fsprogs("power_cut_while_a_directory_grows") {
+        return;
+    }
+    let mut fs = mount_rw(mkfs_ext2(1024, 4096, None));
+    fs.mkdir("/d").unwrap();
+    for i in 0..160 {
+        fs.create(&long_name(i), 0o644).unwrap();
+    }
+    let base = fs.unmount().unwrap().data;
+    let mut fs = mount_rw(base.clone());
+    let d = fs.lookup("/d").unwrap();
+    assert!(
+        fs.stat(d).unwrap().size <= 12 * 1024,
+        "the base directory is still direct-mapped"
+    );
+    drop(fs);
+    assert!(cut_everywhere(&base, dir_workload) > 0);
+    // Without a cut, the directory went indirect and e2fsck agrees.
+    let dev = CutDevice {
+        inner: MemDevice::from_bytes(base),
+        budget: usize::MAX,
+        writes: 0,
+    };
+    let (mut fs, _) = Fs::mount(
+        dev,
+        MountOptions {
+            now: now(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    dir_workload(&mut fs);
+    let d = fs.lookup("/d").unwrap();
+    assert!(fs.stat(d).unwrap().size > 12 * 1024);
+    assert_eq!(fs.readdir(d).unwrap().len(), 2 + 200 - 10);
+    let img = fs.unmount().unwrap().inner.data;
+    assert_fsck_clean(&img, "growing a directory");
 }
