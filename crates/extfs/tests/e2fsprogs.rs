@@ -34,6 +34,13 @@ fn populate(root: &Path) -> Vec<(String, Vec<u8>)> {
         );
     }
     std::os::unix::fs::symlink("etc/hostname", root.join("link")).unwrap();
+    // A slow symlink (target in a block) and a hard link.
+    std::os::unix::fs::symlink(
+        format!("etc/{}/../hostname", "x".repeat(80)),
+        root.join("longlink"),
+    )
+    .unwrap();
+    std::fs::hard_link(root.join("etc/hostname"), root.join("hardlink")).unwrap();
     std::fs::create_dir_all(root.join("emptydir")).unwrap();
     files
 }
@@ -80,6 +87,17 @@ fn reads_populated_images() {
         let mut b = [0u8; 64];
         let n = fs.read_at(link, 0, &mut b).unwrap();
         assert_eq!(&b[..n], b"etc/hostname");
+        let long = fs.lookup("/longlink").unwrap();
+        let mut b = [0u8; 200];
+        let n = fs.read_at(long, 0, &mut b).unwrap();
+        assert_eq!(
+            b[..n],
+            *format!("etc/{}/../hostname", "x".repeat(80)).as_bytes(),
+            "{name}"
+        );
+        let hard = fs.lookup("/hardlink").unwrap();
+        assert_eq!(hard, fs.lookup("/etc/hostname").unwrap(), "{name}");
+        assert_eq!(fs.stat(hard).unwrap().links, 2);
         let many = fs.lookup("/many").unwrap();
         let mut names: Vec<String> = fs
             .readdir(many)
@@ -259,6 +277,13 @@ fn unlink_and_rmdir_free_space() {
     assert_eq!(fs.statfs(), s0);
     // Files from mke2fs -d, and a whole directory of them.
     fs.unlink("/big/double-indirect").unwrap();
+    // One name of a hard link: the other keeps the data; symlinks (fast and slow) go.
+    fs.unlink("/hardlink").unwrap();
+    let host = fs.lookup("/etc/hostname").unwrap();
+    assert_eq!(fs.stat(host).unwrap().links, 1);
+    assert_eq!(read_all(&mut fs, "/etc/hostname"), b"dom0\n");
+    fs.unlink("/link").unwrap();
+    fs.unlink("/longlink").unwrap();
     for i in 0..300 {
         fs.unlink(&format!("/many/file-{i:03}")).unwrap();
     }
@@ -565,4 +590,33 @@ fn power_cut_while_a_directory_grows() {
     assert_eq!(fs.readdir(d).unwrap().len(), 2 + 200 - 10);
     let img = fs.unmount().unwrap().inner.data;
     assert_fsck_clean(&img, "growing a directory");
+}
+
+#[test]
+fn unlink_frees_an_xattr_block() {
+    if !have_e2fsprogs("unlink_frees_an_xattr_block") {
+        return;
+    }
+    let mut fs = mount_rw(mkfs_ext2(1024, 4096, None));
+    let ino = fs.create("/tagged", 0o644).unwrap();
+    fs.write_at(ino, 0, b"data").unwrap();
+    let img = fs.unmount().unwrap().data;
+    // A value too big for the inode's extra space goes to an xattr block.
+    let img = debugfs_w(
+        &img,
+        &format!("ea_set /tagged user.big {}", "v".repeat(600)),
+    );
+    let stat = String::from_utf8(debugfs(&img, "stat /tagged")).unwrap();
+    assert!(
+        stat.contains("File ACL: ") && !stat.contains("File ACL: 0"),
+        "no xattr block: {stat}"
+    );
+    let mut fs = mount_rw(img);
+    let before = fs.statfs().free_blocks;
+    let blocks = fs.stat(ino).unwrap().blocks;
+    assert_eq!(blocks, 4, "one data block and one xattr block of 1 KiB");
+    fs.unlink("/tagged").unwrap();
+    assert_eq!(fs.statfs().free_blocks, before + 2);
+    let img = fs.unmount().unwrap().data;
+    assert_fsck_clean(&img, "unlinking a file with an xattr block");
 }

@@ -179,3 +179,25 @@ impl BlockDevice for CutDevice {
         Ok(())
     }
 }
+
+/// Runs a writing debugfs request (`debugfs -w`) on `img`; returns the changed image.
+pub fn debugfs_w(img: &[u8], req: &str) -> Vec<u8> {
+    let s = scratch();
+    let p = s.join("img");
+    std::fs::write(&p, img).unwrap();
+    let out = Command::new(tool("debugfs").unwrap())
+        .arg("-w")
+        .arg("-R")
+        .arg(req)
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "debugfs -w {req}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = std::fs::read(&p).unwrap();
+    let _ = std::fs::remove_dir_all(&s);
+    b
+}
