@@ -309,7 +309,11 @@ impl<D: BlockDevice> Fs<D> {
             if !was_clean || opts.force_check || le32(&fs.sb, sb::LAST_ORPHAN) != 0 {
                 report.check = Some(fs.check(true)?);
             }
-            let st = le16(&fs.sb, sb::STATE) & !STATE_VALID;
+            // A check that passed clears an earlier error mark.
+            let mut st = le16(&fs.sb, sb::STATE) & !STATE_VALID;
+            if report.check.is_some() {
+                st &= !STATE_ERROR;
+            }
             put16(&mut fs.sb, sb::STATE, st);
             let n = le16(&fs.sb, sb::MNT_COUNT).wrapping_add(1);
             put16(&mut fs.sb, sb::MNT_COUNT, n);
@@ -963,8 +967,7 @@ impl<D: BlockDevice> Fs<D> {
 
     // ---- files ----
 
-    /// Looks up `path` (absolute, or relative to the root) and returns its inode number.
-    pub fn lookup(&mut self, path: &str) -> Result<u32> {
+    fn lookup_inner(&mut self, path: &str) -> Result<u32> {
         let mut cur = ROOT_INO;
         for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
             let dir = self.read_inode(cur)?;
@@ -979,8 +982,7 @@ impl<D: BlockDevice> Fs<D> {
         Ok(cur)
     }
 
-    /// `stat` of an inode.
-    pub fn stat(&mut self, ino: u32) -> Result<Stat> {
+    fn stat_inner(&mut self, ino: u32) -> Result<Stat> {
         let i = self.read_inode(ino)?;
         let kind = match i.mode() & S_IFMT {
             S_IFREG => FileKind::File,
@@ -1001,8 +1003,7 @@ impl<D: BlockDevice> Fs<D> {
         })
     }
 
-    /// Reads from `off`; returns the bytes read (0 at or past the end). Holes read as zeros.
-    pub fn read_at(&mut self, ino: u32, off: u64, buf: &mut [u8]) -> Result<usize> {
+    fn read_at_inner(&mut self, ino: u32, off: u64, buf: &mut [u8]) -> Result<usize> {
         let inode = self.read_inode(ino)?;
         inode.check_supported()?;
         let size = inode.size();
@@ -1071,9 +1072,7 @@ impl<D: BlockDevice> Fs<D> {
         }
     }
 
-    /// Writes all of `data` at `off`, growing the file; skipped ranges stay holes.
-    /// On an error nothing of the write is visible (blocks allocated for it are freed).
-    pub fn write_at(&mut self, ino: u32, off: u64, data: &[u8]) -> Result<usize> {
+    fn write_at_inner(&mut self, ino: u32, off: u64, data: &[u8]) -> Result<usize> {
         self.writable()?;
         let mut inode = self.read_inode(ino)?;
         inode.check_supported()?;
@@ -1159,9 +1158,7 @@ impl<D: BlockDevice> Fs<D> {
         self.write_inode(inode)
     }
 
-    /// Sets the file's size: shrinking frees the blocks past it (and zeroes the tail of
-    /// the last block), growing leaves a hole.
-    pub fn truncate(&mut self, ino: u32, size: u64) -> Result<()> {
+    fn truncate_inner(&mut self, ino: u32, size: u64) -> Result<()> {
         self.writable()?;
         let mut inode = self.read_inode(ino)?;
         inode.check_supported()?;
@@ -1284,8 +1281,7 @@ impl<D: BlockDevice> Fs<D> {
         })
     }
 
-    /// Lists a directory (without unused entries; `.` and `..` included).
-    pub fn readdir(&mut self, ino: u32) -> Result<Vec<DirEntry>> {
+    fn readdir_inner(&mut self, ino: u32) -> Result<Vec<DirEntry>> {
         let dir = self.read_inode(ino)?;
         if !dir.is_dir() {
             return Err(Error::NotDir);
@@ -1388,8 +1384,7 @@ impl<D: BlockDevice> Fs<D> {
         Ok((dir, name.as_bytes()))
     }
 
-    /// Creates an empty regular file with permission bits `perm`; returns its inode.
-    pub fn create(&mut self, path: &str, perm: u16) -> Result<u32> {
+    fn create_inner(&mut self, path: &str, perm: u16) -> Result<u32> {
         self.writable()?;
         let (dir, name) = self.parent_of(path)?;
         if self.dir_find(&dir, name)?.is_some() {
@@ -1406,8 +1401,7 @@ impl<D: BlockDevice> Fs<D> {
         Ok(ino)
     }
 
-    /// Creates a directory (mode 0755); returns its inode.
-    pub fn mkdir(&mut self, path: &str) -> Result<u32> {
+    fn mkdir_inner(&mut self, path: &str) -> Result<u32> {
         self.writable()?;
         let (mut dir, name) = self.parent_of(path)?;
         if self.dir_find(&dir, name)?.is_some() {
@@ -1448,8 +1442,7 @@ impl<D: BlockDevice> Fs<D> {
         Ok(ino)
     }
 
-    /// Removes a name that is not a directory, freeing the inode with its last link.
-    pub fn unlink(&mut self, path: &str) -> Result<()> {
+    fn unlink_inner(&mut self, path: &str) -> Result<()> {
         self.writable()?;
         let (dir, name) = self.parent_of(path)?;
         let (ino, _) = self.dir_find(&dir, name)?.ok_or(Error::NotFound)?;
@@ -1467,8 +1460,7 @@ impl<D: BlockDevice> Fs<D> {
         }
     }
 
-    /// Removes an empty directory.
-    pub fn rmdir(&mut self, path: &str) -> Result<()> {
+    fn rmdir_inner(&mut self, path: &str) -> Result<()> {
         self.writable()?;
         let (mut dir, name) = self.parent_of(path)?;
         let (ino, _) = self.dir_find(&dir, name)?.ok_or(Error::NotFound)?;
@@ -1493,5 +1485,82 @@ impl<D: BlockDevice> Fs<D> {
         dir.set_links(dir.links().saturating_sub(1));
         self.write_inode(&dir)?;
         self.release_inode(target)
+    }
+}
+
+/// The public operations: each records a corruption it ran into (see [`Fs::note`]).
+impl<D: BlockDevice> Fs<D> {
+    /// Marks the superblock `STATE_ERROR` (written at the next sync/unmount) when `r` is a
+    /// corruption found on a read-write mount, so that the next mount runs the check.
+    fn note<T>(&mut self, r: Result<T>) -> Result<T> {
+        if let Err(Error::Corrupt(_)) = r
+            && !self.read_only
+        {
+            let st = le16(&self.sb, sb::STATE) | STATE_ERROR;
+            put16(&mut self.sb, sb::STATE, st);
+        }
+        r
+    }
+
+    /// Looks up `path` (absolute, or relative to the root) and returns its inode number.
+    pub fn lookup(&mut self, path: &str) -> Result<u32> {
+        let r = self.lookup_inner(path);
+        self.note(r)
+    }
+
+    /// `stat` of an inode.
+    pub fn stat(&mut self, ino: u32) -> Result<Stat> {
+        let r = self.stat_inner(ino);
+        self.note(r)
+    }
+
+    /// Reads from `off`; returns the bytes read (0 at or past the end). Holes read as zeros.
+    pub fn read_at(&mut self, ino: u32, off: u64, buf: &mut [u8]) -> Result<usize> {
+        let r = self.read_at_inner(ino, off, buf);
+        self.note(r)
+    }
+
+    /// Writes all of `data` at `off`, growing the file; skipped ranges stay holes.
+    /// On an error nothing of the write is visible (blocks allocated for it are freed).
+    pub fn write_at(&mut self, ino: u32, off: u64, data: &[u8]) -> Result<usize> {
+        let r = self.write_at_inner(ino, off, data);
+        self.note(r)
+    }
+
+    /// Sets the file's size: shrinking frees the blocks past it (and zeroes the tail of
+    /// the last block), growing leaves a hole.
+    pub fn truncate(&mut self, ino: u32, size: u64) -> Result<()> {
+        let r = self.truncate_inner(ino, size);
+        self.note(r)
+    }
+
+    /// Lists a directory (without unused entries; `.` and `..` included).
+    pub fn readdir(&mut self, ino: u32) -> Result<Vec<DirEntry>> {
+        let r = self.readdir_inner(ino);
+        self.note(r)
+    }
+
+    /// Creates an empty regular file with permission bits `perm`; returns its inode.
+    pub fn create(&mut self, path: &str, perm: u16) -> Result<u32> {
+        let r = self.create_inner(path, perm);
+        self.note(r)
+    }
+
+    /// Creates a directory (mode 0755); returns its inode.
+    pub fn mkdir(&mut self, path: &str) -> Result<u32> {
+        let r = self.mkdir_inner(path);
+        self.note(r)
+    }
+
+    /// Removes a name that is not a directory, freeing the inode with its last link.
+    pub fn unlink(&mut self, path: &str) -> Result<()> {
+        let r = self.unlink_inner(path);
+        self.note(r)
+    }
+
+    /// Removes an empty directory.
+    pub fn rmdir(&mut self, path: &str) -> Result<()> {
+        let r = self.rmdir_inner(path);
+        self.note(r)
     }
 }

@@ -620,3 +620,44 @@ fn unlink_frees_an_xattr_block() {
     let img = fs.unmount().unwrap().data;
     assert_fsck_clean(&img, "unlinking a file with an xattr block");
 }
+
+#[test]
+fn corruption_met_while_mounted_forces_the_check() {
+    if !have_e2fsprogs("corruption_met_while_mounted_forces_the_check") {
+        return;
+    }
+    let mut fs = mount_rw(mkfs_ext2(1024, 4096, None));
+    let d = fs.mkdir("/d").unwrap();
+    fs.create("/d/x", 0o644).unwrap();
+    let img = fs.unmount().unwrap().data;
+    // Break the directory block's first record length.
+    let blk: usize = String::from_utf8(debugfs(&img, "blocks /d"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut bad = img.clone();
+    bad[blk * 1024 + 4..blk * 1024 + 6].copy_from_slice(&3u16.to_le_bytes());
+    let (mut fs, rep) = Fs::mount(MemDevice::from_bytes(bad), MountOptions::default()).unwrap();
+    assert!(rep.was_clean && rep.check.is_none());
+    assert!(matches!(fs.lookup("/d/x"), Err(Error::Corrupt(_))));
+    assert!(matches!(fs.readdir(d), Err(Error::Corrupt(_))));
+    let bad = fs.unmount().unwrap().data;
+    match Fs::mount(MemDevice::from_bytes(bad.clone()), MountOptions::default()) {
+        Err(Error::NeedsFsck(m)) => assert!(m.contains("record length"), "{m}"),
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("the error mark did not force the check"),
+    }
+    // Read-only still mounts, and e2fsck sees the same damage.
+    assert!(
+        Fs::mount(
+            MemDevice::from_bytes(bad.clone()),
+            MountOptions {
+                read_only: true,
+                ..Default::default()
+            }
+        )
+        .is_ok()
+    );
+    assert!(!e2fsck(&bad).0);
+}
