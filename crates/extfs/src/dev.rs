@@ -112,6 +112,65 @@ impl BlockDevice for MemDevice {
     }
 }
 
+/// A host file as the device (feature `std`): for xtask and host tests on image files.
+#[cfg(any(test, feature = "std"))]
+pub struct FileDevice {
+    file: std::fs::File,
+    sectors: u64,
+}
+
+#[cfg(any(test, feature = "std"))]
+impl FileDevice {
+    /// Opens an image file read-write; its length is rounded down to whole sectors.
+    pub fn open(path: &std::path::Path) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let sectors = file.metadata()?.len() / SECTOR_SIZE as u64;
+        Ok(Self { file, sectors })
+    }
+
+    fn check(&self, lba: u64, len: usize) -> Result<u64, IoError> {
+        if !len.is_multiple_of(SECTOR_SIZE) {
+            return Err(IoError::BadLength);
+        }
+        let end = lba
+            .checked_add((len / SECTOR_SIZE) as u64)
+            .ok_or(IoError::OutOfRange)?;
+        if end > self.sectors {
+            return Err(IoError::OutOfRange);
+        }
+        Ok(lba * SECTOR_SIZE as u64)
+    }
+}
+
+#[cfg(any(test, feature = "std"))]
+impl BlockDevice for FileDevice {
+    fn sector_count(&self) -> u64 {
+        self.sectors
+    }
+    fn read_sectors(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        use std::os::unix::fs::FileExt;
+        let off = self.check(lba, buf.len())?;
+        self.file
+            .read_exact_at(buf, off)
+            .map_err(|e| IoError::Device(e.raw_os_error().unwrap_or(0) as u32))
+    }
+    fn write_sectors(&mut self, lba: u64, buf: &[u8]) -> Result<(), IoError> {
+        use std::os::unix::fs::FileExt;
+        let off = self.check(lba, buf.len())?;
+        self.file
+            .write_all_at(buf, off)
+            .map_err(|e| IoError::Device(e.raw_os_error().unwrap_or(0) as u32))
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        self.file
+            .sync_data()
+            .map_err(|e| IoError::Device(e.raw_os_error().unwrap_or(0) as u32))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

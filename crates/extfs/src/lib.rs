@@ -18,13 +18,15 @@
 //! `ext4_rs` 1.3.3 has no error path from the device or from mount and exhausted memory on
 //! a corrupted image; `ext4-view` 1.0 is read-only).
 //!
-//! Modules: [`dev`] the block device trait and a RAM disk, [`layout`] the on-disk format,
+//! Modules: [`dev`] the block device trait, a RAM disk and (feature `std`) an image file, [`layout`] the on-disk format,
 //! [`fs`] the mounted filesystem and its operations, [`check`] the mount-time check,
 //! [`error`] the error type. Every error from a corrupted image is an [`Error`], never a panic.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+#[cfg(any(test, feature = "std"))]
+extern crate std;
 
 pub mod check;
 pub mod dev;
@@ -32,6 +34,8 @@ pub mod error;
 pub mod fs;
 pub mod layout;
 
+#[cfg(any(test, feature = "std"))]
+pub use dev::FileDevice;
 pub use dev::{BlockDevice, IoError, MemDevice, SECTOR_SIZE};
 pub use error::{Error, FeatureKind, Result};
 pub use fs::{CheckReport, DirEntry, FileKind, Fs, MountOptions, MountReport, Stat, StatFs};

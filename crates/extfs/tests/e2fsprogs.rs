@@ -661,3 +661,53 @@ fn corruption_met_while_mounted_forces_the_check() {
     );
     assert!(!e2fsck(&bad).0);
 }
+
+#[test]
+fn file_device_on_an_image_file() {
+    if !have_e2fsprogs("file_device_on_an_image_file") {
+        return;
+    }
+    let s = scratch();
+    let path = s.join("disk.img");
+    std::fs::write(&path, mkfs_ext2(4096, 16 * 1024, None)).unwrap();
+    let dev = extfs::FileDevice::open(&path).unwrap();
+    let (mut fs, _) = Fs::mount(
+        dev,
+        MountOptions {
+            now: now(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    fs.mkdir("/etc").unwrap();
+    fs.mkdir("/etc/xen").unwrap();
+    let ino = fs.create("/etc/xen/brun.cfg", 0o644).unwrap();
+    fs.write_at(ino, 0, b"name = 'brun'\n").unwrap();
+    fs.unmount().unwrap();
+    let out = std::process::Command::new(tool("e2fsck").unwrap())
+        .arg("-fn")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = std::process::Command::new(tool("debugfs").unwrap())
+        .args(["-R", "cat /etc/xen/brun.cfg"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"name = 'brun'\n");
+    // Out-of-range requests are refused by the device, not by a panic.
+    let mut dev = extfs::FileDevice::open(&path).unwrap();
+    use extfs::BlockDevice;
+    let n = dev.sector_count();
+    assert_eq!(n, 16 * 1024 * 2);
+    assert_eq!(
+        dev.read_sectors(n, &mut [0u8; 512]),
+        Err(extfs::IoError::OutOfRange)
+    );
+    let _ = std::fs::remove_dir_all(&s);
+}
