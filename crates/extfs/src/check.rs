@@ -273,6 +273,9 @@ impl<D: BlockDevice> Fs<D> {
         // Inodes: leaks and link counts, one inode-table block at a time.
         let per_block = geo.block_size / geo.inode_size;
         let mut dirs = vec![0u32; geo.groups as usize];
+        // Repaired inode-table blocks, written only once the whole check has passed (a
+        // refused image is left exactly as it was, for e2fsck).
+        let mut itable_fixes: Vec<(u32, Vec<u8>)> = Vec::new();
         for g in 0..geo.groups {
             let table = self.gd32(g, gd::INODE_TABLE);
             for tb in 0..geo.itable_blocks {
@@ -325,8 +328,8 @@ impl<D: BlockDevice> Fs<D> {
                         self.clear_inode_bit(ino)?;
                     }
                 }
-                if dirty && repair {
-                    self.write_blocks(table + tb, &b)?;
+                if dirty {
+                    itable_fixes.push((table + tb, b));
                 }
             }
         }
@@ -377,6 +380,9 @@ impl<D: BlockDevice> Fs<D> {
             .map(|g| u64::from(self.gd16(g, gd::FREE_INODES)))
             .sum();
         if repair {
+            for (blk, data) in itable_fixes {
+                self.write_blocks(blk, &data)?;
+            }
             put32(&mut self.sb, sb::LAST_ORPHAN, 0);
             self.sync()?;
         } else {

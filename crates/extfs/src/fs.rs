@@ -268,11 +268,25 @@ impl<D: BlockDevice> Fs<D> {
     /// Mounts the filesystem on `dev`: validates the superblock and group descriptors,
     /// refuses unsupported features, and for a read-write mount marks the image not clean
     /// (on disk, flushed) after checking and repairing it if it was not cleanly unmounted.
-    pub fn mount(mut dev: D, opts: MountOptions) -> Result<(Self, MountReport)> {
+    pub fn mount(dev: D, opts: MountOptions) -> Result<(Self, MountReport)> {
+        Self::try_mount(dev, opts).map_err(|(e, _)| e)
+    }
+
+    /// [`Fs::mount`], handing the device back on failure (so that a caller can retry
+    /// read-only, or run something else on the disk).
+    pub fn try_mount(
+        mut dev: D,
+        opts: MountOptions,
+    ) -> core::result::Result<(Self, MountReport), (Error, D)> {
         let mut sbuf = vec![0u8; 1024];
-        dev.read_sectors(SUPERBLOCK_OFFSET / SECTOR_SIZE as u64, &mut sbuf)?;
+        if let Err(e) = dev.read_sectors(SUPERBLOCK_OFFSET / SECTOR_SIZE as u64, &mut sbuf) {
+            return Err((e.into(), dev));
+        }
         let dev_bytes = dev.sector_count().saturating_mul(SECTOR_SIZE as u64);
-        let geo = Geometry::parse(&sbuf, dev_bytes, !opts.read_only)?;
+        let geo = match Geometry::parse(&sbuf, dev_bytes, !opts.read_only) {
+            Ok(g) => g,
+            Err(e) => return Err((e, dev)),
+        };
         let bs = geo.block_size as usize;
         let mut fs = Fs {
             dev,
@@ -291,6 +305,14 @@ impl<D: BlockDevice> Fs<D> {
             sb: sbuf,
             geo,
         };
+        match fs.finish_mount(opts) {
+            Ok(r) => Ok((fs, r)),
+            Err(e) => Err((e, fs.dev)),
+        }
+    }
+
+    fn finish_mount(&mut self, opts: MountOptions) -> Result<MountReport> {
+        let fs = self;
         let mut gdt = core::mem::take(&mut fs.gdt);
         fs.read_blocks(fs.geo.first_data_block + 1, &mut gdt)?;
         fs.gdt = gdt;
@@ -321,7 +343,7 @@ impl<D: BlockDevice> Fs<D> {
             fs.write_super()?;
             fs.dev.flush()?;
         }
-        Ok((fs, report))
+        Ok(report)
     }
 
     /// Writes everything back, marks the image cleanly unmounted and returns the device.

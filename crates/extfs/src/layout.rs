@@ -381,10 +381,7 @@ pub fn parse_dir_block(
         } else {
             (usize::from(le16(b, off + 6)), 0)
         };
-        if rec_len < 12 && !(rec_len == 8 && inode == 0)
-            || rec_len % 4 != 0
-            || rec_len > b.len() - off
-        {
+        if rec_len < 12 || !rec_len.is_multiple_of(4) || rec_len > b.len() - off {
             return Err(Error::Corrupt("bad directory record length"));
         }
         if inode != 0

@@ -711,3 +711,45 @@ fn file_device_on_an_image_file() {
     );
     let _ = std::fs::remove_dir_all(&s);
 }
+
+#[test]
+fn a_refused_mount_hands_the_device_back_untouched() {
+    if !have_e2fsprogs("a_refused_mount_hands_the_device_back_untouched") {
+        return;
+    }
+    // An unclean image with real damage: a used block (of /f) marked free.
+    let mut fs = mount_rw(mkfs_ext2(1024, 4096, None));
+    let ino = fs.create("/f", 0o644).unwrap();
+    fs.write_at(ino, 0, &pattern(5000, 3)).unwrap();
+    fs.create("/orphan-to-be", 0o644).unwrap();
+    let img = fs.into_device().data;
+    let blk: usize = String::from_utf8(debugfs(&img, "blocks /f"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bbmp = u32::from_le_bytes(img[2048..2052].try_into().unwrap()) as usize * 1024;
+    let mut bad = img.clone();
+    let bit = blk - 1;
+    bad[bbmp + bit / 8] &= !(1 << (bit % 8));
+    match Fs::try_mount(MemDevice::from_bytes(bad.clone()), MountOptions::default()) {
+        Err((Error::NeedsFsck(m), dev)) => {
+            assert!(m.contains("marked free"), "{m}");
+            assert!(dev.data == bad, "a refused check wrote to the disk");
+            // The caller can still mount it read-only.
+            let (mut fs, _) = Fs::mount(
+                dev,
+                MountOptions {
+                    read_only: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            assert_eq!(read_all(&mut fs, "/f"), pattern(5000, 3));
+        }
+        Err((e, _)) => panic!("wrong error {e}"),
+        Ok(_) => panic!("damaged image mounted read-write"),
+    }
+}
