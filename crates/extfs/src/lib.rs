@@ -19,7 +19,7 @@
 //! a corrupted image; `ext4-view` 1.0 is read-only).
 //!
 //! Modules: [`dev`] the block device trait, a RAM disk and (feature `std`) an image file, [`layout`] the on-disk format,
-//! [`fs`] the mounted filesystem and its operations, [`check`] the mount-time check,
+//! [`fs`] the mounted filesystem and its operations, [`format`] mkfs, [`check`] the mount-time check,
 //! [`error`] the error type. Every error from a corrupted image is an [`Error`], never a panic.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -31,6 +31,7 @@ extern crate std;
 pub mod check;
 pub mod dev;
 pub mod error;
+pub mod format;
 pub mod fs;
 pub mod layout;
 
@@ -38,4 +39,5 @@ pub mod layout;
 pub use dev::FileDevice;
 pub use dev::{BlockDevice, IoError, MemDevice, SECTOR_SIZE};
 pub use error::{Error, FeatureKind, Result};
+pub use format::{FormatOptions, format};
 pub use fs::{CheckReport, DirEntry, FileKind, Fs, MountOptions, MountReport, Stat, StatFs};

@@ -75,7 +75,7 @@ pub const EXT4_LITE: &str = "^has_journal,^extent,^64bit,^metadata_csum,^orphan_
 pub fn e2fsck(img: &[u8]) -> (bool, String) {
     let s = scratch();
     let p = s.join("img");
-    std::fs::write(&p, img).unwrap();
+    write_sparse(&p, img);
     let out = Command::new(tool("e2fsck").unwrap())
         .arg("-fn")
         .arg(&p)
@@ -100,7 +100,7 @@ pub fn assert_fsck_clean(img: &[u8], what: &str) {
 pub fn debugfs(img: &[u8], req: &str) -> Vec<u8> {
     let s = scratch();
     let p = s.join("img");
-    std::fs::write(&p, img).unwrap();
+    write_sparse(&p, img);
     let out = Command::new(tool("debugfs").unwrap())
         .arg("-R")
         .arg(req)
@@ -184,7 +184,7 @@ impl BlockDevice for CutDevice {
 pub fn debugfs_w(img: &[u8], req: &str) -> Vec<u8> {
     let s = scratch();
     let p = s.join("img");
-    std::fs::write(&p, img).unwrap();
+    write_sparse(&p, img);
     let out = Command::new(tool("debugfs").unwrap())
         .arg("-w")
         .arg("-R")
@@ -200,4 +200,16 @@ pub fn debugfs_w(img: &[u8], req: &str) -> Vec<u8> {
     let b = std::fs::read(&p).unwrap();
     let _ = std::fs::remove_dir_all(&s);
     b
+}
+
+/// Writes `img` to `p` leaving all-zero 64 KiB chunks as holes (big images stay cheap).
+pub fn write_sparse(p: &Path, img: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::create(p).unwrap();
+    f.set_len(img.len() as u64).unwrap();
+    for (i, c) in img.chunks(65536).enumerate() {
+        if c.iter().any(|&b| b != 0) {
+            f.write_all_at(c, (i * 65536) as u64).unwrap();
+        }
+    }
 }
