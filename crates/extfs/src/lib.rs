@@ -19,7 +19,8 @@
 //! a corrupted image; `ext4-view` 1.0 is read-only).
 //!
 //! Modules: [`dev`] the block device trait, a RAM disk and (feature `std`) an image file, [`layout`] the on-disk format,
-//! [`fs`] the mounted filesystem and its operations, [`format`] mkfs, [`check`] the mount-time check,
+//! [`fs`] the mounted filesystem and its operations, [`format`] mkfs, [`image`] a file
+//! of a mounted filesystem as a block device (`disk.img`), [`check`] the mount-time check,
 //! [`error`] the error type. Every error from a corrupted image is an [`Error`], never a panic.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -33,6 +34,7 @@ pub mod dev;
 pub mod error;
 pub mod format;
 pub mod fs;
+pub mod image;
 pub mod layout;
 
 #[cfg(any(test, feature = "std"))]
@@ -41,3 +43,4 @@ pub use dev::{BlockDevice, IoError, MemDevice, SECTOR_SIZE};
 pub use error::{Error, FeatureKind, Result};
 pub use format::{FormatOptions, format};
 pub use fs::{CheckReport, DirEntry, FileKind, Fs, MountOptions, MountReport, Stat, StatFs};
+pub use image::FileImage;

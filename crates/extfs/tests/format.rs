@@ -113,3 +113,87 @@ fn too_small_or_odd_devices_are_refused() {
         Err(Error::Unsupported(_))
     ));
 }
+
+/// The tutorial's flow in miniature: a sparse `disk.img` on dom0's filesystem, formatted
+/// and filled through [`extfs::FileImage`]; both filesystems check clean, the inner one
+/// after extracting it with debugfs.
+#[test]
+fn a_filesystem_inside_a_sparse_image_file() {
+    if !have_e2fsprogs("a_filesystem_inside_a_sparse_image_file") {
+        return;
+    }
+    let mut dev = MemDevice::zeroed(64 * 1024 * 2);
+    format(
+        &mut dev,
+        &FormatOptions {
+            now: now(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (mut outer, _) = Fs::mount(
+        dev,
+        MountOptions {
+            now: now(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for d in ["/vm", "/vm/domains", "/vm/domains/brun"] {
+        outer.mkdir(d).unwrap();
+    }
+    let img = outer.create("/vm/domains/brun/disk.img", 0o644).unwrap();
+    outer.truncate(img, 32 << 20).unwrap();
+    let free_before = outer.statfs().free_blocks;
+    {
+        let mut file = extfs::FileImage::open(&mut outer, img).unwrap();
+        format(
+            &mut file,
+            &FormatOptions {
+                now: now(),
+                assume_zeroed: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let (mut inner, _) = Fs::mount(
+            file,
+            MountOptions {
+                now: now(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        inner.mkdir("/root").unwrap();
+        let f = inner.create("/root/hello", 0o644).unwrap();
+        inner.write_at(f, 0, b"written by the domU\n").unwrap();
+        inner.unmount().unwrap();
+    }
+    // Sparse: the 32 MiB image costs its metadata and one data block, not 32 MiB.
+    let used = free_before - outer.statfs().free_blocks;
+    assert!(used < 200, "{used} KiB for a fresh 32 MiB image");
+    let outer_img = outer.unmount().unwrap().data;
+    assert_fsck_clean(&outer_img, "the outer filesystem");
+    let s = scratch();
+    let outer_path = s.join("outer");
+    write_sparse(&outer_path, &outer_img);
+    let inner_path = s.join("disk.img");
+    let out = std::process::Command::new(tool("debugfs").unwrap())
+        .arg("-R")
+        .arg(format!(
+            "dump /vm/domains/brun/disk.img {}",
+            inner_path.display()
+        ))
+        .arg(&outer_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let inner_img = std::fs::read(&inner_path).unwrap();
+    assert_eq!(inner_img.len(), 32 << 20);
+    assert_fsck_clean(&inner_img, "the filesystem inside disk.img");
+    assert_eq!(
+        debugfs(&inner_img, "cat /root/hello"),
+        b"written by the domU\n"
+    );
+    let _ = std::fs::remove_dir_all(&s);
+}
