@@ -1508,6 +1508,126 @@ impl<D: BlockDevice> Fs<D> {
         self.write_inode(&dir)?;
         self.release_inode(target)
     }
+
+    /// Replaces the inode an existing entry names (one block write).
+    fn dir_replace(&mut self, dir: &Inode, name: &[u8], ino: u32, ftype: u8) -> Result<()> {
+        let ft = self.filetype();
+        self.dir_blocks(dir, |fs, p, b, ents| {
+            for e in ents {
+                if e.inode != 0 && &b[e.off + 8..e.off + 8 + e.name_len] == name {
+                    put32(b, e.off, ino);
+                    if ft {
+                        b[e.off + 7] = ftype;
+                    }
+                    fs.write_blocks(p, b)?;
+                    return Ok(Some(()));
+                }
+            }
+            Ok(None)
+        })?
+        .ok_or(Error::NotFound)
+    }
+
+    fn symlink_inner(&mut self, target: &str, path: &str) -> Result<u32> {
+        self.writable()?;
+        let t = target.as_bytes();
+        if t.is_empty() || t.contains(&0) {
+            return Err(Error::InvalidPath);
+        }
+        if t.len() >= self.geo.block_size as usize {
+            return Err(Error::NameTooLong);
+        }
+        let (dir, name) = self.parent_of(path)?;
+        if self.dir_find(&dir, name)?.is_some() {
+            return Err(Error::Exists);
+        }
+        let ino = self.alloc_inode(false, self.group_of_ino(dir.ino))?;
+        let mut inode = self.new_inode(ino, S_IFLNK | 0o777, 1);
+        inode.set_size(t.len() as u64);
+        if t.len() < 60 {
+            // Fast symlink: the target lives in i_block.
+            inode.raw[ino::BLOCK..ino::BLOCK + t.len()].copy_from_slice(t);
+            self.flush_bitmaps()?;
+        } else {
+            let goal = self.geo.group_first_block(self.group_of_ino(ino));
+            let blk = match self.alloc_block(goal) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.free_inode_bit(ino, false)?;
+                    return Err(e);
+                }
+            };
+            self.flush_bitmaps()?;
+            let mut b = vec![0u8; self.geo.block_size as usize];
+            b[..t.len()].copy_from_slice(t);
+            self.write_blocks(blk, &b)?;
+            inode.set_block(0, blk);
+            inode.set_blocks512(u64::from(self.geo.block_size / 512));
+        }
+        self.write_inode(&inode)?;
+        if let Err(e) = self.dir_add(dir.ino, name, ino, 7) {
+            self.release_inode(inode)?;
+            return Err(e);
+        }
+        Ok(ino)
+    }
+
+    fn rename_inner(&mut self, from: &str, to: &str) -> Result<()> {
+        self.writable()?;
+        let (sdir, sname) = self.parent_of(from)?;
+        let (ino, ftype) = self.dir_find(&sdir, sname)?.ok_or(Error::NotFound)?;
+        let mut src = self.read_inode(ino)?;
+        if src.is_dir() {
+            return Err(Error::Unsupported("rename of a directory"));
+        }
+        let (ddir, dname) = self.parent_of(to)?;
+        if sdir.ino == ddir.ino && sname == dname {
+            return Ok(());
+        }
+        let existing = self.dir_find(&ddir, dname)?;
+        let mut old = None;
+        if let Some((eino, _)) = existing {
+            if eino == ino {
+                return Ok(()); // two names of one file: POSIX says do nothing
+            }
+            let e = self.read_inode(eino)?;
+            if e.is_dir() {
+                return Err(Error::IsDir);
+            }
+            old = Some(e);
+        }
+        if src.links() >= LINK_MAX {
+            return Err(Error::TooManyLinks);
+        }
+        // The file gains its new name before it loses the old one, its link count covering
+        // both in between: a stop leaves a link count too high (repaired), never too low.
+        src.set_links(src.links() + 1);
+        self.write_inode(&src)?;
+        let added = match old {
+            Some(_) => self.dir_replace(&ddir, dname, ino, ftype),
+            None => self.dir_add(ddir.ino, dname, ino, ftype),
+        };
+        if let Err(e) = added {
+            src.set_links(src.links() - 1);
+            self.write_inode(&src)?;
+            return Err(e);
+        }
+        let sdir = self.read_inode(sdir.ino)?;
+        self.dir_remove(&sdir, sname)?;
+        let mut src = self.read_inode(ino)?;
+        src.set_links(src.links().saturating_sub(1));
+        put32(&mut src.raw, ino::CTIME, self.now);
+        self.write_inode(&src)?;
+        if let Some(mut o) = old {
+            o.set_links(o.links().saturating_sub(1));
+            if o.links() == 0 {
+                self.release_inode(o)?;
+            } else {
+                self.write_inode(&o)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The public operations: each records a corruption it ran into (see [`Fs::note`]).
@@ -1583,6 +1703,21 @@ impl<D: BlockDevice> Fs<D> {
     /// Removes an empty directory.
     pub fn rmdir(&mut self, path: &str) -> Result<()> {
         let r = self.rmdir_inner(path);
+        self.note(r)
+    }
+
+    /// Creates a symbolic link at `path` pointing to `target` (stored in the inode below
+    /// 60 bytes, else in one block); returns its inode.
+    pub fn symlink(&mut self, target: &str, path: &str) -> Result<u32> {
+        let r = self.symlink_inner(target, path);
+        self.note(r)
+    }
+
+    /// Renames a file, symlink or device node (replacing a non-directory at `to`).
+    /// Directories are refused ([`Error::Unsupported`]): moving one needs its `..`
+    /// rewritten, which the crash check does not repair yet.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        let r = self.rename_inner(from, to);
         self.note(r)
     }
 }

@@ -452,9 +452,16 @@ fn workload(fs: &mut Fs<CutDevice>) {
         let _ = fs.write_at(ino, 0, &pattern(300 * 1024, 7));
         let _ = fs.write_at(ino, 64 << 20, b"end");
     }
+    let _ = fs.symlink("/etc/xen/a.cfg", "/vm/a-link");
+    let _ = fs.symlink(&"l".repeat(80), "/vm/slow-link");
+    if let Ok(ino) = fs.create("/etc/xen/a.cfg.new", 0o644) {
+        let _ = fs.write_at(ino, 0, b"name = 'a2'\n");
+        let _ = fs.rename("/etc/xen/a.cfg.new", "/etc/xen/a.cfg");
+    }
+    let _ = fs.rename("/grow", "/vm/grow");
     let _ = fs.unlink("/old");
     let _ = fs.rmdir("/olddir/sub");
-    if let Ok(ino) = fs.lookup("/grow") {
+    if let Ok(ino) = fs.lookup("/vm/grow") {
         let _ = fs.truncate(ino, 10_000);
     }
     let _ = fs.sync();
@@ -751,5 +758,59 @@ fn a_refused_mount_hands_the_device_back_untouched() {
         }
         Err((e, _)) => panic!("wrong error {e}"),
         Ok(_) => panic!("damaged image mounted read-write"),
+    }
+}
+
+#[test]
+fn symlinks_and_renames() {
+    if !have_e2fsprogs("symlinks_and_renames") {
+        return;
+    }
+    let long = format!("/etc/{}", "t".repeat(100));
+    for bs in [1024, 4096] {
+        let mut fs = mount_rw(mkfs_ext2(bs, 4096, None));
+        fs.mkdir("/etc").unwrap();
+        fs.mkdir("/etc/xen").unwrap();
+        let short = fs.symlink("/etc/xen", "/xen").unwrap();
+        let slow = fs.symlink(&long, "/long").unwrap();
+        assert_eq!(fs.stat(short).unwrap().blocks, 0);
+        assert_eq!(fs.stat(slow).unwrap().blocks, u64::from(bs / 512));
+        assert_eq!(fs.symlink("x", "/xen"), Err(Error::Exists));
+        assert_eq!(fs.symlink("", "/empty"), Err(Error::InvalidPath));
+        let a = fs.create("/etc/xen/a.cfg.tmp", 0o644).unwrap();
+        fs.write_at(a, 0, b"new\n").unwrap();
+        let b = fs.create("/etc/xen/a.cfg", 0o644).unwrap();
+        fs.write_at(b, 0, &pattern(50_000, 1)).unwrap();
+        let free = fs.statfs().free_blocks;
+        // Atomic replace of a config, as an editor saves it; the old file's blocks come back.
+        fs.rename("/etc/xen/a.cfg.tmp", "/etc/xen/a.cfg").unwrap();
+        assert!(fs.statfs().free_blocks > free);
+        assert_eq!(fs.lookup("/etc/xen/a.cfg").unwrap(), a);
+        assert_eq!(fs.lookup("/etc/xen/a.cfg.tmp"), Err(Error::NotFound));
+        // Across directories, onto itself, a directory (refused), missing source.
+        fs.rename("/etc/xen/a.cfg", "/moved").unwrap();
+        fs.rename("/moved", "/moved").unwrap();
+        assert_eq!(fs.stat(a).unwrap().links, 1);
+        assert!(matches!(
+            fs.rename("/etc", "/etc2"),
+            Err(Error::Unsupported(_))
+        ));
+        assert_eq!(fs.rename("/nope", "/x"), Err(Error::NotFound));
+        assert_eq!(fs.rename("/moved", "/etc"), Err(Error::IsDir));
+        fs.rename("/long", "/etc/xen/long").unwrap();
+        let img = fs.unmount().unwrap().data;
+        assert_fsck_clean(&img, "symlinks and renames");
+        assert_eq!(debugfs(&img, "cat /moved"), b"new\n");
+        let stat = String::from_utf8(debugfs(&img, "stat /xen")).unwrap();
+        assert!(stat.contains("Fast link dest: \"/etc/xen\""), "{stat}");
+        let mut fs = mount_rw(img);
+        let l = fs.lookup("/etc/xen/long").unwrap();
+        let mut buf = [0u8; 200];
+        let n = fs.read_at(l, 0, &mut buf).unwrap();
+        assert_eq!(&buf[..n], long.as_bytes());
+        fs.unlink("/etc/xen/long").unwrap();
+        fs.unlink("/xen").unwrap();
+        let img = fs.unmount().unwrap().data;
+        assert_fsck_clean(&img, "unlinking symlinks");
     }
 }
