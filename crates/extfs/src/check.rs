@@ -12,7 +12,9 @@
 //!   counts, `s_last_orphan`;
 //! - refused with [`Error::NeedsFsck`] (what ordered writes never leave): a claimed block
 //!   marked free or claimed twice, an entry naming a free, deleted or reserved inode, a link
-//!   count below its entries, a directory named twice, pointers out of range.
+//!   count below its entries, a directory named twice unless its `..` says which name is the
+//!   stale one (then that name is removed: a stop in the middle of a directory move),
+//!   pointers out of range.
 //!
 //! With `repair == false` it only reports; nothing is written.
 
@@ -204,6 +206,10 @@ impl<D: BlockDevice> Fs<D> {
         seen.set(ROOT_INO as usize);
         let mut stack = vec![ROOT_INO];
         let mut fixes: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+        // Directories: where each was first named, what its `..` says, and second names.
+        let mut named_in: BTreeMap<u32, (u32, Vec<u8>)> = BTreeMap::new();
+        let mut dotdot: BTreeMap<u32, u32> = BTreeMap::new();
+        let mut dups: Vec<(u32, Vec<u8>, u32)> = Vec::new();
         while let Some(d) = stack.pop() {
             let mut dir = self.read_inode(d)?;
             if !dir.is_dir() {
@@ -217,8 +223,8 @@ impl<D: BlockDevice> Fs<D> {
             let mut entries = Vec::new();
             let mut collect = |b: &[u8], ents: &[RawDirent]| {
                 for e in ents.iter().filter(|e| e.inode != 0) {
-                    let dot = matches!(&b[e.off + 8..e.off + 8 + e.name_len], b"." | b"..");
-                    entries.push((e.inode, dot));
+                    let name = b[e.off + 8..e.off + 8 + e.name_len].to_vec();
+                    entries.push((e.inode, name));
                 }
             };
             let bs = u64::from(geo.block_size);
@@ -239,20 +245,26 @@ impl<D: BlockDevice> Fs<D> {
                 .map_err(walk_err)?;
                 collect(&b, &ents);
             }
-            for (ino, dot) in entries {
+            for (ino, name) in entries {
                 if ino < geo.first_ino && ino != ROOT_INO {
                     return damage("directory entry names a reserved inode");
                 }
                 refs[ino as usize] += 1;
-                if dot {
+                if name == b".." {
+                    dotdot.insert(d, ino);
+                }
+                if name == b"." || name == b".." {
                     continue;
                 }
                 let child = self.read_inode(ino)?;
                 if seen.set(ino as usize) {
                     if child.is_dir() {
-                        return damage("directory named twice");
+                        dups.push((d, name, ino));
                     }
                     continue;
+                }
+                if child.is_dir() {
+                    named_in.insert(ino, (d, name));
                 }
                 if child.links() == 0 {
                     return damage("directory entry names a deleted inode");
@@ -269,6 +281,29 @@ impl<D: BlockDevice> Fs<D> {
                     }
                 }
             }
+        }
+        // A directory with two names (a stop in the middle of moving it): keep the name in
+        // the directory its `..` names, drop the other.
+        let mut name_removals: Vec<(u32, Vec<u8>)> = Vec::new();
+        let mut resolved = BTreeSet::new();
+        for (parent, name, child) in dups {
+            if !resolved.insert(child) {
+                return damage("directory named more than twice");
+            }
+            let (first_parent, first_name) = named_in
+                .get(&child)
+                .cloned()
+                .ok_or(Error::NeedsFsck("directory named twice"))?;
+            let up = dotdot.get(&child).copied();
+            if up == Some(first_parent) {
+                name_removals.push((parent, name));
+            } else if up == Some(parent) {
+                name_removals.push((first_parent, first_name));
+            } else {
+                return damage("directory named twice");
+            }
+            refs[child as usize] -= 1;
+            rep.names_removed += 1;
         }
         // Inodes: leaks and link counts, one inode-table block at a time.
         let per_block = geo.block_size / geo.inode_size;
@@ -380,6 +415,10 @@ impl<D: BlockDevice> Fs<D> {
             .map(|g| u64::from(self.gd16(g, gd::FREE_INODES)))
             .sum();
         if repair {
+            for (parent, name) in name_removals {
+                let dir = self.read_inode(parent)?;
+                self.dir_remove_name(&dir, &name)?;
+            }
             for (blk, data) in itable_fixes {
                 self.write_blocks(blk, &data)?;
             }

@@ -50,6 +50,8 @@ pub struct CheckReport {
     pub link_counts_fixed: u32,
     /// Inodes whose `i_blocks` or size fell short of the blocks they map (raised).
     pub inode_sizes_fixed: u32,
+    /// Second names of a directory removed (a stop in the middle of moving it).
+    pub names_removed: u32,
     /// Group descriptor counts that differed from the bitmaps (recomputed).
     pub counts_fixed: u32,
 }
@@ -1365,6 +1367,10 @@ impl<D: BlockDevice> Fs<D> {
         Ok(())
     }
 
+    pub(crate) fn dir_remove_name(&mut self, dir: &Inode, name: &[u8]) -> Result<u32> {
+        self.dir_remove(dir, name)
+    }
+
     /// Removes `name` from `dir`; returns the inode it named.
     fn dir_remove(&mut self, dir: &Inode, name: &[u8]) -> Result<u32> {
         self.dir_blocks(dir, |fs, p, b, ents| {
@@ -1509,6 +1515,98 @@ impl<D: BlockDevice> Fs<D> {
         self.release_inode(target)
     }
 
+    /// Moves directory `d` from `sdir/sname` to `ddir/dname`. Order: the new parent's link
+    /// count, the new name, `d`'s `..`, the old name, the old parent's link count — a stop
+    /// leaves link counts too high, or two names of which `..` tells the live one (both
+    /// repaired by the check).
+    fn rename_dir(
+        &mut self,
+        sdir: &Inode,
+        sname: &[u8],
+        d: Inode,
+        ddir: &Inode,
+        dname: &[u8],
+    ) -> Result<()> {
+        let cross = sdir.ino != ddir.ino;
+        // Not into itself or below it.
+        let mut cur = ddir.ino;
+        for _ in 0..=self.geo.inodes_count.min(1 << 16) {
+            if cur == d.ino {
+                return Err(Error::InvalidPath);
+            }
+            if cur == ROOT_INO {
+                break;
+            }
+            let c = self.read_inode(cur)?;
+            cur = self
+                .dir_find(&c, b"..")?
+                .ok_or(Error::Corrupt("directory without .."))?
+                .0;
+        }
+        if cur != ROOT_INO {
+            return Err(Error::Corrupt("directory loop"));
+        }
+        let old = match self.dir_find(ddir, dname)? {
+            None => None,
+            Some((e, _)) => {
+                let e = self.read_inode(e)?;
+                if !e.is_dir() {
+                    return Err(Error::NotDir);
+                }
+                let busy = self.dir_blocks(&e, |_, _, b, ents| {
+                    Ok(ents
+                        .iter()
+                        .find(|x| {
+                            x.inode != 0
+                                && !matches!(&b[x.off + 8..x.off + 8 + x.name_len], b"." | b"..")
+                        })
+                        .map(|_| ()))
+                })?;
+                if busy.is_some() {
+                    return Err(Error::NotEmpty);
+                }
+                Some(e)
+            }
+        };
+        if cross {
+            let mut p = self.read_inode(ddir.ino)?;
+            if p.links() >= LINK_MAX {
+                return Err(Error::TooManyLinks);
+            }
+            p.set_links(p.links() + 1);
+            self.write_inode(&p)?;
+        }
+        let added = match old {
+            Some(_) => self.dir_replace(ddir, dname, d.ino, 2),
+            None => self.dir_add(ddir.ino, dname, d.ino, 2),
+        };
+        if let Err(e) = added {
+            if cross {
+                let mut p = self.read_inode(ddir.ino)?;
+                p.set_links(p.links().saturating_sub(1));
+                self.write_inode(&p)?;
+            }
+            return Err(e);
+        }
+        if cross {
+            self.dir_replace(&d, b"..", ddir.ino, 2)?;
+        }
+        let s = self.read_inode(sdir.ino)?;
+        self.dir_remove(&s, sname)?;
+        if cross {
+            let mut s = self.read_inode(sdir.ino)?;
+            s.set_links(s.links().saturating_sub(1));
+            self.write_inode(&s)?;
+        }
+        if let Some(o) = old {
+            self.release_inode(o)?;
+            let mut p = self.read_inode(ddir.ino)?;
+            p.set_links(p.links().saturating_sub(1));
+            self.write_inode(&p)?;
+        }
+        Ok(())
+    }
+
     /// Replaces the inode an existing entry names (one block write).
     fn dir_replace(&mut self, dir: &Inode, name: &[u8], ino: u32, ftype: u8) -> Result<()> {
         let ft = self.filetype();
@@ -1577,12 +1675,12 @@ impl<D: BlockDevice> Fs<D> {
         let (sdir, sname) = self.parent_of(from)?;
         let (ino, ftype) = self.dir_find(&sdir, sname)?.ok_or(Error::NotFound)?;
         let mut src = self.read_inode(ino)?;
-        if src.is_dir() {
-            return Err(Error::Unsupported("rename of a directory"));
-        }
         let (ddir, dname) = self.parent_of(to)?;
         if sdir.ino == ddir.ino && sname == dname {
             return Ok(());
+        }
+        if src.is_dir() {
+            return self.rename_dir(&sdir, sname, src, &ddir, dname);
         }
         let existing = self.dir_find(&ddir, dname)?;
         let mut old = None;
@@ -1713,9 +1811,8 @@ impl<D: BlockDevice> Fs<D> {
         self.note(r)
     }
 
-    /// Renames a file, symlink or device node (replacing a non-directory at `to`).
-    /// Directories are refused ([`Error::Unsupported`]): moving one needs its `..`
-    /// rewritten, which the crash check does not repair yet.
+    /// Renames a file, symlink or directory, replacing a non-directory (or, for a
+    /// directory, an empty directory) at `to`. A directory cannot move below itself.
     pub fn rename(&mut self, from: &str, to: &str) -> Result<()> {
         let r = self.rename_inner(from, to);
         self.note(r)

@@ -460,7 +460,9 @@ fn workload(fs: &mut Fs<CutDevice>) {
     }
     let _ = fs.rename("/grow", "/vm/grow");
     let _ = fs.unlink("/old");
-    let _ = fs.rmdir("/olddir/sub");
+    let _ = fs.mkdir("/vm/sub");
+    let _ = fs.rename("/olddir", "/vm/sub/olddir2");
+    let _ = fs.rmdir("/vm/sub/olddir2/sub");
     if let Ok(ino) = fs.lookup("/vm/grow") {
         let _ = fs.truncate(ino, 10_000);
     }
@@ -469,7 +471,8 @@ fn workload(fs: &mut Fs<CutDevice>) {
 
 /// Cuts the power after every write of `workload` run on `base`: each image must mount
 /// (the check repairing what the cut left) and then be clean for `e2fsck -fn`.
-fn cut_everywhere(base: &[u8], workload: fn(&mut Fs<CutDevice>)) -> u32 {
+/// Returns how many cuts left something to repair, and how many a directory with two names.
+fn cut_everywhere(base: &[u8], workload: fn(&mut Fs<CutDevice>)) -> (u32, u32) {
     let run = |budget: usize| {
         let dev = CutDevice {
             inner: MemDevice::from_bytes(base.to_vec()),
@@ -499,7 +502,7 @@ fn cut_everywhere(base: &[u8], workload: fn(&mut Fs<CutDevice>)) -> u32 {
         .writes;
     let total = run(usize::MAX).writes;
     assert!(total > start + 20, "workload too small: {total}");
-    let mut repaired = 0;
+    let (mut repaired, mut two_names) = (0, 0);
     for cut in start..=total {
         let img = run(cut).inner.data;
         let (fs, rep) = Fs::mount(
@@ -510,13 +513,17 @@ fn cut_everywhere(base: &[u8], workload: fn(&mut Fs<CutDevice>)) -> u32 {
             },
         )
         .unwrap_or_else(|e| panic!("cut after write {cut}: remount failed: {e}"));
-        if !rep.check.expect("unclean").is_clean() {
+        let check = rep.check.expect("unclean");
+        if !check.is_clean() {
             repaired += 1;
+        }
+        if check.names_removed > 0 {
+            two_names += 1;
         }
         let img = fs.unmount().unwrap().data;
         assert_fsck_clean(&img, &format!("a power cut after write {cut} of {total}"));
     }
-    repaired
+    (repaired, two_names)
 }
 
 #[test]
@@ -536,9 +543,12 @@ fn power_cut_at_every_write_recovers_clean() {
         let ino = fs.create("/grow", 0o644).unwrap();
         fs.write_at(ino, 0, &pattern(500 * 1024, 9)).unwrap();
         let base = fs.unmount().unwrap().data;
+        let (repaired, two_names) = cut_everywhere(&base, workload);
+        assert!(repaired > 0, "{args:?}: no cut left anything to repair");
+        // The directory move: a cut after its new name and before the old one went.
         assert!(
-            cut_everywhere(&base, workload) > 0,
-            "{args:?}: no cut left anything to repair"
+            two_names > 0,
+            "{args:?}: no cut left a directory with two names"
         );
     }
 }
@@ -576,7 +586,7 @@ fn power_cut_while_a_directory_grows() {
         "the base directory is still direct-mapped"
     );
     drop(fs);
-    assert!(cut_everywhere(&base, dir_workload) > 0);
+    assert!(cut_everywhere(&base, dir_workload).0 > 0);
     // Without a cut, the directory went indirect and e2fsck agrees.
     let dev = CutDevice {
         inner: MemDevice::from_bytes(base),
@@ -787,28 +797,52 @@ fn symlinks_and_renames() {
         assert!(fs.statfs().free_blocks > free);
         assert_eq!(fs.lookup("/etc/xen/a.cfg").unwrap(), a);
         assert_eq!(fs.lookup("/etc/xen/a.cfg.tmp"), Err(Error::NotFound));
-        // Across directories, onto itself, a directory (refused), missing source.
+        // Across directories, onto itself, missing source, a file onto a directory.
         fs.rename("/etc/xen/a.cfg", "/moved").unwrap();
         fs.rename("/moved", "/moved").unwrap();
         assert_eq!(fs.stat(a).unwrap().links, 1);
-        assert!(matches!(
-            fs.rename("/etc", "/etc2"),
-            Err(Error::Unsupported(_))
-        ));
         assert_eq!(fs.rename("/nope", "/x"), Err(Error::NotFound));
         assert_eq!(fs.rename("/moved", "/etc"), Err(Error::IsDir));
         fs.rename("/long", "/etc/xen/long").unwrap();
+        // Directories: within a parent, across parents, onto an empty directory; not below
+        // themselves, not onto a file or a non-empty directory.
+        fs.mkdir("/a").unwrap();
+        fs.mkdir("/a/b").unwrap();
+        fs.mkdir("/a/b/inner").unwrap();
+        fs.mkdir("/e").unwrap();
+        fs.mkdir("/full").unwrap();
+        fs.create("/full/x", 0o644).unwrap();
+        assert_eq!(fs.rename("/a", "/a/b/c"), Err(Error::InvalidPath));
+        assert_eq!(fs.rename("/a", "/a/b"), Err(Error::InvalidPath));
+        assert_eq!(fs.rename("/a/b", "/moved"), Err(Error::NotDir));
+        assert_eq!(fs.rename("/a/b", "/full"), Err(Error::NotEmpty));
+        let b_ino = fs.lookup("/a/b").unwrap();
+        let root_links = fs.stat(2).unwrap().links;
+        fs.rename("/a/b", "/b").unwrap();
+        assert_eq!(fs.lookup("/b/inner/..").unwrap(), b_ino);
+        assert_eq!(fs.lookup("/b/..").unwrap(), 2);
+        let a_dir = fs.lookup("/a").unwrap();
+        assert_eq!(fs.stat(a_dir).unwrap().links, 2);
+        assert_eq!(fs.stat(2).unwrap().links, root_links + 1);
+        fs.rename("/b", "/e").unwrap();
+        assert_eq!(fs.lookup("/e").unwrap(), b_ino);
+        assert_eq!(fs.stat(2).unwrap().links, root_links);
+        let long_ino = fs.lookup("/etc/xen/long").unwrap();
+        fs.rename("/etc", "/etc2").unwrap();
+        assert_eq!(fs.lookup("/etc2/xen/long").unwrap(), long_ino);
+        assert_eq!(fs.lookup("/etc"), Err(Error::NotFound));
         let img = fs.unmount().unwrap().data;
         assert_fsck_clean(&img, "symlinks and renames");
         assert_eq!(debugfs(&img, "cat /moved"), b"new\n");
+        assert_eq!(debugfs(&img, "cat /e/inner/.."), debugfs(&img, "cat /e"));
         let stat = String::from_utf8(debugfs(&img, "stat /xen")).unwrap();
         assert!(stat.contains("Fast link dest: \"/etc/xen\""), "{stat}");
         let mut fs = mount_rw(img);
-        let l = fs.lookup("/etc/xen/long").unwrap();
+        let l = fs.lookup("/etc2/xen/long").unwrap();
         let mut buf = [0u8; 200];
         let n = fs.read_at(l, 0, &mut buf).unwrap();
         assert_eq!(&buf[..n], long.as_bytes());
-        fs.unlink("/etc/xen/long").unwrap();
+        fs.unlink("/etc2/xen/long").unwrap();
         fs.unlink("/xen").unwrap();
         let img = fs.unmount().unwrap().data;
         assert_fsck_clean(&img, "unlinking symlinks");
