@@ -29,6 +29,10 @@ pub enum IoError {
 }
 
 /// A disk of 512-byte sectors.
+///
+/// The filesystem passes buffers of one or more whole blocks, up to the whole of one
+/// `write_at`/`read_at` call when its blocks are contiguous on the disk: a driver with a
+/// request size limit (virtio-blk `seg_max`/`size_max`) splits them itself.
 pub trait BlockDevice {
     /// Number of sectors on the device.
     fn sector_count(&self) -> u64;
