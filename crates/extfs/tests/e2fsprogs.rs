@@ -848,3 +848,29 @@ fn symlinks_and_renames() {
         assert_fsck_clean(&img, "unlinking symlinks");
     }
 }
+
+#[test]
+fn ext3_with_a_clean_journal_is_written_as_ext2() {
+    if !have_e2fsprogs("ext3_with_a_clean_journal_is_written_as_ext2") {
+        return;
+    }
+    let img = mkfs(&["-t", "ext3", "-b", "1024"], 8192, None);
+    let (mut fs, rep) = Fs::mount(
+        MemDevice::from_bytes(img),
+        MountOptions {
+            now: now(),
+            force_check: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        rep.check.unwrap().is_clean(),
+        "{rep:?}: the journal's blocks are claimed"
+    );
+    let ino = fs.create("/f", 0o644).unwrap();
+    fs.write_at(ino, 0, &pattern(100_000, 2)).unwrap();
+    let img = fs.unmount().unwrap().data;
+    assert_fsck_clean(&img, "writing to ext3 without the journal");
+    assert_eq!(debugfs(&img, "cat /f"), pattern(100_000, 2));
+}
