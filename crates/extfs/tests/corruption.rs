@@ -30,6 +30,7 @@ fn base() -> Option<&'static (Vec<u8>, usize)> {
             std::fs::write(dir.join(format!("a/f{i}")), b"x").unwrap();
         }
         let img = mkfs_ext2(1024, 1024, Some(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
         let used = img.iter().rposition(|&b| b != 0).unwrap_or(0) + 1;
         Some((img, used))
     })

@@ -66,6 +66,7 @@ fn reads_populated_images() {
         return;
     }
     let dir = scratch();
+    let _cleanup = Cleanup(dir.clone());
     let files = populate(&dir);
     for (name, args) in feature_sets() {
         let img = mkfs(&args, 8192, Some(&dir));
@@ -124,6 +125,7 @@ fn writes_are_clean_and_readable_by_debugfs() {
         return;
     }
     let dir = scratch();
+    let _cleanup = Cleanup(dir.clone());
     let files = populate(&dir);
     for (name, args) in feature_sets() {
         let mut fs = mount_rw(mkfs(&args, 8192, Some(&dir)));
@@ -257,6 +259,7 @@ fn unlink_and_rmdir_free_space() {
         return;
     }
     let dir = scratch();
+    let _cleanup = Cleanup(dir.clone());
     populate(&dir);
     let mut fs = mount_rw(mkfs_ext2(4096, 8192, Some(&dir)));
     let s0 = fs.statfs();

@@ -213,3 +213,12 @@ pub fn write_sparse(p: &Path, img: &[u8]) {
         }
     }
 }
+
+/// Removes a scratch directory when dropped.
+pub struct Cleanup(pub PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
