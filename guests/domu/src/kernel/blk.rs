@@ -227,9 +227,14 @@ pub fn connect(
     shared_va: u32,
 ) -> Result<Blkfront, BlkError> {
     let devid = {
-        let mut dir = xs
-            .directory(Tx::NONE, "device/vbd")
-            .map_err(|e| BlkError::Xs("directory device/vbd", e))?;
+        // No device/vbd directory: the domain has no vbd.
+        let mut dir = xs.directory(Tx::NONE, "device/vbd").map_err(|e| {
+            if e.is_enoent() {
+                BlkError::NoVbd
+            } else {
+                BlkError::Xs("directory device/vbd", e)
+            }
+        })?;
         let first = dir.next().ok_or(BlkError::NoVbd)?;
         core::str::from_utf8(first)
             .ok()
