@@ -444,3 +444,343 @@ fn connect<H: VbdHost>(
     host.kick(port);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::rc::Rc;
+    use alloc::vec;
+    use core::cell::RefCell;
+    use std::collections::HashMap;
+
+    use blkback::{BOUNCE_BYTES, CopyDir, CopyError, CopyOp, IoError};
+    use xen_abi::blkif::{
+        BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BlkifRequest,
+        BlkifRequestSegment, BlkifResponse,
+    };
+    use xen_abi::grant::GNTST_BAD_GNTREF;
+    use xen_abi::types::PAGE_SIZE;
+    use xen_ring::{FrontRing, REQ_PROD};
+
+    /// The ring page, shared by the test (front end) and the back end.
+    #[derive(Clone)]
+    struct Page(Rc<RefCell<Vec<u8>>>);
+
+    impl SharedMemory for Page {
+        fn len(&self) -> usize {
+            PAGE_SIZE
+        }
+        fn read(&self, offset: usize, out: &mut [u8]) {
+            out.copy_from_slice(&self.0.borrow()[offset..offset + out.len()]);
+        }
+        fn write(&self, offset: usize, data: &[u8]) {
+            self.0.borrow_mut()[offset..offset + data.len()].copy_from_slice(data);
+        }
+    }
+
+    type Frames = Rc<RefCell<HashMap<GrantRef, Vec<u8>>>>;
+
+    struct Copier {
+        frames: Frames,
+        buffer: Vec<u8>,
+    }
+
+    impl GrantCopy for Copier {
+        fn buffer(&mut self) -> &mut [u8] {
+            &mut self.buffer
+        }
+        fn copy(&mut self, ops: &[CopyOp]) -> Result<(), CopyError> {
+            let mut frames = self.frames.borrow_mut();
+            for (index, o) in ops.iter().enumerate() {
+                let Some(f) = frames.get_mut(&o.gref) else {
+                    return Err(CopyError {
+                        index,
+                        status: GNTST_BAD_GNTREF,
+                    });
+                };
+                let (g, l, n) = (
+                    usize::from(o.gref_offset),
+                    o.local_offset as usize,
+                    usize::from(o.len),
+                );
+                match o.dir {
+                    CopyDir::ToFrontend => f[g..g + n].copy_from_slice(&self.buffer[l..l + n]),
+                    CopyDir::FromFrontend => self.buffer[l..l + n].copy_from_slice(&f[g..g + n]),
+                }
+            }
+            Ok(())
+        }
+    }
+
+    struct Disk(Rc<RefCell<Vec<u8>>>);
+
+    impl BlockDevice for Disk {
+        fn sectors(&self) -> u64 {
+            (self.0.borrow().len() / 512) as u64
+        }
+        fn supports_flush(&self) -> bool {
+            true
+        }
+        fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), IoError> {
+            let at = sector as usize * 512;
+            buf.copy_from_slice(&self.0.borrow()[at..at + buf.len()]);
+            Ok(())
+        }
+        fn write(&mut self, sector: u64, data: &[u8]) -> Result<(), IoError> {
+            let at = sector as usize * 512;
+            self.0.borrow_mut()[at..at + data.len()].copy_from_slice(data);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), IoError> {
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Host {
+        disk: Rc<RefCell<Vec<u8>>>,
+        /// The front end's granted frames (ring at gref 8).
+        frames: Frames,
+        ring: Option<Page>,
+        mapped: u32,
+        bound: Vec<EvtchnPort>,
+        notified: u32,
+        kicked: Vec<EvtchnPort>,
+    }
+
+    impl VbdHost for Host {
+        type Ring = Page;
+        type Grants = Copier;
+        type Disk = Disk;
+        fn open(&mut self, t: &VbdTarget<'_>) -> Result<Disk, String> {
+            if t.path == "/dev/vda" {
+                Ok(Disk(self.disk.clone()))
+            } else {
+                Err("no such device".into())
+            }
+        }
+        fn map_ring(&mut self, _domid: DomId, gref: GrantRef) -> Result<Page, String> {
+            if gref != 8 {
+                return Err("GNTST -3".into());
+            }
+            self.mapped += 1;
+            Ok(self.ring.clone().expect("a ring page"))
+        }
+        fn unmap_ring(&mut self, _ring: Page) {
+            self.mapped -= 1;
+        }
+        fn grants(&mut self, _domid: DomId) -> Copier {
+            Copier {
+                frames: self.frames.clone(),
+                buffer: vec![0; BOUNCE_BYTES],
+            }
+        }
+        fn bind(&mut self, _domid: DomId, port: EvtchnPort) -> Result<EvtchnPort, String> {
+            self.bound.push(port + 100);
+            Ok(port + 100)
+        }
+        fn notify(&mut self, _port: EvtchnPort) {
+            self.notified += 1;
+        }
+        fn close(&mut self, port: EvtchnPort) {
+            self.bound.retain(|&p| p != port);
+        }
+        fn kick(&mut self, port: EvtchnPort) {
+            self.kicked.push(port);
+        }
+    }
+
+    const BE: &str = "/local/domain/0/backend/vbd/3/2049";
+    const FE: &str = "/local/domain/3/device/vbd/2049";
+
+    fn setup(mode: &str, params: &str) -> (Xenstored, Host, Vbds<Host>) {
+        let mut xs = Xenstored::new();
+        for (k, v) in [
+            ("frontend", FE),
+            ("params", params),
+            ("type", "phy"),
+            ("mode", mode),
+            ("online", "1"),
+            ("frontend-id", "3"),
+            ("state", "1"),
+        ] {
+            xs.write(&format!("{BE}/{k}"), v.as_bytes()).unwrap();
+        }
+        xs.write(&format!("{FE}/state"), b"1").unwrap();
+        let host = Host {
+            disk: Rc::new(RefCell::new(vec![0; 64 * 512])),
+            ring: Some(Page(Rc::new(RefCell::new(vec![0; PAGE_SIZE])))),
+            ..Default::default()
+        };
+        (xs, host, Vbds::new())
+    }
+
+    fn node(xs: &mut Xenstored, p: &str) -> String {
+        String::from_utf8(xs.read(p).unwrap_or_default()).unwrap()
+    }
+
+    fn front_publish(xs: &mut Xenstored, protocol: &str) {
+        for (k, v) in [
+            ("ring-ref", "8"),
+            ("event-channel", "5"),
+            ("protocol", protocol),
+            ("state", "3"),
+        ] {
+            xs.write(&format!("{FE}/{k}"), v.as_bytes()).unwrap();
+        }
+    }
+
+    #[test]
+    fn handshake_io_and_release() {
+        let (mut xs, mut host, mut vbds) = setup("w", "/dev/vda");
+        let mut log = String::new();
+        assert!(vbds.poll(&mut host, &mut xs, &mut log));
+        assert_eq!(node(&mut xs, &format!("{BE}/state")), "2");
+        assert_eq!(node(&mut xs, &format!("{BE}/feature-flush-cache")), "1");
+        // Nothing more until the front end publishes its ring.
+        assert!(!vbds.poll(&mut host, &mut xs, &mut log));
+        let mut front: FrontRing<Page, BlkifRequest, BlkifResponse> =
+            FrontRing::init(host.ring.clone().unwrap()).unwrap();
+        front_publish(&mut xs, "x86_32-abi");
+        vbds.poll(&mut host, &mut xs, &mut log);
+        assert_eq!(node(&mut xs, &format!("{BE}/state")), "4");
+        assert_eq!(node(&mut xs, &format!("{BE}/sectors")), "64");
+        assert_eq!(node(&mut xs, &format!("{BE}/info")), "0");
+        assert_eq!((host.mapped, host.bound.clone()), (1, vec![105]));
+        // Requests queued before the bind are served: the port is kicked.
+        assert_eq!(host.kicked, [105]);
+        assert!(vbds.owns(105) && !vbds.owns(5));
+
+        // A write of one page, then a read of it into another.
+        host.frames.borrow_mut().insert(20, vec![0x5A; PAGE_SIZE]);
+        host.frames.borrow_mut().insert(21, vec![0; PAGE_SIZE]);
+        let seg = |gref| {
+            let mut s = [BlkifRequestSegment::default(); 11];
+            s[0] = BlkifRequestSegment {
+                gref,
+                first_sect: 0,
+                last_sect: 7,
+                _pad: 0,
+            };
+            s
+        };
+        for (op, gref, id) in [(BLKIF_OP_WRITE, 20, 1), (BLKIF_OP_READ, 21, 2)] {
+            front
+                .queue_request(&BlkifRequest {
+                    operation: op,
+                    nr_segments: 1,
+                    handle: 2049,
+                    id,
+                    sector_number: 16,
+                    seg: seg(gref),
+                })
+                .unwrap();
+        }
+        front.push_requests();
+        assert_eq!(
+            vbds.on_event(&mut host, &mut xs, 105, &mut log),
+            Some(false)
+        );
+        assert_eq!(vbds.on_event(&mut host, &mut xs, 7, &mut log), None);
+        for id in [1, 2] {
+            let r = front.take_response().unwrap().unwrap();
+            assert_eq!((r.id, r.status), (id, BLKIF_RSP_OKAY));
+        }
+        assert!(
+            host.disk.borrow()[16 * 512..24 * 512]
+                .iter()
+                .all(|&b| b == 0x5A)
+        );
+        assert!(host.frames.borrow()[&21].iter().all(|&b| b == 0x5A));
+        assert_eq!(vbds.list()[0].requests, 2);
+
+        // The domain goes: ring unmapped, port closed, vbd forgotten.
+        vbds.release_domain(&mut host, &mut xs, 3);
+        assert_eq!((host.mapped, host.bound.len()), (0, 0));
+        assert!(vbds.list().is_empty());
+        assert_eq!(node(&mut xs, &format!("{BE}/state")), "6");
+        assert!(log.is_empty(), "{log}");
+    }
+
+    #[test]
+    fn read_only_vbd_refuses_writes() {
+        let (mut xs, mut host, mut vbds) = setup("r", "/dev/vda");
+        let mut log = String::new();
+        vbds.poll(&mut host, &mut xs, &mut log);
+        let mut front: FrontRing<Page, BlkifRequest, BlkifResponse> =
+            FrontRing::init(host.ring.clone().unwrap()).unwrap();
+        front_publish(&mut xs, "x86_32-abi");
+        vbds.poll(&mut host, &mut xs, &mut log);
+        assert_eq!(node(&mut xs, &format!("{BE}/info")), "4");
+        assert_eq!(node(&mut xs, &format!("{BE}/feature-flush-cache")), "0");
+        host.frames.borrow_mut().insert(20, vec![0x5A; PAGE_SIZE]);
+        let mut seg = [BlkifRequestSegment::default(); 11];
+        seg[0].gref = 20;
+        front
+            .queue_request(&BlkifRequest {
+                operation: BLKIF_OP_WRITE,
+                nr_segments: 1,
+                handle: 2049,
+                id: 9,
+                sector_number: 0,
+                seg,
+            })
+            .unwrap();
+        front.push_requests();
+        vbds.on_event(&mut host, &mut xs, 105, &mut log);
+        let r = front.take_response().unwrap().unwrap();
+        assert_eq!((r.id, r.status), (9, BLKIF_RSP_ERROR));
+        assert!(host.disk.borrow().iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn bad_frontend_and_missing_device_end_in_closing() {
+        // A protocol this back end does not translate.
+        let (mut xs, mut host, mut vbds) = setup("w", "/dev/vda");
+        let mut log = String::new();
+        vbds.poll(&mut host, &mut xs, &mut log);
+        front_publish(&mut xs, "x86_64-abi");
+        vbds.poll(&mut host, &mut xs, &mut log);
+        assert_eq!(node(&mut xs, &format!("{BE}/state")), "5");
+        assert_eq!(
+            node(&mut xs, "/local/domain/0/error/backend/vbd/3/2049/error"),
+            "unknown fe protocol"
+        );
+        assert_eq!(host.mapped, 0);
+        assert!(log.contains("unknown fe protocol"), "{log}");
+
+        // A device dom0 does not have.
+        let (mut xs, mut host, mut vbds) = setup("w", "/dev/vdz");
+        let mut log = String::new();
+        vbds.poll(&mut host, &mut xs, &mut log);
+        assert_eq!(node(&mut xs, &format!("{BE}/state")), "5");
+        assert!(log.contains("/dev/vdz: no such device"), "{log}");
+    }
+
+    #[test]
+    fn broken_ring_closes_the_device_once() {
+        let (mut xs, mut host, mut vbds) = setup("w", "/dev/vda");
+        let mut log = String::new();
+        vbds.poll(&mut host, &mut xs, &mut log);
+        let ring = host.ring.clone().unwrap();
+        let _front: FrontRing<Page, BlkifRequest, BlkifResponse> =
+            FrontRing::init(ring.clone()).unwrap();
+        front_publish(&mut xs, "x86_32-abi");
+        vbds.poll(&mut host, &mut xs, &mut log);
+        // A producer index far beyond the ring.
+        ring.write_u32(REQ_PROD, 1000);
+        assert_eq!(
+            vbds.on_event(&mut host, &mut xs, 105, &mut log),
+            Some(false)
+        );
+        assert_eq!(node(&mut xs, &format!("{BE}/state")), "5");
+        assert_eq!((host.mapped, host.bound.len()), (0, 0));
+        assert_eq!(log.matches("ring broken").count(), 1, "{log}");
+        // The port is no longer the vbd's.
+        assert_eq!(vbds.on_event(&mut host, &mut xs, 105, &mut log), None);
+        // Its directory removed by the toolstack: forgotten.
+        xs.rm("/local/domain/0/backend/vbd/3").unwrap();
+        vbds.poll(&mut host, &mut xs, &mut log);
+        assert!(vbds.list().is_empty());
+    }
+}
