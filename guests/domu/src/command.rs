@@ -69,6 +69,9 @@ pub enum BlkCommand {
     },
     /// `blk flush`: BLKIF_OP_FLUSH_DISKCACHE.
     Flush,
+    /// `blk hostile`: send the back end the bad requests of issue 12's
+    /// "Bad input", then break the ring.
+    Hostile,
 }
 
 impl BlkCommand {
@@ -95,6 +98,7 @@ fn parse_blk(args: &[u8]) -> Option<BlkCommand> {
     let cmd = match sub {
         "info" => BlkCommand::Info,
         "flush" => BlkCommand::Flush,
+        "hostile" => BlkCommand::Hostile,
         "read" => {
             let (sector, count) = range(&mut w)?;
             BlkCommand::Read { sector, count }
@@ -161,7 +165,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "blk",
-        "blk info | read <sector> <n> | write <sector> <n> <pattern> | flush: raw sectors of the vbd",
+        "blk info | read <sector> <n> | write <sector> <n> <pattern> | flush | hostile: raw sectors of the vbd",
     ),
     ("help", "this list"),
 ];
@@ -364,6 +368,10 @@ mod tests {
     fn blk_commands_parse_and_bad_ones_are_refused() {
         assert_eq!(parse(b"blk info"), Some(Command::Blk(BlkCommand::Info)));
         assert_eq!(parse(b"blk flush"), Some(Command::Blk(BlkCommand::Flush)));
+        assert_eq!(
+            parse(b"blk hostile"),
+            Some(Command::Blk(BlkCommand::Hostile))
+        );
         assert_eq!(
             parse(b"blk read 2048 16"),
             Some(Command::Blk(BlkCommand::Read {

@@ -109,6 +109,8 @@ struct Pending {
 /// A connected vbd.
 pub struct Blkfront {
     pub devid: u32,
+    /// The back end's directory.
+    backend: heapless_str::Short,
     pub info: BackendInfo,
     backend_id: DomId,
     grants: Table,
@@ -373,6 +375,7 @@ pub fn connect(
     let _ = xs.unwatch(be_state.as_str(), WATCH_TOKEN);
     Ok(Blkfront {
         devid,
+        backend,
         info,
         backend_id,
         grants,
@@ -463,6 +466,64 @@ impl Blkfront {
         };
         self.send(&req)?;
         self.wait_all()
+    }
+
+    /// Sends `req` as it is (a test of the back end: nothing is checked),
+    /// with `grants` granted to the back end for it and revoked after, and
+    /// returns the status of its response.
+    pub fn raw(
+        &mut self,
+        mut req: BlkifRequest,
+        grants: &[(usize, bool)],
+    ) -> Result<i16, BlkError> {
+        let mut pending = Pending {
+            grefs: [0; BLKIF_MAX_SEGMENTS_PER_REQUEST],
+            n: 0,
+        };
+        for (i, &(page, readonly)) in grants
+            .iter()
+            .enumerate()
+            .take(BLKIF_MAX_SEGMENTS_PER_REQUEST)
+        {
+            let mfn = mfn_of(self.si, data_page(page));
+            let Some(g) = self.grants.grant(self.backend_id, mfn, readonly) else {
+                self.revoke(&pending);
+                return Err(BlkError::Grant("no free entry"));
+            };
+            pending.grefs[i] = g;
+            pending.n = i + 1;
+            req.seg[i].gref = g;
+        }
+        req.id = match self.inflight.insert(pending) {
+            Ok(id) => id,
+            Err(p) => {
+                self.revoke(&p);
+                return Err(BlkError::Ring);
+            }
+        };
+        self.send(&req)?;
+        match self.wait_all() {
+            Ok(()) => Ok(BLKIF_RSP_OKAY),
+            Err(BlkError::Status(s)) => Ok(s),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Publishes a request producer `ahead` requests beyond what was
+    /// queued (a hostile front end's ring index) and notifies.
+    pub fn corrupt_req_prod(&mut self, ahead: u32) {
+        let mem = self.ring.memory();
+        let prod = mem.read_u32(xen_ring::REQ_PROD);
+        mem.write_u32(xen_ring::REQ_PROD, prod.wrapping_add(ahead));
+        let _ = pvrt::events::send(self.port);
+    }
+
+    /// The back end's `state` node.
+    pub fn backend_state(&self, xs: &mut XenBus) -> Option<XenbusState> {
+        let p = path(format_args!("{}/state", self.backend.as_str()));
+        xs.read(Tx::NONE, p.as_str())
+            .ok()
+            .and_then(XenbusState::parse)
     }
 
     fn send(&mut self, req: &BlkifRequest) -> Result<(), BlkError> {

@@ -313,6 +313,12 @@ fn console_input(
                 None => con.line(format_args!("xs-flood: no xenstore connection")),
             },
             Some(Command::ConsoleFlood) => console_flood(con),
+            Some(Command::Blk(BlkCommand::Hostile)) => {
+                match (vbd.as_deref_mut(), xs.as_deref_mut()) {
+                    (Some(b), Some(x)) => blk_hostile(con, b, x),
+                    _ => con.line(format_args!("blk: no vbd")),
+                }
+            }
             Some(Command::Blk(c)) => match vbd.as_deref_mut() {
                 Some(b) => blk_command(con, b, c),
                 None => con.line(format_args!("blk: no vbd")),
@@ -357,6 +363,7 @@ fn blk_command(con: &mut Console, b: &mut blk::Blkfront, c: BlkCommand) {
             b.info.barrier,
             b.unknown_ids
         )),
+        BlkCommand::Hostile => con.line(format_args!("blk hostile: needs xenstore")),
         BlkCommand::Flush => match b.flush() {
             Ok(()) => con.both(format_args!("blk flush: ok")),
             Err(e) => con.both(format_args!("blk flush: error: {e}")),
@@ -394,6 +401,89 @@ fn blk_command(con: &mut Console, b: &mut blk::Blkfront, c: BlkCommand) {
             }
         }
     }
+}
+
+/// `blk hostile`: each bad request of issue 12's "Bad input" and the
+/// status the back end answered, then a request producer beyond the ring
+/// and the back end's state after it (on the console ring only: the
+/// hypervisor console's rate limit would drop lines).
+fn blk_hostile(con: &mut Console, b: &mut blk::Blkfront, xs: &mut XenBus) {
+    use xen_abi::blkif::{BLKIF_OP_READ, BlkifRequest, BlkifRequestSegment};
+    let sectors = b.info.sectors;
+    let seg = |first: u8, last: u8| BlkifRequestSegment {
+        gref: 0,
+        first_sect: first,
+        last_sect: last,
+        _pad: 0,
+    };
+    let req = |op: u8, nr: u8, sector: u64, s: BlkifRequestSegment| {
+        let mut r = BlkifRequest {
+            operation: op,
+            nr_segments: nr,
+            handle: b.devid as u16,
+            id: 0,
+            sector_number: sector,
+            seg: Default::default(),
+        };
+        r.seg.iter_mut().for_each(|x| *x = s);
+        r
+    };
+    let cases: [(&str, BlkifRequest, &[(usize, bool)]); 7] = [
+        ("nr_segments 0", req(BLKIF_OP_READ, 0, 0, seg(0, 7)), &[]),
+        (
+            "nr_segments 12",
+            req(BLKIF_OP_READ, 12, 0, seg(0, 7)),
+            &[(0, false)],
+        ),
+        (
+            "sectors past the end",
+            req(BLKIF_OP_READ, 1, sectors - 4, seg(0, 7)),
+            &[(0, false)],
+        ),
+        (
+            "first_sect > last_sect",
+            req(BLKIF_OP_READ, 1, 0, seg(5, 2)),
+            &[(0, false)],
+        ),
+        // gref 0 of the segment stays: never granted to the back end.
+        ("ungranted gref", req(BLKIF_OP_READ, 1, 0, seg(0, 7)), &[]),
+        (
+            "read into a read-only grant",
+            req(BLKIF_OP_READ, 1, 0, seg(0, 7)),
+            &[(0, true)],
+        ),
+        (
+            "unknown operation 9",
+            req(9, 1, 0, seg(0, 7)),
+            &[(0, false)],
+        ),
+    ];
+    for (what, r, grants) in cases {
+        // A request naming no grant keeps the gref it was built with.
+        let mut r = r;
+        if grants.is_empty() {
+            r.seg[0].gref = 511;
+        }
+        match b.raw(r, grants) {
+            Ok(st) => con.line(format_args!("blk hostile: {what}: status {st}")),
+            Err(e) => con.line(format_args!("blk hostile: {what}: {e}")),
+        }
+    }
+    b.corrupt_req_prod(100);
+    let va = SHARED_VA.load(core::sync::atomic::Ordering::Relaxed);
+    let deadline = pvrt::time::now(va) + 3_000_000_000;
+    let state = loop {
+        let st = b.backend_state(xs);
+        if st.is_some_and(|s| s as u32 >= 5) || pvrt::time::now(va) > deadline {
+            break st;
+        }
+        let _ = pvrt::time::set_timer(pvrt::time::now(va) + 20_000_000);
+        let _ = pvrt::time::block();
+    };
+    con.line(format_args!(
+        "blk hostile: request producer 100 beyond the ring: back end state {}",
+        state.map_or("?", |s| s.as_str())
+    ));
 }
 
 /// Bytes shown as text, `.` for the unprintable.
