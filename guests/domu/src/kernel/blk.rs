@@ -410,7 +410,7 @@ impl Blkfront {
             return Err(BlkError::Range);
         }
         let op = if write { BLKIF_OP_WRITE } else { BLKIF_OP_READ };
-        let mut status = Ok(());
+        let mut status: Result<(), BlkError> = Ok(());
         for rp in p {
             let mut pending = Pending {
                 grefs: [0; BLKIF_MAX_SEGMENTS_PER_REQUEST],
@@ -441,10 +441,17 @@ impl Blkfront {
                 let i = chunks.iter().position(|&c| c == page).unwrap_or(0);
                 grefs[i]
             });
-            self.send(&req)?;
-            status = status.and(self.wait_all());
+            // Every request of the transfer is queued before waiting.
+            if let Err(e) = self.send(&req) {
+                if let Ok(p) = self.inflight.complete(id) {
+                    self.revoke(&p);
+                }
+                status = Err(e);
+                break;
+            }
         }
-        status
+        let waited = self.wait_all();
+        status.and(waited)
     }
 
     /// `BLKIF_OP_FLUSH_DISKCACHE` with no data.
