@@ -428,7 +428,10 @@ fn blk_hostile(con: &mut Console, b: &mut blk::Blkfront, xs: &mut XenBus) {
         r.seg.iter_mut().for_each(|x| *x = s);
         r
     };
-    let cases: [(&str, BlkifRequest, &[(usize, bool)]); 7] = [
+    /// What a case is called, its request, the pages granted for it
+    /// (data page, read-only).
+    type Case<'a> = (&'a str, BlkifRequest, &'a [(usize, bool)]);
+    let cases: [Case<'_>; 7] = [
         ("nr_segments 0", req(BLKIF_OP_READ, 0, 0, seg(0, 7)), &[]),
         (
             "nr_segments 12",
