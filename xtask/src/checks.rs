@@ -16,6 +16,9 @@ pub enum CustomFn {
     Plain(fn(&str) -> Result<(), String>),
     /// Judges the transcript against the `count` of its `[[check]]`.
     Counted(fn(&str, u64) -> Result<(), String>),
+    /// Judges the transcript against the scenario's disk image (`disk_mib`),
+    /// as it is after QEMU exited.
+    Disk(fn(&str, &[u8]) -> Result<(), String>),
 }
 
 /// Every custom check, by the name scenario files give it.
@@ -83,9 +86,60 @@ pub const CUSTOM_CHECKS: &[(&str, CustomFn)] = &[
         CustomFn::Plain(check_dom0_idle_time),
     ),
     ("q_dump_current_vcpu", CustomFn::Plain(check_q_current_vcpu)),
+    // Block I/O: what the domU saw written is on dom0's disk image.
+    (
+        "blk_writes_on_disk",
+        CustomFn::Disk(check_blk_writes_on_disk),
+    ),
     // Every xm scenario: no line glued to another writer's.
     ("console_lines_whole", CustomFn::Plain(check_console_lines)),
 ];
+
+/// FNV-1a (32 bits), as the domU's `blk` commands print it.
+fn fnv1a(data: &[u8]) -> u32 {
+    data.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Every `blk write S+N: ok, fnv1a H` a domU printed: the image holds N
+/// sectors at sector S whose checksum is H. At least one write is required.
+fn check_blk_writes_on_disk(t: &str, image: &[u8]) -> Result<(), String> {
+    let mut seen = 0;
+    for line in t.lines() {
+        let Some(at) = line.find("blk write ") else {
+            continue;
+        };
+        let rest = &line[at + "blk write ".len()..];
+        let Some((range, tail)) = rest.split_once(": ok, fnv1a ") else {
+            continue;
+        };
+        let Some((s, n)) = range.split_once('+') else {
+            continue;
+        };
+        let (Ok(s), Ok(n)) = (s.parse::<usize>(), n.parse::<usize>()) else {
+            continue;
+        };
+        let want = tail.get(..8).and_then(|h| u32::from_str_radix(h, 16).ok());
+        let Some(want) = want else {
+            return Err(format!("no checksum in {line:?}"));
+        };
+        let bytes = image
+            .get(s * 512..(s + n) * 512)
+            .ok_or_else(|| format!("sectors {s}+{n} are past the image's end"))?;
+        let got = fnv1a(bytes);
+        if got != want {
+            return Err(format!(
+                "sectors {s}+{n} of the image have fnv1a {got:08x}, the domU wrote {want:08x}"
+            ));
+        }
+        seen += 1;
+    }
+    if seen == 0 {
+        return Err("no successful `blk write` in the transcript".into());
+    }
+    Ok(())
+}
 
 /// The custom check named `name`, if there is one.
 pub fn find(name: &str) -> Option<CustomFn> {
@@ -612,7 +666,22 @@ fn check_console_lines(t: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_console_lines;
+    use super::{check_blk_writes_on_disk, check_console_lines, fnv1a};
+
+    #[test]
+    fn blk_writes_must_be_on_the_disk() {
+        let mut image = vec![0u8; 8 * 512];
+        image[1024..2048].fill(b'x');
+        let sum = fnv1a(&image[1024..2048]);
+        let t = format!("(d1) blk write 2+2: ok, fnv1a {sum:08x} (900 sectors/s)\n");
+        assert_eq!(check_blk_writes_on_disk(&t, &image), Ok(()));
+        image[1500] = b'y';
+        assert!(check_blk_writes_on_disk(&t, &image).is_err());
+        assert!(check_blk_writes_on_disk("blk write 2+2: error: x\n", &image).is_err());
+        let past = format!("blk write 7+2: ok, fnv1a {sum:08x}\n");
+        assert!(check_blk_writes_on_disk(&past, &image).is_err());
+        assert_eq!(fnv1a(b"foobar"), 0xbf9c_f968);
+    }
 
     #[test]
     fn console_lines_accepts_whole_prefixed_lines() {

@@ -356,7 +356,7 @@ fn check(c: CheckFile) -> Result<Check, String> {
                 format!("custom: unknown check '{name}' (see xtask/src/checks.rs)")
             })?;
             match (f, c.count) {
-                (CustomFn::Plain(_), Some(_)) => {
+                (CustomFn::Plain(_) | CustomFn::Disk(_), Some(_)) => {
                     return Err(format!("count: custom check '{name}' takes no count"));
                 }
                 (CustomFn::Counted(_), None) => {
@@ -502,7 +502,10 @@ pub fn boot_for(s: &Scenario, kernel: &Path, fixtures: &Path) -> Result<Boot, St
 }
 
 /// What failed in `run` of `s`: its exit, then each check, in file order.
-fn judge(s: &Scenario, run: &Run) -> Vec<String> {
+///
+/// `disk` is the scenario's disk image (`disk_mib`), read after QEMU exited,
+/// for the checks of [`CustomFn::Disk`].
+fn judge(s: &Scenario, run: &Run, disk: Option<&std::path::Path>) -> Vec<String> {
     let mut failures = Vec::new();
     let want = s.exit.code();
     match run.exit_code {
@@ -535,6 +538,11 @@ fn judge(s: &Scenario, run: &Run) -> Vec<String> {
                     (CustomFn::Plain(f), _) => f(t),
                     (CustomFn::Counted(f), Some(n)) => f(t, *n),
                     (CustomFn::Counted(_), None) => Err("no count (refused by the loader)".into()),
+                    (CustomFn::Disk(f), _) => match disk.map(std::fs::read) {
+                        Some(Ok(image)) => f(t, &image),
+                        Some(Err(e)) => Err(format!("cannot read the disk image: {e}")),
+                        None => Err("the scenario has no disk (disk_mib)".into()),
+                    },
                 };
                 if let Err(e) = result {
                     failures.push(format!("{}: {e}", c.why.as_deref().unwrap_or(name)));
@@ -667,6 +675,7 @@ pub fn test_cmd(args: &[String]) -> Result<(), String> {
                 .iter()
                 .map(|st| (st.wait_for.as_str(), st.after, st.text.as_str()))
                 .collect();
+            let mut disk_image = None;
             let mut extra: Vec<String> = s
                 .cpu
                 .iter()
@@ -682,6 +691,7 @@ pub fn test_cmd(args: &[String]) -> Result<(), String> {
                     continue;
                 }
                 extra.extend(crate::disk::qemu_args(&img));
+                disk_image = Some(img);
             }
             if s.net {
                 extra.extend(qemu::net_args());
@@ -690,7 +700,7 @@ pub fn test_cmd(args: &[String]) -> Result<(), String> {
             let run = qemu::run_captured_paced(&boot, s.mem_mib, s.timeout, None, &extra, &steps)?;
             let log = logs.join(format!("{name}.log"));
             let _ = std::fs::write(&log, &run.transcript);
-            let failures = judge(&s, &run);
+            let failures = judge(&s, &run, disk_image.as_deref());
             if failures.is_empty() {
                 passed += 1;
                 println!("scenario {name}: ok ({:.1} s)", run.elapsed.as_secs_f64());
@@ -1109,10 +1119,10 @@ mod tests {
             "oxen-dom0 {}: hello\ntest-dom0: 359 passed, 0 failed\n",
             env!("CARGO_PKG_VERSION")
         );
-        assert_eq!(judge(&s, &run(&good, Some(3))), Vec::<String>::new());
+        assert_eq!(judge(&s, &run(&good, Some(3)), None), Vec::<String>::new());
         let bad = "Panic\ntest-dom0: 358 passed, 0 failed\nxm list: refused\n";
         assert_eq!(
-            judge(&s, &run(bad, Some(1))),
+            judge(&s, &run(bad, Some(1)), None),
             [
                 "QEMU exit code 1, expected 3 (Fatal)".to_string(),
                 format!(
@@ -1124,7 +1134,7 @@ mod tests {
                 "no_xm_error: \"xm list: refused\"".to_string(),
             ]
         );
-        let timed_out = judge(&s, &run(&good, None));
+        let timed_out = judge(&s, &run(&good, None), None);
         assert_eq!(timed_out, ["timed out after 2.0 s"]);
     }
 

@@ -250,6 +250,11 @@ impl<M: SharedMemory, Req: RingEntry, Rsp: RingEntry> BackRing<M, Req, Rsp> {
         &self.mem
     }
 
+    /// Gives the shared memory back (the ring is being torn down).
+    pub fn into_memory(self) -> M {
+        self.mem
+    }
+
     /// Reads `req_prod` once and accepts it if the protocol allows it:
     /// not more than `size` ahead of `rsp_prod_pvt` (`RING_REQUEST_PROD_OVERFLOW`)
     /// and not behind `req_cons`.
@@ -401,6 +406,11 @@ impl<M: SharedMemory, Req: RingEntry, Rsp: RingEntry> FrontRing<M, Req, Rsp> {
     /// The shared memory.
     pub fn memory(&self) -> &M {
         &self.mem
+    }
+
+    /// Gives the shared memory back (the ring is being torn down).
+    pub fn into_memory(self) -> M {
+        self.mem
     }
 
     /// Requests posted and not yet answered (consumed responses excluded).

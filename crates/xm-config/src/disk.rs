@@ -3,14 +3,14 @@
 //! Owns the xm disk specification `'<type>:<target>,<vdev>[:cdrom|:disk],<mode>[,<backend>]'`
 //! (spaces around the commas are ignored, as users wrote them that way in the
 //! tutorial) and the mapping of a virtual device name to the Xen `virtual-device`
-//! number, using the encodings of `xen_abi::blkif` (digest §11.3):
-//! `xvd<letters><part>` (a–z, aa–zz; the extended encoding for disks ≥ 16 or
-//! partitions ≥ 16), `sd<a–p><part ≤ 15>`, `hd<a–b><part ≤ 63>`, or a plain decimal
-//! number taken as the device number itself.
+//! number, as `xen_abi::vdev` reads names (digest §11.3: `xvd<letters><part>`
+//! with the extended encoding for disks ≥ 16 or partitions ≥ 16,
+//! `sd<a–p><part ≤ 15>`, `hd<a–d><part ≤ 63>`), or a plain decimal number taken
+//! as the device number itself.
 
 use alloc::format;
 use alloc::string::{String, ToString};
-use xen_abi::blkif::{hd_devid, sd_devid, xvd_devid};
+use xen_abi::vdev::Vdev;
 
 /// How dom0 reaches the data behind a virtual disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,87 +155,18 @@ fn parse_uname(uname: &str) -> Result<(DiskBackend, &str), String> {
     Ok((backend, target))
 }
 
-/// Splits `name` after `prefix` into its disk letters and optional partition number.
-fn letters_and_partition<'a>(rest: &'a str, name: &str) -> Result<(&'a str, u32), String> {
-    let split = rest
-        .find(|c: char| !c.is_ascii_lowercase())
-        .unwrap_or(rest.len());
-    let (letters, digits) = rest.split_at(split);
-    if letters.is_empty() {
-        return Err(format!("virtual device '{name}' has no disk letter"));
-    }
-    if digits.is_empty() {
-        return Ok((letters, 0));
-    }
-    if !digits.chars().all(|c| c.is_ascii_digit()) || digits.starts_with('0') || digits.len() > 3 {
-        return Err(format!(
-            "virtual device '{name}' has a bad partition number '{digits}'"
-        ));
-    }
-    let part = digits
-        .parse()
-        .map_err(|_| format!("virtual device '{name}': bad partition"))?;
-    Ok((letters, part))
-}
-
-/// The Xen `virtual-device` number of a device name (`xvda1`, `sda2`, `hda`, `51712`).
+/// The Xen `virtual-device` number of a device name (`xvda1`, `sda2`, `hda`,
+/// `hdc`, `51712`): names as `xen_abi::vdev` reads them, or a plain decimal
+/// number taken as the device number itself.
 pub fn vdev_number(name: &str) -> Result<u32, String> {
     if !name.is_empty() && name.chars().all(|c| c.is_ascii_digit()) {
         return name
             .parse()
             .map_err(|_| format!("virtual device number '{name}' is too large"));
     }
-    if let Some(rest) = name.strip_prefix("xvd") {
-        let (letters, part) = letters_and_partition(rest, name)?;
-        let disk = match letters.as_bytes() {
-            [a] => u32::from(a - b'a'),
-            [a, b] => 26 * (u32::from(a - b'a') + 1) + u32::from(b - b'a'),
-            _ => {
-                return Err(format!(
-                    "virtual device '{name}': at most two disk letters (xvda to xvdzz)"
-                ));
-            }
-        };
-        if part > 255 {
-            return Err(format!(
-                "virtual device '{name}': partition {part} is above 255"
-            ));
-        }
-        return Ok(xvd_devid(disk, part));
-    }
-    if let Some(rest) = name.strip_prefix("sd") {
-        let (letters, part) = letters_and_partition(rest, name)?;
-        let disk = match letters.as_bytes() {
-            [a @ b'a'..=b'p'] => u32::from(a - b'a'),
-            _ => return Err(format!("virtual device '{name}': sd disks are sda to sdp")),
-        };
-        if part > 15 {
-            return Err(format!(
-                "virtual device '{name}': partition {part} is above 15"
-            ));
-        }
-        return Ok(sd_devid(disk, part));
-    }
-    if let Some(rest) = name.strip_prefix("hd") {
-        let (letters, part) = letters_and_partition(rest, name)?;
-        let disk = match letters.as_bytes() {
-            [a @ b'a'..=b'b'] => u32::from(a - b'a'),
-            _ => {
-                return Err(format!(
-                    "virtual device '{name}': hd disks are hda and hdb (use xvd for more)"
-                ));
-            }
-        };
-        if part > 63 {
-            return Err(format!(
-                "virtual device '{name}': partition {part} is above 63"
-            ));
-        }
-        return Ok(hd_devid(disk, part));
-    }
-    Err(format!(
-        "virtual device '{name}' is not xvdN, sdN, hdN or a device number"
-    ))
+    Vdev::parse(name)
+        .map(Vdev::number)
+        .map_err(|e| format!("virtual device '{name}': {e}"))
 }
 
 #[cfg(test)]
@@ -326,11 +257,11 @@ mod tests {
             ),
             (
                 "file:/a,vda,w",
-                "virtual device 'vda' is not xvdN, sdN, hdN or a device number",
+                "virtual device 'vda': not an xvd, sd or hd device",
             ),
             (
                 "file:/a,,w",
-                "virtual device '' is not xvdN, sdN, hdN or a device number",
+                "virtual device '': not an xvd, sd or hd device",
             ),
             ("file:/a,sda1,w,", "empty backend domain"),
         ] {
@@ -354,18 +285,21 @@ mod tests {
         assert_eq!(vdev_number("hda"), Ok(768));
         assert_eq!(vdev_number("hdb63"), Ok(832 + 63));
         assert_eq!(vdev_number("51712"), Ok(51712));
+        // As xen_abi::vdev reads names: three letters, and the second IDE
+        // controller's disks (hdc:cdrom in the tutorials).
+        assert_eq!(vdev_number("xvdaaa"), Ok((1 << 28) | (702 << 8)));
+        assert_eq!(vdev_number("hdc"), Ok(22 << 8));
         for bad in [
             "xvd",
             "xvda0",
             "xvda01",
             "xvda256",
-            "xvdaaa",
             "xvdA",
             "xvda1b",
             "sdq",
             "sda16",
             "sdaa",
-            "hdc",
+            "hde",
             "hda64",
             "99999999999",
             "xvda1000",

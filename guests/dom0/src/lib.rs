@@ -20,6 +20,7 @@
 //!   store rings, the console daemon, VIRQ_DOM_EXC and the `on_*` actions;
 //! - [`builder`]: building a domU (XEN-PV-ABI.md §15.7) with `pv-builder`;
 //! - [`rings`]: the store and console rings on another domain's page;
+//! - [`vbd`]: the block back end serving the vbds under `backend/vbd`;
 //! - [`hv`]: the [`hv::Hypervisor`] trait the above use for hypercalls and
 //!   foreign pages, and how a refusal is reported.
 //!
@@ -43,6 +44,7 @@ pub mod rings;
 pub mod shell;
 pub mod sxp;
 pub mod toolstack;
+pub mod vbd;
 pub mod words;
 pub mod xm;
 

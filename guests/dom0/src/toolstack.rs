@@ -46,7 +46,7 @@ use xen_abi::evtchn::VIRQ_DOM_EXC;
 use xen_abi::sched::{SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, SHUTDOWN_SUSPEND, shutdown_reason_name};
 use xen_abi::types::{EvtchnPort, XenPfn};
 use xenstored::{Access, Perms, Xenstored};
-use xm_config::{DomainConfig, ShutdownAction, Uuid};
+use xm_config::{DeviceType, DiskBackend, DomainConfig, ShutdownAction, Uuid};
 
 use crate::builder::{BuildPlan, NewDomain, build_domain, destroy, generated_uuid};
 use crate::hv::{Hypervisor, Mapping, Refused};
@@ -101,9 +101,18 @@ pub struct Managed<'a> {
     pub store_broken: bool,
 }
 
+/// dom0's device back ends (blkback), as the toolstack reaches them.
+pub trait Backends {
+    /// Drops everything the back ends hold of `domid`'s devices (ring
+    /// mappings, bound ports): called before the domain is destroyed, since
+    /// a mapped grant keeps a domain from dying.
+    fn release_domain(&mut self, xs: &mut Xenstored, domid: DomId);
+}
+
 /// The toolstack's state. See the module documentation.
 pub struct Toolstack<'a> {
     pub xs: Xenstored,
+    backends: Option<alloc::boxed::Box<dyn Backends + 'a>>,
     domains: Vec<Managed<'a>>,
     dom_exc: Option<EvtchnPort>,
     attached: Option<DomId>,
@@ -145,10 +154,16 @@ impl<'a> Toolstack<'a> {
     pub fn new() -> Self {
         Self {
             xs: Xenstored::new(),
+            backends: None,
             domains: Vec::new(),
             dom_exc: None,
             attached: None,
         }
+    }
+
+    /// Plugs in the device back ends (once, at boot).
+    pub fn set_backends(&mut self, b: alloc::boxed::Box<dyn Backends + 'a>) {
+        self.backends = Some(b);
     }
 
     /// The domains this dom0 serves.
@@ -390,6 +405,45 @@ impl<'a> Toolstack<'a> {
             mk(xs, format!("{home}/{d}"))?;
             p(xs, format!("{home}/{d}"), rw(id))?;
         }
+        // The vbds, as xend writes them (XEN-PV-ABI.md §11.3): `phy:` ones
+        // only for now (`file:` images need dom0's filesystem).
+        for d in cfg.disks.iter().filter(|d| d.backend == DiskBackend::Phy) {
+            let dev = d.vdev;
+            let be = format!("/local/domain/0/backend/vbd/{id}/{dev}");
+            let fe = format!("{home}/device/vbd/{dev}");
+            mk(xs, be.clone())?;
+            p(xs, be.clone(), ro(id))?;
+            let device_type = match d.device_type {
+                DeviceType::Disk => "disk",
+                DeviceType::Cdrom => "cdrom",
+            };
+            for (k, v) in [
+                ("domain", cfg.name.as_str()),
+                ("frontend", fe.as_str()),
+                ("uuid", uuid.as_str()),
+                ("dev", d.vdev_name.as_str()),
+                ("params", d.target.as_str()),
+                ("type", "phy"),
+                ("mode", d.mode.xenstore_mode()),
+                ("device-type", device_type),
+                ("online", "1"),
+                ("frontend-id", &id.to_string()),
+            ] {
+                w(xs, format!("{be}/{k}"), v.as_bytes())?;
+            }
+            w(xs, format!("{be}/state"), b"1")?;
+            mk(xs, fe.clone())?;
+            p(xs, fe.clone(), rw(id))?;
+            for (k, v) in [
+                ("backend", be.as_str()),
+                ("backend-id", "0"),
+                ("virtual-device", &dev.to_string()),
+                ("device-type", device_type),
+                ("state", "1"),
+            ] {
+                w(xs, format!("{fe}/{k}"), v.as_bytes())?;
+            }
+        }
         Ok(())
     }
 
@@ -398,6 +452,9 @@ impl<'a> Toolstack<'a> {
     /// Returns the first refusal (and goes on with the rest).
     fn release(&mut self, hv: &mut dyn Hypervisor, m: &mut Managed<'a>) -> Result<(), Refused> {
         let mut first = Ok(());
+        if let Some(b) = &mut self.backends {
+            b.release_domain(&mut self.xs, m.domid);
+        }
         for ch in [&mut m.store, &mut m.console] {
             if let Some(map) = ch.mapping.take()
                 && let Err(errno) = hv.unmap_foreign(map)
@@ -420,6 +477,12 @@ impl<'a> Toolstack<'a> {
             let _ = self.xs.release(m.domid);
         }
         let _ = self.xs.rm(&format!("/local/domain/{}", m.domid));
+        let _ = self
+            .xs
+            .rm(&format!("/local/domain/0/backend/vbd/{}", m.domid));
+        let _ = self
+            .xs
+            .rm(&format!("/local/domain/0/error/backend/vbd/{}", m.domid));
         let _ = self.xs.rm(&format!("/vm/{}", Uuid(m.uuid)));
         if self.attached == Some(m.domid) {
             self.attached = None;

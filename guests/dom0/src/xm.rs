@@ -133,6 +133,12 @@ pub const SUBCOMMANDS: &[Sub] = &[
         run: destroy,
     },
     Sub {
+        name: "block-list",
+        args: "<domain>",
+        help: "list a domain's virtual block devices",
+        run: block_list,
+    },
+    Sub {
         name: "dmesg",
         args: "[-c]",
         help: "show the hypervisor's messages (-c: and clear them)",
@@ -616,6 +622,47 @@ fn top(ctx: &mut Ctx<'_, '_>, args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// `xm block-list`: the domain's vbds as xm 3.x prints them, from the front
+/// end's xenstore nodes (a node not written yet shows as `-1`; `handle` is
+/// xm's default 0, no vbd front end writes one).
+fn block_list(ctx: &mut Ctx<'_, '_>, args: &[String]) -> Result<(), String> {
+    let domid = one_domain(ctx, "block-list", args)?;
+    let dir = format!("/local/domain/{domid}/device/vbd");
+    let mut devs: Vec<u32> = ctx
+        .ts
+        .xs
+        .directory(&dir)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|d| d.parse().ok())
+        .collect();
+    devs.sort_unstable();
+    let _ = writeln!(ctx.out, "Vdev  BE handle state evt-ch ring-ref BE-path");
+    for dev in devs {
+        let mut node = |n: &str| {
+            ctx.ts
+                .xs
+                .read(&format!("{dir}/{dev}/{n}"))
+                .ok()
+                .and_then(|v| String::from_utf8(v).ok())
+                .unwrap_or_else(|| "-1".into())
+        };
+        let (be_id, state, evtchn, ring_ref, be) = (
+            node("backend-id"),
+            node("state"),
+            node("event-channel"),
+            node("ring-ref"),
+            node("backend"),
+        );
+        let _ = writeln!(
+            ctx.out,
+            "{dev:<3}    {be_id:<3} {:<3}   {state:<3}   {evtchn:<3}   {ring_ref:<5} {be}/",
+            0
+        );
+    }
+    Ok(())
+}
+
 fn dmesg(ctx: &mut Ctx<'_, '_>, args: &[String]) -> Result<(), String> {
     let clear = match args {
         [] => false,
@@ -945,6 +992,64 @@ mod tests {
             "xm create: command line setting '=1': '' is not a key name\n"
         );
         assert!(xen.calls.is_empty());
+    }
+
+    #[test]
+    fn block_list_shows_the_front_ends_nodes() {
+        let bytes: &'static [u8] = image().leak();
+        let mut xen = FakeXen::machine(1);
+        let archive = Archive::parse(bytes).unwrap();
+        let mut ts = Toolstack::new();
+        let mut out = String::new();
+        let xm = |ts: &mut Toolstack<'static>, xen: &mut FakeXen, line: &str| {
+            let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+            let mut o = String::new();
+            run(
+                &mut Ctx {
+                    archive: &archive,
+                    cwd: NodeId::ROOT,
+                    nodename: "oxen-dom0",
+                    ts,
+                    hv: xen,
+                    out: &mut o,
+                },
+                &args,
+            );
+            o
+        };
+        out.push_str(&xm(
+            &mut ts,
+            &mut xen,
+            "create brun.cfg name=small disk=phy:/dev/vda,sda1,w",
+        ));
+        assert!(out.ends_with("Started domain small (id=1)\n"), "{out}");
+        assert_eq!(
+            xm(&mut ts, &mut xen, "block-list small"),
+            "Vdev  BE handle state evt-ch ring-ref BE-path\n\
+             2049    0   0     1     -1    -1    /local/domain/0/backend/vbd/1/2049/\n"
+        );
+        // The front end published its ring and connected.
+        for (k, v) in [("ring-ref", "8"), ("event-channel", "6"), ("state", "4")] {
+            ts.xs
+                .write(
+                    &format!("/local/domain/1/device/vbd/2049/{k}"),
+                    v.as_bytes(),
+                )
+                .unwrap();
+        }
+        assert_eq!(
+            xm(&mut ts, &mut xen, "block-list 1"),
+            "Vdev  BE handle state evt-ch ring-ref BE-path\n\
+             2049    0   0     4     6     8     /local/domain/0/backend/vbd/1/2049/\n"
+        );
+        assert_eq!(
+            xm(&mut ts, &mut xen, "block-list"),
+            "xm block-list: usage: xm block-list <domain>\n"
+        );
+        assert_eq!(
+            xm(&mut ts, &mut xen, "block-list nosuch"),
+            "xm block-list: domain 'nosuch' does not exist\n"
+        );
     }
 
     #[test]

@@ -43,6 +43,102 @@ pub enum Command {
     XsFlood,
     /// `console-flood`: flood the hypervisor console ([`crate::conflood`]).
     ConsoleFlood,
+    /// `blk ...`: raw sectors of the first vbd.
+    Blk(BlkCommand),
+}
+
+/// Sectors one `blk read`/`blk write` moves at most (16 pages).
+pub const MAX_BLK_SECTORS: u32 = 128;
+/// Longest `blk write` pattern.
+pub const MAX_PATTERN: usize = 24;
+
+/// `blk` subcommands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlkCommand {
+    /// `blk info`: size, mode, features of the vbd.
+    Info,
+    /// `blk read <sector> <count>`: read and print a checksum.
+    Read { sector: u64, count: u32 },
+    /// `blk write <sector> <count> <pattern>`: fill with the pattern
+    /// repeated, write, print the checksum of what was written.
+    Write {
+        sector: u64,
+        count: u32,
+        pattern: [u8; MAX_PATTERN],
+        len: usize,
+    },
+    /// `blk flush`: BLKIF_OP_FLUSH_DISKCACHE.
+    Flush,
+    /// `blk hostile`: send the back end the bad requests of issue 12's
+    /// "Bad input", then break the ring.
+    Hostile,
+}
+
+impl BlkCommand {
+    /// The pattern of a write.
+    pub fn pattern(&self) -> &[u8] {
+        match self {
+            BlkCommand::Write { pattern, len, .. } => &pattern[..*len],
+            _ => &[],
+        }
+    }
+}
+
+fn parse_blk(args: &[u8]) -> Option<BlkCommand> {
+    let text = core::str::from_utf8(args).ok()?;
+    let mut w = text.split_ascii_whitespace();
+    let sub = w.next()?;
+    let range = |w: &mut core::str::SplitAsciiWhitespace<'_>| -> Option<(u64, u32)> {
+        let sector = w.next()?.parse().ok()?;
+        let count: u32 = w.next()?.parse().ok()?;
+        (1..=MAX_BLK_SECTORS)
+            .contains(&count)
+            .then_some((sector, count))
+    };
+    let cmd = match sub {
+        "info" => BlkCommand::Info,
+        "flush" => BlkCommand::Flush,
+        "hostile" => BlkCommand::Hostile,
+        "read" => {
+            let (sector, count) = range(&mut w)?;
+            BlkCommand::Read { sector, count }
+        }
+        "write" => {
+            let (sector, count) = range(&mut w)?;
+            let p = w.next()?.as_bytes();
+            if p.len() > MAX_PATTERN {
+                return None;
+            }
+            let mut pattern = [0u8; MAX_PATTERN];
+            pattern[..p.len()].copy_from_slice(p);
+            BlkCommand::Write {
+                sector,
+                count,
+                pattern,
+                len: p.len(),
+            }
+        }
+        _ => return None,
+    };
+    w.next().is_none().then_some(cmd)
+}
+
+/// FNV-1a (32 bits) of `data`: the checksum `blk read`/`blk write` print.
+pub fn fnv1a(data: &[u8]) -> u32 {
+    data.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Fills `buf` with `pattern` repeated (zeroes if it is empty).
+pub fn fill_pattern(buf: &mut [u8], pattern: &[u8]) {
+    if pattern.is_empty() {
+        buf.fill(0);
+        return;
+    }
+    for (b, p) in buf.iter_mut().zip(pattern.iter().cycle()) {
+        *b = *p;
+    }
 }
 
 /// The longest `spin`.
@@ -66,6 +162,10 @@ pub const HELP: &[(&str, &str)] = &[
     (
         "spin",
         "spin <ms>: keep the CPU busy that long (at most 10 s)",
+    ),
+    (
+        "blk",
+        "blk info | read <sector> <n> | write <sector> <n> <pattern> | flush | hostile: raw sectors of the vbd",
     ),
     ("help", "this list"),
 ];
@@ -137,6 +237,7 @@ pub fn parse(line: &[u8]) -> Option<Command> {
         b"help" => Some(Command::Help),
         b"xs-flood" => Some(Command::XsFlood),
         b"console-flood" => Some(Command::ConsoleFlood),
+        l if l.starts_with(b"blk ") => parse_blk(&l[4..]).map(Command::Blk),
         l if l.starts_with(b"spin ") => {
             let ms = core::str::from_utf8(&l[5..]).ok()?.trim().parse().ok()?;
             (ms <= MAX_SPIN_MS).then_some(Command::Spin { ms })
@@ -255,10 +356,68 @@ mod tests {
             let line = match *name {
                 "xs-read" => "xs-read name",
                 "spin" => "spin 10",
+                "blk" => "blk info",
                 other => other,
             };
             assert!(parse(line.as_bytes()).is_some(), "{name}");
         }
-        assert_eq!(HELP.len(), 6);
+        assert_eq!(HELP.len(), 7);
+    }
+
+    #[test]
+    fn blk_commands_parse_and_bad_ones_are_refused() {
+        assert_eq!(parse(b"blk info"), Some(Command::Blk(BlkCommand::Info)));
+        assert_eq!(parse(b"blk flush"), Some(Command::Blk(BlkCommand::Flush)));
+        assert_eq!(
+            parse(b"blk hostile"),
+            Some(Command::Blk(BlkCommand::Hostile))
+        );
+        assert_eq!(
+            parse(b"blk read 2048 16"),
+            Some(Command::Blk(BlkCommand::Read {
+                sector: 2048,
+                count: 16
+            }))
+        );
+        match parse(b"blk write 7 3 oxen") {
+            Some(Command::Blk(
+                c @ BlkCommand::Write {
+                    sector: 7,
+                    count: 3,
+                    ..
+                },
+            )) => {
+                assert_eq!(c.pattern(), b"oxen")
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            &b"blk"[..],
+            b"blk read",
+            b"blk read 1",
+            b"blk read 1 0",
+            b"blk read 1 129",
+            b"blk read -1 2",
+            b"blk read 1 2 3",
+            b"blk write 1 2",
+            b"blk write 1 2 0123456789abcdef012345678",
+            b"blk info now",
+            b"blk erase",
+        ] {
+            assert_eq!(parse(bad), None, "{:?}", core::str::from_utf8(bad));
+        }
+    }
+
+    #[test]
+    fn pattern_and_checksum() {
+        let mut b = [0u8; 10];
+        fill_pattern(&mut b, b"abc");
+        assert_eq!(&b, b"abcabcabca");
+        fill_pattern(&mut b, b"");
+        assert_eq!(b, [0; 10]);
+        // FNV-1a test vectors.
+        assert_eq!(fnv1a(b""), 0x811c_9dc5);
+        assert_eq!(fnv1a(b"a"), 0xe40c_292c);
+        assert_eq!(fnv1a(b"foobar"), 0xbf9c_f968);
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod console;
 pub mod events;
+pub mod gnttab;
 pub mod hypercall;
 pub mod io;
 pub mod mm;

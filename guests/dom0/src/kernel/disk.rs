@@ -77,7 +77,7 @@ static MMIO_END: AtomicU32 = AtomicU32::new(0);
 
 /// The machine address behind dom0 virtual address `va` (in the bootstrap
 /// mapping of pseudo-physical memory).
-fn machine_address(va: usize) -> u64 {
+pub(super) fn machine_address(va: usize) -> u64 {
     let nr = NR_PAGES.load(Ordering::Relaxed) as usize;
     let pfn = va.wrapping_sub(pvrt::VIRT_BASE as usize) / PAGE;
     assert!(

@@ -20,6 +20,7 @@
 //! the daemons print while the prompt is up starts on a new line and is
 //! followed by the prompt and the line being typed.
 
+mod blk;
 mod disk;
 mod heap;
 mod net;
@@ -120,6 +121,7 @@ struct Dom0 {
     editor: LineEditor,
     out: Out,
     sources: Vec<(u32, Source)>,
+    blk: blk::Shared,
 }
 
 impl Dom0 {
@@ -209,6 +211,7 @@ impl Dom0 {
                             out: &mut self.out,
                         };
                         self.shell.execute(&line, &mut env);
+                        self.blk_poll();
                         if self.shell.toolstack().attached().is_none() {
                             self.prompt();
                         }
@@ -234,7 +237,52 @@ impl Dom0 {
                     net.interrupt();
                 }
             }
-            None => self.toolstack_event(port),
+            None if self.blk_event(port) => {}
+            None => {
+                self.toolstack_event(port);
+                self.blk_poll();
+            }
+        }
+    }
+
+    /// The vbds look at xenstore after it may have changed.
+    fn blk_poll(&mut self) {
+        let mut text = String::new();
+        self.blk
+            .0
+            .borrow_mut()
+            .poll(self.shell.toolstack(), &mut self.xen, &mut text);
+        self.print_above_prompt(&text);
+    }
+
+    /// A vbd's ring event: one batch; if more is waiting, the port is noted
+    /// again so the loop comes back after serving the others.
+    fn blk_event(&mut self, port: u32) -> bool {
+        let mut text = String::new();
+        let served = self.blk.0.borrow_mut().on_event(
+            self.shell.toolstack(),
+            &mut self.xen,
+            port,
+            &mut text,
+        );
+        self.print_above_prompt(&text);
+        if served == Some(true) {
+            note_event(port);
+        }
+        served.is_some()
+    }
+
+    fn print_above_prompt(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if self.shell.toolstack().attached().is_some() {
+            self.out.bytes(text.as_bytes());
+            self.out.flush();
+        } else {
+            self.out.bytes(b"\n");
+            self.out.bytes(text.as_bytes());
+            self.prompt_again();
         }
     }
 
@@ -319,7 +367,7 @@ fn mount_initrd(si: &StartInfo) -> Archive<'static> {
 
 /// Reports dom0's disk: its size, and the filesystem its superblock names
 /// (read from the device: byte 1024, magic 0xEF53 at offset 56, the volume
-/// name at offset 120).
+/// name at offset 120); keeps the device for blkback.
 fn report_disk(
     disk: Option<(
         oxen_dom0::pci::PciFunction,
@@ -328,10 +376,10 @@ fn report_disk(
             virtio_drivers::transport::pci::PciTransport,
         >,
     )>,
-) {
+) -> Option<blk::Device> {
     let Some((f, mut blk)) = disk else {
         println!("dom0: no virtio block device");
-        return;
+        return None;
     };
     let sectors = blk.capacity();
     let mut sb = [0u8; 1024];
@@ -353,6 +401,7 @@ fn report_disk(
         sectors / 2048,
         if blk.readonly() { ", read-only" } else { "" }
     );
+    Some(alloc::rc::Rc::new(core::cell::RefCell::new(blk)))
 }
 
 /// eth0 on the virtio NIC, configured from the initrd's
@@ -456,7 +505,8 @@ fn main(si: &'static StartInfo) -> ! {
     let mut shell = Shell::new(archive);
     // Device MMIO goes to the padding pages past the foreign-mapping slots.
     let hw = disk::probe(si, scratch + PAGE * (1 + xen::NR_SLOTS as u32));
-    report_disk(hw.disk);
+    let vda = report_disk(hw.disk);
+    let ring_va = scratch + PAGE * (1 + xen::NR_SLOTS as u32 + disk::MMIO_PAGES);
     shell.set_pci(hw.functions);
     let nic_port = match bring_up_network(&shell, hw.nic, shared_va) {
         Some((net, port)) => {
@@ -479,7 +529,14 @@ fn main(si: &'static StartInfo) -> ! {
         editor: LineEditor::new(),
         out: Out { buf: Vec::new() },
         sources: Vec::new(),
+        blk: blk::Shared(alloc::rc::Rc::new(core::cell::RefCell::new(
+            blk::Backend::new(vda, ring_va, note_event),
+        ))),
     };
+    let backends = dom0.blk.clone();
+    dom0.shell
+        .toolstack()
+        .set_backends(alloc::boxed::Box::new(backends));
     dom0.bind(console_port, Source::ConsoleInput);
     // Waits with a timeout (ping) sleep until their set_timer_op deadline.
     match pvrt::events::bind_virq(VIRQ_TIMER) {

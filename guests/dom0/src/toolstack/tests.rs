@@ -516,3 +516,70 @@ fn dom_exc_is_bound_as_a_global_virq() {
     let mut out = String::new();
     assert!(!ts.on_event(&mut xen, &mut out, port + 100), "not ours");
 }
+
+/// What the back ends were told to release, in order.
+struct Released(std::rc::Rc<core::cell::RefCell<Vec<DomId>>>);
+
+impl Backends for Released {
+    fn release_domain(&mut self, xs: &mut Xenstored, domid: DomId) {
+        // Called while the vbd's nodes still exist.
+        assert!(
+            xs.read(&format!("/local/domain/0/backend/vbd/{domid}/2049/state"))
+                .is_ok()
+        );
+        self.0.borrow_mut().push(domid);
+    }
+}
+
+#[test]
+fn phy_vbds_get_xend_nodes_and_are_released_before_destroy() {
+    let mut w = World::new();
+    let released = std::rc::Rc::new(core::cell::RefCell::new(Vec::new()));
+    w.ts.set_backends(alloc::boxed::Box::new(Released(released.clone())));
+    let id = w
+        .create(&format!(
+            "{SMALL}disk = ['phy:/dev/vda,sda1,r', 'file:/vm/x.img,sda2,w']\n"
+        ))
+        .unwrap();
+    let be = format!("/local/domain/0/backend/vbd/{id}/2049");
+    let fe = format!("/local/domain/{id}/device/vbd/2049");
+    let rd = |w: &mut World, p: &str| String::from_utf8(w.ts.xs.read(p).unwrap()).unwrap();
+    for (k, v) in [
+        ("frontend", fe.as_str()),
+        ("frontend-id", &id.to_string()),
+        ("params", "/dev/vda"),
+        ("type", "phy"),
+        ("mode", "r"),
+        ("dev", "sda1"),
+        ("online", "1"),
+        ("state", "1"),
+        ("domain", "small"),
+    ] {
+        assert_eq!(rd(&mut w, &format!("{be}/{k}")), v, "{k}");
+    }
+    for (k, v) in [
+        ("backend", be.as_str()),
+        ("backend-id", "0"),
+        ("virtual-device", "2049"),
+        ("device-type", "disk"),
+        ("state", "1"),
+    ] {
+        assert_eq!(rd(&mut w, &format!("{fe}/{k}")), v, "{k}");
+    }
+    // The domain may read its back end's directory, and write its own.
+    let perms = w.ts.xs.get_perms(&be).unwrap();
+    assert_eq!(perms.owner, 0);
+    assert!(perms.acl.contains(&(id, Access::Read)));
+    assert_eq!(w.ts.xs.get_perms(&fe).unwrap().owner, id);
+    // file: images are not attached yet.
+    assert!(
+        w.ts.xs
+            .read(&format!("/local/domain/0/backend/vbd/{id}/2050"))
+            .is_err()
+    );
+
+    w.ts.destroy(&mut w.xen, id).unwrap();
+    assert_eq!(*released.borrow(), [id]);
+    assert!(w.ts.xs.read(&be).is_err());
+    assert!(!w.xen.exists(id));
+}

@@ -19,11 +19,12 @@
 //! and acted on. A xenstore failure is reported on both consoles and the
 //! kernel goes on with the console alone.
 
+mod blk;
 mod traps;
 
 use core::fmt::{self, Write};
 
-use domu::command::{Command, HELP, LineBuffer};
+use domu::command::{BlkCommand, Command, HELP, LineBuffer, fill_pattern, fnv1a};
 use domu::control::ShutdownRequest;
 use domu::echo::echo;
 use pvrt::xenbus::{self, Tx, XenBus, XsError};
@@ -207,7 +208,29 @@ fn main(si: &'static StartInfo) -> ! {
             xs = None;
         }
     }
-    run(&mut con, xs, &name)
+    let mut vbd = None;
+    if let Some(x) = &mut xs {
+        match blk::connect(si, x, scratch + 3 * PAGE, shared_va) {
+            Ok(b) => {
+                con.both(format_args!(
+                    "domU {name}: blkfront: vbd {} connected, {} sectors ({} KiB), {}{}",
+                    b.devid,
+                    b.info.sectors,
+                    b.info.sectors / 2,
+                    if b.info.readonly() {
+                        "read-only"
+                    } else {
+                        "read-write"
+                    },
+                    if b.info.flush { ", flush" } else { "" }
+                ));
+                vbd = Some(b);
+            }
+            Err(blk::BlkError::NoVbd) => {}
+            Err(e) => con.both(format_args!("domU {name}: blkfront: {e}")),
+        }
+    }
+    run(&mut con, xs, &name, vbd)
 }
 
 /// What woke the loop.
@@ -216,7 +239,12 @@ enum Work {
     Xenstore,
 }
 
-fn run(con: &mut Console, mut xs: Option<XenBus>, name: &Text) -> ! {
+fn run(
+    con: &mut Console,
+    mut xs: Option<XenBus>,
+    name: &Text,
+    mut vbd: Option<blk::Blkfront>,
+) -> ! {
     loop {
         let work = xenbus::wait_until(|| {
             if con.ring.as_ref().is_some_and(XenCons::has_input) {
@@ -231,7 +259,7 @@ fn run(con: &mut Console, mut xs: Option<XenBus>, name: &Text) -> ! {
             }
         });
         match work {
-            Work::Input => console_input(con, name, xs.as_mut()),
+            Work::Input => console_input(con, name, xs.as_mut(), vbd.as_mut()),
             Work::Xenstore => {
                 if let Some(x) = &mut xs
                     && let Err(e) = serve_xenstore(con, x, name)
@@ -248,7 +276,12 @@ fn run(con: &mut Console, mut xs: Option<XenBus>, name: &Text) -> ! {
 }
 
 /// Echoes what was typed and acts on the commands among the lines.
-fn console_input(con: &mut Console, name: &Text, mut xs: Option<&mut XenBus>) {
+fn console_input(
+    con: &mut Console,
+    name: &Text,
+    mut xs: Option<&mut XenBus>,
+    mut vbd: Option<&mut blk::Blkfront>,
+) {
     let Some(ring) = &mut con.ring else { return };
     let mut input = [0u8; 64];
     let n = ring.read(&mut input);
@@ -280,6 +313,16 @@ fn console_input(con: &mut Console, name: &Text, mut xs: Option<&mut XenBus>) {
                 None => con.line(format_args!("xs-flood: no xenstore connection")),
             },
             Some(Command::ConsoleFlood) => console_flood(con),
+            Some(Command::Blk(BlkCommand::Hostile)) => {
+                match (vbd.as_deref_mut(), xs.as_deref_mut()) {
+                    (Some(b), Some(x)) => blk_hostile(con, b, x),
+                    _ => con.line(format_args!("blk: no vbd")),
+                }
+            }
+            Some(Command::Blk(c)) => match vbd.as_deref_mut() {
+                Some(b) => blk_command(con, b, c),
+                None => con.line(format_args!("blk: no vbd")),
+            },
             Some(Command::Spin { ms }) => {
                 let va = SHARED_VA.load(core::sync::atomic::Ordering::Relaxed);
                 let start = pvrt::time::now(va);
@@ -299,6 +342,167 @@ fn console_input(con: &mut Console, name: &Text, mut xs: Option<&mut XenBus>) {
                 con.both(format_args!("domU {name}: shutdown (crash) refused: {e}"));
             }
         }
+    }
+}
+
+/// `blk ...` on the vbd; each result goes on the console ring and the
+/// hypervisor console.
+fn blk_command(con: &mut Console, b: &mut blk::Blkfront, c: BlkCommand) {
+    let va = SHARED_VA.load(core::sync::atomic::Ordering::Relaxed);
+    match c {
+        BlkCommand::Info => con.both(format_args!(
+            "blk info: vbd {}, {} sectors, {}, flush {}, barrier {}, {} stray responses",
+            b.devid,
+            b.info.sectors,
+            if b.info.readonly() {
+                "read-only"
+            } else {
+                "read-write"
+            },
+            b.info.flush,
+            b.info.barrier,
+            b.unknown_ids
+        )),
+        BlkCommand::Hostile => con.line(format_args!("blk hostile: needs xenstore")),
+        BlkCommand::Flush => match b.flush() {
+            Ok(()) => con.both(format_args!("blk flush: ok")),
+            Err(e) => con.both(format_args!("blk flush: error: {e}")),
+        },
+        BlkCommand::Read { sector, count } => {
+            let len = count as usize * 512;
+            blk::data()[..len].fill(0);
+            let t0 = pvrt::time::now(va);
+            let r = b.transfer(false, sector, count);
+            let ns = pvrt::time::now(va).saturating_sub(t0).max(1);
+            let d = &blk::data()[..len];
+            match r {
+                Ok(()) => con.both(format_args!(
+                    "blk read {sector}+{count}: ok, fnv1a {:08x}, first bytes '{}' ({} sectors/s)",
+                    fnv1a(d),
+                    Printable(&d[..16]),
+                    u64::from(count) * 1_000_000_000 / ns
+                )),
+                Err(e) => con.both(format_args!("blk read {sector}+{count}: error: {e}")),
+            }
+        }
+        BlkCommand::Write { sector, count, .. } => {
+            let len = count as usize * 512;
+            fill_pattern(&mut blk::data()[..len], c.pattern());
+            let sum = fnv1a(&blk::data()[..len]);
+            let t0 = pvrt::time::now(va);
+            let r = b.transfer(true, sector, count);
+            let ns = pvrt::time::now(va).saturating_sub(t0).max(1);
+            match r {
+                Ok(()) => con.both(format_args!(
+                    "blk write {sector}+{count}: ok, fnv1a {sum:08x} ({} sectors/s)",
+                    u64::from(count) * 1_000_000_000 / ns
+                )),
+                Err(e) => con.both(format_args!("blk write {sector}+{count}: error: {e}")),
+            }
+        }
+    }
+}
+
+/// `blk hostile`: each bad request of issue 12's "Bad input" and the
+/// status the back end answered, then a request producer beyond the ring
+/// and the back end's state after it (on the console ring only: the
+/// hypervisor console's rate limit would drop lines).
+fn blk_hostile(con: &mut Console, b: &mut blk::Blkfront, xs: &mut XenBus) {
+    use xen_abi::blkif::{BLKIF_OP_READ, BlkifRequest, BlkifRequestSegment};
+    let sectors = b.info.sectors;
+    let seg = |first: u8, last: u8| BlkifRequestSegment {
+        gref: 0,
+        first_sect: first,
+        last_sect: last,
+        _pad: 0,
+    };
+    let req = |op: u8, nr: u8, sector: u64, s: BlkifRequestSegment| {
+        let mut r = BlkifRequest {
+            operation: op,
+            nr_segments: nr,
+            handle: b.devid as u16,
+            id: 0,
+            sector_number: sector,
+            seg: Default::default(),
+        };
+        r.seg.iter_mut().for_each(|x| *x = s);
+        r
+    };
+    /// What a case is called, its request, the pages granted for it
+    /// (data page, read-only).
+    type Case<'a> = (&'a str, BlkifRequest, &'a [(usize, bool)]);
+    let cases: [Case<'_>; 7] = [
+        ("nr_segments 0", req(BLKIF_OP_READ, 0, 0, seg(0, 7)), &[]),
+        (
+            "nr_segments 12",
+            req(BLKIF_OP_READ, 12, 0, seg(0, 7)),
+            &[(0, false)],
+        ),
+        (
+            "sectors past the end",
+            req(BLKIF_OP_READ, 1, sectors - 4, seg(0, 7)),
+            &[(0, false)],
+        ),
+        (
+            "first_sect > last_sect",
+            req(BLKIF_OP_READ, 1, 0, seg(5, 2)),
+            &[(0, false)],
+        ),
+        // gref 0 of the segment stays: never granted to the back end.
+        ("ungranted gref", req(BLKIF_OP_READ, 1, 0, seg(0, 7)), &[]),
+        (
+            "read into a read-only grant",
+            req(BLKIF_OP_READ, 1, 0, seg(0, 7)),
+            &[(0, true)],
+        ),
+        (
+            "unknown operation 9",
+            req(9, 1, 0, seg(0, 7)),
+            &[(0, false)],
+        ),
+    ];
+    for (what, r, grants) in cases {
+        // A request naming no grant keeps the gref it was built with.
+        let mut r = r;
+        if grants.is_empty() {
+            r.seg[0].gref = 511;
+        }
+        match b.raw(r, grants) {
+            Ok(st) => con.line(format_args!("blk hostile: {what}: status {st}")),
+            Err(e) => con.line(format_args!("blk hostile: {what}: {e}")),
+        }
+    }
+    b.corrupt_req_prod(100);
+    let va = SHARED_VA.load(core::sync::atomic::Ordering::Relaxed);
+    let deadline = pvrt::time::now(va) + 3_000_000_000;
+    let state = loop {
+        let st = b.backend_state(xs);
+        if st.is_some_and(|s| s as u32 >= 5) || pvrt::time::now(va) > deadline {
+            break st;
+        }
+        let _ = pvrt::time::set_timer(pvrt::time::now(va) + 20_000_000);
+        let _ = pvrt::time::block();
+    };
+    con.line(format_args!(
+        "blk hostile: request producer 100 beyond the ring: back end state {}",
+        state.map_or("?", |s| s.as_str())
+    ));
+}
+
+/// Bytes shown as text, `.` for the unprintable.
+struct Printable<'a>(&'a [u8]);
+
+impl fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &b in self.0 {
+            let c = if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            };
+            f.write_char(c)?;
+        }
+        Ok(())
     }
 }
 
