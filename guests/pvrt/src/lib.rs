@@ -20,6 +20,7 @@ pub mod gnttab;
 pub mod hypercall;
 pub mod io;
 pub mod mm;
+pub mod shared;
 pub mod time;
 pub mod traps;
 pub mod xenbus;

@@ -4,7 +4,8 @@
 //! - `phy:/dev/vda` is the whole virtio disk ([`PhyDisk`], polled I/O).
 //! - A ring grant is mapped with `GNTTABOP_map_grant_ref` at one of
 //!   [`RING_PAGES`] pages of the bootstrap padding past the MMIO pages
-//!   ([`RingPage`]: single volatile `u32` accesses, the CPU's fences).
+//!   ([`RingPage`], on pvrt's `SharedPage`: volatile accesses, the CPU's
+//!   fences).
 //! - Data moves with one batched `GNTTABOP_copy` per request between the
 //!   front end's grants and a bounce buffer of dom0's own page-aligned heap
 //!   pages, named by machine frame ([`Copier`]).
@@ -75,48 +76,28 @@ impl BlockDevice for PhyDisk {
     }
 }
 
-/// A front end's ring page mapped at `va`.
+/// A front end's ring page mapped at one of the ring VAs.
 pub struct RingPage {
-    va: u32,
+    page: pvrt::shared::SharedPage,
     handle: GrantHandle,
     slot: usize,
 }
 
-impl RingPage {
-    fn at(&self, offset: usize, len: usize) -> *mut u8 {
-        assert!(offset + len <= PAGE_SIZE, "access outside the ring page");
-        (self.va as usize + offset) as *mut u8
-    }
-}
-
 impl SharedMemory for RingPage {
     fn len(&self) -> usize {
-        PAGE_SIZE
+        self.page.len()
     }
     fn read(&self, offset: usize, out: &mut [u8]) {
-        let p = self.at(offset, out.len());
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: the grant is mapped at `va` for as long as this
-            // RingPage lives; the byte is inside the page (checked).
-            *b = unsafe { p.add(i).read_volatile() };
-        }
+        self.page.read(offset, out)
     }
     fn write(&self, offset: usize, data: &[u8]) {
-        let p = self.at(offset, data.len());
-        for (i, b) in data.iter().enumerate() {
-            // SAFETY: as for `read`; the mapping is writable.
-            unsafe { p.add(i).write_volatile(*b) };
-        }
+        self.page.write(offset, data)
     }
     fn read_u32(&self, offset: usize) -> u32 {
-        assert!(offset.is_multiple_of(4));
-        // SAFETY: as for `read`; aligned, one access.
-        unsafe { self.at(offset, 4).cast::<u32>().read_volatile() }
+        self.page.read_u32(offset)
     }
     fn write_u32(&self, offset: usize, v: u32) {
-        assert!(offset.is_multiple_of(4));
-        // SAFETY: as for `write`; aligned, one access.
-        unsafe { self.at(offset, 4).cast::<u32>().write_volatile(v) }
+        self.page.write_u32(offset, v)
     }
 }
 
@@ -238,11 +219,14 @@ impl VbdHost for BlkHost {
         pvrt::mm::update_va_mapping(va, 0, UVMF_INVLPG).map_err(|e| format!("{e}"))?;
         let handle = pvrt::gnttab::map_grant(va, domid, gref, false).map_err(|e| format!("{e}"))?;
         self.ring_used[slot] = true;
-        Ok(RingPage { va, handle, slot })
+        // SAFETY: the grant is mapped at `va` until unmap_ring, which takes
+        // this RingPage; the slot is used by nothing else meanwhile.
+        let page = unsafe { pvrt::shared::SharedPage::new(va as usize) };
+        Ok(RingPage { page, handle, slot })
     }
 
     fn unmap_ring(&mut self, ring: RingPage) {
-        if let Err(e) = pvrt::gnttab::unmap_grant(ring.va, ring.handle) {
+        if let Err(e) = pvrt::gnttab::unmap_grant(ring.page.va() as u32, ring.handle) {
             pvrt::println!("blkback: unmapping a ring: {e}");
             // The VA stays taken: it still maps the grant.
             return;

@@ -27,6 +27,7 @@ use blkfront::plan::plan;
 use blkfront::xenbus::{BackendInfo, BackendNodes, BackendState, Situation, Step, next_step};
 use pvrt::StartInfo;
 use pvrt::gnttab::Table;
+use pvrt::shared::SharedPage;
 use pvrt::xenbus::{Tx, XenBus, XsError};
 use xen_abi::blkif::{
     BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE,
@@ -59,47 +60,6 @@ fn note(_port: u32) {
     FIRED.fetch_add(1, Ordering::SeqCst);
 }
 
-/// The ring page (a static of this module).
-struct RingMem(usize);
-
-impl RingMem {
-    fn at(&self, offset: usize, len: usize) -> *mut u8 {
-        assert!(offset + len <= PAGE_SIZE, "access outside the ring page");
-        (self.0 + offset) as *mut u8
-    }
-}
-
-impl SharedMemory for RingMem {
-    fn len(&self) -> usize {
-        PAGE_SIZE
-    }
-    fn read(&self, offset: usize, out: &mut [u8]) {
-        let p = self.at(offset, out.len());
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: the ring page is a static of this module, shared with
-            // the back end; the byte is inside it (checked).
-            *b = unsafe { p.add(i).read_volatile() };
-        }
-    }
-    fn write(&self, offset: usize, data: &[u8]) {
-        let p = self.at(offset, data.len());
-        for (i, b) in data.iter().enumerate() {
-            // SAFETY: as for `read`.
-            unsafe { p.add(i).write_volatile(*b) };
-        }
-    }
-    fn read_u32(&self, offset: usize) -> u32 {
-        assert!(offset.is_multiple_of(4));
-        // SAFETY: as for `read`; aligned, one access.
-        unsafe { self.at(offset, 4).cast::<u32>().read_volatile() }
-    }
-    fn write_u32(&self, offset: usize, v: u32) {
-        assert!(offset.is_multiple_of(4));
-        // SAFETY: as for `write`; aligned, one access.
-        unsafe { self.at(offset, 4).cast::<u32>().write_volatile(v) }
-    }
-}
-
 /// What a request in flight holds: its pages' grants.
 struct Pending {
     grefs: [GrantRef; BLKIF_MAX_SEGMENTS_PER_REQUEST],
@@ -114,7 +74,7 @@ pub struct Blkfront {
     pub info: BackendInfo,
     backend_id: DomId,
     grants: Table,
-    ring: FrontRing<RingMem, BlkifRequest, BlkifResponse>,
+    ring: FrontRing<SharedPage, BlkifRequest, BlkifResponse>,
     port: u32,
     inflight: InFlight<Pending, BLKIF_RING_SIZE>,
     shared_va: u32,
@@ -260,7 +220,12 @@ pub fn connect(
 
     let mut grants = Table::setup(grant_va).map_err(|_| BlkError::Grant("setup_table"))?;
     let ring_va = va_of(&raw const RING);
-    let ring = FrontRing::init(RingMem(ring_va)).map_err(|_| BlkError::Grant("ring too small"))?;
+    let ring = FrontRing::init(
+        // SAFETY: the ring page is a static of this module, used only
+        // through this ring (and granted to the back end).
+        unsafe { SharedPage::new(ring_va) },
+    )
+    .map_err(|_| BlkError::Grant("ring too small"))?;
     let ring_ref = grants
         .grant(backend_id, mfn_of(si, ring_va), false)
         .ok_or(BlkError::Grant("no free entry"))?;
