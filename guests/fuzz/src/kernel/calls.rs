@@ -379,8 +379,14 @@ impl<'w> Gen<'w> {
     }
 
     /// [`Self::array`] of structures holding handles or addresses Oxen
-    /// writes or maps (see [`Self::handle_ptr`]): outside the arena only at
-    /// a pointer no access through can succeed.
+    /// writes or maps (see [`Self::handle_ptr`]), or machine frames it
+    /// writes, frees or retypes (`mmu_update` requests, `mmuext_op`s,
+    /// extents given back, frames transferred): outside the arena only at a
+    /// pointer no access through can succeed. Seed 8 (domU, with the
+    /// handles fixed) changed its own code at call 859 626, `mmu_update`
+    /// of 128 requests read from a fuzz-window page: one was a plain write
+    /// by machine address into an image frame, which Oxen, as Xen, makes
+    /// for any frame of the caller's that can be writable.
     fn handle_array(&mut self, size: usize, max: u32, fill: fn(&mut Gen<'w>, u32)) -> (u32, u32) {
         if self.rng.one_in(8) {
             return (self.fault_ptr(), self.rng.count());
@@ -443,7 +449,7 @@ impl<'w> Gen<'w> {
                 a[0] = va;
             }
             nr::MMU_UPDATE => {
-                let (va, count) = self.array(16, 600, |g, e| {
+                let (va, count) = self.handle_array(16, 600, |g, e| {
                     let kind = g.rng.below(10);
                     let ptr = match kind {
                         0 => u64::from(g.mfn_read()) << 12 | 1,
@@ -513,7 +519,7 @@ impl<'w> Gen<'w> {
                     };
                     a = [va, self.count_for(p, 32), 0, 0, 0];
                 } else {
-                    a = [self.bad_ptr(), self.rng.count(), 0, 0, 0];
+                    a = [self.fault_ptr(), self.rng.count(), 0, 0, 0];
                 }
             }
             nr::UPDATE_VA_MAPPING | nr::UPDATE_VA_MAPPING_OTHERDOMAIN => {
@@ -564,7 +570,7 @@ impl<'w> Gen<'w> {
             }
             nr::VCPU_OP => a = self.vcpu_op(),
             nr::MMUEXT_OP => {
-                let (va, count) = self.array(12, 64, |g, e| {
+                let (va, count) = self.handle_array(12, 64, |g, e| {
                     let cmd = g.mmuext_cmd();
                     let (a1, a2) = g.mmuext_args(cmd);
                     g.put(e, cmd);
@@ -867,7 +873,7 @@ impl<'w> Gen<'w> {
     /// or room for frames Oxen writes back; (pointer, count).
     fn extent_list(&mut self, give: bool) -> (u32, u32) {
         if give {
-            self.array(4, 32, |g, e| {
+            self.handle_array(4, 32, |g, e| {
                 let m = g.mfn();
                 g.put(e, m);
             })
@@ -943,7 +949,7 @@ impl<'w> Gen<'w> {
                 g.put16(e + 4, d);
                 g.put64(e + 8, u64::from(out.va));
             }),
-            GNTTABOP_TRANSFER => self.array(16, 8, |g, e| {
+            GNTTABOP_TRANSFER => self.handle_array(16, 8, |g, e| {
                 let m = g.mfn();
                 g.put(e, m);
             }),

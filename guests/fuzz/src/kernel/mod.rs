@@ -21,9 +21,11 @@
 //!   domains' frames and frames beyond RAM; the hole, unmapped addresses and
 //!   the read-only page-table mappings as pointers. A structure that holds
 //!   a handle or an address Oxen writes or maps (memory_op's, the grant
-//!   ops', vcpu_op's area registrations) is built in the arena or sits where
-//!   no access succeeds: read from bytes the kernel does not choose (its page
-//!   tables, the window) the handle could name its own memory.
+//!   ops', vcpu_op's area registrations), or frames it writes, frees or
+//!   retypes (mmu_update requests, mmuext_ops, extent lists, multicall
+//!   lists), is built in the arena or sits where no access succeeds: read
+//!   from bytes the kernel does not choose (its page tables, the window)
+//!   it could name the kernel's own memory.
 //!   A protected frame is never the target of a write by machine address
 //!   either (`mmu_update`, `update_descriptor`, copies): Oxen, as Xen,
 //!   stores into any frame of the caller's that can take a writable type.
