@@ -1,5 +1,10 @@
 //! The machine frame allocator of the running hypervisor: `hv_core::frame_alloc`
 //! over a bitmap in Oxen's image, behind one lock.
+//!
+//! Invariant: no frame is handed out while a TLB entry of a guest that owned
+//! a freed frame may still reach it: frames the PV MMU engine frees go back
+//! with [`free_guest`], and the next allocation flushes the TLB first
+//! (`hv_core::frame_alloc`'s stale translations, Xen's `tlbflush_timestamp`).
 
 use hv_core::addr::{Maddr, Mfn};
 use hv_core::frame_alloc::FrameAllocator;
@@ -55,24 +60,43 @@ fn with<R>(f: impl FnOnce(&mut FrameAllocator<'static>) -> R) -> R {
     r
 }
 
+/// Allocates with `f`, flushing the TLB first if a guest's frame was freed
+/// since the last such flush (the frame handed out may be that one).
+fn alloc_with(f: impl FnOnce(&mut FrameAllocator<'static>) -> Option<Mfn>) -> Option<Mfn> {
+    with(|a| {
+        let mfn = f(a)?;
+        if a.take_flush_due() {
+            cpu::flush_tlb_local();
+        }
+        Some(mfn)
+    })
+}
+
 /// One free frame anywhere.
 pub fn alloc() -> Option<Mfn> {
-    with(|a| a.alloc())
+    alloc_with(|a| a.alloc())
 }
 
 /// `count` free contiguous frames starting at a multiple of `align`.
 pub fn alloc_contiguous(count: u64, align: u64) -> Option<Mfn> {
-    with(|a| a.alloc_contiguous(count, align))
+    alloc_with(|a| a.alloc_contiguous(count, align))
 }
 
 /// One free frame below `limit`.
 pub fn alloc_below(limit: Mfn) -> Option<Mfn> {
-    with(|a| a.alloc_below(limit))
+    alloc_with(|a| a.alloc_below(limit))
 }
 
-/// Returns a frame.
+/// Returns a frame no guest could have mapped (Oxen's own, or one never
+/// given out).
 pub fn free(mfn: Mfn) {
     with(|a| a.free(mfn)).unwrap_or_else(|e| panic!("freeing {mfn}: {e}"));
+}
+
+/// Returns a frame a guest owned: its translations may linger in the TLB,
+/// so the next allocation flushes first.
+pub fn free_guest(mfn: Mfn) {
+    with(|a| a.free_guest(mfn)).unwrap_or_else(|e| panic!("freeing {mfn}: {e}"));
 }
 
 /// Calls `f` for every frame in `[first, last)` that is not free (allocated,

@@ -73,6 +73,6 @@ impl Machine for OxenMachine {
     }
 
     fn page_freed(&mut self, mfn: Mfn) {
-        frames::free(mfn);
+        frames::free_guest(mfn);
     }
 }

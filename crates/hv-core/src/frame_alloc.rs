@@ -22,6 +22,17 @@
 //! refused with [`FrameError::AddAfterReserve`] / [`FrameError::SetupAfterUse`]
 //! and changes nothing.
 //!
+//! # Stale translations
+//!
+//! A guest that clears a PTE without flushing (`update_va_mapping(va, 0, 0)`)
+//! keeps the translation in the TLB until the next flush; if the frame is then
+//! freed and handed to someone else, the old owner could still write to it.
+//! As Xen's allocator (a freed page's `tlbflush_timestamp`, checked in
+//! `alloc_heap_pages`), frames a guest owned are returned with
+//! [`FrameAllocator::free_guest`], and [`FrameAllocator::take_flush_due`] says
+//! (once) that the TLB must be flushed before the next frame handed out is
+//! used. One CPU: one mark, not a timestamp per frame.
+//!
 //! `free` detects frames that are already free (double free) and frames outside
 //! the bitmap. It cannot tell an allocated frame from a reserved or non-RAM one
 //! (they are all a clear bit), so only frames obtained from this allocator may be
@@ -104,6 +115,8 @@ pub struct FrameAllocator<'a> {
     /// Next-fit hint: where `alloc` starts looking.
     next: u64,
     phase: Phase,
+    /// A guest's frame was freed since [`Self::take_flush_due`] last said so.
+    flush_due: bool,
 }
 
 impl fmt::Debug for FrameAllocator<'_> {
@@ -159,6 +172,7 @@ impl<'a> FrameAllocator<'a> {
             total: 0,
             next: 0,
             phase: Phase::AddFree,
+            flush_due: false,
         })
     }
 
@@ -280,6 +294,22 @@ impl<'a> FrameAllocator<'a> {
         self.free_contiguous(mfn, 1)
     }
 
+    /// Returns a frame a guest owned (and may still reach through a stale TLB
+    /// entry): as [`Self::free`], and the next [`Self::take_flush_due`] says
+    /// a flush is due.
+    pub fn free_guest(&mut self, mfn: Mfn) -> Result<(), FrameError> {
+        self.free(mfn)?;
+        self.flush_due = true;
+        Ok(())
+    }
+
+    /// Whether the TLB must be flushed before a frame allocated now is used:
+    /// true once after any [`Self::free_guest`] (the caller flushes; the
+    /// mark is then cleared). The frame may be the one that was freed.
+    pub fn take_flush_due(&mut self) -> bool {
+        core::mem::take(&mut self.flush_due)
+    }
+
     /// Returns `count` consecutive frames starting at `first`. Either all of them
     /// are freed or, on error, none.
     pub fn free_contiguous(&mut self, first: Mfn, count: u64) -> Result<(), FrameError> {
@@ -385,6 +415,29 @@ mod tests {
             assert!(out.len() as u64 <= a.max_mfn().0, "allocator never ran dry");
         }
         out
+    }
+
+    #[test]
+    fn guest_frame_freed_means_one_flush_before_reuse() {
+        let mut bm = [0u64; 1];
+        let mut a = FrameAllocator::new(&mut bm, 64).unwrap();
+        a.add_free_range(ma(0), ma(4 * KB4)).unwrap();
+        let (x, y) = (a.alloc().unwrap(), a.alloc().unwrap());
+        // Oxen's own frames (never mapped by a guest) need no flush.
+        a.free(y).unwrap();
+        assert!(!a.take_flush_due());
+        // A guest's frame: the next allocation (here below the freed frame's
+        // limit, so it is that very frame) needs one flush, once.
+        a.free_guest(x).unwrap();
+        assert_eq!(a.alloc_below(Mfn(x.0 + 1)), Some(x));
+        assert!(a.take_flush_due());
+        assert!(!a.take_flush_due());
+        // A refused free (double free) marks nothing.
+        let z = a.alloc().unwrap();
+        a.free_guest(z).unwrap();
+        assert!(a.take_flush_due());
+        assert_eq!(a.free_guest(z), Err(FrameError::DoubleFree(z)));
+        assert!(!a.take_flush_due());
     }
 
     #[test]

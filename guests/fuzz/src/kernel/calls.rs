@@ -342,12 +342,59 @@ impl<'w> Gen<'w> {
         }
     }
 
+    /// A pointer to a structure that holds a guest handle (a pointer Oxen
+    /// writes through) or an address Oxen maps or writes: an arena block,
+    /// else a pointer no access through can succeed ([`Self::fault_ptr`]).
+    /// Never the readable memory [`Self::bad_ptr`] also names (the
+    /// read-only page tables, the fuzz window, low addresses): the kernel
+    /// does not choose what those bytes hold, so the handle read from them
+    /// could point anywhere in its own memory, and Oxen, as Xen, writes
+    /// through it. Seed 8 as a domU died so: call 1 430 286,
+    /// `memory_op(XENMEM_machphys_mfn_list)` on a pointer into its
+    /// read-only page tables, had the M2P's frame numbers written through
+    /// the "extent_start" its page-table entries spelled.
+    fn handle_ptr(&mut self, size: usize) -> Ptr {
+        if self.rng.one_in(6) {
+            return Ptr {
+                va: self.fault_ptr(),
+                room: None,
+            };
+        }
+        match self.alloc(size) {
+            Some(va) => Ptr {
+                va,
+                room: Some(size),
+            },
+            None => Ptr { va: 0, room: None },
+        }
+    }
+
     /// An array of up to `max` elements of `size` bytes, each filled by
     /// `fill` (after random words); returns the pointer and the count.
     fn array(&mut self, size: usize, max: u32, fill: fn(&mut Gen<'w>, u32)) -> (u32, u32) {
         if self.rng.one_in(8) {
             return (self.bad_ptr(), self.rng.count());
         }
+        self.array_in_arena(size, max, fill)
+    }
+
+    /// [`Self::array`] of structures holding handles or addresses Oxen
+    /// writes or maps (see [`Self::handle_ptr`]), or machine frames it
+    /// writes, frees or retypes (`mmu_update` requests, `mmuext_op`s,
+    /// extents given back, frames transferred): outside the arena only at a
+    /// pointer no access through can succeed. Seed 8 (domU, with the
+    /// handles fixed) changed its own code at call 859 626, `mmu_update`
+    /// of 128 requests read from a fuzz-window page: one was a plain write
+    /// by machine address into an image frame, which Oxen, as Xen, makes
+    /// for any frame of the caller's that can be writable.
+    fn handle_array(&mut self, size: usize, max: u32, fill: fn(&mut Gen<'w>, u32)) -> (u32, u32) {
+        if self.rng.one_in(8) {
+            return (self.fault_ptr(), self.rng.count());
+        }
+        self.array_in_arena(size, max, fill)
+    }
+
+    fn array_in_arena(&mut self, size: usize, max: u32, fill: fn(&mut Gen<'w>, u32)) -> (u32, u32) {
         let n = 1 + self.rng.below(max);
         let Some(va) = self.alloc(size * n as usize) else {
             return (0, self.rng.count());
@@ -402,7 +449,7 @@ impl<'w> Gen<'w> {
                 a[0] = va;
             }
             nr::MMU_UPDATE => {
-                let (va, count) = self.array(16, 600, |g, e| {
+                let (va, count) = self.handle_array(16, 600, |g, e| {
                     let kind = g.rng.below(10);
                     let ptr = match kind {
                         0 => u64::from(g.mfn_read()) << 12 | 1,
@@ -472,7 +519,7 @@ impl<'w> Gen<'w> {
                     };
                     a = [va, self.count_for(p, 32), 0, 0, 0];
                 } else {
-                    a = [self.bad_ptr(), self.rng.count(), 0, 0, 0];
+                    a = [self.fault_ptr(), self.rng.count(), 0, 0, 0];
                 }
             }
             nr::UPDATE_VA_MAPPING | nr::UPDATE_VA_MAPPING_OTHERDOMAIN => {
@@ -523,7 +570,7 @@ impl<'w> Gen<'w> {
             }
             nr::VCPU_OP => a = self.vcpu_op(),
             nr::MMUEXT_OP => {
-                let (va, count) = self.array(12, 64, |g, e| {
+                let (va, count) = self.handle_array(12, 64, |g, e| {
                     let cmd = g.mmuext_cmd();
                     let (a1, a2) = g.mmuext_args(cmd);
                     g.put(e, cmd);
@@ -749,7 +796,7 @@ impl<'w> Gen<'w> {
         let arg = match cmd {
             XENMEM_INCREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP | XENMEM_DECREASE_RESERVATION => {
                 let give = cmd == XENMEM_DECREASE_RESERVATION;
-                let r = self.ptr(20);
+                let r = self.handle_ptr(20);
                 if r.room.is_some() {
                     let (list, n) = self.extent_list(give);
                     self.reservation(r.va, list, n);
@@ -757,7 +804,7 @@ impl<'w> Gen<'w> {
                 r.va
             }
             XENMEM_EXCHANGE => {
-                let x = self.ptr(44);
+                let x = self.handle_ptr(44);
                 if x.room.is_some() {
                     let (list, n) = self.extent_list(true);
                     self.reservation(x.va, list, n);
@@ -770,7 +817,7 @@ impl<'w> Gen<'w> {
             }
             XENMEM_MACHPHYS_MFN_LIST | XENMEM_MEMORY_MAP | XENMEM_MACHINE_MEMORY_MAP => {
                 // {max/nr, buffer[, nr out]}: the buffer bounded by the count.
-                let s = self.ptr(12);
+                let s = self.handle_ptr(12);
                 if s.room.is_some() {
                     let size = if cmd == XENMEM_MACHPHYS_MFN_LIST {
                         4
@@ -785,7 +832,7 @@ impl<'w> Gen<'w> {
                 s.va
             }
             XENMEM_SET_MEMORY_MAP => {
-                let s = self.ptr(12);
+                let s = self.handle_ptr(12);
                 if s.room.is_some() {
                     let buf = self.ptr(400);
                     let n = self.count_for(buf, 20);
@@ -813,7 +860,8 @@ impl<'w> Gen<'w> {
                 p.va
             }
             XENMEM_MAXIMUM_RAM_PAGE => self.word(),
-            _ => self.ptr(64).va,
+            // Commands Oxen does not serve (yet): their structures may hold handles.
+            _ => self.handle_ptr(64).va,
         };
         if self.rng.one_in(40) {
             full = self.rng.boundary_u32();
@@ -825,7 +873,7 @@ impl<'w> Gen<'w> {
     /// or room for frames Oxen writes back; (pointer, count).
     fn extent_list(&mut self, give: bool) -> (u32, u32) {
         if give {
-            self.array(4, 32, |g, e| {
+            self.handle_array(4, 32, |g, e| {
                 let m = g.mfn();
                 g.put(e, m);
             })
@@ -865,7 +913,7 @@ impl<'w> Gen<'w> {
                 .pick(&[0u32, 1, 2, 4, 5, 5, 6, 7, 8, 9, 10, 11, 12])
         };
         let (va, count) = match cmd {
-            GNTTABOP_MAP_GRANT_REF => self.array(32, 16, |g, e| {
+            GNTTABOP_MAP_GRANT_REF => self.handle_array(32, 16, |g, e| {
                 let flags = g.word() | if g.rng.one_in(2) { GNTMAP_HOST_MAP } else { 0 };
                 let addr = if flags & GNTMAP_CONTAINS_PTE != 0 {
                     g.pt_maddr()
@@ -883,7 +931,7 @@ impl<'w> Gen<'w> {
                 g.put64(e, u64::from(a));
                 g.put64(e + 8, u64::from(b));
             }),
-            GNTTABOP_SETUP_TABLE => self.array(16, 4, |g, e| {
+            GNTTABOP_SETUP_TABLE => self.handle_array(16, 4, |g, e| {
                 // {dom, nr_frames, status, frame_list}: frames written back.
                 let out = g.ptr(64 * 4);
                 let n = g.count_for(out, 4);
@@ -892,7 +940,7 @@ impl<'w> Gen<'w> {
                 g.put(e + 4, n);
                 g.put(e + 12, out.va);
             }),
-            GNTTABOP_GET_STATUS_FRAMES => self.array(16, 4, |g, e| {
+            GNTTABOP_GET_STATUS_FRAMES => self.handle_array(16, 4, |g, e| {
                 // {nr_frames, dom, status, frame_list (64-bit)}.
                 let out = g.ptr(64 * 8);
                 let n = g.count_for(out, 8);
@@ -901,11 +949,11 @@ impl<'w> Gen<'w> {
                 g.put16(e + 4, d);
                 g.put64(e + 8, u64::from(out.va));
             }),
-            GNTTABOP_TRANSFER => self.array(16, 8, |g, e| {
+            GNTTABOP_TRANSFER => self.handle_array(16, 8, |g, e| {
                 let m = g.mfn();
                 g.put(e, m);
             }),
-            GNTTABOP_COPY => self.array(24, 16, |g, e| {
+            GNTTABOP_COPY => self.handle_array(24, 16, |g, e| {
                 // The frame fields (without GNTCOPY_*_gref): the source may
                 // be read anywhere, the destination is never protected.
                 let (src, dst) = (g.mfn_read(), g.mfn());
@@ -942,7 +990,8 @@ impl<'w> Gen<'w> {
         if matches!(cmd, VCPUOP_DOWN | VCPUOP_SEND_NMI) && vcpu == 0 {
             vcpu = 1;
         }
-        let p = self.ptr(if cmd == VCPUOP_INITIALISE { 2800 } else { 32 });
+        // The area registrations hold an address Oxen writes at every switch.
+        let p = self.handle_ptr(if cmd == VCPUOP_INITIALISE { 2800 } else { 32 });
         if p.room.is_some() {
             match cmd {
                 VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA | VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA => {

@@ -19,7 +19,13 @@
 //!   arena (a static buffer every structure argument is built in, bounded so
 //!   that no count makes Oxen read or write past it); Oxen's frames, other
 //!   domains' frames and frames beyond RAM; the hole, unmapped addresses and
-//!   the read-only page-table mappings as pointers.
+//!   the read-only page-table mappings as pointers. A structure that holds
+//!   a handle or an address Oxen writes or maps (memory_op's, the grant
+//!   ops', vcpu_op's area registrations), or frames it writes, frees or
+//!   retypes (mmu_update requests, mmuext_ops, extent lists, multicall
+//!   lists), is built in the arena or sits where no access succeeds: read
+//!   from bytes the kernel does not choose (its page tables, the window)
+//!   it could name the kernel's own memory.
 //!   A protected frame is never the target of a write by machine address
 //!   either (`mmu_update`, `update_descriptor`, copies): Oxen, as Xen,
 //!   stores into any frame of the caller's that can take a writable type.
@@ -152,7 +158,8 @@ fn main(si: &'static StartInfo) -> ! {
             println!("fuzz: call {i} ({ok} succeeded)");
         }
         let call = g.next_call();
-        if o.trace_from.is_some_and(|t| i >= t) {
+        let traced = o.trace_from.is_some_and(|t| i >= t);
+        if traced {
             println!(
                 "fuzz: #{i} hypercall {} ({:#x}, {:#x}, {:#x}, {:#x}, {:#x})",
                 call.nr, call.args[0], call.args[1], call.args[2], call.args[3], call.args[4]
@@ -168,6 +175,9 @@ fn main(si: &'static StartInfo) -> ! {
         let ret = unsafe { hypercall(call.nr, call.args) };
         if ret >= 0 {
             ok += 1;
+        }
+        if traced {
+            println!("fuzz: #{i} -> {ret}");
         }
         g.after(&call, ret);
         if o.verify
