@@ -764,6 +764,22 @@ mod tests {
     }
 
     #[test]
+    fn network_commands_without_a_nic_say_so() {
+        let s = Session::new();
+        assert_eq!(s.one("ifconfig"), "ifconfig: no network device\n");
+        assert_eq!(s.one("ping 10.0.0.254"), "ping: no network device\n");
+        assert_eq!(
+            s.one("route -n"),
+            "Kernel IP routing table\n\
+             Destination     Gateway         Genmask         Flags Metric Ref    Use Iface\n"
+        );
+        assert_eq!(
+            s.one("route -x"),
+            "route: invalid option '-x'\nUsage: route [-n]\n"
+        );
+    }
+
+    #[test]
     fn lspci_lists_what_the_scan_found() {
         let bytes = image();
         let mut sh = Shell::new(Archive::parse(&bytes).unwrap());
