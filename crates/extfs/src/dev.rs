@@ -97,6 +97,22 @@ impl MemDevice {
     }
 }
 
+/// The byte offset of a transfer of `len` bytes at sector `lba` on a
+/// device of `sectors` sectors: `len` a whole number of sectors, the range
+/// inside the device.
+pub(crate) fn byte_offset(lba: u64, len: usize, sectors: u64) -> Result<u64, IoError> {
+    if !len.is_multiple_of(SECTOR_SIZE) {
+        return Err(IoError::BadLength);
+    }
+    let end = lba
+        .checked_add((len / SECTOR_SIZE) as u64)
+        .ok_or(IoError::OutOfRange)?;
+    if end > sectors {
+        return Err(IoError::OutOfRange);
+    }
+    Ok(lba * SECTOR_SIZE as u64)
+}
+
 impl BlockDevice for MemDevice {
     fn sector_count(&self) -> u64 {
         (self.data.len() / SECTOR_SIZE) as u64
@@ -136,16 +152,7 @@ impl FileDevice {
     }
 
     fn check(&self, lba: u64, len: usize) -> Result<u64, IoError> {
-        if !len.is_multiple_of(SECTOR_SIZE) {
-            return Err(IoError::BadLength);
-        }
-        let end = lba
-            .checked_add((len / SECTOR_SIZE) as u64)
-            .ok_or(IoError::OutOfRange)?;
-        if end > self.sectors {
-            return Err(IoError::OutOfRange);
-        }
-        Ok(lba * SECTOR_SIZE as u64)
+        byte_offset(lba, len, self.sectors)
     }
 }
 

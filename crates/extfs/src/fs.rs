@@ -1096,16 +1096,24 @@ impl<D: BlockDevice> Fs<D> {
         }
     }
 
-    fn write_at_inner(&mut self, ino: u32, off: u64, data: &[u8]) -> Result<usize> {
+    /// The inode `ino` for a change of its data: the filesystem writable,
+    /// the inode supported and a regular file (`IsDir` for a directory,
+    /// `Unsupported(what)` for anything else).
+    fn regular_for_change(&mut self, ino: u32, what: &'static str) -> Result<Inode> {
         self.writable()?;
-        let mut inode = self.read_inode(ino)?;
+        let inode = self.read_inode(ino)?;
         inode.check_supported()?;
         if inode.is_dir() {
             return Err(Error::IsDir);
         }
         if !inode.is_reg() {
-            return Err(Error::Unsupported("write to a file that is not regular"));
+            return Err(Error::Unsupported(what));
         }
+        Ok(inode)
+    }
+
+    fn write_at_inner(&mut self, ino: u32, off: u64, data: &[u8]) -> Result<usize> {
+        let mut inode = self.regular_for_change(ino, "write to a file that is not regular")?;
         self.write_inode_data(&mut inode, off, data)?;
         Ok(data.len())
     }
@@ -1183,15 +1191,7 @@ impl<D: BlockDevice> Fs<D> {
     }
 
     fn truncate_inner(&mut self, ino: u32, size: u64) -> Result<()> {
-        self.writable()?;
-        let mut inode = self.read_inode(ino)?;
-        inode.check_supported()?;
-        if inode.is_dir() {
-            return Err(Error::IsDir);
-        }
-        if !inode.is_reg() {
-            return Err(Error::Unsupported("truncate of a file that is not regular"));
-        }
+        let mut inode = self.regular_for_change(ino, "truncate of a file that is not regular")?;
         if size > self.size_limit(&inode) {
             return Err(Error::FileTooLarge);
         }

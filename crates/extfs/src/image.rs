@@ -42,16 +42,7 @@ impl<'a, D: BlockDevice> FileImage<'a, D> {
     }
 
     fn range(&self, lba: u64, len: usize) -> Result<u64, IoError> {
-        if !len.is_multiple_of(SECTOR_SIZE) {
-            return Err(IoError::BadLength);
-        }
-        let end = lba
-            .checked_add((len / SECTOR_SIZE) as u64)
-            .ok_or(IoError::OutOfRange)?;
-        if end > self.sectors {
-            return Err(IoError::OutOfRange);
-        }
-        Ok(lba * SECTOR_SIZE as u64)
+        crate::dev::byte_offset(lba, len, self.sectors)
     }
 }
 
