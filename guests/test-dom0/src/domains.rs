@@ -1028,6 +1028,7 @@ pub(crate) fn high_l3_domu(c: &mut Checks, mem: &Mem<'_>) {
         filled && pinned.is_ok(),
         format_args!("{filled} {pinned:?}"),
     );
+    // SAFETY: VcpuGuestContext is plain integers (FromZeros): all-zero is a valid value.
     static mut HCTX: VcpuGuestContext = unsafe { core::mem::zeroed() };
     // SAFETY: only this function uses HCTX, once.
     let ctx = unsafe { &mut *core::ptr::addr_of_mut!(HCTX) };
@@ -1063,6 +1064,7 @@ pub(crate) fn high_l3_domu(c: &mut Checks, mem: &Mem<'_>) {
         without == Err(Errno::EINVAL) && with.is_ok(),
         format_args!("{without:?} {with:?} cr3 {:#x}", ctx.ctrlreg[3]),
     );
+    // SAFETY: VcpuGuestContext is plain integers (FromZeros): all-zero is a valid value.
     static mut HBACK: VcpuGuestContext = unsafe { core::mem::zeroed() };
     // SAFETY: only this function uses HBACK, once.
     let back = unsafe { &mut *core::ptr::addr_of_mut!(HBACK) };
